@@ -1,0 +1,228 @@
+"""Settings for every environment, read from the environment (and an optional .env file).
+
+Defaults work on a developer machine with PostgreSQL and Redis on 127.0.0.1; production
+is safe by default: DEBUG is off, the secret key is required, cookies are secure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env("DJANGO_SECRET_KEY") if not DEBUG else env(
+    "DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me"
+)
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.postgres",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_htmx",
+    "template_partials",
+    "channels",
+    "crm",
+    "onlyfans",
+    "campaigns",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "crm.middleware.CurrentAccountMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "crm.context_processors.accounts",
+            ],
+        },
+    }
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/fancrm"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="fancrm"),
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [env("CHANNELS_REDIS_URL", default=REDIS_URL)],
+            "prefix": env("CHANNELS_PREFIX", default="fancrm:asgi"),
+        },
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# Production safety: every one of these is on unless DEBUG.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = False
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "crm.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env("API_THROTTLE_USER", default="600/min"),
+        "send": env("API_THROTTLE_SEND", default="120/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "crm.api_errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+}
+
+# --- Messaging platform gateway --------------------------------------------------------
+ONLYFANS_API_BASE_URL = env("ONLYFANS_API_BASE_URL", default="http://127.0.0.1:8765")
+ONLYFANS_API_KEY = env("ONLYFANS_API_KEY", default="sandbox-key")
+ONLYFANS_WEBHOOK_SECRET = env("ONLYFANS_WEBHOOK_SECRET", default="sandbox-webhook-secret")
+ONLYFANS_API_TIMEOUT_SECONDS = env.float("ONLYFANS_API_TIMEOUT_SECONDS", default=15.0)
+
+# --- Send pipeline ------------------------------------------------------------------------
+SEND_RATE_DEFAULT_PER_MINUTE = env.int("SEND_RATE_DEFAULT_PER_MINUTE", default=10)
+SEND_MIN_INTERVAL_DEFAULT_MS = env.int("SEND_MIN_INTERVAL_DEFAULT_MS", default=3000)
+# Extra seconds the limiter keeps between windows so network jitter cannot make the
+# platform see more than N sends in its own 60 s window.
+SEND_RATE_GUARD_MS = env.int("SEND_RATE_GUARD_MS", default=200)
+# How far ahead (seconds of an account's sends) may sit on the broker at once.
+SEND_DISPATCH_HORIZON_SECONDS = env.int("SEND_DISPATCH_HORIZON_SECONDS", default=60)
+SEND_DISPATCH_MAX_PER_ACCOUNT = env.int("SEND_DISPATCH_MAX_PER_ACCOUNT", default=10)
+SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=3)
+SEND_RETRY_BASE_SECONDS = env.float("SEND_RETRY_BASE_SECONDS", default=1.0)
+# A queued message whose task has not run for this long is published again by beat.
+SEND_REDISPATCH_AFTER_SECONDS = env.int("SEND_REDISPATCH_AFTER_SECONDS", default=360)
+SEND_LOCK_TTL_SECONDS = env.int("SEND_LOCK_TTL_SECONDS", default=60)
+SEND_TASK_TIME_LIMIT_SECONDS = env.int("SEND_TASK_TIME_LIMIT_SECONDS", default=60)
+MESSAGE_TEXT_MAX_LENGTH = 5000
+
+# --- Celery on SQS ----------------------------------------------------------------------
+SQS_ENDPOINT_URL = env("SQS_ENDPOINT_URL", default="http://127.0.0.1:4566")
+SQS_REGION = env("SQS_REGION", default="us-east-1")
+SQS_QUEUE_PREFIX = env("SQS_QUEUE_PREFIX", default="fancrm-")
+SQS_VISIBILITY_TIMEOUT_SECONDS = env.int("SQS_VISIBILITY_TIMEOUT_SECONDS", default=300)
+SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=5)
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="sqs://test:test@127.0.0.1:4566")
+CELERY_TASK_ALWAYS_EAGER = False
+
+DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo12345")
+
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env("LOG_FORMAT", default="json")  # "json" or "console"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {
+            "()": "structlog.stdlib.ProcessorFormatter",
+            "processor": "structlog.processors.JSONRenderer"
+            if LOG_FORMAT == "json"
+            else "structlog.dev.ConsoleRenderer",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+        "boto3": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}
+SQS_ACCOUNT_ID = env("SQS_ACCOUNT_ID", default="123456789012")
+SQS_WAIT_TIME_SECONDS = env.int("SQS_WAIT_TIME_SECONDS", default=1)
+SQS_POLLING_INTERVAL_SECONDS = env.float("SQS_POLLING_INTERVAL_SECONDS", default=0.0)
+SEND_OUTBOX_SWEEP_SECONDS = env.int("SEND_OUTBOX_SWEEP_SECONDS", default=30)

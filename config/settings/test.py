@@ -1,0 +1,32 @@
+"""Test settings: the real PostgreSQL, Redis and local SQS, with isolated names."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key")
+os.environ.setdefault("SQS_QUEUE_PREFIX", "fancrm-test-")
+os.environ.setdefault("CACHE_KEY_PREFIX", "fancrm-test")
+os.environ.setdefault("CHANNELS_PREFIX", "fancrm-test:asgi")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
+os.environ.setdefault("ONLYFANS_API_BASE_URL", "http://127.0.0.1:8766")
+os.environ.setdefault("LOG_FORMAT", "console")
+
+from .base import *  # noqa: E402,F403
+from .base import REST_FRAMEWORK  # noqa: E402
+
+DEBUG = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_SSL_REDIRECT = False
+SECURE_HSTS_SECONDS = 0
+ALLOWED_HOSTS = ["*"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "send": "100000/min"},
+}

@@ -1,0 +1,291 @@
+"""The CRM's data model, shared by every app.
+
+Each row that belongs to a creator account carries ``account`` directly, so every read can be
+scoped to the accounts a user is a member of with one indexed filter.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import Q
+
+
+class CreatorAccount(models.Model):
+    class ConnectionState(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        EXPIRED = "expired", "Expired (reconnect needed)"
+
+    display_name = models.CharField(max_length=200)
+    platform_account_id = models.CharField(
+        max_length=100, unique=True, help_text="The gateway's id of this account, e.g. acct_123."
+    )
+    connection_state = models.CharField(
+        max_length=20, choices=ConnectionState.choices, default=ConnectionState.CONNECTED
+    )
+    send_rate_per_minute = models.PositiveIntegerField(
+        default=10, help_text="At most this many messages in any 60-second window."
+    )
+    send_min_interval_ms = models.PositiveIntegerField(
+        default=3000, help_text="At least this many milliseconds between two sends."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(send_rate_per_minute__gte=1), name="account_send_rate_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(platform_account_id__startswith="acct_"),
+                name="account_platform_id_format",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def is_connected(self) -> bool:
+        return self.connection_state == self.ConnectionState.CONNECTED
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MANAGER = "manager", "Manager"
+        CHATTER = "chatter", "Chatter"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.CHATTER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account_id", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "account"], name="membership_unique_user_account")
+        ]
+        indexes = [models.Index(fields=["account", "role"], name="membership_account_role")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.account_id}:{self.role}"
+
+    @property
+    def can_manage_members(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.MANAGER)
+
+
+class Fan(models.Model):
+    class SubscriptionState(models.TextChoices):
+        ACTIVE = "active", "Active"
+        EXPIRED = "expired", "Expired"
+        NEVER = "never", "Never subscribed"
+
+    account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="fans")
+    platform_fan_id = models.CharField(max_length=64, help_text="The platform's user id of the fan.")
+    username = models.CharField(max_length=150)
+    display_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    notes = models.TextField(blank=True)
+    lifetime_spend_cents = models.BigIntegerField(default=0)
+    subscription_state = models.CharField(
+        max_length=20, choices=SubscriptionState.choices, default=SubscriptionState.NEVER
+    )
+    subscribed_at = models.DateTimeField(null=True, blank=True)
+    subscription_expires_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-lifetime_spend_cents", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "platform_fan_id"], name="fan_unique_platform_id"
+            ),
+            models.UniqueConstraint(fields=["account", "username"], name="fan_unique_username"),
+            models.CheckConstraint(
+                condition=Q(lifetime_spend_cents__gte=0), name="fan_spend_non_negative"
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["tags"], name="fan_tags_gin"),
+            models.Index(fields=["account", "-lifetime_spend_cents"], name="fan_account_spend"),
+            models.Index(fields=["account", "-last_seen_at"], name="fan_account_last_seen"),
+            models.Index(fields=["account", "subscription_state"], name="fan_account_sub_state"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.username
+
+
+class Conversation(models.Model):
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="conversations"
+    )
+    fan = models.OneToOneField(Fan, on_delete=models.CASCADE, related_name="conversation")
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    unread_count = models.PositiveIntegerField(default=0)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_conversations",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-last_message_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "fan"], name="conversation_unique_fan")
+        ]
+        indexes = [
+            models.Index(
+                fields=["account", "-last_message_at", "-id"], name="conversation_account_recent"
+            ),
+            models.Index(fields=["assigned_to", "-last_message_at"], name="conversation_assignee"),
+        ]
+
+    def __str__(self) -> str:
+        return f"conversation {self.pk} (fan {self.fan_id})"
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        IN = "in", "From fan"
+        OUT = "out", "To fan"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        RECEIVED = "received", "Received"
+
+    class SenderKind(models.TextChoices):
+        USER = "user", "User"
+        CAMPAIGN = "campaign", "Campaign"
+        FAN = "fan", "Fan"
+
+    account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    text = models.TextField(blank=True)
+    price_cents = models.PositiveIntegerField(default=0)
+    media_ids = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    platform_message_id = models.CharField(max_length=64, null=True, blank=True)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sender_kind = models.CharField(max_length=10, choices=SenderKind.choices)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sent_messages",
+    )
+    campaign_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The campaign that sent it, when sender_kind=campaign."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # When the send task was last published to the broker (the outbox's bookkeeping);
+    # null while the message waits in the database backlog.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "platform_message_id"],
+                condition=Q(platform_message_id__isnull=False),
+                name="message_unique_platform_id",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(direction="in", status="received")
+                    | Q(direction="out", status__in=["queued", "sending", "sent", "failed"])
+                ),
+                name="message_status_matches_direction",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_cents=0) | Q(price_cents__gte=300, price_cents__lte=20000),
+                name="message_price_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="message_sent_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "created_at", "id"], name="message_thread"),
+            # The send pipeline's backlog: an account's unsent messages, oldest first.
+            models.Index(
+                fields=["account", "id"],
+                condition=Q(status__in=["queued", "sending"]),
+                name="message_account_pending",
+            ),
+            models.Index(
+                fields=["account", "status", "-updated_at"], name="message_account_status"
+            ),
+            models.Index(fields=["account", "-sent_at"], name="message_account_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} ({self.direction}, {self.status})"
+
+
+class Purchase(models.Model):
+    class Kind(models.TextChoices):
+        TIP = "tip", "Tip"
+        PPV = "ppv", "Pay-per-view unlock"
+        SUBSCRIPTION = "subscription", "Subscription"
+
+    account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="purchases")
+    fan = models.ForeignKey(Fan, on_delete=models.CASCADE, related_name="purchases")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount_cents = models.PositiveIntegerField()
+    purchased_at = models.DateTimeField()
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="purchases"
+    )
+    # The platform event or transaction that recorded it, so replays cannot double-count.
+    platform_event_id = models.CharField(max_length=100, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-purchased_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "platform_event_id"],
+                condition=Q(platform_event_id__isnull=False),
+                name="purchase_unique_event",
+            ),
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="purchase_amount_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "-purchased_at"], name="purchase_account_time"),
+            models.Index(fields=["fan", "-purchased_at"], name="purchase_fan_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_cents}c"

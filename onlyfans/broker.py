@@ -1,0 +1,179 @@
+"""Celery's configuration and the SQS queues it uses.
+
+Queues are predefined (kombu never creates or lists queues on its own): ``send`` carries one
+task per outgoing message, ``default`` the periodic and housekeeping tasks, and ``send-dlq``
+receives whatever SQS could not deliver after ``SQS_MAX_RECEIVE_COUNT`` receives.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+
+SEND_QUEUE = "send"
+DEFAULT_QUEUE = "default"
+DEAD_LETTER_QUEUE = "send-dlq"
+
+
+@dataclass(frozen=True)
+class QueueNames:
+    send: str
+    default: str
+    dead_letter: str
+
+
+def queue_names() -> QueueNames:
+    prefix = settings.SQS_QUEUE_PREFIX
+    return QueueNames(
+        send=f"{prefix}{SEND_QUEUE}",
+        default=f"{prefix}{DEFAULT_QUEUE}",
+        dead_letter=f"{prefix}{DEAD_LETTER_QUEUE}",
+    )
+
+
+def _broker_credentials() -> tuple[str | None, str | None]:
+    parsed = urlparse(settings.CELERY_BROKER_URL)
+    return parsed.username or None, parsed.password or None
+
+
+def sqs_endpoint_url() -> str | None:
+    """The endpoint from the broker URL (``sqs://key:secret@host:port``), None for real AWS."""
+    parsed = urlparse(settings.CELERY_BROKER_URL)
+    if not parsed.hostname:
+        return None
+    scheme = "https" if parsed.port == 443 else "http"
+    return f"{scheme}://{parsed.hostname}:{parsed.port or 80}"
+
+
+def sqs_client(*, timeout_seconds: float = 5.0) -> Any:
+    key, secret = _broker_credentials()
+    return boto3.client(
+        "sqs",
+        region_name=settings.SQS_REGION,
+        endpoint_url=sqs_endpoint_url(),
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(
+            connect_timeout=timeout_seconds,
+            read_timeout=timeout_seconds,
+            retries={"total_max_attempts": 2},
+        ),
+    )
+
+
+def queues_ensure(client: Any = None) -> dict[str, str]:
+    """Create the queues (idempotent) with the dead-letter redrive policy; return name -> URL."""
+    client = client or sqs_client()
+    names = queue_names()
+    visibility = str(settings.SQS_VISIBILITY_TIMEOUT_SECONDS)
+    dlq_url = client.create_queue(
+        QueueName=names.dead_letter, Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.SQS_MAX_RECEIVE_COUNT)}
+    )
+    urls = {names.dead_letter: dlq_url}
+    for name in (names.send, names.default):
+        attributes = {"VisibilityTimeout": visibility, "RedrivePolicy": redrive}
+        url = client.create_queue(QueueName=name)["QueueUrl"]
+        # create_queue refuses changed attributes on an existing queue; set them explicitly.
+        client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        urls[name] = url
+    return urls
+
+
+def _queue_url(name: str) -> str:
+    endpoint = sqs_endpoint_url()
+    account = settings.SQS_ACCOUNT_ID
+    if endpoint:
+        return f"{endpoint}/{account}/{name}"
+    return f"https://sqs.{settings.SQS_REGION}.amazonaws.com/{account}/{name}"
+
+
+@functools.cache
+def _celery_config() -> dict[str, Any]:
+    names = queue_names()
+    key, secret = _broker_credentials()
+    predefined = {
+        name: {"url": _queue_url(name), "access_key_id": key, "secret_access_key": secret}
+        for name in (names.send, names.default)
+    }
+    time_limit = settings.SEND_TASK_TIME_LIMIT_SECONDS
+    # A message must stay invisible while a worker holds it, or SQS hands it to another one.
+    assert settings.SQS_VISIBILITY_TIMEOUT_SECONDS > time_limit * 2
+    return {
+        "broker_url": settings.CELERY_BROKER_URL,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "region": settings.SQS_REGION,
+            "visibility_timeout": settings.SQS_VISIBILITY_TIMEOUT_SECONDS,
+            "wait_time_seconds": settings.SQS_WAIT_TIME_SECONDS,
+            "polling_interval": settings.SQS_POLLING_INTERVAL_SECONDS,
+            "predefined_queues": predefined,
+            "client-config": {
+                "connect_timeout": 3,
+                "read_timeout": settings.SQS_WAIT_TIME_SECONDS + 5,
+                "retries": {"total_max_attempts": 2},
+            },
+        },
+        "task_default_queue": names.default,
+        "task_routes": {"onlyfans.tasks.message_send_task": {"queue": names.send}},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_time_limit": time_limit,
+        "task_soft_time_limit": time_limit - 5,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "worker_prefetch_multiplier": 1,
+        # SQS has no broadcast exchange: remote control and events would need SNS.
+        "worker_enable_remote_control": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "worker_hijack_root_logger": False,
+        # Publishing gives up quickly: the outbox (beat) publishes again later.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "beat_schedule": {
+            "send-outbox-sweep": {
+                "task": "onlyfans.tasks.outbox_sweep_task",
+                "schedule": float(settings.SEND_OUTBOX_SWEEP_SECONDS),
+            },
+        },
+        "timezone": "UTC",
+    }
+
+
+class _LazyCeleryConfig:
+    """Read by ``config_from_object`` after Django settings are importable."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        config = _celery_config()
+        if name in config:
+            return config[name]
+        raise AttributeError(name)
+
+    def __dir__(self) -> list[str]:
+        return list(_celery_config())
+
+
+celery_config = _LazyCeleryConfig()
