@@ -1,0 +1,89 @@
+"""What crosses the gateway facade: plain frozen dataclasses and typed errors, never HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    account_platform_id: str
+    chat_id: str
+    text: str
+    price_cents: int
+    media_ids: tuple[str, ...]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    platform_message_id: str
+    created_at: datetime | None
+    replayed: bool
+    rate_limit_remaining: int | None = None
+
+
+@dataclass(frozen=True)
+class PlatformAccount:
+    platform_account_id: str
+    display_name: str
+    is_authenticated: bool
+
+
+@dataclass(frozen=True)
+class PlatformFan:
+    platform_fan_id: str
+    username: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class PlatformChat:
+    fan: PlatformFan
+    unread_count: int
+    last_message_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PlatformMessage:
+    platform_message_id: str
+    text: str
+    from_fan: bool
+    price_cents: int
+    created_at: datetime | None
+    media_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+class GatewayError(Exception):
+    """The platform did not do what was asked. ``code`` is stable, ``message`` is the gateway's."""
+
+    def __init__(self, message: str, *, code: str = "gateway_error", status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+
+class GatewayTransientError(GatewayError):
+    """408, 5xx, a timeout or a broken connection: retry later with the same idempotency key."""
+
+
+class GatewayRateLimited(GatewayTransientError):
+    """429: wait ``retry_after_seconds`` (when the gateway said) before trying again."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message, code="rate_limited", status=429)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class GatewayConflict(GatewayTransientError):
+    """409 IDEMPOTENCY_CONFLICT: the first attempt with this key is still running."""
+
+
+class GatewayAccountUnavailable(GatewayError):
+    """401, ``account_not_found`` or a disconnected account: the creator must reconnect."""
+
+
+class GatewayRejected(GatewayError):
+    """Any other 4xx: the platform refused this message for good."""
