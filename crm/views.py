@@ -1,0 +1,216 @@
+"""HTML pages: home, account switcher, fans, members, settings. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from crm import selectors, services
+from crm.errors import ApplicationError, NotFoundError
+from crm.forms import (
+    AccountSwitchForm,
+    FanFilterForm,
+    FanUpdateForm,
+    MembershipCreateForm,
+    MembershipRoleForm,
+)
+from crm.middleware import SESSION_KEY
+from crm.models import Fan, Membership
+
+FANS_PER_PAGE = 50
+
+
+def _membership_or_404(request: HttpRequest, account_id: int) -> Membership:
+    try:
+        return selectors.membership_get(user=request.user, account_id=account_id)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    memberships = selectors.memberships_with_fan_counts(user=request.user)
+    return render(request, "crm/home.html", {"memberships": memberships})
+
+
+@login_required
+@require_POST
+def account_switch(request: HttpRequest) -> HttpResponse:
+    form = AccountSwitchForm(request.POST)
+    if not form.is_valid():
+        raise Http404("Creator account not found.")
+    membership = _membership_or_404(request, form.cleaned_data["account_id"])
+    request.session[SESSION_KEY] = membership.account_id
+    next_url = form.cleaned_data["next"]
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return HttpResponseRedirect(next_url)
+    return redirect("home")
+
+
+@login_required
+def fan_list(request: HttpRequest, account_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    filter_form = FanFilterForm(request.GET)
+    fans = selectors.fans_for_account(
+        user=request.user, account_id=account_id, **filter_form.filters()
+    )
+    page = Paginator(fans, FANS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "membership": membership,
+        "account": membership.account,
+        "filter_form": filter_form,
+        "page": page,
+        "query_string": query.urlencode(),
+    }
+    template = "crm/fans.html#fan-table" if request.htmx else "crm/fans.html"
+    return render(request, template, context)
+
+
+def _fan_in_account(request: HttpRequest, account_id: int, fan_id: int) -> Fan:
+    try:
+        fan = selectors.fan_get(user=request.user, fan_id=fan_id)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    if fan.account_id != account_id:
+        raise Http404("Fan not found.")
+    return fan
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def fan_detail(request: HttpRequest, account_id: int, fan_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    fan = _fan_in_account(request, account_id, fan_id)
+    if request.method == "POST":
+        form = FanUpdateForm(request.POST)
+        if form.is_valid():
+            try:
+                services.fan_update(
+                    actor=request.user,
+                    fan=fan,
+                    tags=form.tag_list(),
+                    notes=form.cleaned_data["notes"],
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, "Fan saved.")
+                return redirect("fan_detail", account_id=account_id, fan_id=fan.pk)
+    else:
+        form = FanUpdateForm(initial={"tags": ", ".join(fan.tags), "notes": fan.notes})
+    context = {
+        "membership": membership,
+        "account": membership.account,
+        "fan": fan,
+        "form": form,
+        "purchases": selectors.fan_recent_purchases(fan=fan),
+    }
+    return render(request, "crm/fan_detail.html", context, status=400 if form.errors else 200)
+
+
+def _members_page(
+    request: HttpRequest,
+    membership: Membership,
+    *,
+    create_form: MembershipCreateForm | None = None,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "membership": membership,
+        "account": membership.account,
+        "members": selectors.members_for_account(
+            user=request.user, account_id=membership.account_id
+        ),
+        "create_form": create_form or MembershipCreateForm(),
+        "role_choices": Membership.Role.choices,
+        "error": error,
+    }
+    return render(request, "crm/members.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def member_list(request: HttpRequest, account_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    if request.method == "GET":
+        return _members_page(request, membership)
+    form = MembershipCreateForm(request.POST)
+    if not form.is_valid():
+        return _members_page(request, membership, create_form=form, status=400)
+    try:
+        created = services.membership_create(
+            actor=request.user,
+            account=membership.account,
+            username=form.cleaned_data["username"],
+            role=form.cleaned_data["role"],
+        )
+    except ApplicationError as exc:
+        return _members_page(
+            request, membership, create_form=form, error=exc.message, status=exc.status_code
+        )
+    messages.success(request, f"Added {created.user.get_username()} as {created.role}.")
+    return redirect("member_list", account_id=account_id)
+
+
+def _member_or_404(request: HttpRequest, account_id: int, membership_id: int) -> Membership:
+    try:
+        return selectors.member_get(
+            user=request.user, account_id=account_id, membership_id=membership_id
+        )
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+
+
+@login_required
+@require_POST
+def member_update(request: HttpRequest, account_id: int, membership_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    target = _member_or_404(request, account_id, membership_id)
+    form = MembershipRoleForm(request.POST)
+    if not form.is_valid():
+        return _members_page(request, membership, error="Choose a valid role.", status=400)
+    try:
+        services.membership_update_role(
+            actor=request.user, membership=target, role=form.cleaned_data["role"]
+        )
+    except ApplicationError as exc:
+        return _members_page(request, membership, error=exc.message, status=exc.status_code)
+    messages.success(request, f"{target.user.get_username()} is now {target.role}.")
+    return redirect("member_list", account_id=account_id)
+
+
+@login_required
+@require_POST
+def member_delete(request: HttpRequest, account_id: int, membership_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    target = _member_or_404(request, account_id, membership_id)
+    try:
+        services.membership_delete(actor=request.user, membership=target)
+    except ApplicationError as exc:
+        return _members_page(request, membership, error=exc.message, status=exc.status_code)
+    messages.success(request, f"Removed {target.user.get_username()}.")
+    if target.user_id == request.user.pk:
+        return redirect("home")
+    return redirect("member_list", account_id=account_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        services.api_token_reset(user=request.user)
+        messages.success(request, "A new API token was created; the old one no longer works.")
+        return redirect(reverse("settings"))
+    token = selectors.api_token_get(user=request.user)
+    return render(request, "crm/settings.html", {"token": token})
