@@ -1,0 +1,115 @@
+"""Admin for support staff. Big tables never count their rows and use raw-id widgets."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(CreatorAccount)
+class CreatorAccountAdmin(admin.ModelAdmin):
+    list_display = [
+        "display_name",
+        "platform_account_id",
+        "connection_state",
+        "send_rate_per_minute",
+        "send_min_interval_ms",
+        "created_at",
+    ]
+    list_filter = ["connection_state"]
+    search_fields = ["display_name", "=platform_account_id"]
+    readonly_fields = ["platform_account_id", "created_at", "updated_at"]
+    ordering = ["display_name", "id"]
+    inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # The platform id is set once, when the account is connected.
+        if obj is None:
+            return ["created_at", "updated_at"]
+        return self.readonly_fields
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "account", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "account__display_name", "=account__platform_account_id"]
+    list_select_related = ["user", "account"]
+    raw_id_fields = ["user", "account"]
+    ordering = ["account_id", "user_id"]
+
+
+@admin.register(Fan)
+class FanAdmin(admin.ModelAdmin):
+    list_display = [
+        "username",
+        "display_name",
+        "account",
+        "platform_fan_id",
+        "subscription_state",
+        "lifetime_spend_cents",
+        "last_seen_at",
+    ]
+    list_filter = ["subscription_state", "account"]
+    search_fields = ["=platform_fan_id", "username", "email"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+    readonly_fields = ["platform_fan_id", "created_at", "updated_at"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["id", "fan", "account", "last_message_at", "unread_count", "assigned_to"]
+    list_filter = ["account"]
+    search_fields = ["=fan__platform_fan_id", "fan__username"]
+    list_select_related = ["fan", "account", "assigned_to"]
+    raw_id_fields = ["account", "fan", "assigned_to"]
+    readonly_fields = ["created_at"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "account",
+        "conversation_id",
+        "direction",
+        "status",
+        "sender_kind",
+        "price_cents",
+        "attempts",
+        "sent_at",
+        "created_at",
+    ]
+    list_filter = ["status", "direction", "sender_kind"]
+    search_fields = ["=platform_message_id", "=idempotency_key", "=conversation__id"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account", "conversation", "sent_by"]
+    readonly_fields = ["platform_message_id", "idempotency_key", "created_at", "updated_at"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "amount_cents", "fan", "account", "purchased_at"]
+    list_filter = ["kind"]
+    search_fields = ["=platform_event_id", "=fan__platform_fan_id"]
+    list_select_related = ["fan", "account"]
+    raw_id_fields = ["account", "fan", "message"]
+    readonly_fields = ["platform_event_id", "created_at"]
+    ordering = ["-id"]
+    show_full_result_count = False
