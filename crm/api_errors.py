@@ -32,7 +32,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response.data = {
             "code": "validation_error",
             "detail": "The request has invalid fields.",
-            "errors": exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail},
+            "errors": exc.detail
+            if isinstance(exc.detail, dict)
+            else {"non_field_errors": exc.detail},
         }
         response.status_code = status.HTTP_400_BAD_REQUEST
     elif isinstance(exc, exceptions.APIException):

@@ -17,8 +17,10 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         account_id = int(self.scope["url_route"]["kwargs"]["account_id"])
-        if user is None or not user.is_authenticated or not await self._is_member(
-            user.pk, account_id
+        if (
+            user is None
+            or not user.is_authenticated
+            or not await self._is_member(user.pk, account_id)
         ):
             await self.close(code=4403)
             return

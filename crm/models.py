@@ -74,7 +74,9 @@ class Membership(models.Model):
     class Meta:
         ordering = ["account_id", "user_id"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "account"], name="membership_unique_user_account")
+            models.UniqueConstraint(
+                fields=["user", "account"], name="membership_unique_user_account"
+            )
         ]
         indexes = [models.Index(fields=["account", "role"], name="membership_account_role")]
 
@@ -93,7 +95,9 @@ class Fan(models.Model):
         NEVER = "never", "Never subscribed"
 
     account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="fans")
-    platform_fan_id = models.CharField(max_length=64, help_text="The platform's user id of the fan.")
+    platform_fan_id = models.CharField(
+        max_length=64, help_text="The platform's user id of the fan."
+    )
     username = models.CharField(max_length=150)
     display_name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
@@ -280,7 +284,9 @@ class Purchase(models.Model):
                 condition=Q(platform_event_id__isnull=False),
                 name="purchase_unique_event",
             ),
-            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="purchase_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_cents__gt=0), name="purchase_amount_positive"
+            ),
         ]
         indexes = [
             models.Index(fields=["account", "-purchased_at"], name="purchase_account_time"),

@@ -1,5 +1,15 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from onlyfans import api
+
+urlpatterns = [
+    path("messages/send", api.MessageSendApi.as_view(), name="api-message-send"),
+    path("messages/status", api.PipelineStatusApi.as_view(), name="api-pipeline-status"),
+    path("messages/failed", api.FailedMessagesApi.as_view(), name="api-messages-failed"),
+    path("messages/<int:message_id>", api.MessageDetailApi.as_view(), name="api-message-detail"),
+    path(
+        "messages/<int:message_id>/retry", api.MessageRetryApi.as_view(), name="api-message-retry"
+    ),
+]

@@ -110,7 +110,7 @@ def _celery_config() -> dict[str, Any]:
     }
     time_limit = settings.SEND_TASK_TIME_LIMIT_SECONDS
     # A message must stay invisible while a worker holds it, or SQS hands it to another one.
-    assert settings.SQS_VISIBILITY_TIMEOUT_SECONDS > time_limit * 2
+    assert time_limit * 2 < settings.SQS_VISIBILITY_TIMEOUT_SECONDS
     return {
         "broker_url": settings.CELERY_BROKER_URL,
         "broker_connection_retry_on_startup": True,

@@ -21,4 +21,6 @@ LIMITER_WAITS = Counter(
     "crm_rate_limiter_waits_total", "Send tasks deferred because the account's limit was reached."
 )
 TASK_EXECUTIONS = Counter("crm_send_task_executions_total", "Send task executions.", ["outcome"])
-WEBHOOKS_RECEIVED = Counter("crm_webhooks_received_total", "Webhook deliveries.", ["event", "result"])
+WEBHOOKS_RECEIVED = Counter(
+    "crm_webhooks_received_total", "Webhook deliveries.", ["event", "result"]
+)

@@ -13,7 +13,11 @@ class WebhookEvent(models.Model):
     event_key = models.CharField(max_length=255, unique=True)
     event = models.CharField(max_length=100)
     account = models.ForeignKey(
-        CreatorAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_events"
+        CreatorAccount,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="webhook_events",
     )
     handled = models.BooleanField(default=False)
     received_at = models.DateTimeField(auto_now_add=True)

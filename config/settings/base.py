@@ -16,8 +16,10 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env("DJANGO_SECRET_KEY") if not DEBUG else env(
-    "DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me"
+SECRET_KEY = (
+    env("DJANGO_SECRET_KEY")
+    if not DEBUG
+    else env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me")
 )
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []

@@ -1,0 +1,175 @@
+"""One delivery of one outgoing message: lock, order, rate limit, gateway, status.
+
+Called by the send task for every SQS delivery. Any number of deliveries of the same message,
+in any number of worker processes, send it to the platform once at most: a Redis lock keeps
+two deliveries apart, the status is re-read under it, and the gateway replays the idempotency
+key for an attempt that reached the platform but was never recorded here.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import structlog
+from django.conf import settings
+from redis.exceptions import LockError
+
+from crm.models import Message
+from onlyfans import gateway, metrics
+from onlyfans.contracts import (
+    GatewayAccountUnavailable,
+    GatewayConflict,
+    GatewayError,
+    GatewayRateLimited,
+    GatewayRejected,
+    GatewayTransientError,
+    SendRequest,
+)
+from onlyfans.dispatch import account_rate_limit
+from onlyfans.ratelimit import rate_limit_acquire
+from onlyfans.redis_conn import redis_client
+from onlyfans.services import (
+    PENDING,
+    account_mark_expired,
+    message_mark_failed,
+    message_mark_sending,
+    message_mark_sent,
+    message_requeue,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the task does next: nothing, publish again after ``retry_in`` s, or top up."""
+
+    result: str
+    account_id: int | None = None
+    retry_in: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.result in ("sent", "failed")
+
+
+def retry_backoff_seconds(attempt: int) -> float:
+    """About 1 s, 2 s, 4 s… after attempts 1, 2, 3…, with ±25 % jitter."""
+    base = settings.SEND_RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1)
+    return base * random.uniform(0.75, 1.25)
+
+
+def _send_request(message: Message) -> SendRequest:
+    return SendRequest(
+        account_platform_id=message.account.platform_account_id,
+        chat_id=message.conversation.fan.platform_fan_id,
+        text=message.text,
+        price_cents=message.price_cents,
+        media_ids=tuple(message.media_ids),
+        idempotency_key=str(message.idempotency_key),
+    )
+
+
+def message_deliver(*, message_id: int) -> Outcome:
+    """Try to send the message now. Takes the message's Redis lock for the whole attempt."""
+    lock = redis_client().lock(
+        f"send:lock:{message_id}", timeout=settings.SEND_LOCK_TTL_SECONDS, blocking=False
+    )
+    if not lock.acquire():
+        # Another delivery is sending it right now; it owns the outcome.
+        return Outcome("busy")
+    try:
+        return _deliver_locked(message_id)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("send.lock_expired", message_id=message_id)
+
+
+def _deliver_locked(message_id: int) -> Outcome:
+    message = (
+        Message.objects.select_related("account", "conversation__fan")
+        .filter(pk=message_id, direction=Message.Direction.OUT)
+        .first()
+    )
+    if message is None or message.status not in PENDING:
+        return Outcome("skipped")
+    account = message.account
+    if not account.is_connected:
+        message_requeue(message=message, error="account_disconnected", dispatched=False)
+        return Outcome("paused", account_id=account.pk)
+
+    earlier_pending = Message.objects.filter(
+        conversation_id=message.conversation_id,
+        direction=Message.Direction.OUT,
+        status__in=PENDING,
+        id__lt=message.pk,
+    ).exists()
+    if earlier_pending:
+        # Messages of one conversation leave in the order they were queued.
+        return Outcome(
+            "ordered", account_id=account.pk, retry_in=max(1.0, account.send_min_interval_ms / 1000)
+        )
+
+    slot = rate_limit_acquire(account_id=account.pk, limit=account_rate_limit(account))
+    if not slot.granted:
+        metrics.LIMITER_WAITS.inc()
+        return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
+
+    if not message_mark_sending(message=message):
+        return Outcome("skipped")
+    started = time.perf_counter()
+    try:
+        result = gateway.message_send(_send_request(message))
+    except GatewayRateLimited as exc:
+        message_requeue(message=message, error="rate_limited", undo_attempt=True)
+        metrics.SEND_RETRIES.labels("rate_limited").inc()
+        log.info(
+            "send.rate_limited",
+            message_id=message.pk,
+            account_id=account.pk,
+            retry_after=exc.retry_after_seconds,
+        )
+        return Outcome(
+            "rate_limited", account_id=account.pk, retry_in=exc.retry_after_seconds or 5.0
+        )
+    except GatewayConflict:
+        message_requeue(message=message, error="idempotency_conflict", undo_attempt=True)
+        metrics.SEND_RETRIES.labels("conflict").inc()
+        return Outcome("conflict", account_id=account.pk, retry_in=2.0)
+    except GatewayTransientError as exc:
+        error = f"{exc.code}: {exc.message}"
+        if message.attempts >= settings.SEND_MAX_ATTEMPTS:
+            message_mark_failed(message=message, error=error)
+            return Outcome("failed", account_id=account.pk)
+        message_requeue(message=message, error=error)
+        metrics.SEND_RETRIES.labels("transient").inc()
+        log.info(
+            "send.retrying",
+            message_id=message.pk,
+            account_id=account.pk,
+            attempt=message.attempts,
+            error_code=exc.code,
+        )
+        return Outcome(
+            "retrying", account_id=account.pk, retry_in=retry_backoff_seconds(message.attempts)
+        )
+    except GatewayAccountUnavailable as exc:
+        account_mark_expired(account_id=account.pk, reason=exc.code)
+        message_requeue(
+            message=message, error="account_disconnected", undo_attempt=True, dispatched=False
+        )
+        return Outcome("paused", account_id=account.pk)
+    except GatewayRejected as exc:
+        message_mark_failed(message=message, error=f"{exc.code}: {exc.message}")
+        return Outcome("failed", account_id=account.pk)
+    except GatewayError as exc:
+        message_mark_failed(message=message, error=f"{exc.code}: {exc.message}")
+        return Outcome("failed", account_id=account.pk)
+    finally:
+        metrics.SEND_DURATION.observe(time.perf_counter() - started)
+    message_mark_sent(message=message, platform_message_id=result.platform_message_id)
+    return Outcome("sent", account_id=account.pk)

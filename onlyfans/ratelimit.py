@@ -1,0 +1,157 @@
+"""Per-account send rate limiter in Redis, shared by every worker process on every machine.
+
+Two rules, checked and recorded atomically by one Lua script with Redis' own clock:
+at most ``limit`` sends in any sliding window of 60 s (a log of send times in a sorted set),
+and at least ``min_interval`` between two sends. The window is widened by a small guard so
+that network jitter between our clock and the platform's cannot show the platform ``limit+1``
+sends inside its own 60 s.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from redis.commands.core import Script
+
+from onlyfans.redis_conn import redis_client
+
+WINDOW_MS = 60_000
+
+_ACQUIRE = """
+local key = KEYS[1]
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local interval = tonumber(ARGV[3])
+local member = ARGV[4]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local wait = 0
+local count = redis.call('ZCARD', key)
+if count >= limit then
+  local freeing = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+  wait = math.max(wait, tonumber(freeing[2]) + window - now)
+end
+if count > 0 then
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  wait = math.max(wait, tonumber(last[2]) + interval - now)
+end
+if wait > 0 then
+  return {0, wait, now}
+end
+redis.call('ZADD', key, now, member)
+redis.call('PEXPIRE', key, window + interval + 1000)
+return {1, 0, now}
+"""
+
+_SNAPSHOT = """
+local key = KEYS[1]
+local window = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+local scores = {}
+for i = 2, #entries, 2 do scores[#scores + 1] = entries[i] end
+return {now, scores}
+"""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    per_minute: int
+    min_interval_ms: int
+
+    @property
+    def window_ms(self) -> int:
+        return WINDOW_MS + settings.SEND_RATE_GUARD_MS
+
+
+@dataclass(frozen=True)
+class Acquired:
+    granted: bool
+    wait_seconds: float
+
+
+@dataclass(frozen=True)
+class LimiterState:
+    used_in_window: int
+    tokens_left: int
+    next_free_in_seconds: float
+
+
+@functools.cache
+def _scripts() -> tuple[Script, Script]:
+    client = redis_client()
+    return client.register_script(_ACQUIRE), client.register_script(_SNAPSHOT)
+
+
+def _key(account_id: int) -> str:
+    return f"ratelimit:send:{account_id}"
+
+
+def rate_limit_acquire(*, account_id: int, limit: RateLimit) -> Acquired:
+    """Take one send slot for the account now, or say how long until one is free."""
+    script = _scripts()[0]
+    granted, wait_ms, _now = script(
+        keys=[_key(account_id)],
+        args=[limit.window_ms, limit.per_minute, limit.min_interval_ms, uuid.uuid4().hex],
+    )
+    return Acquired(granted=bool(granted), wait_seconds=max(0.0, int(wait_ms) / 1000))
+
+
+def _snapshot(account_id: int, limit: RateLimit) -> tuple[int, list[int]]:
+    script = _scripts()[1]
+    now, scores = script(keys=[_key(account_id)], args=[limit.window_ms])
+    return int(now), [int(float(s)) for s in scores]
+
+
+def rate_limit_forecast(*, account_id: int, limit: RateLimit, count: int) -> list[float]:
+    """Seconds from now of the next ``count`` free slots, if nothing else takes them.
+
+    Used to publish each task with the delay it will need anyway, so workers do not spin on
+    messages that cannot go yet. Past a thousand slots it extrapolates at the steady rate.
+    """
+    if count <= 0:
+        return []
+    now, sends = _snapshot(account_id, limit)
+    window, per_window, interval = limit.window_ms, limit.per_minute, limit.min_interval_ms
+    simulated = min(count, 1000)
+    slots: list[int] = []
+    times = list(sends)
+    t = now
+    for _ in range(simulated):
+        if times:
+            t = max(t, times[-1] + interval)
+        if len(times) >= per_window:
+            t = max(t, times[-per_window] + window)
+        times.append(t)
+        slots.append(t)
+    step = max(window / per_window, interval)
+    result = [(s - now) / 1000 for s in slots]
+    last = result[-1]
+    result.extend(last + (i + 1) * step / 1000 for i in range(count - simulated))
+    return result
+
+
+def rate_limit_state(*, account_id: int, limit: RateLimit) -> LimiterState:
+    now, sends = _snapshot(account_id, limit)
+    used = len(sends)
+    next_free = 0.0
+    if used >= limit.per_minute:
+        next_free = max(next_free, sends[used - limit.per_minute] + limit.window_ms - now)
+    if sends:
+        next_free = max(next_free, sends[-1] + limit.min_interval_ms - now)
+    return LimiterState(
+        used_in_window=used,
+        tokens_left=max(0, limit.per_minute - used),
+        next_free_in_seconds=math.ceil(max(0.0, next_free)) / 1000,
+    )
+
+
+def rate_limit_reset(*, account_id: int) -> None:
+    redis_client().delete(_key(account_id))

@@ -1,0 +1,171 @@
+"""Reads of the send pipeline, scoped to the accounts the acting user is a member of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
+
+from crm.errors import NotFoundError
+from crm.models import CreatorAccount, Message
+from crm.selectors import User, accounts_for_user
+from onlyfans.broker import queue_names, sqs_client
+from onlyfans.dispatch import PENDING, account_rate_limit
+from onlyfans.ratelimit import rate_limit_forecast, rate_limit_state
+
+log = structlog.get_logger(__name__)
+
+
+def outgoing_messages_for_user(*, user: User) -> QuerySet[Message]:
+    return Message.objects.filter(
+        direction=Message.Direction.OUT, account__memberships__user_id=user.pk
+    )
+
+
+def message_get(*, user: User, message_id: int) -> Message:
+    message = outgoing_messages_for_user(user=user).filter(pk=message_id).first()
+    if message is None:
+        raise NotFoundError("Message not found.", code="message_not_found")
+    return message
+
+
+def failed_messages(*, user: User, account_id: int | None = None) -> QuerySet[Message]:
+    qs = outgoing_messages_for_user(user=user).filter(status=Message.Status.FAILED)
+    if account_id is not None:
+        qs = qs.filter(account_id=account_id)
+    return qs.order_by("-updated_at", "-id")
+
+
+def message_estimated_send_at(*, message: Message) -> datetime:
+    """When the message should leave, from its place in the account's backlog and the limiter."""
+    account = message.account
+    position = Message.objects.filter(
+        account_id=message.account_id, status__in=PENDING, id__lt=message.pk
+    ).count()
+    delays = rate_limit_forecast(
+        account_id=account.pk, limit=account_rate_limit(account), count=position + 1
+    )
+    return timezone.now() + timedelta(seconds=delays[-1])
+
+
+@dataclass(frozen=True)
+class QueueDepths:
+    available: int | None
+    in_flight: int | None
+    delayed: int | None
+    dead_letter: int | None
+
+
+def queue_depths() -> QueueDepths:
+    """Approximate counts from SQS itself (None when SQS does not answer)."""
+    names = queue_names()
+    try:
+        client = sqs_client(timeout_seconds=2)
+        attrs = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        send_url = client.get_queue_url(QueueName=names.send)["QueueUrl"]
+        dlq_url = client.get_queue_url(QueueName=names.dead_letter)["QueueUrl"]
+        send = client.get_queue_attributes(QueueUrl=send_url, AttributeNames=attrs)["Attributes"]
+        dlq = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=attrs[:1])["Attributes"]
+    except Exception:
+        log.warning("sqs.unavailable", exc_info=True)
+        return QueueDepths(None, None, None, None)
+    return QueueDepths(
+        available=int(send["ApproximateNumberOfMessages"]),
+        in_flight=int(send["ApproximateNumberOfMessagesNotVisible"]),
+        delayed=int(send["ApproximateNumberOfMessagesDelayed"]),
+        dead_letter=int(dlq["ApproximateNumberOfMessages"]),
+    )
+
+
+def pipeline_status(*, user: User) -> dict[str, Any]:
+    """Per account the user can see: today's counts, the backlog, the limiter; plus SQS depths.
+
+    SQS queues are shared by all accounts, so broker depths are reported once, not per account.
+    """
+    day_start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    accounts = list(
+        accounts_for_user(user=user)
+        .annotate(
+            queued=Count("messages", filter=Q(messages__status=Message.Status.QUEUED)),
+            sending=Count("messages", filter=Q(messages__status=Message.Status.SENDING)),
+            dispatched=Count(
+                "messages",
+                filter=Q(messages__status__in=PENDING, messages__dispatched_at__isnull=False),
+            ),
+            sent_today=Count(
+                "messages",
+                filter=Q(messages__status=Message.Status.SENT, messages__sent_at__gte=day_start),
+            ),
+            failed_today=Count(
+                "messages",
+                filter=Q(
+                    messages__status=Message.Status.FAILED, messages__updated_at__gte=day_start
+                ),
+            ),
+            queued_today=Count(
+                "messages",
+                filter=Q(
+                    messages__direction=Message.Direction.OUT,
+                    messages__queued_at__gte=day_start,
+                ),
+            ),
+            last_processed_at=Max("messages__sent_at"),
+        )
+        .order_by("display_name", "id")
+    )
+    rows = []
+    for account in accounts:
+        state = rate_limit_state(account_id=account.pk, limit=account_rate_limit(account))
+        finished = account.sent_today + account.failed_today  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "account_id": account.pk,
+                "display_name": account.display_name,
+                "connection_state": account.connection_state,
+                "queued": account.queued,  # type: ignore[attr-defined]
+                "sending": account.sending,  # type: ignore[attr-defined]
+                "on_broker": account.dispatched,  # type: ignore[attr-defined]
+                "sent_today": account.sent_today,  # type: ignore[attr-defined]
+                "failed_today": account.failed_today,  # type: ignore[attr-defined]
+                "queued_today": account.queued_today,  # type: ignore[attr-defined]
+                "failure_rate_today": round(account.failed_today / finished, 4)  # type: ignore[attr-defined]
+                if finished
+                else 0.0,
+                "last_processed_at": account.last_processed_at,  # type: ignore[attr-defined]
+                "rate_limit": {
+                    "per_minute": account.send_rate_per_minute,
+                    "min_interval_ms": account.send_min_interval_ms,
+                    "tokens_left": state.tokens_left,
+                    "next_free_slot_in_seconds": state.next_free_in_seconds,
+                },
+            }
+        )
+    depths = queue_depths()
+    return {
+        "accounts": rows,
+        "broker": {
+            "queue_depth": depths.available,
+            "delayed": depths.delayed,
+            "in_flight": depths.in_flight,
+            "dead_letter": depths.dead_letter,
+        },
+    }
+
+
+def account_ids_visible(*, user: User) -> set[int]:
+    return set(accounts_for_user(user=user).values_list("id", flat=True))
+
+
+def account_get_for_user(*, user: User, account_id: int) -> CreatorAccount:
+    account = accounts_for_user(user=user).filter(pk=account_id).first()
+    if account is None:
+        raise NotFoundError("Creator account not found.", code="account_not_found")
+    return account

@@ -1,0 +1,232 @@
+"""Writes of the send pipeline: the only code that changes an outgoing Message's status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from crm.broadcasts import account_event_broadcast
+from crm.errors import ApplicationError
+from crm.models import Conversation, CreatorAccount, Fan, Message
+from onlyfans import metrics
+
+log = structlog.get_logger(__name__)
+
+PENDING = (Message.Status.QUEUED, Message.Status.SENDING)
+MAX_MEDIA = 50
+
+
+def _status_broadcast_on_commit(message: Message) -> None:
+    payload = {
+        "message_id": message.pk,
+        "conversation_id": message.conversation_id,
+        "status": message.status,
+        "attempts": message.attempts,
+    }
+    account_id = message.account_id
+    transaction.on_commit(
+        lambda: account_event_broadcast(
+            account_id=account_id, event="message.status", payload=payload
+        )
+    )
+
+
+def message_validate(*, text: str, price_cents: int, media_ids: Sequence[str]) -> None:
+    """Check an outgoing message against the platform's rules before it is queued."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(text, str) or not text.strip():
+        errors["text"] = ["Text is required."]
+    elif len(text) > settings.MESSAGE_TEXT_MAX_LENGTH:
+        errors["text"] = [f"Text is longer than {settings.MESSAGE_TEXT_MAX_LENGTH} characters."]
+    if price_cents != 0 and not 300 <= price_cents <= 20000:
+        errors["price_cents"] = ["Price must be 0, or between 300 and 20000 cents ($3 to $200)."]
+    elif price_cents and not media_ids:
+        errors["media_ids"] = ["A paid message needs at least one media file."]
+    if len(media_ids) > MAX_MEDIA:
+        errors.setdefault("media_ids", []).append(f"At most {MAX_MEDIA} media files.")
+    if any(not isinstance(m, str) or not m.strip() or len(m) > 100 for m in media_ids):
+        errors.setdefault("media_ids", []).append("Media ids are non-empty, up to 100 characters.")
+    if errors:
+        raise ApplicationError("The message is not valid.", code="invalid_message", fields=errors)
+
+
+@transaction.atomic
+def message_enqueue(
+    *,
+    fan: Fan,
+    text: str,
+    price_cents: int = 0,
+    media_ids: Sequence[str] = (),
+    sent_by_id: int | None = None,
+    sender_kind: str = Message.SenderKind.USER,
+    campaign_id: int | None = None,
+) -> Message:
+    """Queue one outgoing message to a fan; the send pipeline takes it from there.
+
+    The caller has already checked that the acting user may write to ``fan.account``. The row
+    is the source of truth (an outbox): the task is published after commit, and if that fails
+    the periodic sweep publishes it later.
+    """
+    message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
+    now = timezone.now()
+    conversation, _ = Conversation.objects.get_or_create(
+        account_id=fan.account_id, fan=fan, defaults={"last_message_at": now}
+    )
+    message = Message.objects.create(
+        account_id=fan.account_id,
+        conversation=conversation,
+        direction=Message.Direction.OUT,
+        status=Message.Status.QUEUED,
+        text=text,
+        price_cents=price_cents,
+        media_ids=list(media_ids),
+        sender_kind=sender_kind,
+        sent_by_id=sent_by_id,
+        campaign_id=campaign_id,
+        queued_at=now,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+    metrics.MESSAGES_QUEUED.inc()
+    log.info("message.queued", message_id=message.pk, account_id=message.account_id)
+    _status_broadcast_on_commit(message)
+
+    from onlyfans.dispatch import account_dispatch_on_commit
+
+    account_dispatch_on_commit(account_id=fan.account_id)
+    return message
+
+
+def _update_pending(message_id: int, **changes: Any) -> int:
+    return Message.objects.filter(pk=message_id, status__in=PENDING).update(
+        updated_at=timezone.now(), **changes
+    )
+
+
+def message_mark_sending(*, message: Message) -> bool:
+    """Claim the message for one gateway call (counts an attempt). False if it left pending."""
+    claimed = _update_pending(message.pk, status=Message.Status.SENDING, attempts=F("attempts") + 1)
+    if claimed:
+        message.status = Message.Status.SENDING
+        message.attempts += 1
+        log.info(
+            "message.sending",
+            message_id=message.pk,
+            account_id=message.account_id,
+            attempt=message.attempts,
+        )
+        _status_broadcast_on_commit(message)
+    return bool(claimed)
+
+
+def message_mark_sent(
+    *, message: Message, platform_message_id: str, sent_at: datetime | None = None
+) -> None:
+    sent_at = sent_at or timezone.now()
+    updated = _update_pending(
+        message.pk,
+        status=Message.Status.SENT,
+        platform_message_id=platform_message_id,
+        sent_at=sent_at,
+        last_error="",
+    )
+    if not updated:
+        return
+    message.status = Message.Status.SENT
+    message.platform_message_id = platform_message_id
+    message.sent_at = sent_at
+    metrics.MESSAGES_SENT.inc()
+    log.info(
+        "message.sent",
+        message_id=message.pk,
+        account_id=message.account_id,
+        attempts=message.attempts,
+    )
+    _status_broadcast_on_commit(message)
+
+
+def message_mark_failed(*, message: Message, error: str) -> None:
+    """Final failure: the sender sees it in the failed list and may retry it."""
+    updated = _update_pending(
+        message.pk, status=Message.Status.FAILED, last_error=error[:500], dispatched_at=None
+    )
+    if not updated:
+        return
+    message.status = Message.Status.FAILED
+    message.last_error = error[:500]
+    metrics.MESSAGES_FAILED.inc()
+    log.warning(
+        "message.failed",
+        message_id=message.pk,
+        account_id=message.account_id,
+        attempts=message.attempts,
+        error_code=error.split(":", 1)[0],
+    )
+    _status_broadcast_on_commit(message)
+
+
+def message_requeue(
+    *, message: Message, error: str = "", undo_attempt: bool = False, dispatched: bool = True
+) -> None:
+    """Back to ``queued`` after a gateway refusal that a later attempt may overcome.
+
+    ``dispatched`` says whether a task for it is (about to be) on the broker; when False the
+    message waits in the database backlog until the account's dispatcher publishes it.
+    """
+    changes: dict[str, Any] = {
+        "status": Message.Status.QUEUED,
+        "last_error": error[:500],
+        "dispatched_at": timezone.now() if dispatched else None,
+    }
+    if undo_attempt:
+        changes["attempts"] = F("attempts") - 1
+    if _update_pending(message.pk, **changes):
+        message.status = Message.Status.QUEUED
+        _status_broadcast_on_commit(message)
+
+
+def message_touch_dispatched(*, message_id: int) -> None:
+    """The message's task was published again (deferred), so the sweep must not re-publish it."""
+    Message.objects.filter(pk=message_id, status__in=PENDING).update(dispatched_at=timezone.now())
+
+
+@transaction.atomic
+def message_retry(*, message: Message) -> Message:
+    """A failed message goes back to ``queued`` with the same idempotency key."""
+    locked = Message.objects.select_for_update().get(pk=message.pk)
+    if locked.status != Message.Status.FAILED:
+        raise ApplicationError(
+            "Only a failed message can be retried.", code="not_failed", status_code=409
+        )
+    locked.status = Message.Status.QUEUED
+    locked.attempts = 0
+    locked.dispatched_at = None
+    locked.queued_at = timezone.now()
+    locked.save(update_fields=["status", "attempts", "dispatched_at", "queued_at", "updated_at"])
+    log.info("message.retried", message_id=locked.pk, account_id=locked.account_id)
+    _status_broadcast_on_commit(locked)
+
+    from onlyfans.dispatch import account_dispatch_on_commit
+
+    account_dispatch_on_commit(account_id=locked.account_id)
+    return locked
+
+
+def account_mark_expired(*, account_id: int, reason: str) -> None:
+    """The platform says the creator must reconnect: pause the account's sends."""
+    updated = CreatorAccount.objects.filter(
+        pk=account_id, connection_state=CreatorAccount.ConnectionState.CONNECTED
+    ).update(connection_state=CreatorAccount.ConnectionState.EXPIRED, updated_at=timezone.now())
+    if updated:
+        log.warning("account.expired", account_id=account_id, reason=reason)
+        transaction.on_commit(
+            lambda: account_event_broadcast(
+                account_id=account_id, event="account.expired", payload={"account_id": account_id}
+            )
+        )

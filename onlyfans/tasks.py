@@ -1,0 +1,39 @@
+"""Celery tasks of the send pipeline. Each takes ids, loads rows, calls services: idempotent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import shared_task
+
+from onlyfans import metrics
+from onlyfans.dispatch import account_dispatch, outbox_sweep, task_publish
+from onlyfans.pipeline import message_deliver
+from onlyfans.services import message_touch_dispatched
+
+log = structlog.get_logger(__name__)
+
+
+@shared_task(name="onlyfans.tasks.message_send_task", acks_late=True, ignore_result=True)
+def message_send_task(message_id: int) -> str:
+    """Send one outgoing message, or publish itself again for when it can go.
+
+    A delivery that cannot send yet (rate limit, an earlier message of the same conversation
+    still pending, a transient gateway error) publishes a new task delayed on SQS and returns,
+    so no worker waits. A finished send tops up the account's share of the queue.
+    """
+    outcome = message_deliver(message_id=message_id)
+    metrics.TASK_EXECUTIONS.labels(outcome.result).inc()
+    if outcome.retry_in is not None:
+        task_publish(message_id=message_id, delay_seconds=outcome.retry_in)
+        message_touch_dispatched(message_id=message_id)
+    elif outcome.finished and outcome.account_id is not None:
+        account_dispatch(account_id=outcome.account_id)
+    return outcome.result
+
+
+@shared_task(name="onlyfans.tasks.outbox_sweep_task", ignore_result=True)
+def outbox_sweep_task() -> dict[str, Any]:
+    """Periodic (beat): publish queued messages that never reached or left the broker."""
+    return outbox_sweep()
