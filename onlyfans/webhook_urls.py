@@ -1,5 +1,9 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from onlyfans import webhooks
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", webhooks.webhook_receive, name="onlyfans_webhook"),
+]

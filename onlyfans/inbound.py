@@ -1,0 +1,286 @@
+"""Writes for what the platform tells us: fans' messages, purchases, subscriptions, sessions.
+
+Every service here is safe to run twice for the same platform event and safe to race with a
+concurrent delivery of it: the database's unique constraints decide who inserted a row, and
+counters move with ``F()`` only when this call inserted it.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import datetime
+from typing import Any
+
+import structlog
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest, Now
+
+from crm.broadcasts import account_event_broadcast
+from crm.errors import ApplicationError
+from crm.models import Conversation, CreatorAccount, Fan, Message, Purchase
+
+log = structlog.get_logger(__name__)
+
+_USERNAME_MAX = Fan._meta.get_field("username").max_length or 150
+_DISPLAY_NAME_MAX = Fan._meta.get_field("display_name").max_length or 200
+
+
+def _username_candidates(*, username: str, platform_fan_id: str) -> list[str]:
+    base = (username or f"u{platform_fan_id}")[:_USERNAME_MAX]
+    suffixed = f"{base[: _USERNAME_MAX - len(platform_fan_id) - 1]}-{platform_fan_id}"
+    # The last one cannot collide in practice; it exists so a fan is never lost to a name.
+    unique = f"{base[: _USERNAME_MAX - 9]}-{uuid.uuid4().hex[:8]}"
+    return [base, suffixed, unique]
+
+
+def _fan_get_or_create(*, account: CreatorAccount, platform_fan: dict[str, Any]) -> Fan:
+    """The account's fan with this platform id, created when unknown.
+
+    ``platform_fan`` is ``{"id": str, "username": str?, "name": str?}``. Another fan may hold
+    the username already (platform usernames change and get reused): then the new fan gets a
+    suffixed one instead of failing the event.
+    """
+    platform_fan_id = str(platform_fan["id"])
+    username = str(platform_fan.get("username") or "")
+    display_name = str(platform_fan.get("name") or "")[:_DISPLAY_NAME_MAX]
+    fan = Fan.objects.filter(account=account, platform_fan_id=platform_fan_id).first()
+    if fan is not None:
+        return fan
+    for candidate in _username_candidates(username=username, platform_fan_id=platform_fan_id):
+        try:
+            with transaction.atomic():
+                return Fan.objects.create(
+                    account=account,
+                    platform_fan_id=platform_fan_id,
+                    username=candidate,
+                    display_name=display_name,
+                )
+        except IntegrityError:
+            # Either a concurrent delivery created this fan (use it) or the name is taken.
+            fan = Fan.objects.filter(account=account, platform_fan_id=platform_fan_id).first()
+            if fan is not None:
+                return fan
+    raise ApplicationError("Could not store the fan.", code="fan_conflict")
+
+
+def _message_received_broadcast(*, message: Message) -> None:
+    transaction.on_commit(
+        functools.partial(
+            account_event_broadcast,
+            account_id=message.account_id,
+            event="message.received",
+            payload={
+                "message_id": message.pk,
+                "conversation_id": message.conversation_id,
+                "fan_id": message.conversation.fan_id,
+            },
+        )
+    )
+
+
+@transaction.atomic
+def message_receive(
+    *,
+    account: CreatorAccount,
+    platform_fan: dict[str, Any],
+    platform_message_id: str,
+    text: str,
+    price_cents: int,
+    created_at: datetime,
+    event_key: str,
+    media_ids: list[str] | None = None,
+) -> Message:
+    """Store a message a fan sent, creating the fan and the conversation when unknown.
+
+    Idempotent on the platform message id: when the account already has that message (a
+    replay, or the same message under another webhook key) it is returned and nothing changes.
+    No explicit lock: the unique constraints decide races, and the conversation's counters
+    move with ``F()``/``GREATEST`` in one UPDATE, so concurrent messages never lose a count and
+    ``last_message_at`` never goes back.
+    """
+    if price_cents != 0 and not 300 <= price_cents <= 20000:
+        raise ApplicationError("A message's price must be 0 or 3 to 200.", code="invalid_payload")
+    existing = (
+        Message.objects.filter(account=account, platform_message_id=platform_message_id)
+        .select_related("conversation")
+        .first()
+    )
+    if existing is not None:
+        return existing
+
+    fan = _fan_get_or_create(account=account, platform_fan=platform_fan)
+    conversation, _ = Conversation.objects.get_or_create(fan=fan, defaults={"account": account})
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                account=account,
+                conversation=conversation,
+                direction=Message.Direction.IN,
+                status=Message.Status.RECEIVED,
+                sender_kind=Message.SenderKind.FAN,
+                text=text,
+                price_cents=price_cents,
+                media_ids=media_ids or [],
+                platform_message_id=platform_message_id,
+            )
+    except IntegrityError:
+        # A concurrent delivery of the same message won: it did the counting.
+        return Message.objects.select_related("conversation").get(
+            account=account, platform_message_id=platform_message_id
+        )
+
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_message_at=Greatest(F("last_message_at"), Value(created_at)),
+        unread_count=F("unread_count") + 1,
+    )
+    Fan.objects.filter(pk=fan.pk).update(
+        last_seen_at=Greatest(F("last_seen_at"), Value(created_at))
+    )
+    log.debug("inbound.message_received", message_id=message.pk, event_key=event_key)
+    _message_received_broadcast(message=message)
+    return message
+
+
+@transaction.atomic
+def purchase_record(
+    *,
+    account: CreatorAccount,
+    platform_fan_id: str,
+    kind: str,
+    amount_cents: int | None,
+    purchased_at: datetime,
+    platform_event_id: str,
+    message_platform_id: str | None = None,
+) -> Purchase | None:
+    """Record a tip, unlock or subscription payment once; return None when already recorded.
+
+    Idempotent on ``(account, platform_event_id)``: the fan's lifetime spend grows (with
+    ``F()``) only when this call inserted the row. An unknown fan is created with a
+    placeholder username. The message with ``message_platform_id`` is linked when we have it;
+    when ``amount_cents`` is None the linked message's price is used (a PPV unlock whose event
+    carried no amount).
+    """
+    if kind not in Purchase.Kind.values:
+        raise ApplicationError(f"Unknown purchase kind {kind!r}.", code="invalid_payload")
+    if Purchase.objects.filter(account=account, platform_event_id=platform_event_id).exists():
+        return None
+    message = None
+    if message_platform_id:
+        message = Message.objects.filter(
+            account=account, platform_message_id=message_platform_id
+        ).first()
+    if amount_cents is None and message is not None:
+        amount_cents = message.price_cents
+    if not amount_cents or amount_cents <= 0:
+        raise ApplicationError("A purchase needs a positive amount.", code="invalid_payload")
+
+    fan = _fan_get_or_create(account=account, platform_fan={"id": platform_fan_id})
+    try:
+        with transaction.atomic():
+            purchase = Purchase.objects.create(
+                account=account,
+                fan=fan,
+                kind=kind,
+                amount_cents=amount_cents,
+                purchased_at=purchased_at,
+                message=message,
+                platform_event_id=platform_event_id,
+            )
+    except IntegrityError:
+        if Purchase.objects.filter(account=account, platform_event_id=platform_event_id).exists():
+            return None
+        raise
+    Fan.objects.filter(pk=fan.pk).update(
+        lifetime_spend_cents=F("lifetime_spend_cents") + amount_cents, updated_at=Now()
+    )
+    transaction.on_commit(
+        functools.partial(
+            account_event_broadcast,
+            account_id=account.pk,
+            event="purchase.recorded",
+            payload={"purchase_id": purchase.pk, "fan_id": fan.pk, "kind": kind},
+        )
+    )
+    return purchase
+
+
+@transaction.atomic
+def fan_subscription_update(
+    *,
+    account: CreatorAccount,
+    platform_fan: dict[str, Any],
+    state: str,
+    subscribed_at: datetime | None,
+    expires_at: datetime | None,
+) -> Fan:
+    """Set a fan's subscription state, creating the fan when unknown.
+
+    Locks the fan row (``select_for_update``) so two deliveries cannot interleave. A renewal
+    keeps the original ``subscribed_at``; it moves only when the fan (re)subscribes after not
+    being active. ``subscription_expires_at`` only moves forward, so a late, older event
+    cannot shorten a subscription.
+    """
+    if state not in Fan.SubscriptionState.values:
+        raise ApplicationError(f"Unknown subscription state {state!r}.", code="invalid_payload")
+    created = _fan_get_or_create(account=account, platform_fan=platform_fan)
+    fan = Fan.objects.select_for_update().get(pk=created.pk)
+    was_active = fan.subscription_state == Fan.SubscriptionState.ACTIVE
+    if subscribed_at is not None and (fan.subscribed_at is None or not was_active):
+        fan.subscribed_at = subscribed_at
+    if expires_at is not None and (
+        fan.subscription_expires_at is None or expires_at > fan.subscription_expires_at
+    ):
+        fan.subscription_expires_at = expires_at
+    fan.subscription_state = state
+    fan.save(
+        update_fields=[
+            "subscription_state",
+            "subscribed_at",
+            "subscription_expires_at",
+            "updated_at",
+        ]
+    )
+    return fan
+
+
+def _account_dispatch_resume(*, account_id: int) -> None:
+    try:
+        from onlyfans.dispatch import account_dispatch_on_commit
+    except ImportError:
+        log.info("inbound.dispatch_unavailable", account_id=account_id)
+        return
+    account_dispatch_on_commit(account_id=account_id)
+
+
+@transaction.atomic
+def account_connection_set(*, account: CreatorAccount, connected: bool) -> CreatorAccount:
+    """Mark the account connected or expired (the send pipeline pauses expired accounts).
+
+    On reconnect the account's backlog is dispatched again after commit. No lock: the state is
+    a single column written in one UPDATE, and the last event delivered wins.
+    """
+    state = (
+        CreatorAccount.ConnectionState.CONNECTED
+        if connected
+        else CreatorAccount.ConnectionState.EXPIRED
+    )
+    changed = (
+        CreatorAccount.objects.filter(pk=account.pk)
+        .exclude(connection_state=state)
+        .update(connection_state=state, updated_at=Now())
+    )
+    account.connection_state = state
+    if connected:
+        _account_dispatch_resume(account_id=account.pk)
+    if changed:
+        transaction.on_commit(
+            functools.partial(
+                account_event_broadcast,
+                account_id=account.pk,
+                event="account.connection_changed",
+                payload={"account_id": account.pk, "connection_state": str(state)},
+            )
+        )
+    return account

@@ -1,0 +1,408 @@
+"""The platform gateway's webhooks: ``POST /api/onlyfans/webhooks``.
+
+Each delivery is verified (``Signature``: hex HMAC-SHA256 of the raw body), recorded once by
+its ``X-OFAPI-Idempotency-Key`` (a ``WebhookEvent`` row inserted in the same transaction as the
+handling, so a replay or a concurrent duplicate changes nothing) and handled by a service in
+``onlyfans.inbound``. Answers: 200 ``processed`` / ``ignored`` / ``duplicate``; 401
+``invalid_signature``; 400 ``malformed_json`` / ``invalid_event`` / ``invalid_payload``.
+
+Payloads we accept (field names are the gateway's; we are lenient where its docs disagree):
+
+- ``messages.received``: ``id``, ``fromUser{id, username?, name?}``, ``text?``, ``price?``
+  (dollars), ``isFree?``, ``media?`` (ids or ``{id}`` objects), ``createdAt?``. ``isTip`` is
+  not counted here: the tip itself arrives as a transaction.
+- ``messages.ppv.unlocked``: fan in ``user.id`` | ``user_id`` | ``userId`` | ``fromUser.id``;
+  amount (dollars) in ``price`` | ``amount`` | ``amountGross`` (else the unlocked message's
+  own price); message in ``messageId`` | ``message_id`` | ``message.id`` | ``id``; time in
+  ``createdAt`` | ``unlockedAt``. One fan unlocks one message once, so the purchase is keyed
+  by message and fan, whatever the webhook key.
+- tips: ``transactions.new`` with ``type: "tip"``, or any event whose payload has
+  ``type: "tip"``: ``amountGross`` (dollars; else ``amount``), fan in ``user.id`` | ``user_id``
+  | ``fromUser.id``, ``id`` (the transaction, keys the purchase), ``createdAt?``,
+  ``messageId?``. Other transaction types are ignored: unlocks come as their own event.
+- ``subscriptions.new`` / ``subscriptions.renewed``: fan in ``user`` | ``fan`` |
+  ``subscriber`` | ``fromUser`` (``{id, username?, name?}``) or ``user_id``; optional
+  ``subscribedAt``, ``expiresAt`` | ``expiredAt``.
+- ``accounts.session_expired`` / ``accounts.reconnected``: only ``account_id``.
+- ``messages.sent`` and any other event: recorded and ignored.
+
+Times are ISO 8601 strings (naive ones are UTC) or Unix seconds; a missing time is "now".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from crm.errors import ApplicationError
+from crm.models import CreatorAccount, Fan, Purchase
+from onlyfans.inbound import (
+    account_connection_set,
+    fan_subscription_update,
+    message_receive,
+    purchase_record,
+)
+from onlyfans.metrics import WEBHOOKS_RECEIVED
+from onlyfans.models import WebhookEvent
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_HEADER = "X-OFAPI-Idempotency-Key"
+_EVENT_KEY_MAX = WebhookEvent._meta.get_field("event_key").max_length or 255
+_EVENT_NAME_MAX = WebhookEvent._meta.get_field("event").max_length or 100
+_ID_MAX = 64
+
+Handler = Callable[[CreatorAccount, dict[str, Any], str], None]
+
+
+# --- Signature -----------------------------------------------------------------------------
+
+
+def _signature_valid(body: bytes, signature: str | None) -> bool:
+    if not signature:
+        return False
+    secret = settings.ONLYFANS_WEBHOOK_SECRET.encode()
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
+
+
+# --- Payload fields: wrong types become ApplicationError("invalid_payload") ---------------------
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, code="invalid_payload")
+
+
+def _first(payload: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        value = payload.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _platform_id(value: Any, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _invalid(f"{field} must be a string or an integer.")
+    text = str(value).strip()
+    if not text or len(text) > _ID_MAX:
+        raise _invalid(f"{field} must be 1 to {_ID_MAX} characters.")
+    return text
+
+
+def _optional_str(value: Any, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _invalid(f"{field} must be a string.")
+    return value
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _invalid(f"{field} must be an object.")
+    return value
+
+
+def _dollars_to_cents(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _invalid(f"{field} must be a number of dollars.")
+    try:
+        dollars = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise _invalid(f"{field} must be a number of dollars.") from None
+    if not dollars.is_finite() or dollars < 0 or dollars > 1_000_000:
+        raise _invalid(f"{field} is out of range.")
+    return int((dollars * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _timestamp(value: Any, field: str) -> datetime:
+    if value is None:
+        return timezone.now()
+    parsed: datetime | None = None
+    if isinstance(value, str):
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            parsed = None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            parsed = datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            parsed = None
+    if parsed is None:
+        raise _invalid(f"{field} must be an ISO 8601 time.")
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _platform_fan(value: Any, field: str) -> dict[str, Any]:
+    user = _object(value, field)
+    return {
+        "id": _platform_id(user.get("id"), f"{field}.id"),
+        "username": _optional_str(user.get("username"), f"{field}.username"),
+        "name": _optional_str(user.get("name"), f"{field}.name"),
+    }
+
+
+def _fan_id_from(payload: dict[str, Any]) -> str:
+    for name in ("user", "fromUser"):
+        if payload.get(name) is not None:
+            return _platform_fan(payload[name], f"payload.{name}")["id"]
+    for name in ("user_id", "userId"):
+        if payload.get(name) is not None:
+            return _platform_id(payload[name], f"payload.{name}")
+    raise _invalid("payload.user.id or payload.user_id is required.")
+
+
+def _media_ids(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _invalid("payload.media must be a list.")
+    ids = []
+    for item in value:
+        media_id = item.get("id") if isinstance(item, dict) else item
+        ids.append(_platform_id(media_id, "payload.media[].id"))
+    return ids
+
+
+# --- Handlers ---------------------------------------------------------------------------------
+
+
+def _message_received(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+    is_free = payload.get("isFree")
+    price = payload.get("price")
+    message_receive(
+        account=account,
+        platform_fan=_platform_fan(payload.get("fromUser"), "payload.fromUser"),
+        platform_message_id=_platform_id(payload.get("id"), "payload.id"),
+        text=_optional_str(payload.get("text"), "payload.text"),
+        price_cents=0 if is_free is True or price is None else _dollars_to_cents(price, "price"),
+        created_at=_timestamp(payload.get("createdAt"), "payload.createdAt"),
+        event_key=event_key,
+        media_ids=_media_ids(payload.get("media")),
+    )
+
+
+def _ppv_unlocked(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+    fan_id = _fan_id_from(payload)
+    message = payload.get("message")
+    raw_message_id = _first(payload, "messageId", "message_id")
+    if raw_message_id is None and isinstance(message, dict):
+        raw_message_id = message.get("id")
+    if raw_message_id is None:
+        raw_message_id = payload.get("id")
+    message_id = (
+        _platform_id(raw_message_id, "payload.messageId") if raw_message_id is not None else None
+    )
+    amount = _first(payload, "price", "amount", "amountGross")
+    purchase_record(
+        account=account,
+        platform_fan_id=fan_id,
+        kind=Purchase.Kind.PPV,
+        amount_cents=None if amount is None else _dollars_to_cents(amount, "payload.price"),
+        purchased_at=_timestamp(_first(payload, "createdAt", "unlockedAt"), "payload.createdAt"),
+        platform_event_id=f"ppv:{message_id}:{fan_id}" if message_id else event_key,
+        message_platform_id=message_id,
+    )
+
+
+def _tip(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+    amount = _first(payload, "amountGross", "amount")
+    if amount is None:
+        raise _invalid("payload.amountGross is required.")
+    transaction_id = payload.get("id")
+    message_id = _first(payload, "messageId", "message_id")
+    purchase_record(
+        account=account,
+        platform_fan_id=_fan_id_from(payload),
+        kind=Purchase.Kind.TIP,
+        amount_cents=_dollars_to_cents(amount, "payload.amountGross"),
+        purchased_at=_timestamp(payload.get("createdAt"), "payload.createdAt"),
+        platform_event_id=(
+            f"txn:{_platform_id(transaction_id, 'payload.id')}"
+            if transaction_id is not None
+            else event_key
+        ),
+        message_platform_id=(
+            _platform_id(message_id, "payload.messageId") if message_id is not None else None
+        ),
+    )
+
+
+def _subscription(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+    fan: dict[str, Any] | None = None
+    for name in ("user", "fan", "subscriber", "fromUser"):
+        if payload.get(name) is not None:
+            fan = _platform_fan(payload[name], f"payload.{name}")
+            break
+    if fan is None:
+        fan = {"id": _fan_id_from(payload)}
+    subscribed_at = payload.get("subscribedAt")
+    expires_at = _first(payload, "expiresAt", "expiredAt")
+    fan_subscription_update(
+        account=account,
+        platform_fan=fan,
+        state=Fan.SubscriptionState.ACTIVE,
+        subscribed_at=_timestamp(subscribed_at, "payload.subscribedAt"),
+        expires_at=None if expires_at is None else _timestamp(expires_at, "payload.expiresAt"),
+    )
+
+
+def _session_expired(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+    account_connection_set(account=account, connected=False)
+
+
+def _reconnected(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+    account_connection_set(account=account, connected=True)
+
+
+HANDLERS: dict[str, Handler] = {
+    "messages.received": _message_received,
+    "messages.ppv.unlocked": _ppv_unlocked,
+    "transactions.new": _tip,
+    "subscriptions.new": _subscription,
+    "subscriptions.renewed": _subscription,
+    "accounts.session_expired": _session_expired,
+    "accounts.reconnected": _reconnected,
+}
+# Events we know and deliberately do not handle (our own sends are recorded by the pipeline).
+KNOWN_UNHANDLED = frozenset({"messages.sent"})
+
+
+def _handler_for(event: str, payload: dict[str, Any]) -> Handler | None:
+    is_tip = payload.get("type") == "tip"
+    if event == "transactions.new":
+        return _tip if is_tip else None
+    return HANDLERS.get(event) or (_tip if is_tip else None)
+
+
+# --- The service and the view -------------------------------------------------------------------
+
+
+@transaction.atomic
+def webhook_process(
+    *, event_key: str, event: str, platform_account_id: str | None, payload: dict[str, Any]
+) -> tuple[str, CreatorAccount | None]:
+    """Record the delivery once and handle it; return ``(result, account)``.
+
+    ``result`` is ``processed``, ``ignored`` (unknown account or unhandled event) or
+    ``duplicate``. The ``WebhookEvent`` insert comes first in the transaction: a concurrent
+    delivery of the same key waits on its unique index, then finds it taken. An
+    ``ApplicationError`` from a handler rolls the record back, so a corrected redelivery is
+    handled.
+    """
+    account = None
+    if platform_account_id:
+        account = CreatorAccount.objects.filter(platform_account_id=platform_account_id).first()
+    handler = _handler_for(event, payload) if account is not None else None
+    try:
+        with transaction.atomic():
+            WebhookEvent.objects.create(
+                event_key=event_key, event=event, account=account, handled=handler is not None
+            )
+    except IntegrityError:
+        return "duplicate", account
+    if account is None or handler is None:
+        return "ignored", account
+    handler(account, payload, event_key)
+    return "processed", account
+
+
+def _event_key(request: HttpRequest, body: bytes) -> str:
+    key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()
+    if not key:
+        return f"sha256:{hashlib.sha256(body).hexdigest()}"
+    if len(key) > _EVENT_KEY_MAX:
+        return f"sha256-key:{hashlib.sha256(key.encode()).hexdigest()}"
+    return key
+
+
+def _metric_event(event: str | None) -> str:
+    # Bounded label values: anything the gateway invents is "other".
+    if event in HANDLERS or event in KNOWN_UNHANDLED:
+        return event
+    return "other"
+
+
+def _answer(
+    status: int,
+    body: dict[str, str],
+    *,
+    result: str,
+    event: str | None = None,
+    account: CreatorAccount | None = None,
+    platform_account_id: str | None = None,
+    event_key: str | None = None,
+    started: float,
+) -> JsonResponse:
+    WEBHOOKS_RECEIVED.labels(event=_metric_event(event), result=result).inc()
+    log.info(
+        "webhook.received",
+        event_name=event,
+        account_id=account.pk if account is not None else None,
+        platform_account_id=platform_account_id,
+        event_key=event_key,
+        result=result,
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    return JsonResponse(body, status=status)
+
+
+@csrf_exempt
+@require_POST
+def webhook_receive(request: HttpRequest) -> JsonResponse:
+    started = time.monotonic()
+    body = request.body
+    if not _signature_valid(body, request.headers.get("Signature")):
+        return _answer(
+            401, {"code": "invalid_signature"}, result="invalid_signature", started=started
+        )
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return _answer(400, {"code": "malformed_json"}, result="malformed_json", started=started)
+    event = data.get("event") if isinstance(data, dict) else None
+    if not isinstance(event, str) or not event.strip() or len(event) > _EVENT_NAME_MAX:
+        return _answer(400, {"code": "invalid_event"}, result="invalid_event", started=started)
+    event_key = _event_key(request, body)
+    platform_account_id = data.get("account_id")
+    payload = data.get("payload")
+    context: dict[str, Any] = {"event": event, "event_key": event_key, "started": started}
+    if platform_account_id is not None and not isinstance(platform_account_id, str):
+        return _answer(400, {"code": "invalid_payload"}, result="invalid_payload", **context)
+    context["platform_account_id"] = platform_account_id
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        return _answer(400, {"code": "invalid_payload"}, result="invalid_payload", **context)
+
+    try:
+        result, account = webhook_process(
+            event_key=event_key,
+            event=event,
+            platform_account_id=platform_account_id,
+            payload=payload,
+        )
+    except ApplicationError as error:
+        return _answer(
+            400, {"code": error.code, "message": error.message}, result=error.code, **context
+        )
+    return _answer(200, {"status": result}, result=result, account=account, **context)
