@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from crm.errors import ApplicationError, NotFoundError
+from crm.models import Membership
+from crm.services import (
+    api_token_get_or_create,
+    api_token_reset,
+    fan_update,
+    membership_create,
+    membership_delete,
+    membership_update_role,
+)
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def manager(account):
+    return MembershipFactory(account=account, role="manager").user
+
+
+def _membership(user, account) -> Membership:
+    return Membership.objects.select_related("account").get(user=user, account=account)
+
+
+# --- fan_update ----------------------------------------------------------------------------
+
+
+def test_fan_update_normalizes_tags(chatter, fan):
+    fan_update(actor=chatter, fan=fan, tags=[" Whale ", "VIP", "whale", "  "], notes="hi")
+    fan.refresh_from_db()
+    assert fan.tags == ["whale", "vip"]
+    assert fan.notes == "hi"
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        (["a,b"], "comma"),
+        (["x" * 51], "at most 50 characters"),
+        ([f"t{i}" for i in range(31)], "at most 30 tags"),
+    ],
+)
+def test_fan_update_rejects_bad_tags(chatter, fan, tags, message):
+    with pytest.raises(ApplicationError, match=message):
+        fan_update(actor=chatter, fan=fan, tags=tags, notes="")
+    fan.refresh_from_db()
+    assert fan.tags == []
+
+
+def test_fan_update_accepts_thirty_tags_of_fifty_chars(chatter, fan):
+    tags = [f"{i:02d}" + "x" * 48 for i in range(30)]
+    fan_update(actor=chatter, fan=fan, tags=tags, notes="")
+    fan.refresh_from_db()
+    assert len(fan.tags) == 30
+
+
+def test_fan_update_by_a_stranger_is_not_found(other_fan, chatter):
+    with pytest.raises(NotFoundError):
+        fan_update(actor=chatter, fan=other_fan, tags=["x"], notes="")
+
+
+# --- membership rules ----------------------------------------------------------------------
+
+
+def test_owner_adds_any_role(owner, account):
+    newcomer = UserFactory()
+    membership = membership_create(
+        actor=owner, account=account, username=newcomer.username, role="owner"
+    )
+    assert membership.role == "owner"
+    assert membership.account == account
+
+
+def test_manager_adds_chatter_but_not_owner(manager, account):
+    chatter_user, owner_user = UserFactory(), UserFactory()
+    membership_create(
+        actor=manager, account=account, username=chatter_user.username, role="chatter"
+    )
+    with pytest.raises(ApplicationError) as error:
+        membership_create(
+            actor=manager, account=account, username=owner_user.username, role="owner"
+        )
+    assert error.value.status_code == 403
+    assert not Membership.objects.filter(user=owner_user).exists()
+
+
+def test_chatter_cannot_manage_members(chatter, owner, account):
+    newcomer = UserFactory()
+    with pytest.raises(ApplicationError) as error:
+        membership_create(
+            actor=chatter, account=account, username=newcomer.username, role="chatter"
+        )
+    assert error.value.code == "permission_denied"
+    with pytest.raises(ApplicationError):
+        membership_update_role(
+            actor=chatter, membership=_membership(owner, account), role="chatter"
+        )
+    with pytest.raises(ApplicationError):
+        membership_delete(actor=chatter, membership=_membership(owner, account))
+    assert _membership(owner, account).role == "owner"
+
+
+@pytest.mark.parametrize(
+    ("username", "role", "code"),
+    [("ghost", "chatter", "user_not_found"), (None, "chatter", "already_member"), (None, "boss", "invalid_role")],
+)  # fmt: skip
+def test_membership_create_errors(owner, chatter, account, username, role, code):
+    with pytest.raises(ApplicationError) as error:
+        membership_create(
+            actor=owner, account=account, username=username or chatter.username, role=role
+        )
+    assert error.value.code == code
+
+
+def test_manager_cannot_touch_owners(manager, owner, account):
+    owner_membership = _membership(owner, account)
+    with pytest.raises(ApplicationError, match="Only an owner"):
+        membership_update_role(actor=manager, membership=owner_membership, role="chatter")
+    with pytest.raises(ApplicationError, match="Only an owner"):
+        membership_delete(actor=manager, membership=owner_membership)
+    assert _membership(owner, account).role == "owner"
+
+
+def test_manager_cannot_promote_to_owner(manager, chatter, account):
+    with pytest.raises(ApplicationError, match="Only an owner"):
+        membership_update_role(
+            actor=manager, membership=_membership(chatter, account), role="owner"
+        )
+    assert _membership(chatter, account).role == "chatter"
+
+
+def test_manager_can_promote_chatter_to_manager_and_remove_them(manager, chatter, account):
+    membership = membership_update_role(
+        actor=manager, membership=_membership(chatter, account), role="manager"
+    )
+    assert membership.role == "manager"
+    membership_delete(actor=manager, membership=membership)
+    assert not Membership.objects.filter(user=chatter, account=account).exists()
+
+
+def test_last_owner_cannot_be_demoted_or_removed(owner, account):
+    own = _membership(owner, account)
+    with pytest.raises(ApplicationError) as error:
+        membership_update_role(actor=owner, membership=own, role="manager")
+    assert error.value.code == "last_owner"
+    with pytest.raises(ApplicationError) as error:
+        membership_delete(actor=owner, membership=own)
+    assert error.value.code == "last_owner"
+    assert _membership(owner, account).role == "owner"
+
+
+def test_an_owner_can_step_down_when_another_owner_remains(owner, account):
+    second_owner = MembershipFactory(account=account, role="owner").user
+    membership_update_role(actor=owner, membership=_membership(owner, account), role="manager")
+    assert _membership(owner, account).role == "manager"
+    with pytest.raises(ApplicationError, match="last owner"):
+        membership_delete(actor=second_owner, membership=_membership(second_owner, account))
+
+
+# --- members page --------------------------------------------------------------------------
+
+
+def test_members_page_lists_everyone_for_a_chatter_without_forms(
+    client, chatter, owner, account, django_assert_num_queries
+):
+    client.force_login(chatter)
+    with django_assert_num_queries(7):
+        response = client.get(reverse("member_list", args=[account.pk]))
+    html = response.content.decode()
+    assert owner.username in html and chatter.username in html
+    assert "Add a member" not in html
+
+
+def test_members_page_query_count_does_not_grow(client, owner, account, django_assert_num_queries):
+    MembershipFactory.create_batch(20, account=account)
+    client.force_login(owner)
+    with django_assert_num_queries(7):
+        response = client.get(reverse("member_list", args=[account.pk]))
+    assert len(response.context["members"]) == 21
+
+
+def test_chatter_post_to_members_is_403_and_shown(client, chatter, account):
+    newcomer = UserFactory()
+    client.force_login(chatter)
+    response = client.post(
+        reverse("member_list", args=[account.pk]),
+        {"username": newcomer.username, "role": "chatter"},
+    )
+    assert response.status_code == 403
+    assert "Only owners and managers" in response.content.decode()
+    assert not Membership.objects.filter(user=newcomer).exists()
+
+
+def test_owner_adds_changes_and_removes_through_the_page(client, owner, account):
+    newcomer = UserFactory()
+    client.force_login(owner)
+    url = reverse("member_list", args=[account.pk])
+    assert client.post(url, {"username": newcomer.username, "role": "chatter"}).status_code == 302
+    membership = _membership(newcomer, account)
+
+    client.post(reverse("member_update", args=[account.pk, membership.pk]), {"role": "manager"})
+    assert _membership(newcomer, account).role == "manager"
+
+    client.post(reverse("member_delete", args=[account.pk, membership.pk]))
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_page_shows_last_owner_error_instead_of_500(client, owner, account):
+    client.force_login(owner)
+    membership = _membership(owner, account)
+    response = client.post(
+        reverse("member_update", args=[account.pk, membership.pk]), {"role": "chatter"}
+    )
+    assert response.status_code == 400
+    assert "last owner" in response.content.decode()
+
+
+def test_page_shows_unknown_username_error(client, owner, account):
+    client.force_login(owner)
+    response = client.post(
+        reverse("member_list", args=[account.pk]), {"username": "nobody-here", "role": "chatter"}
+    )
+    assert response.status_code == 400
+    assert "There is no user named" in response.content.decode()
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+
+def test_api_token_get_or_create_is_stable_and_reset_replaces_it(chatter):
+    first = api_token_get_or_create(user=chatter)
+    assert api_token_get_or_create(user=chatter).key == first.key
+    second = api_token_reset(user=chatter)
+    assert second.key != first.key
+    assert list(Token.objects.filter(user=chatter).values_list("key", flat=True)) == [second.key]
