@@ -40,13 +40,14 @@ def test_every_post_to_another_account_is_404_and_changes_nothing(
 ):
     # An owner of account A is still a stranger to account B.
     client.force_login(owner)
+    account_id, member_id = other_account.pk, other_member.pk
     posts = [
-        (reverse("fan_detail", args=[other_account.pk, other_fan.pk]), {"tags": "x", "notes": "x"}),
-        (reverse("member_list", args=[other_account.pk]), {"username": owner.username, "role": "owner"}),
-        (reverse("member_update", args=[other_account.pk, other_member.pk]), {"role": "chatter"}),
-        (reverse("member_delete", args=[other_account.pk, other_member.pk]), {}),
-        (reverse("account_switch"), {"account_id": other_account.pk}),
-    ]  # fmt: skip
+        (reverse("fan_detail", args=[account_id, other_fan.pk]), {"tags": "x", "notes": "x"}),
+        (reverse("member_list", args=[account_id]), {"username": owner.username, "role": "owner"}),
+        (reverse("member_update", args=[account_id, member_id]), {"role": "chatter"}),
+        (reverse("member_delete", args=[account_id, member_id]), {}),
+        (reverse("account_switch"), {"account_id": account_id}),
+    ]
     for url, data in posts:
         assert client.post(url, data).status_code == 404, url
 

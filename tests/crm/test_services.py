@@ -108,8 +108,12 @@ def test_chatter_cannot_manage_members(chatter, owner, account):
 
 @pytest.mark.parametrize(
     ("username", "role", "code"),
-    [("ghost", "chatter", "user_not_found"), (None, "chatter", "already_member"), (None, "boss", "invalid_role")],
-)  # fmt: skip
+    [
+        ("ghost", "chatter", "user_not_found"),
+        (None, "chatter", "already_member"),
+        (None, "boss", "invalid_role"),
+    ],
+)
 def test_membership_create_errors(owner, chatter, account, username, role, code):
     with pytest.raises(ApplicationError) as error:
         membership_create(

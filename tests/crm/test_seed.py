@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts() -> dict[str, int]:
+    return {
+        model.__name__: model.objects.count()
+        for model in (
+            get_user_model(),
+            CreatorAccount,
+            Membership,
+            Fan,
+            Conversation,
+            Message,
+            Purchase,
+        )
+    }
+
+
+def test_seed_demo_is_idempotent_and_consistent(capsys):
+    call_command("seed_demo", "--fans", "100")
+    first = _counts()
+    out = capsys.readouterr().out
+    assert "owner" in out and "chatter1" in out and "demo12345" in out
+
+    call_command("seed_demo", "--fans", "100")
+
+    assert _counts() == first
+    assert first["Fan"] == 100
+    assert first["Message"] > 100
+    assert first["Purchase"] > 0
+    assert (
+        "0 new fans, 0 new conversations, 0 new messages, 0 new purchases"
+        in capsys.readouterr().out
+    )
+
+    mismatched = [
+        fan.pk
+        for fan in Fan.objects.annotate(total=Sum("purchases__amount_cents"))
+        if (fan.total or 0) != fan.lifetime_spend_cents
+    ]
+    assert mismatched == []
+
+
+def test_seed_demo_team_and_accounts():
+    call_command("seed_demo", "--fans", "20")
+    user_model = get_user_model()
+
+    owner = user_model.objects.get(username="owner")
+    assert not owner.is_superuser
+    assert owner.check_password("demo12345")
+    assert user_model.objects.get(username="admin").is_superuser
+
+    roles = set(
+        Membership.objects.values_list("user__username", "account__platform_account_id", "role")
+    )
+    assert roles == {
+        ("owner", "acct_demo_1", "owner"),
+        ("owner", "acct_demo_2", "owner"),
+        ("chatter1", "acct_demo_1", "chatter"),
+        ("chatter2", "acct_demo_2", "chatter"),
+    }
+    assert Fan.objects.filter(account__platform_account_id="acct_demo_1").count() == 10
+    assert Fan.objects.filter(account__platform_account_id="acct_demo_2").count() == 10
+
+
+def test_seed_demo_data_is_varied_and_valid():
+    call_command("seed_demo", "--fans", "200")
+    now = timezone.now()
+
+    assert Fan.objects.filter(tags__contains=["whale"]).exists()
+    assert Fan.objects.filter(tags__contains=["europe"]).exists()
+    assert set(Fan.objects.values_list("subscription_state", flat=True)) == {
+        "active",
+        "expired",
+        "never",
+    }
+    assert set(Purchase.objects.values_list("kind", flat=True)) == {"tip", "ppv", "subscription"}
+    assert not Purchase.objects.filter(purchased_at__lt=now - timedelta(days=91)).exists()
+    # Messages go both ways with the status, sender and ids the pipeline would have given them.
+    outgoing = Message.objects.filter(direction="out")
+    assert outgoing.exists() and Message.objects.filter(direction="in").exists()
+    assert not outgoing.filter(
+        Q(sent_at__isnull=True) | Q(platform_message_id__isnull=True) | ~Q(status="sent")
+    ).exists()
+    assert not outgoing.exclude(sender_kind="user").exists()
+    assert not Message.objects.filter(direction="in").exclude(sender_kind="fan").exists()
+    assert Message.objects.filter(price_cents__gte=300).exists()
+    assert Purchase.objects.filter(kind="ppv", message__price_cents__gt=0).exists()
+    # History is spread over time, not stamped with the moment the seed ran.
+    assert Message.objects.filter(created_at__lt=now - timedelta(days=1)).exists()
+
+
+def test_seed_demo_growing_keeps_existing_rows():
+    call_command("seed_demo", "--fans", "40")
+    first_fans = dict(Fan.objects.values_list("platform_fan_id", "username"))
+
+    call_command("seed_demo", "--fans", "60")
+
+    after = dict(Fan.objects.values_list("platform_fan_id", "username"))
+    assert len(after) == 60
+    assert all(after[pid] == name for pid, name in first_fans.items())
