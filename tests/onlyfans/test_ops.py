@@ -91,7 +91,7 @@ def test_metrics_show_counters_queue_depths_and_pending_messages(fresh_queues):
         status=Message.Status.QUEUED,
         sender_kind=Message.SenderKind.USER,
     )
-    MessageFactory(
+    MessageFactory.create(
         direction=Message.Direction.OUT,
         status=Message.Status.SENDING,
         sender_kind=Message.SenderKind.USER,

@@ -3,12 +3,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from crm.models import Conversation, CreatorAccount, Fan, Message, Purchase
@@ -197,7 +200,9 @@ def test_message_received_creates_fan_conversation_and_message(account):
 
 
 def test_message_received_into_existing_conversation_counts_unread(account):
-    conversation = ConversationFactory(fan=FanFactory(account=account, platform_fan_id="555"))
+    conversation = ConversationFactory.create(
+        fan=FanFactory.create(account=account, platform_fan_id="555")
+    )
     conversation.unread_count = 2
     conversation.last_message_at = datetime(2025, 1, 1, tzinfo=UTC)
     conversation.save()
@@ -260,7 +265,7 @@ def test_missing_idempotency_key_dedupes_on_the_body(account):
 
 
 def test_username_held_by_another_fan_gets_a_suffixed_one(account):
-    holder = FanFactory(account=account, platform_fan_id="1", username="somefan")
+    holder = FanFactory.create(account=account, platform_fan_id="1", username="somefan")
 
     response = post(received(account))
 
@@ -357,9 +362,9 @@ def ppv(account: CreatorAccount, **payload: Any) -> dict[str, Any]:
 
 
 def test_ppv_unlocked_with_user_object(account):
-    fan = FanFactory(account=account, platform_fan_id="555")
-    message = MessageFactory(
-        conversation=ConversationFactory(fan=fan),
+    fan = FanFactory.create(account=account, platform_fan_id="555")
+    message = MessageFactory.create(
+        conversation=ConversationFactory.create(fan=fan),
         direction=Message.Direction.OUT,
         status=Message.Status.QUEUED,
         sender_kind=Message.SenderKind.USER,
@@ -393,9 +398,9 @@ def test_ppv_unlocked_with_user_id_creates_the_fan_and_adds_spend_once(account):
 
 
 def test_ppv_unlocked_without_amount_uses_the_message_price(account):
-    fan = FanFactory(account=account, platform_fan_id="555")
-    MessageFactory(
-        conversation=ConversationFactory(fan=fan),
+    fan = FanFactory.create(account=account, platform_fan_id="555")
+    MessageFactory.create(
+        conversation=ConversationFactory.create(fan=fan),
         direction=Message.Direction.OUT,
         status=Message.Status.QUEUED,
         sender_kind=Message.SenderKind.USER,
@@ -435,7 +440,7 @@ def tip(account: CreatorAccount, event: str = "transactions.new", **payload: Any
 
 
 def test_tip_adds_a_purchase_and_spend(account):
-    fan = FanFactory(account=account, platform_fan_id="555", lifetime_spend_cents=100)
+    fan = FanFactory.create(account=account, platform_fan_id="555", lifetime_spend_cents=100)
 
     response = post(tip(account))
     post(tip(account), key="evt_redelivered")
@@ -497,7 +502,7 @@ def test_subscription_new_creates_an_active_fan(account):
 
 
 def test_subscription_renewed_extends_and_keeps_the_start(account):
-    fan = FanFactory(
+    fan = FanFactory.create(
         account=account,
         platform_fan_id="321",
         subscription_state=Fan.SubscriptionState.ACTIVE,
@@ -519,7 +524,7 @@ def test_subscription_renewed_extends_and_keeps_the_start(account):
 
 
 def test_subscription_of_an_expired_fan_reactivates_it(account):
-    fan = FanFactory(
+    fan = FanFactory.create(
         account=account,
         platform_fan_id="321",
         subscription_state=Fan.SubscriptionState.EXPIRED,
@@ -619,3 +624,26 @@ def test_log_line_carries_no_message_text_or_names(account):
     assert "hey there" not in logged
     assert "somefan" not in logged
     assert "Some Fan" not in logged
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("same_key", [True, False], ids=["same-key", "other-keys"])
+def test_concurrent_deliveries_of_one_message_are_handled_once(account, same_key):
+    body = json.dumps(received(account)).encode()
+    barrier = threading.Barrier(4)
+
+    def deliver(n: int) -> int:
+        barrier.wait()
+        try:
+            return post(body, key="evt_race" if same_key else f"evt_race_{n}").status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(deliver, range(4)))
+
+    assert statuses == [200, 200, 200, 200]
+    assert WebhookEvent.objects.count() == (1 if same_key else 4)
+    assert Fan.objects.count() == 1
+    assert Message.objects.count() == 1
+    assert Conversation.objects.get().unread_count == 1
