@@ -105,3 +105,106 @@ def other_fan(other_account):
 @pytest.fixture
 def user_factory():
     return UserFactory
+
+
+# --- sandbox platform (owned by the gateway) ---
+# Defaults for tests: instant, never failing, limits out of the way. Tests turn knobs per case.
+SANDBOX_TEST_DEFAULTS = {
+    "latency_ms": 0.0,
+    "fail_rate": 0.0,
+    "timeout_rate": 0.0,
+    "fail_next": 0,
+    "rate_limit_per_minute": 100_000,
+    "min_interval_ms": 0,
+    "timeout_sleep_ms": 2_000,
+}
+
+
+class SandboxHelper:
+    """What a test needs from the sandbox platform, over its control endpoints."""
+
+    def __init__(self, url: str) -> None:
+        import httpx
+
+        self.url = url
+        self._http = httpx.Client(base_url=url, timeout=15.0)
+
+    def reset(self, **cfg: object) -> None:
+        self._http.post("/_sandbox/reset", json={**SANDBOX_TEST_DEFAULTS, **cfg}).raise_for_status()
+
+    def configure(self, **cfg: object) -> dict:
+        response = self._http.post("/_sandbox/config", json=cfg)
+        response.raise_for_status()
+        assert not response.json()["unknown"], response.json()["unknown"]
+        return response.json()["config"]
+
+    def messages(self, account: str | None = None) -> list[dict]:
+        params = {"account": account} if account else {}
+        response = self._http.get("/_sandbox/messages", params=params)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def stats(self) -> dict:
+        response = self._http.get("/_sandbox/stats")
+        response.raise_for_status()
+        return response.json()
+
+    def emit_webhooks(
+        self,
+        *,
+        url: str,
+        count: int = 1,
+        account_id: str | None = None,
+        events: list[dict] | None = None,
+        secret: str | None = None,
+        duplicate: bool = False,
+        **extra: object,
+    ) -> list[dict]:
+        """Post ``count`` generated (or the given) events to ``url``; returns what was posted."""
+        spec: dict[str, object] = {"url": url, "count": count, "duplicate": duplicate, **extra}
+        if account_id:
+            spec["account_id"] = account_id
+        if events is not None:
+            spec["events"] = events
+        spec["secret"] = secret or settings.ONLYFANS_WEBHOOK_SECRET
+        response = self._http.post("/_sandbox/webhooks/emit", json=spec)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[str]:
+    """The sandbox platform on the host and port of ONLYFANS_API_BASE_URL, for the session."""
+    from onlyfans.sandbox.server import SandboxServer
+
+    parsed = urlparse(settings.ONLYFANS_API_BASE_URL)
+    host = parsed.hostname or "127.0.0.1"
+    config = {
+        "api_key": settings.ONLYFANS_API_KEY,
+        "webhook_secret": settings.ONLYFANS_WEBHOOK_SECRET,
+        **SANDBOX_TEST_DEFAULTS,
+    }
+    original_url = settings.ONLYFANS_API_BASE_URL
+    try:
+        server = SandboxServer(host, parsed.port or 80, **config)
+    except OSError:
+        # Another test session (a colleague's, an xdist worker) holds the port: take a free
+        # one and point this session's gateway at it, so sessions never share sandbox state.
+        server = SandboxServer(host, 0, **config)
+        settings.ONLYFANS_API_BASE_URL = server.url
+    server.start()
+    yield server.url
+    server.stop()
+    settings.ONLYFANS_API_BASE_URL = original_url
+
+
+@pytest.fixture
+def sandbox(sandbox_server: str) -> Iterator[SandboxHelper]:
+    """The sandbox, emptied and back to test defaults; configure it per test."""
+    helper = SandboxHelper(sandbox_server)
+    helper.reset()
+    yield helper
+    helper.close()
