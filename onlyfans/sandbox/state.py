@@ -17,6 +17,7 @@ import zlib
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 
 TEXT_MAX_LENGTH = 5000
@@ -39,6 +40,8 @@ class SandboxConfig:
     timeout_mode: str = "random"  # "after_send" (sent, answer lost), "before_send" or "random"
     timeout_sleep_ms: int = 30_000  # how long a "timed out" request hangs before the drop
     fail_next: int = 0  # the next N sends answer 500
+    fail_status: int = 500  # status of injected failures (500, 502, 503, 408...)
+    retry_after_http_date: bool = False  # 429s say Retry-After as an HTTP date, not seconds
     idempotency_ttl_seconds: int = 24 * 3600
     disconnected_accounts: list[str] = field(default_factory=list)  # 401, must reconnect
     removed_accounts: list[str] = field(default_factory=list)  # 404 account_not_found
@@ -377,7 +380,10 @@ class SandboxState:
                 cfg.fail_next = max(cfg.fail_next - 1, 0)
                 self.stats["failures_injected"] += 1
                 return _error(
-                    500, "internal_error", "Sandbox injected failure.", request_outcome="unknown"
+                    cfg.fail_status,
+                    "internal_error",
+                    "Sandbox injected failure.",
+                    request_outcome="unknown",
                 ), None
 
             timeout = cfg.timeout_rate > 0 and self._rng.random() < cfg.timeout_rate
@@ -399,7 +405,11 @@ class SandboxState:
                     "Too many messages for this account; slow down.",
                     request_outcome="not_sent",
                 )
-                reply.headers["Retry-After"] = str(retry_after)
+                reply.headers["Retry-After"] = (
+                    formatdate(now + retry_after, usegmt=True)
+                    if cfg.retry_after_http_date
+                    else str(retry_after)
+                )
                 reply.body["_meta"] = self._meta(account_id, now=now, credits_used=0)
                 return reply, None
 

@@ -1,0 +1,67 @@
+"""One reusable SDK client per process, built from settings.
+
+The official SDK (``onlyfansapi.OnlyFansAPI``) sits on an ``httpx.Client``, which is
+thread-safe and keeps a keep-alive connection pool, so one instance serves every thread of a
+process. A forked worker (Celery prefork) must not share its parent's sockets: the cache is
+keyed by pid. Settings are part of the key too, so ``override_settings`` in tests just works.
+Retries are off (``max_retries=0``): the send pipeline owns retries and their idempotency keys.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import httpx
+import onlyfansapi
+from django.conf import settings
+
+# Enough keep-alive connections for every worker thread sending at once.
+POOL_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=60)
+
+_lock = threading.Lock()
+_clients: dict[tuple[int, str, str, float], onlyfansapi.OnlyFansAPI] = {}
+
+
+def api_base_url() -> str:
+    """The gateway's origin: the SDK adds ``/api/...`` itself, so a trailing ``/api`` goes."""
+    base = settings.ONLYFANS_API_BASE_URL.rstrip("/")
+    return base.removesuffix("/api")
+
+
+def api_client() -> onlyfansapi.OnlyFansAPI:
+    """The process's SDK client for the configured gateway (built on first use)."""
+    key = (
+        os.getpid(),
+        api_base_url(),
+        settings.ONLYFANS_API_KEY,
+        float(settings.ONLYFANS_API_TIMEOUT_SECONDS),
+    )
+    client = _clients.get(key)
+    if client is not None:
+        return client
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            _, base_url, api_key, timeout_seconds = key
+            timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0))
+            client = onlyfansapi.OnlyFansAPI(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=0,
+                http_client=httpx.Client(
+                    timeout=timeout, limits=POOL_LIMITS, follow_redirects=False
+                ),
+            )
+            _clients[key] = client
+    return client
+
+
+def api_clients_close() -> None:
+    """Close every pooled connection (tests, shutdown hooks)."""
+    with _lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()

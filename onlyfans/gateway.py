@@ -1,0 +1,314 @@
+"""The platform facade: the only module other apps call to reach the gateway.
+
+Everything that crosses it is a frozen dataclass or a typed error from ``onlyfans.contracts``;
+HTTP, the SDK and its exceptions stay inside. Nothing here retries: the send pipeline does,
+with the same idempotency key. Logs carry events and ids, never message text or fan data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import onlyfansapi
+import structlog
+from django.conf import settings
+
+from onlyfans.client import api_client
+from onlyfans.contracts import (
+    GatewayAccountUnavailable,
+    GatewayConflict,
+    GatewayError,
+    GatewayRateLimited,
+    GatewayRejected,
+    GatewayTransientError,
+    PlatformAccount,
+    PlatformChat,
+    PlatformFan,
+    PlatformMessage,
+    SendRequest,
+    SendResult,
+)
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+ACCOUNT_NOT_FOUND = "account_not_found"
+MESSAGES_PAGE_MAX = 100  # the gateway's largest page of chat messages
+# Codes and phrases by which the gateway says the creator's session is gone.
+_DISCONNECTED_CODES = frozenset(
+    {"account_not_authenticated", "account_disconnected", "session_expired", "not_authenticated"}
+)
+_DISCONNECTED_PHRASES = ("not authenticated", "disconnected", "reconnect", "session expired")
+
+
+# --- sending ------------------------------------------------------------------------------
+def message_send(request: SendRequest) -> SendResult:
+    """Send one message to a fan's chat, exactly once per ``request.idempotency_key``.
+
+    Reuse the key on every retry of the same message: the gateway replays a stored answer
+    (``SendResult.replayed``) instead of sending twice. Raises ``GatewayTransientError`` (retry
+    later, same key; ``GatewayRateLimited`` and ``GatewayConflict`` are kinds of it),
+    ``GatewayAccountUnavailable`` (the creator must reconnect) or ``GatewayRejected`` (never
+    retry). A timeout is transient: it proves nothing about delivery, which is why the key exists.
+    """
+    started = time.perf_counter()
+    with _gateway_errors("send", account=request.account_platform_id):
+        raw = api_client().chats.messages.with_raw_response.send(
+            request.chat_id,
+            account=request.account_platform_id,
+            text=request.text,
+            price=_dollars(request.price_cents),
+            media_files=[_media_id(m) for m in request.media_ids],
+            previews=[],
+            idempotency_key=request.idempotency_key,
+        )
+        payload = raw.json()
+    replayed = raw.headers.get("Idempotent-Replayed", "").lower() == "true"
+    data = payload.get("data") if isinstance(payload, dict) else None
+    message_id = data.get("id") if isinstance(data, dict) else None
+    if message_id is None:
+        log.warning("gateway.send_invalid_reply", account=request.account_platform_id)
+        raise GatewayError("The gateway's reply has no message id.", code="invalid_reply")
+    result = SendResult(
+        platform_message_id=str(message_id),
+        created_at=_datetime(data.get("createdAt")),
+        replayed=replayed,
+        rate_limit_remaining=_rate_limit_remaining(payload),
+    )
+    log.info(
+        "gateway.send",
+        account=request.account_platform_id,
+        status=raw.status_code,
+        replayed=replayed,
+        platform_message_id=result.platform_message_id,
+        rate_limit_remaining=result.rate_limit_remaining,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return result
+
+
+# --- reading (sync) ---------------------------------------------------------------------------
+def accounts_list() -> list[PlatformAccount]:
+    """Every creator account connected to the gateway, with whether its session still works."""
+    with _gateway_errors("accounts_list"):
+        payload = api_client().accounts.with_raw_response.list().json()
+    items = payload.get("data", []) if isinstance(payload, dict) else payload
+    return [
+        PlatformAccount(
+            platform_account_id=str(item["id"]),
+            display_name=item.get("display_name") or item.get("onlyfans_username") or "",
+            is_authenticated=bool(item.get("is_authenticated")),
+        )
+        for item in items or []
+        if isinstance(item, dict) and item.get("id")
+    ]
+
+
+def chats_list(*, account_platform_id: str, limit: int, offset: int) -> list[PlatformChat]:
+    """One page of an account's chats, most recent first (for sync; webhooks are the live feed)."""
+    with _gateway_errors("chats_list", account=account_platform_id):
+        payload = (
+            api_client()
+            .chats.with_raw_response.list(
+                account_platform_id, limit=str(limit), offset=str(offset), order="recent"
+            )
+            .json()
+        )
+    chats = []
+    for item in _data_list(payload):
+        fan = item.get("fan") or {}
+        if fan.get("id") is None:
+            continue
+        last = item.get("lastMessage") or {}
+        chats.append(
+            PlatformChat(
+                fan=PlatformFan(
+                    platform_fan_id=str(fan["id"]),
+                    username=fan.get("username") or "",
+                    display_name=fan.get("name") or fan.get("displayName") or "",
+                ),
+                unread_count=int(item.get("unreadMessagesCount") or 0),
+                last_message_at=_datetime(last.get("createdAt")),
+            )
+        )
+    return chats
+
+
+def messages_list(*, account_platform_id: str, chat_id: str, limit: int) -> list[PlatformMessage]:
+    """Up to ``limit`` messages of one chat, newest first, following ``_pagination.next_page``.
+
+    Reading history may mark the chat read on the platform: use it for backfill only.
+    """
+    client = api_client()
+    messages: list[PlatformMessage] = []
+    with _gateway_errors("messages_list", account=account_platform_id):
+        payload: Any = client.chats.messages.with_raw_response.list(
+            chat_id,
+            account=account_platform_id,
+            limit=str(min(limit, MESSAGES_PAGE_MAX)),
+            order="desc",
+        ).json()
+        while True:
+            messages.extend(_message(item, chat_id=chat_id) for item in _data_list(payload))
+            next_page = _next_page(payload)
+            if len(messages) >= limit or not next_page:
+                break
+            payload = client.get(next_page, cast_to=object)
+    return messages[:limit]
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+def webhook_signature(body: bytes, *, secret: str | None = None) -> str:
+    """Hex HMAC-SHA256 of the raw body: the gateway's ``Signature`` header."""
+    key = settings.ONLYFANS_WEBHOOK_SECRET if secret is None else secret
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_signature_valid(body: bytes, signature: str | None) -> bool:
+    """Whether ``signature`` signs ``body`` with our secret (constant-time comparison)."""
+    if not signature:
+        return False
+    expected = webhook_signature(body).encode()
+    return hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace"))
+
+
+# --- translation ------------------------------------------------------------------------------
+@contextmanager
+def _gateway_errors(operation: str, *, account: str | None = None) -> Iterator[None]:
+    """Turn SDK and transport failures into the contract's errors, and log the event."""
+    try:
+        yield
+    except onlyfansapi.APIError as exc:
+        error = _gateway_error(exc)
+        log.warning(
+            f"gateway.{operation}_failed",
+            account=account,
+            status=error.status,
+            code=error.code,
+            error_type=type(error).__name__,
+        )
+        raise error from exc
+
+
+def _gateway_error(exc: onlyfansapi.APIError) -> GatewayError:
+    if isinstance(exc, onlyfansapi.APITimeoutError):
+        return GatewayTransientError("The gateway did not answer in time.", code="timeout")
+    if isinstance(exc, onlyfansapi.APIConnectionError):
+        return GatewayTransientError("Could not reach the gateway.", code="connection_error")
+    if not isinstance(exc, onlyfansapi.APIStatusError):
+        return GatewayTransientError(exc.message, code="invalid_reply")
+    status = exc.status_code
+    code, message = _error_fields(exc.body, fallback=exc.message)
+    if status == 429:
+        return GatewayRateLimited(
+            message,
+            retry_after_seconds=_retry_after_seconds(exc.response.headers.get("Retry-After")),
+        )
+    if status == 408 or status >= 500:
+        return GatewayTransientError(message, code=code or f"http_{status}", status=status)
+    if status == 409 and code == IDEMPOTENCY_CONFLICT:
+        return GatewayConflict(message, code=IDEMPOTENCY_CONFLICT, status=status)
+    if (
+        status == 401
+        or (status == 404 and code == ACCOUNT_NOT_FOUND)
+        or (code or "").lower() in _DISCONNECTED_CODES
+        or any(phrase in message.lower() for phrase in _DISCONNECTED_PHRASES)
+    ):
+        return GatewayAccountUnavailable(message, code=code or "account_unavailable", status=status)
+    return GatewayRejected(message, code=code or f"http_{status}", status=status)
+
+
+def _error_fields(body: object, *, fallback: str) -> tuple[str | None, str]:
+    """(code, message) from the error shapes gateways use: flat, or nested under ``error``."""
+    if not isinstance(body, dict):
+        return None, str(body) if isinstance(body, str) and body else fallback
+    error = body.get("error")
+    nested = error if isinstance(error, dict) else {}
+    code = body.get("code") or nested.get("code") or body.get("error_code")
+    message = (
+        body.get("message")
+        or nested.get("message")
+        or (error if isinstance(error, str) else None)
+        or fallback
+    )
+    return (str(code) if code else None), str(message)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date turned into time from now."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _dollars(price_cents: int) -> float | int:
+    # Whole dollars go as integers: "price": 5, not 5.0.
+    return price_cents // 100 if price_cents % 100 == 0 else price_cents / 100
+
+
+def _media_id(media_id: str) -> str | int:
+    # Vault ids are numbers on the wire; OFAPI ids ("ofapi_media_…") stay strings.
+    return int(media_id) if media_id.isdigit() else media_id
+
+
+def _datetime(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _rate_limit_remaining(payload: object) -> int | None:
+    if not isinstance(payload, dict):
+        return None
+    limits = (payload.get("_meta") or {}).get("_rate_limits") or {}
+    remaining = limits.get("remaining_minute")
+    return int(remaining) if isinstance(remaining, int | float) else None
+
+
+def _data_list(payload: object) -> list[dict[str, Any]]:
+    data = payload.get("data") if isinstance(payload, dict) else payload
+    if isinstance(data, dict):  # some list endpoints nest the rows: {"data": {"list": [...]}}
+        data = data.get("list")
+    return [item for item in data or [] if isinstance(item, dict)]
+
+
+def _next_page(payload: object) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    next_page = (payload.get("_pagination") or {}).get("next_page")
+    return next_page if isinstance(next_page, str) and next_page else None
+
+
+def _message(item: dict[str, Any], *, chat_id: str) -> PlatformMessage:
+    sender = item.get("fromUser") or {}
+    media = item.get("media") or []
+    return PlatformMessage(
+        platform_message_id=str(item.get("id")),
+        text=item.get("text") or "",
+        from_fan=str(sender.get("id")) == str(chat_id),
+        price_cents=round(float(item.get("price") or 0) * 100),
+        created_at=_datetime(item.get("createdAt")),
+        media_ids=tuple(str(m.get("id") if isinstance(m, dict) else m) for m in media),
+    )
