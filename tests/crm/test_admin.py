@@ -84,7 +84,7 @@ def test_change_form_loads(client, superuser, model):
 
 def test_admin_search_by_exact_platform_ids(client, superuser):
     fan = FanFactory(platform_fan_id="424242")
-    FanFactory(platform_fan_id="4242420")
+    near_miss = FanFactory(platform_fan_id="4242420")
     message = MessageFactory(conversation__fan=fan, platform_message_id="pm-1")
     client.force_login(superuser)
 
@@ -92,8 +92,10 @@ def test_admin_search_by_exact_platform_ids(client, superuser):
     messages = client.get(reverse("admin:crm_message_changelist"), {"q": "pm-1"})
     not_a_uuid = client.get(reverse("admin:crm_message_changelist"), {"q": "hello"})
 
-    assert [f.pk for f in fans.context["cl"].result_list] == [fan.pk]
-    assert [m.pk for m in messages.context["cl"].result_list] == [message.pk]
+    found_fans = [f.pk for f in fans.context["cl"].result_list]
+    assert fan.pk in found_fans
+    assert near_miss.pk not in found_fans  # exact match, not icontains
+    assert message.pk in [m.pk for m in messages.context["cl"].result_list]
     assert not_a_uuid.status_code == 200
 
 

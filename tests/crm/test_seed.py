@@ -8,24 +8,32 @@ from django.core.management import call_command
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from crm.management.commands.seed_demo import DEMO_USERS
 from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
 
 pytestmark = pytest.mark.django_db
 
+DEMO_USERNAMES = list(DEMO_USERS)
+
+
+DEMO = "acct_demo_"
+
+
+def demo(model):
+    # Scoped to the demo accounts: other suites may share the test database concurrently.
+    return model.objects.filter(account__platform_account_id__startswith=DEMO)
+
 
 def _counts() -> dict[str, int]:
-    return {
-        model.__name__: model.objects.count()
-        for model in (
-            get_user_model(),
-            CreatorAccount,
-            Membership,
-            Fan,
-            Conversation,
-            Message,
-            Purchase,
-        )
+    counts = {
+        model.__name__: demo(model).count()
+        for model in (Membership, Fan, Conversation, Message, Purchase)
     }
+    counts["User"] = get_user_model().objects.filter(username__in=DEMO_USERNAMES).count()
+    counts["CreatorAccount"] = CreatorAccount.objects.filter(
+        platform_account_id__startswith=DEMO
+    ).count()
+    return counts
 
 
 def test_seed_demo_is_idempotent_and_consistent(capsys):
@@ -47,7 +55,7 @@ def test_seed_demo_is_idempotent_and_consistent(capsys):
 
     mismatched = [
         fan.pk
-        for fan in Fan.objects.annotate(total=Sum("purchases__amount_cents"))
+        for fan in demo(Fan).annotate(total=Sum("purchases__amount_cents"))
         if (fan.total or 0) != fan.lifetime_spend_cents
     ]
     assert mismatched == []
@@ -63,7 +71,7 @@ def test_seed_demo_team_and_accounts():
     assert user_model.objects.get(username="admin").is_superuser
 
     roles = set(
-        Membership.objects.values_list("user__username", "account__platform_account_id", "role")
+        demo(Membership).values_list("user__username", "account__platform_account_id", "role")
     )
     assert roles == {
         ("owner", "acct_demo_1", "owner"),
@@ -79,35 +87,35 @@ def test_seed_demo_data_is_varied_and_valid():
     call_command("seed_demo", "--fans", "200")
     now = timezone.now()
 
-    assert Fan.objects.filter(tags__contains=["whale"]).exists()
-    assert Fan.objects.filter(tags__contains=["europe"]).exists()
-    assert set(Fan.objects.values_list("subscription_state", flat=True)) == {
+    assert demo(Fan).filter(tags__contains=["whale"]).exists()
+    assert demo(Fan).filter(tags__contains=["europe"]).exists()
+    assert set(demo(Fan).values_list("subscription_state", flat=True)) == {
         "active",
         "expired",
         "never",
     }
-    assert set(Purchase.objects.values_list("kind", flat=True)) == {"tip", "ppv", "subscription"}
-    assert not Purchase.objects.filter(purchased_at__lt=now - timedelta(days=91)).exists()
+    assert set(demo(Purchase).values_list("kind", flat=True)) == {"tip", "ppv", "subscription"}
+    assert not demo(Purchase).filter(purchased_at__lt=now - timedelta(days=91)).exists()
     # Messages go both ways with the status, sender and ids the pipeline would have given them.
-    outgoing = Message.objects.filter(direction="out")
-    assert outgoing.exists() and Message.objects.filter(direction="in").exists()
+    outgoing = demo(Message).filter(direction="out")
+    assert outgoing.exists() and demo(Message).filter(direction="in").exists()
     assert not outgoing.filter(
         Q(sent_at__isnull=True) | Q(platform_message_id__isnull=True) | ~Q(status="sent")
     ).exists()
     assert not outgoing.exclude(sender_kind="user").exists()
-    assert not Message.objects.filter(direction="in").exclude(sender_kind="fan").exists()
-    assert Message.objects.filter(price_cents__gte=300).exists()
-    assert Purchase.objects.filter(kind="ppv", message__price_cents__gt=0).exists()
+    assert not demo(Message).filter(direction="in").exclude(sender_kind="fan").exists()
+    assert demo(Message).filter(price_cents__gte=300).exists()
+    assert demo(Purchase).filter(kind="ppv", message__price_cents__gt=0).exists()
     # History is spread over time, not stamped with the moment the seed ran.
-    assert Message.objects.filter(created_at__lt=now - timedelta(days=1)).exists()
+    assert demo(Message).filter(created_at__lt=now - timedelta(days=1)).exists()
 
 
 def test_seed_demo_growing_keeps_existing_rows():
     call_command("seed_demo", "--fans", "40")
-    first_fans = dict(Fan.objects.values_list("platform_fan_id", "username"))
+    first_fans = dict(demo(Fan).values_list("platform_fan_id", "username"))
 
     call_command("seed_demo", "--fans", "60")
 
-    after = dict(Fan.objects.values_list("platform_fan_id", "username"))
+    after = dict(demo(Fan).values_list("platform_fan_id", "username"))
     assert len(after) == 60
     assert all(after[pid] == name for pid, name in first_fans.items())
