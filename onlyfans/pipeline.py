@@ -61,6 +61,11 @@ def retry_backoff_seconds(attempt: int) -> float:
     return base * random.uniform(0.75, 1.25)
 
 
+def _error_text(exc: GatewayError) -> str:
+    status = f" (HTTP {exc.status})" if exc.status else ""
+    return f"{exc.code}{status}: {exc.message}"
+
+
 def _send_request(message: Message) -> SendRequest:
     return SendRequest(
         account_platform_id=message.account.platform_account_id,
@@ -141,7 +146,7 @@ def _deliver_locked(message_id: int) -> Outcome:
         metrics.SEND_RETRIES.labels("conflict").inc()
         return Outcome("conflict", account_id=account.pk, retry_in=2.0)
     except GatewayTransientError as exc:
-        error = f"{exc.code}: {exc.message}"
+        error = _error_text(exc)
         if message.attempts >= settings.SEND_MAX_ATTEMPTS:
             message_mark_failed(message=message, error=error)
             return Outcome("failed", account_id=account.pk)
@@ -164,10 +169,10 @@ def _deliver_locked(message_id: int) -> Outcome:
         )
         return Outcome("paused", account_id=account.pk)
     except GatewayRejected as exc:
-        message_mark_failed(message=message, error=f"{exc.code}: {exc.message}")
+        message_mark_failed(message=message, error=_error_text(exc))
         return Outcome("failed", account_id=account.pk)
     except GatewayError as exc:
-        message_mark_failed(message=message, error=f"{exc.code}: {exc.message}")
+        message_mark_failed(message=message, error=_error_text(exc))
         return Outcome("failed", account_id=account.pk)
     finally:
         metrics.SEND_DURATION.observe(time.perf_counter() - started)

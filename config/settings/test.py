@@ -12,8 +12,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
 os.environ.setdefault("ONLYFANS_API_BASE_URL", "http://127.0.0.1:8766")
 os.environ.setdefault("LOG_FORMAT", "console")
 
-from .base import *  # noqa: E402,F403
-from .base import REST_FRAMEWORK  # noqa: E402
+from .base import *  # noqa: F403
+from .base import REST_FRAMEWORK
 
 DEBUG = False
 SESSION_COOKIE_SECURE = False
@@ -30,3 +30,5 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "send": "100000/min"},
 }
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,262 @@
+"""The send pipeline end to end: real PostgreSQL, Redis, moto SQS and the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from crm.models import CreatorAccount, Message
+from onlyfans import services
+from onlyfans.dispatch import account_dispatch, dispatch_budget, outbox_sweep
+from onlyfans.ratelimit import RateLimit, rate_limit_acquire
+from tests.factories import CreatorAccountFactory, FanFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def fast_account(**kwargs) -> CreatorAccount:
+    defaults = {"send_rate_per_minute": 1000, "send_min_interval_ms": 0}
+    return CreatorAccountFactory(**{**defaults, **kwargs})
+
+
+def enqueue(fan, text="hello", capture=None, **kwargs) -> Message:
+    with capture(execute=True):
+        return services.message_enqueue(fan=fan, text=text, **kwargs)
+
+
+def refreshed(message: Message) -> Message:
+    message.refresh_from_db()
+    return message
+
+
+def test_enqueue_to_sent_end_to_end(send_queue, sandbox, django_capture_on_commit_callbacks):
+    # given
+    fan = FanFactory(account=fast_account())
+    # when
+    message = enqueue(fan, "hi there", capture=django_capture_on_commit_callbacks)
+    assert refreshed(message).status == Message.Status.QUEUED
+    send_queue.drain(until=lambda: refreshed(message).status == Message.Status.SENT)
+    # then
+    message = refreshed(message)
+    stored = sandbox.messages(account=fan.account.platform_account_id)
+    assert len(stored) == 1
+    assert stored[0]["idempotency_key"] == str(message.idempotency_key)
+    assert message.platform_message_id == stored[0]["platform_message_id"]
+    assert message.attempts == 1
+    assert message.sent_at is not None
+
+
+def test_same_sqs_message_delivered_twice_sends_once(
+    send_queue, sandbox, django_capture_on_commit_callbacks
+):
+    fan = FanFactory(account=fast_account())
+    message = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    [delivery] = send_queue.receive(wait_seconds=5)
+    # when: SQS hands the same message to two deliveries, one after the other
+    first = send_queue.run(delivery, ack=False)
+    second = send_queue.run(delivery)
+    # then
+    assert (first, second) == ("sent", "skipped")
+    assert len(sandbox.messages(account=fan.account.platform_account_id)) == 1
+    assert refreshed(message).attempts == 1
+
+
+def test_worker_killed_after_gateway_call_sends_once(
+    send_queue, sandbox, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The platform got the message but the worker died before recording it."""
+    fan = FanFactory(account=fast_account())
+    message = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    [delivery] = send_queue.receive(wait_seconds=5)
+
+    class WorkerKilled(BaseException):
+        pass
+
+    def die(**kwargs):
+        raise WorkerKilled
+
+    from onlyfans import pipeline
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "message_mark_sent", die)
+        with pytest.raises(WorkerKilled):
+            send_queue.run(delivery, ack=False)
+    assert refreshed(message).status == Message.Status.SENDING
+    # the lock outlives nothing: a dead worker's lock expires with its TTL
+    from onlyfans.redis_conn import redis_client
+
+    redis_client().delete(f"send:lock:{message.pk}")
+    # when: SQS redelivers after the visibility timeout
+    assert send_queue.run(delivery) == "sent"
+    # then: the gateway replayed the stored answer instead of sending again
+    stored = sandbox.messages(account=fan.account.platform_account_id)
+    assert len(stored) == 1
+    assert refreshed(message).platform_message_id == stored[0]["platform_message_id"]
+    assert sandbox.stats()["replays"] >= 1
+
+
+def test_rate_limited_by_platform_honours_retry_after(
+    send_queue, sandbox, django_capture_on_commit_callbacks
+):
+    account = fast_account()
+    fan = FanFactory(account=account)
+    sandbox.configure(rate_limit_per_minute=1)
+    first = enqueue(fan, "one", capture=django_capture_on_commit_callbacks)
+    send_queue.drain(until=lambda: refreshed(first).status == Message.Status.SENT)
+    second = enqueue(fan, "two", capture=django_capture_on_commit_callbacks)
+    [delivery] = send_queue.receive(wait_seconds=5)
+    # when: the platform answers 429 with Retry-After
+    assert send_queue.run(delivery) == "rate_limited"
+    # then: the message waits on SQS (delayed), queued, with the attempt not counted
+    second = refreshed(second)
+    assert second.status == Message.Status.QUEUED
+    assert second.attempts == 0
+    assert second.last_error == "rate_limited"
+    assert send_queue.delayed() == 1
+    assert send_queue.receive(wait_seconds=0) == []
+    assert len(sandbox.messages(account=account.platform_account_id)) == 1
+
+
+def test_three_server_errors_end_failed_and_retry_sends(
+    send_queue, sandbox, django_capture_on_commit_callbacks, client
+):
+    fan = FanFactory(account=fast_account())
+    sandbox.configure(fail_next=3)
+    message = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    # when: three attempts each get a 500 (backoff about 1 s then 2 s between them)
+    send_queue.drain(until=lambda: refreshed(message).status == Message.Status.FAILED)
+    message = refreshed(message)
+    assert message.attempts == 3
+    assert "HTTP 500" in message.last_error
+    assert sandbox.messages(account=fan.account.platform_account_id) == []
+    # then: a retry puts it back with the same idempotency key, and it goes
+    key = message.idempotency_key
+    with django_capture_on_commit_callbacks(execute=True):
+        services.message_retry(message=message)
+    send_queue.drain(until=lambda: refreshed(message).status == Message.Status.SENT)
+    stored = sandbox.messages(account=fan.account.platform_account_id)
+    assert [s["idempotency_key"] for s in stored] == [str(key)]
+
+
+def test_permanent_rejection_fails_at_once(send_queue, sandbox, django_capture_on_commit_callbacks):
+    fan = FanFactory(account=fast_account())
+    sandbox.configure(disconnected_accounts=[])
+    message = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    Message.objects.filter(pk=message.pk).update(text="x" * 6000)  # the platform refuses it
+    send_queue.drain(until=lambda: refreshed(message).status == Message.Status.FAILED)
+    assert refreshed(message).attempts == 1
+
+
+def test_disconnected_account_pauses_sends_until_reconnected(
+    send_queue, sandbox, django_capture_on_commit_callbacks
+):
+    account = fast_account()
+    fan = FanFactory(account=account)
+    sandbox.configure(disconnected_accounts=[account.platform_account_id])
+    message = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    send_queue.drain(until=lambda: refreshed(message).dispatched_at is None, timeout=10)
+    account.refresh_from_db()
+    assert account.connection_state == CreatorAccount.ConnectionState.EXPIRED
+    assert refreshed(message).status == Message.Status.QUEUED
+    assert account_dispatch(account_id=account.pk) == 0  # paused: nothing is published
+    # when the creator reconnects
+    sandbox.configure(disconnected_accounts=[])
+    CreatorAccount.objects.filter(pk=account.pk).update(connection_state="connected")
+    account_dispatch(account_id=account.pk)
+    send_queue.drain(until=lambda: refreshed(message).status == Message.Status.SENT)
+
+
+def test_messages_of_one_conversation_leave_in_queued_order(
+    send_queue, sandbox, django_capture_on_commit_callbacks
+):
+    fan = FanFactory(account=fast_account())
+    sandbox.configure(fail_next=1)  # the first message must retry; the others must wait for it
+    sent = [enqueue(fan, f"m{i}", capture=django_capture_on_commit_callbacks) for i in range(4)]
+    send_queue.drain(
+        until=lambda: all(refreshed(m).status == Message.Status.SENT for m in sent), timeout=20
+    )
+    stored = sandbox.messages(account=fan.account.platform_account_id)
+    keys = [s["idempotency_key"] for s in sorted(stored, key=lambda s: s["arrived_at"])]
+    assert keys == [str(m.idempotency_key) for m in sent]
+
+
+def test_backlog_waits_in_database_not_on_the_broker(
+    send_queue, sandbox, django_capture_on_commit_callbacks
+):
+    account = CreatorAccountFactory(send_rate_per_minute=10, send_min_interval_ms=3000)
+    fan = FanFactory(account=account)
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(200):
+            services.message_enqueue(fan=fan, text=f"m{i}")
+    on_broker = Message.objects.filter(account=account, dispatched_at__isnull=False).count()
+    assert on_broker == dispatch_budget(account) == 10
+    assert send_queue.depth() == 10
+    assert Message.objects.filter(account=account, status="queued").count() == 200
+
+
+def test_one_backlog_does_not_delay_another_account(
+    send_queue, sandbox, django_capture_on_commit_callbacks
+):
+    slow = CreatorAccountFactory(send_rate_per_minute=1, send_min_interval_ms=3000)
+    fast = fast_account()
+    slow_fan, fast_fan = FanFactory(account=slow), FanFactory(account=fast)
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(30):
+            services.message_enqueue(fan=slow_fan, text=f"s{i}")
+    other = enqueue(fast_fan, capture=django_capture_on_commit_callbacks)
+    send_queue.drain(until=lambda: refreshed(other).status == Message.Status.SENT, timeout=8)
+    assert Message.objects.filter(account=slow, status="sent").count() == 1
+    # the slow account's next message is delayed on SQS, not spinning in workers
+    executions = len(send_queue.executed)
+    assert executions <= 3
+
+
+def test_publish_failure_keeps_message_queued_and_sweep_publishes_it(
+    send_queue, sandbox, django_capture_on_commit_callbacks, monkeypatch
+):
+    from onlyfans import tasks
+
+    fan = FanFactory(account=fast_account())
+
+    def sqs_down(*args, **kwargs):
+        raise ConnectionError("SQS unreachable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tasks.message_send_task, "apply_async", sqs_down)
+        message = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    message = refreshed(message)
+    assert message.status == Message.Status.QUEUED
+    assert message.dispatched_at is None
+    assert send_queue.depth() == 0
+    # when beat's sweep runs with SQS back
+    assert outbox_sweep()["published"] == 1
+    send_queue.drain(until=lambda: refreshed(message).status == Message.Status.SENT)
+
+
+@override_settings(SEND_REDISPATCH_AFTER_SECONDS=0)
+def test_sweep_republishes_a_message_whose_task_was_lost(
+    send_queue, sandbox, django_capture_on_commit_callbacks
+):
+    fan = FanFactory(account=fast_account())
+    message = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    [lost] = send_queue.receive(wait_seconds=5)
+    send_queue.client.delete_message(QueueUrl=send_queue.url, ReceiptHandle=lost.receipt_handle)
+    assert outbox_sweep()["stale"] == 1
+    send_queue.drain(until=lambda: refreshed(message).status == Message.Status.SENT)
+    assert len(sandbox.messages(account=fan.account.platform_account_id)) == 1
+
+
+def test_limiter_never_grants_more_than_the_window(redis_client):
+    limit = RateLimit(per_minute=5, min_interval_ms=0)
+    granted = [rate_limit_acquire(account_id=1, limit=limit) for _ in range(8)]
+    assert sum(g.granted for g in granted) == 5
+    refused = granted[-1]
+    assert 59 < refused.wait_seconds <= 60.2 + 0.01
+
+
+def test_limiter_enforces_the_minimum_interval(redis_client):
+    limit = RateLimit(per_minute=100, min_interval_ms=3000)
+    first = rate_limit_acquire(account_id=2, limit=limit)
+    second = rate_limit_acquire(account_id=2, limit=limit)
+    assert first.granted and not second.granted
+    assert 2.9 < second.wait_seconds <= 3.0
