@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -47,7 +47,7 @@ def fan_tags_normalize(tags: list[str]) -> list[str]:
 
 
 @transaction.atomic
-def fan_update(*, actor: AbstractBaseUser, fan: Fan, tags: list[str], notes: str) -> Fan:
+def fan_update(*, actor: User, fan: Fan, tags: list[str], notes: str) -> Fan:
     """Set a fan's tags and notes. Any member of the fan's account may do it."""
     if not Membership.objects.filter(user_id=actor.pk, account_id=fan.account_id).exists():
         raise NotFoundError("Fan not found.", code="fan_not_found")
@@ -66,9 +66,7 @@ def fan_update(*, actor: AbstractBaseUser, fan: Fan, tags: list[str], notes: str
 # --- Members ------------------------------------------------------------------------------
 
 
-def _actor_membership_for_management(
-    *, actor: AbstractBaseUser, account: CreatorAccount
-) -> Membership:
+def _actor_membership_for_management(*, actor: User, account: CreatorAccount) -> Membership:
     membership = Membership.objects.filter(user_id=actor.pk, account_id=account.pk).first()
     if membership is None:
         raise NotFoundError("Creator account not found.", code="account_not_found")
@@ -101,7 +99,7 @@ def _owners_lock(*, account_id: int) -> list[int]:
 
 @transaction.atomic
 def membership_create(
-    *, actor: AbstractBaseUser, account: CreatorAccount, username: str, role: str
+    *, actor: User, account: CreatorAccount, username: str, role: str
 ) -> Membership:
     """Add an existing user to the account. Owners may add any role; managers not owners."""
     actor_membership = _actor_membership_for_management(actor=actor, account=account)
@@ -127,9 +125,7 @@ def membership_create(
 
 
 @transaction.atomic
-def membership_update_role(
-    *, actor: AbstractBaseUser, membership: Membership, role: str
-) -> Membership:
+def membership_update_role(*, actor: User, membership: Membership, role: str) -> Membership:
     """Change a member's role.
 
     Locks the account's owner memberships (SELECT ... FOR UPDATE) before the last-owner check.
@@ -157,7 +153,7 @@ def membership_update_role(
 
 
 @transaction.atomic
-def membership_delete(*, actor: AbstractBaseUser, membership: Membership) -> None:
+def membership_delete(*, actor: User, membership: Membership) -> None:
     """Remove a member from the account.
 
     Locks the account's owner memberships (SELECT ... FOR UPDATE) before the last-owner check.
@@ -181,13 +177,13 @@ def membership_delete(*, actor: AbstractBaseUser, membership: Membership) -> Non
 
 
 @transaction.atomic
-def api_token_get_or_create(*, user: AbstractBaseUser) -> Token:
+def api_token_get_or_create(*, user: User) -> Token:
     token, _ = Token.objects.get_or_create(user=user)
     return token
 
 
 @transaction.atomic
-def api_token_reset(*, user: AbstractBaseUser) -> Token:
+def api_token_reset(*, user: User) -> Token:
     """Replace the user's token with a new one; the old key stops working at once."""
     Token.objects.filter(user=user).delete()
     return Token.objects.create(user=user)

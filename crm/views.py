@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from crm import selectors, services
 from crm.errors import ApplicationError, NotFoundError
@@ -26,7 +28,14 @@ from crm.models import Fan, Membership
 FANS_PER_PAGE = 50
 
 
-def _membership_or_404(request: HttpRequest, account_id: int) -> Membership:
+class AuthenticatedRequest(HttpRequest):
+    """What the login-required views receive (django-htmx sets ``htmx``)."""
+
+    user: User
+    htmx: HtmxDetails
+
+
+def _membership_or_404(request: AuthenticatedRequest, account_id: int) -> Membership:
     try:
         return selectors.membership_get(user=request.user, account_id=account_id)
     except NotFoundError as exc:
@@ -34,14 +43,14 @@ def _membership_or_404(request: HttpRequest, account_id: int) -> Membership:
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedRequest) -> HttpResponse:
     memberships = selectors.memberships_with_fan_counts(user=request.user)
     return render(request, "crm/home.html", {"memberships": memberships})
 
 
 @login_required
 @require_POST
-def account_switch(request: HttpRequest) -> HttpResponse:
+def account_switch(request: AuthenticatedRequest) -> HttpResponse:
     form = AccountSwitchForm(request.POST)
     if not form.is_valid():
         raise Http404("Creator account not found.")
@@ -56,7 +65,7 @@ def account_switch(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def fan_list(request: HttpRequest, account_id: int) -> HttpResponse:
+def fan_list(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     membership = _membership_or_404(request, account_id)
     filter_form = FanFilterForm(request.GET)
     fans = selectors.fans_for_account(
@@ -76,7 +85,7 @@ def fan_list(request: HttpRequest, account_id: int) -> HttpResponse:
     return render(request, template, context)
 
 
-def _fan_in_account(request: HttpRequest, account_id: int, fan_id: int) -> Fan:
+def _fan_in_account(request: AuthenticatedRequest, account_id: int, fan_id: int) -> Fan:
     try:
         fan = selectors.fan_get(user=request.user, fan_id=fan_id)
     except NotFoundError as exc:
@@ -88,7 +97,7 @@ def _fan_in_account(request: HttpRequest, account_id: int, fan_id: int) -> Fan:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def fan_detail(request: HttpRequest, account_id: int, fan_id: int) -> HttpResponse:
+def fan_detail(request: AuthenticatedRequest, account_id: int, fan_id: int) -> HttpResponse:
     membership = _membership_or_404(request, account_id)
     fan = _fan_in_account(request, account_id, fan_id)
     if request.method == "POST":
@@ -119,7 +128,7 @@ def fan_detail(request: HttpRequest, account_id: int, fan_id: int) -> HttpRespon
 
 
 def _members_page(
-    request: HttpRequest,
+    request: AuthenticatedRequest,
     membership: Membership,
     *,
     create_form: MembershipCreateForm | None = None,
@@ -141,7 +150,7 @@ def _members_page(
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def member_list(request: HttpRequest, account_id: int) -> HttpResponse:
+def member_list(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     membership = _membership_or_404(request, account_id)
     if request.method == "GET":
         return _members_page(request, membership)
@@ -163,7 +172,9 @@ def member_list(request: HttpRequest, account_id: int) -> HttpResponse:
     return redirect("member_list", account_id=account_id)
 
 
-def _member_or_404(request: HttpRequest, account_id: int, membership_id: int) -> Membership:
+def _member_or_404(
+    request: AuthenticatedRequest, account_id: int, membership_id: int
+) -> Membership:
     try:
         return selectors.member_get(
             user=request.user, account_id=account_id, membership_id=membership_id
@@ -174,7 +185,9 @@ def _member_or_404(request: HttpRequest, account_id: int, membership_id: int) ->
 
 @login_required
 @require_POST
-def member_update(request: HttpRequest, account_id: int, membership_id: int) -> HttpResponse:
+def member_update(
+    request: AuthenticatedRequest, account_id: int, membership_id: int
+) -> HttpResponse:
     membership = _membership_or_404(request, account_id)
     target = _member_or_404(request, account_id, membership_id)
     form = MembershipRoleForm(request.POST)
@@ -192,7 +205,9 @@ def member_update(request: HttpRequest, account_id: int, membership_id: int) -> 
 
 @login_required
 @require_POST
-def member_delete(request: HttpRequest, account_id: int, membership_id: int) -> HttpResponse:
+def member_delete(
+    request: AuthenticatedRequest, account_id: int, membership_id: int
+) -> HttpResponse:
     membership = _membership_or_404(request, account_id)
     target = _member_or_404(request, account_id, membership_id)
     try:
@@ -207,7 +222,7 @@ def member_delete(request: HttpRequest, account_id: int, membership_id: int) -> 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def settings_page(request: HttpRequest) -> HttpResponse:
+def settings_page(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "POST":
         services.api_token_reset(user=request.user)
         messages.success(request, "A new API token was created; the old one no longer works.")

@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery, Sum, Value
@@ -237,11 +236,10 @@ class Command(BaseCommand):
         self.stdout.write("  chatter2  chatter on Mia Stone")
         self.stdout.write("  admin     superuser, for /admin/")
 
-    def _users(self) -> dict[str, AbstractUser]:
-        user_model = get_user_model()
-        users: dict[str, AbstractUser] = {}
+    def _users(self) -> dict[str, User]:
+        users: dict[str, User] = {}
         for username, (_, is_superuser) in DEMO_USERS.items():
-            user, created = user_model.objects.get_or_create(
+            user, created = User.objects.get_or_create(
                 username=username,
                 defaults={
                     "email": f"{username}@demo.example",
@@ -255,7 +253,7 @@ class Command(BaseCommand):
             users[username] = user
         return users
 
-    def _accounts(self, users: dict[str, AbstractUser]) -> list[CreatorAccount]:
+    def _accounts(self, users: dict[str, User]) -> list[CreatorAccount]:
         accounts = {
             platform_id: CreatorAccount.objects.get_or_create(
                 platform_account_id=platform_id, defaults={"display_name": name}
@@ -311,7 +309,9 @@ class Command(BaseCommand):
 
         messages = []
         for plan in plans:
-            conversation_id = conversation_ids.get(fan_ids[plan.fan.platform_fan_id])
+            if not plan.messages:
+                continue
+            conversation_id = conversation_ids[fan_ids[plan.fan.platform_fan_id]]
             for message in plan.messages:
                 message.conversation_id = conversation_id
                 messages.append(message)
