@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from rest_framework.authtoken.models import Token
@@ -38,8 +40,10 @@ def membership_get(*, user: User, account_id: int) -> Membership:
 
 def fan_get(*, user: User, fan_id: int) -> Fan:
     """A fan of one of the user's accounts; NotFoundError for anyone else's fan."""
+    if not user.is_authenticated:
+        raise NotFoundError("Fan not found.", code="fan_not_found")
     fan = (
-        Fan.objects.filter(pk=fan_id, account__memberships__user_id=user.pk)
+        Fan.objects.filter(pk=fan_id, account__memberships__user_id=cast(int, user.pk))
         .select_related("account")
         .first()
     )

@@ -49,7 +49,8 @@ def task_publish(*, message_id: int, delay_seconds: float) -> None:
     from onlyfans.tasks import message_send_task
 
     delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
-    message_send_task.apply_async((message_id,), delay_seconds=delay)
+    # kombu's SQS transport turns this message property into SQS DelaySeconds.
+    message_send_task.apply_async((message_id,), delay_seconds=delay)  # type: ignore[call-arg]
 
 
 def _dispatch_once(account_id: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from django.db.models import Count, Max, Q, QuerySet
@@ -21,8 +21,10 @@ log = structlog.get_logger(__name__)
 
 
 def outgoing_messages_for_user(*, user: User) -> QuerySet[Message]:
+    if not user.is_authenticated:
+        return Message.objects.none()
     return Message.objects.filter(
-        direction=Message.Direction.OUT, account__memberships__user_id=user.pk
+        direction=Message.Direction.OUT, account__memberships__user_id=cast(int, user.pk)
     )
 
 

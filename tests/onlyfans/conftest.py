@@ -62,7 +62,7 @@ class SendQueue:
     def run(self, delivery: Delivery, *, ack: bool = True) -> Any:
         from onlyfans import tasks
 
-        task = {
+        task: Any = {
             "onlyfans.tasks.message_send_task": tasks.message_send_task,
             "onlyfans.tasks.outbox_sweep_task": tasks.outbox_sweep_task,
         }[delivery.task]
@@ -74,7 +74,7 @@ class SendQueue:
 
     def drain(self, *, until: Callable[[], bool] | None = None, timeout: float = 15.0) -> list[Any]:
         """Run deliveries as they become visible until ``until()`` holds or nothing is left."""
-        results = []
+        results: list[Any] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if until is not None and until():
