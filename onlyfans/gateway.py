@@ -72,12 +72,11 @@ def message_send(request: SendRequest) -> SendResult:
         payload = raw.json()
     replayed = raw.headers.get("Idempotent-Replayed", "").lower() == "true"
     data = payload.get("data") if isinstance(payload, dict) else None
-    message_id = data.get("id") if isinstance(data, dict) else None
-    if message_id is None:
+    if not isinstance(data, dict) or data.get("id") is None:
         log.warning("gateway.send_invalid_reply", account=request.account_platform_id)
         raise GatewayError("The gateway's reply has no message id.", code="invalid_reply")
     result = SendResult(
-        platform_message_id=str(message_id),
+        platform_message_id=str(data["id"]),
         created_at=_datetime(data.get("createdAt")),
         replayed=replayed,
         rate_limit_remaining=_rate_limit_remaining(payload),
@@ -99,15 +98,15 @@ def accounts_list() -> list[PlatformAccount]:
     """Every creator account connected to the gateway, with whether its session still works."""
     with _gateway_errors("accounts_list"):
         payload = api_client().accounts.with_raw_response.list().json()
-    items = payload.get("data", []) if isinstance(payload, dict) else payload
+    # This endpoint answers a bare list (the SDK's type); accept a wrapped one too.
     return [
         PlatformAccount(
             platform_account_id=str(item["id"]),
             display_name=item.get("display_name") or item.get("onlyfans_username") or "",
             is_authenticated=bool(item.get("is_authenticated")),
         )
-        for item in items or []
-        if isinstance(item, dict) and item.get("id")
+        for item in _data_list(payload)
+        if item.get("id")
     ]
 
 
@@ -291,7 +290,9 @@ def _data_list(payload: object) -> list[dict[str, Any]]:
     data = payload.get("data") if isinstance(payload, dict) else payload
     if isinstance(data, dict):  # some list endpoints nest the rows: {"data": {"list": [...]}}
         data = data.get("list")
-    return [item for item in data or [] if isinstance(item, dict)]
+    if not isinstance(data, list):
+        return []
+    return [item for item in data if isinstance(item, dict)]
 
 
 def _next_page(payload: object) -> str | None:

@@ -98,6 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         body = self._body()
+        reply: Reply | None
         url = urlsplit(self.path)
         path, query = url.path, {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
@@ -233,7 +234,8 @@ class SandboxServer:
             raise TypeError(f"unknown sandbox settings: {', '.join(unknown)}")
         self.state = SandboxState(cfg)
         self._httpd = _HTTPServer((host, port), self.state)
-        self.host, self.port = self._httpd.server_address[:2]
+        address = self._httpd.server_address
+        self.host, self.port = str(address[0]), int(address[1])
         self._threads: list[threading.Thread] = []
 
     @property

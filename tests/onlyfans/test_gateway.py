@@ -79,6 +79,7 @@ def test_rate_limited_with_retry_after_seconds(sandbox):
     with pytest.raises(GatewayRateLimited) as error:
         gateway.message_send(_request())
     assert error.value.status == 429
+    assert error.value.retry_after_seconds is not None
     assert 1 <= error.value.retry_after_seconds <= 60
     assert isinstance(error.value, GatewayTransientError)
 
@@ -88,6 +89,7 @@ def test_rate_limited_with_retry_after_as_http_date(sandbox):
     gateway.message_send(_request())
     with pytest.raises(GatewayRateLimited) as error:
         gateway.message_send(_request())
+    assert error.value.retry_after_seconds is not None
     assert 0 <= error.value.retry_after_seconds <= 61
 
 

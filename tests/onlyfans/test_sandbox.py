@@ -34,6 +34,11 @@ def _send(sdk, *, key: str | None = None, chat: str = CHAT, account: str = ACCOU
     return sdk.chats.messages.with_raw_response.send(chat, account=account, **body, **kwargs)
 
 
+def _code(error: onlyfansapi.APIStatusError) -> str:
+    assert isinstance(error.body, dict)
+    return error.body["code"]
+
+
 def test_send_answers_a_wrapped_message(sdk, sandbox):
     # when
     raw = _send(sdk, key=str(uuid.uuid4()), price=0, media_files=[], previews=[])
@@ -71,8 +76,8 @@ def test_same_key_other_body_or_chat_is_a_mismatch(sdk, sandbox):
         _send(sdk, key=key, text="something else")
     with pytest.raises(onlyfansapi.UnprocessableEntityError) as other_chat:
         _send(sdk, key=key, chat="999")
-    assert other_body.value.body["code"] == "IDEMPOTENCY_KEY_MISMATCH"
-    assert other_chat.value.body["code"] == "IDEMPOTENCY_KEY_MISMATCH"
+    assert _code(other_body.value) == "IDEMPOTENCY_KEY_MISMATCH"
+    assert _code(other_chat.value) == "IDEMPOTENCY_KEY_MISMATCH"
     assert len(sandbox.messages()) == 1
 
 
@@ -87,7 +92,7 @@ def test_same_key_on_another_account_is_another_message(sdk, sandbox):
 def test_invalid_idempotency_key(sdk, sandbox, key):
     with pytest.raises(onlyfansapi.BadRequestError) as error:
         _send(sdk, key=key)
-    assert error.value.body["code"] == "IDEMPOTENCY_KEY_INVALID"
+    assert _code(error.value) == "IDEMPOTENCY_KEY_INVALID"
     assert sandbox.messages() == []
 
 
@@ -111,7 +116,7 @@ def test_no_key_sends_every_time(sdk, sandbox):
 def test_invalid_sends_are_refused(sdk, sandbox, body):
     with pytest.raises(onlyfansapi.UnprocessableEntityError) as error:
         _send(sdk, key=str(uuid.uuid4()), **body)
-    assert error.value.body["code"] == "validation_error"
+    assert _code(error.value) == "validation_error"
     assert sandbox.messages() == []
 
 
@@ -187,7 +192,7 @@ def test_key_in_flight_is_a_conflict(sdk, sandbox):
     with pytest.raises(onlyfansapi.ConflictError) as error:
         _send(sdk, key=key)
     first.join()
-    assert error.value.body["code"] == "IDEMPOTENCY_CONFLICT"
+    assert _code(error.value) == "IDEMPOTENCY_CONFLICT"
     assert len(sandbox.messages()) == 1
 
 
@@ -245,7 +250,7 @@ def test_disconnected_and_removed_accounts_cannot_send(sdk, sandbox):
         _send(sdk, account="acct_gone", key=str(uuid.uuid4()))
     with pytest.raises(onlyfansapi.NotFoundError) as removed:
         _send(sdk, account="acct_removed", key=str(uuid.uuid4()))
-    assert removed.value.body["code"] == "account_not_found"
+    assert _code(removed.value) == "account_not_found"
     assert sandbox.messages() == []
 
 
