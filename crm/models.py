@@ -15,6 +15,14 @@ from django.db import models
 from django.db.models import Q
 
 
+def default_send_rate_per_minute() -> int:
+    return int(settings.SEND_RATE_DEFAULT_PER_MINUTE)
+
+
+def default_send_min_interval_ms() -> int:
+    return int(settings.SEND_MIN_INTERVAL_DEFAULT_MS)
+
+
 class CreatorAccount(models.Model):
     class ConnectionState(models.TextChoices):
         CONNECTED = "connected", "Connected"
@@ -28,10 +36,12 @@ class CreatorAccount(models.Model):
         max_length=20, choices=ConnectionState.choices, default=ConnectionState.CONNECTED
     )
     send_rate_per_minute = models.PositiveIntegerField(
-        default=10, help_text="At most this many messages in any 60-second window."
+        default=default_send_rate_per_minute,
+        help_text="At most this many messages in any 60-second window.",
     )
     send_min_interval_ms = models.PositiveIntegerField(
-        default=3000, help_text="At least this many milliseconds between two sends."
+        default=default_send_min_interval_ms,
+        help_text="At least this many milliseconds between two sends.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -193,7 +203,8 @@ class Message(models.Model):
     price_cents = models.PositiveIntegerField(default=0)
     media_ids = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices)
-    platform_message_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL until the platform assigns one; uniqueness only applies to known ids.
+    platform_message_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     sender_kind = models.CharField(max_length=10, choices=SenderKind.choices)
     sent_by = models.ForeignKey(
@@ -248,6 +259,12 @@ class Message(models.Model):
                 condition=Q(status__in=["queued", "sending"]),
                 name="message_account_pending",
             ),
+            # What is on the broker now (the dispatcher's global cap counts these).
+            models.Index(
+                fields=["dispatched_at"],
+                condition=Q(status__in=["queued", "sending"], dispatched_at__isnull=False),
+                name="message_on_broker",
+            ),
             models.Index(
                 fields=["account", "status", "-updated_at"], name="message_account_status"
             ),
@@ -273,7 +290,7 @@ class Purchase(models.Model):
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="purchases"
     )
     # The platform event or transaction that recorded it, so replays cannot double-count.
-    platform_event_id = models.CharField(max_length=100, null=True, blank=True)
+    platform_event_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

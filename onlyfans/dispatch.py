@@ -1,7 +1,9 @@
 """The per-account dispatcher: moves an account's backlog from the database to the broker.
 
 Only about the next minute of each account's sends sits on SQS at a time (capped by
-``SEND_DISPATCH_MAX_PER_ACCOUNT``), each task published with the delay the rate limiter
+``SEND_DISPATCH_MAX_PER_ACCOUNT``, and all accounts together by ``SEND_DISPATCH_MAX_TOTAL``;
+accounts that find the broker full wait in line in Redis, oldest backlog first), each task
+published with the delay the rate limiter
 forecasts for it, so a backlog of thousands waits in PostgreSQL, workers do not spin, and no
 delay comes near the queue's visibility timeout. Dispatch runs after an enqueue commits, after
 every finished send (to top up), and from the periodic outbox sweep.
@@ -53,22 +55,43 @@ def task_publish(*, message_id: int, delay_seconds: float) -> None:
     message_send_task.apply_async((message_id,), delay_seconds=delay)  # type: ignore[call-arg]
 
 
+WAITING_KEY = "dispatch:waiting"
+
+
+def broker_in_flight() -> int:
+    """Messages of all accounts whose task is on the broker (or being sent) right now."""
+    return Message.objects.filter(status__in=PENDING, dispatched_at__isnull=False).count()
+
+
 def _dispatch_once(account_id: int) -> int:
     account = CreatorAccount.objects.filter(pk=account_id).first()
     if account is None or not account.is_connected:
+        redis_client().zrem(WAITING_KEY, account_id)
         return 0
     pending = Message.objects.filter(account_id=account_id, status__in=PENDING)
     in_flight = pending.filter(dispatched_at__isnull=False).count()
-    budget = dispatch_budget(account) - in_flight
-    if budget <= 0:
+    account_free = dispatch_budget(account) - in_flight
+    if account_free <= 0:
+        # Its own sends will top it up as they finish.
+        redis_client().zrem(WAITING_KEY, account_id)
         return 0
+    total_free = settings.SEND_DISPATCH_MAX_TOTAL - broker_in_flight()
+    budget = min(account_free, total_free)
     ids = list(
         pending.filter(status=Message.Status.QUEUED, dispatched_at__isnull=True)
         .order_by("id")
-        .values_list("id", flat=True)[:budget]
+        .values_list("id", flat=True)[: max(budget, 1)]
     )
     if not ids:
+        redis_client().zrem(WAITING_KEY, account_id)
         return 0
+    if budget <= 0 or (budget < account_free and len(ids) == budget):
+        # The broker holds all it may: wait in line, oldest backlog first, for a free place.
+        redis_client().zadd(WAITING_KEY, {str(account_id): ids[0] if budget <= 0 else ids[-1] + 1})
+        if budget <= 0:
+            return 0
+    else:
+        redis_client().zrem(WAITING_KEY, account_id)
     delays = rate_limit_forecast(
         account_id=account_id, limit=account_rate_limit(account), count=in_flight + len(ids)
     )[in_flight:]
@@ -88,6 +111,22 @@ def _dispatch_once(account_id: int) -> int:
             break
         published += 1
     log.info("dispatch.published", account_id=account_id, published=published, in_flight=in_flight)
+    return published
+
+
+def waiting_dispatch(*, max_accounts: int = 8) -> int:
+    """Give free places on the broker to accounts waiting in line for one, oldest first."""
+    client = redis_client()
+    published = 0
+    for _ in range(max_accounts):
+        popped = client.zpopmin(WAITING_KEY, 1)
+        if not popped:
+            break
+        account_id = int(popped[0][0])
+        done = account_dispatch(account_id=account_id)
+        published += done
+        if not done and client.zscore(WAITING_KEY, account_id) is not None:
+            break  # the broker is full again: it went back in line
     return published
 
 
@@ -143,5 +182,6 @@ def outbox_sweep() -> dict[str, int]:
         .distinct()
     )
     published = sum(account_dispatch(account_id=account_id) for account_id in account_ids)
+    published += waiting_dispatch()
     log.info("outbox.swept", stale=stale, accounts=len(account_ids), published=published)
     return {"stale": stale, "accounts": len(account_ids), "published": published}

@@ -50,10 +50,10 @@ def sqs_queues(sqs_server: str) -> Iterator[dict[str, str]]:
     from onlyfans.broker import queues_ensure, sqs_client
 
     client = sqs_client()
-    urls = queues_ensure(client)
-    for url in urls.values():
-        client.purge_queue(QueueUrl=url)
-    yield urls
+    # Recreated rather than purged: SQS allows one purge a minute per queue.
+    for url in queues_ensure(client).values():
+        client.delete_queue(QueueUrl=url)
+    yield queues_ensure(client)
 
 
 @pytest.fixture

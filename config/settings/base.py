@@ -179,6 +179,8 @@ SEND_RATE_GUARD_MS = env.int("SEND_RATE_GUARD_MS", default=200)
 # How far ahead (seconds of an account's sends) may sit on the broker at once.
 SEND_DISPATCH_HORIZON_SECONDS = env.int("SEND_DISPATCH_HORIZON_SECONDS", default=60)
 SEND_DISPATCH_MAX_PER_ACCOUNT = env.int("SEND_DISPATCH_MAX_PER_ACCOUNT", default=10)
+# ...and for all accounts together: SQS (and moto far more) slows as a queue grows.
+SEND_DISPATCH_MAX_TOTAL = env.int("SEND_DISPATCH_MAX_TOTAL", default=200)
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=3)
 SEND_RETRY_BASE_SECONDS = env.float("SEND_RETRY_BASE_SECONDS", default=1.0)
 # A queued message whose task has not run for this long is published again by beat.

@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,212 +17,508 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='CreatorAccount',
+            name="CreatorAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('display_name', models.CharField(max_length=200)),
-                ('platform_account_id', models.CharField(help_text="The gateway's id of this account, e.g. acct_123.", max_length=100, unique=True)),
-                ('connection_state', models.CharField(choices=[('connected', 'Connected'), ('expired', 'Expired (reconnect needed)')], default='connected', max_length=20)),
-                ('send_rate_per_minute', models.PositiveIntegerField(default=10, help_text='At most this many messages in any 60-second window.')),
-                ('send_min_interval_ms', models.PositiveIntegerField(default=3000, help_text='At least this many milliseconds between two sends.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("display_name", models.CharField(max_length=200)),
+                (
+                    "platform_account_id",
+                    models.CharField(
+                        help_text="The gateway's id of this account, e.g. acct_123.",
+                        max_length=100,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "connection_state",
+                    models.CharField(
+                        choices=[
+                            ("connected", "Connected"),
+                            ("expired", "Expired (reconnect needed)"),
+                        ],
+                        default="connected",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "send_rate_per_minute",
+                    models.PositiveIntegerField(
+                        default=10, help_text="At most this many messages in any 60-second window."
+                    ),
+                ),
+                (
+                    "send_min_interval_ms",
+                    models.PositiveIntegerField(
+                        default=3000, help_text="At least this many milliseconds between two sends."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['display_name', 'id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('send_rate_per_minute__gte', 1)), name='account_send_rate_positive'), models.CheckConstraint(condition=models.Q(('platform_account_id__startswith', 'acct_')), name='account_platform_id_format')],
+                "ordering": ["display_name", "id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("send_rate_per_minute__gte", 1)),
+                        name="account_send_rate_positive",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("platform_account_id__startswith", "acct_")),
+                        name="account_platform_id_format",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Fan',
+            name="Fan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('platform_fan_id', models.CharField(help_text="The platform's user id of the fan.", max_length=64)),
-                ('username', models.CharField(max_length=150)),
-                ('display_name', models.CharField(blank=True, max_length=200)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('tags', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=50), blank=True, default=list, size=None)),
-                ('notes', models.TextField(blank=True)),
-                ('lifetime_spend_cents', models.BigIntegerField(default=0)),
-                ('subscription_state', models.CharField(choices=[('active', 'Active'), ('expired', 'Expired'), ('never', 'Never subscribed')], default='never', max_length=20)),
-                ('subscribed_at', models.DateTimeField(blank=True, null=True)),
-                ('subscription_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='fans', to='crm.creatoraccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "platform_fan_id",
+                    models.CharField(help_text="The platform's user id of the fan.", max_length=64),
+                ),
+                ("username", models.CharField(max_length=150)),
+                ("display_name", models.CharField(blank=True, max_length=200)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                (
+                    "tags",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=50),
+                        blank=True,
+                        default=list,
+                        size=None,
+                    ),
+                ),
+                ("notes", models.TextField(blank=True)),
+                ("lifetime_spend_cents", models.BigIntegerField(default=0)),
+                (
+                    "subscription_state",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("expired", "Expired"),
+                            ("never", "Never subscribed"),
+                        ],
+                        default="never",
+                        max_length=20,
+                    ),
+                ),
+                ("subscribed_at", models.DateTimeField(blank=True, null=True)),
+                ("subscription_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("last_seen_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="fans",
+                        to="crm.creatoraccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-lifetime_spend_cents', 'id'],
+                "ordering": ["-lifetime_spend_cents", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_message_at', models.DateTimeField(blank=True, null=True)),
-                ('unread_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('assigned_to', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assigned_conversations', to=settings.AUTH_USER_MODEL)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to='crm.creatoraccount')),
-                ('fan', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='conversation', to='crm.fan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("last_message_at", models.DateTimeField(blank=True, null=True)),
+                ("unread_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "assigned_to",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="assigned_conversations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to="crm.creatoraccount",
+                    ),
+                ),
+                (
+                    "fan",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversation",
+                        to="crm.fan",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-last_message_at', '-id'],
+                "ordering": ["-last_message_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('manager', 'Manager'), ('chatter', 'Chatter')], default='chatter', max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='crm.creatoraccount')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("owner", "Owner"),
+                            ("manager", "Manager"),
+                            ("chatter", "Chatter"),
+                        ],
+                        default="chatter",
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="crm.creatoraccount",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['account_id', 'user_id'],
+                "ordering": ["account_id", "user_id"],
             },
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('in', 'From fan'), ('out', 'To fan')], max_length=3)),
-                ('text', models.TextField(blank=True)),
-                ('price_cents', models.PositiveIntegerField(default=0)),
-                ('media_ids', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=100), blank=True, default=list, size=None)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed'), ('received', 'Received')], max_length=10)),
-                ('platform_message_id', models.CharField(blank=True, max_length=64, null=True)),
-                ('idempotency_key', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('sender_kind', models.CharField(choices=[('user', 'User'), ('campaign', 'Campaign'), ('fan', 'Fan')], max_length=10)),
-                ('campaign_id', models.BigIntegerField(blank=True, help_text='The campaign that sent it, when sender_kind=campaign.', null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('queued_at', models.DateTimeField(blank=True, null=True)),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='crm.creatoraccount')),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='crm.conversation')),
-                ('sent_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='sent_messages', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "direction",
+                    models.CharField(choices=[("in", "From fan"), ("out", "To fan")], max_length=3),
+                ),
+                ("text", models.TextField(blank=True)),
+                ("price_cents", models.PositiveIntegerField(default=0)),
+                (
+                    "media_ids",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=100),
+                        blank=True,
+                        default=list,
+                        size=None,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                            ("received", "Received"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("platform_message_id", models.CharField(blank=True, max_length=64, null=True)),
+                (
+                    "idempotency_key",
+                    models.UUIDField(default=uuid.uuid4, editable=False, unique=True),
+                ),
+                (
+                    "sender_kind",
+                    models.CharField(
+                        choices=[("user", "User"), ("campaign", "Campaign"), ("fan", "Fan")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "campaign_id",
+                    models.BigIntegerField(
+                        blank=True,
+                        help_text="The campaign that sent it, when sender_kind=campaign.",
+                        null=True,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                ("queued_at", models.DateTimeField(blank=True, null=True)),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="crm.creatoraccount",
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="crm.conversation",
+                    ),
+                ),
+                (
+                    "sent_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="sent_messages",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Purchase',
+            name="Purchase",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('tip', 'Tip'), ('ppv', 'Pay-per-view unlock'), ('subscription', 'Subscription')], max_length=20)),
-                ('amount_cents', models.PositiveIntegerField()),
-                ('purchased_at', models.DateTimeField()),
-                ('platform_event_id', models.CharField(blank=True, max_length=100, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='purchases', to='crm.creatoraccount')),
-                ('fan', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='purchases', to='crm.fan')),
-                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='purchases', to='crm.message')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("tip", "Tip"),
+                            ("ppv", "Pay-per-view unlock"),
+                            ("subscription", "Subscription"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("amount_cents", models.PositiveIntegerField()),
+                ("purchased_at", models.DateTimeField()),
+                ("platform_event_id", models.CharField(blank=True, max_length=100, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="purchases",
+                        to="crm.creatoraccount",
+                    ),
+                ),
+                (
+                    "fan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="purchases",
+                        to="crm.fan",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="purchases",
+                        to="crm.message",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-purchased_at', '-id'],
+                "ordering": ["-purchased_at", "-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='fan',
-            index=django.contrib.postgres.indexes.GinIndex(fields=['tags'], name='fan_tags_gin'),
+            model_name="fan",
+            index=django.contrib.postgres.indexes.GinIndex(fields=["tags"], name="fan_tags_gin"),
         ),
         migrations.AddIndex(
-            model_name='fan',
-            index=models.Index(fields=['account', '-lifetime_spend_cents'], name='fan_account_spend'),
+            model_name="fan",
+            index=models.Index(
+                fields=["account", "-lifetime_spend_cents"], name="fan_account_spend"
+            ),
         ),
         migrations.AddIndex(
-            model_name='fan',
-            index=models.Index(fields=['account', '-last_seen_at'], name='fan_account_last_seen'),
+            model_name="fan",
+            index=models.Index(fields=["account", "-last_seen_at"], name="fan_account_last_seen"),
         ),
         migrations.AddIndex(
-            model_name='fan',
-            index=models.Index(fields=['account', 'subscription_state'], name='fan_account_sub_state'),
+            model_name="fan",
+            index=models.Index(
+                fields=["account", "subscription_state"], name="fan_account_sub_state"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='fan',
-            constraint=models.UniqueConstraint(fields=('account', 'platform_fan_id'), name='fan_unique_platform_id'),
+            model_name="fan",
+            constraint=models.UniqueConstraint(
+                fields=("account", "platform_fan_id"), name="fan_unique_platform_id"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='fan',
-            constraint=models.UniqueConstraint(fields=('account', 'username'), name='fan_unique_username'),
+            model_name="fan",
+            constraint=models.UniqueConstraint(
+                fields=("account", "username"), name="fan_unique_username"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='fan',
-            constraint=models.CheckConstraint(condition=models.Q(('lifetime_spend_cents__gte', 0)), name='fan_spend_non_negative'),
+            model_name="fan",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("lifetime_spend_cents__gte", 0)), name="fan_spend_non_negative"
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['account', '-last_message_at', '-id'], name='conversation_account_recent'),
+            model_name="conversation",
+            index=models.Index(
+                fields=["account", "-last_message_at", "-id"], name="conversation_account_recent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['assigned_to', '-last_message_at'], name='conversation_assignee'),
+            model_name="conversation",
+            index=models.Index(
+                fields=["assigned_to", "-last_message_at"], name="conversation_assignee"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.UniqueConstraint(fields=('account', 'fan'), name='conversation_unique_fan'),
+            model_name="conversation",
+            constraint=models.UniqueConstraint(
+                fields=("account", "fan"), name="conversation_unique_fan"
+            ),
         ),
         migrations.AddIndex(
-            model_name='membership',
-            index=models.Index(fields=['account', 'role'], name='membership_account_role'),
+            model_name="membership",
+            index=models.Index(fields=["account", "role"], name="membership_account_role"),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('user', 'account'), name='membership_unique_user_account'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("user", "account"), name="membership_unique_user_account"
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['conversation', 'created_at', 'id'], name='message_thread'),
+            model_name="message",
+            index=models.Index(fields=["conversation", "created_at", "id"], name="message_thread"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('status__in', ['queued', 'sending'])), fields=['account', 'id'], name='message_account_pending'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("status__in", ["queued", "sending"])),
+                fields=["account", "id"],
+                name="message_account_pending",
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['account', 'status', '-updated_at'], name='message_account_status'),
+            model_name="message",
+            index=models.Index(
+                fields=["account", "status", "-updated_at"], name="message_account_status"
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['account', '-sent_at'], name='message_account_sent'),
+            model_name="message",
+            index=models.Index(fields=["account", "-sent_at"], name="message_account_sent"),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('platform_message_id__isnull', False)), fields=('account', 'platform_message_id'), name='message_unique_platform_id'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("platform_message_id__isnull", False)),
+                fields=("account", "platform_message_id"),
+                name="message_unique_platform_id",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('direction', 'in'), ('status', 'received')), models.Q(('direction', 'out'), ('status__in', ['queued', 'sending', 'sent', 'failed'])), _connector='OR'), name='message_status_matches_direction'),
+            model_name="message",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("direction", "in"), ("status", "received")),
+                    models.Q(
+                        ("direction", "out"),
+                        ("status__in", ["queued", "sending", "sent", "failed"]),
+                    ),
+                    _connector="OR",
+                ),
+                name="message_status_matches_direction",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.CheckConstraint(condition=models.Q(('price_cents', 0), models.Q(('price_cents__gte', 300), ('price_cents__lte', 20000)), _connector='OR'), name='message_price_range'),
+            model_name="message",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("price_cents", 0),
+                    models.Q(("price_cents__gte", 300), ("price_cents__lte", 20000)),
+                    _connector="OR",
+                ),
+                name="message_price_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'sent'), _negated=True), ('sent_at__isnull', False), _connector='OR'), name='message_sent_has_time'),
+            model_name="message",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "sent"), _negated=True),
+                    ("sent_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="message_sent_has_time",
+            ),
         ),
         migrations.AddIndex(
-            model_name='purchase',
-            index=models.Index(fields=['account', '-purchased_at'], name='purchase_account_time'),
+            model_name="purchase",
+            index=models.Index(fields=["account", "-purchased_at"], name="purchase_account_time"),
         ),
         migrations.AddIndex(
-            model_name='purchase',
-            index=models.Index(fields=['fan', '-purchased_at'], name='purchase_fan_time'),
+            model_name="purchase",
+            index=models.Index(fields=["fan", "-purchased_at"], name="purchase_fan_time"),
         ),
         migrations.AddConstraint(
-            model_name='purchase',
-            constraint=models.UniqueConstraint(condition=models.Q(('platform_event_id__isnull', False)), fields=('account', 'platform_event_id'), name='purchase_unique_event'),
+            model_name="purchase",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("platform_event_id__isnull", False)),
+                fields=("account", "platform_event_id"),
+                name="purchase_unique_event",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='purchase',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_cents__gt', 0)), name='purchase_amount_positive'),
+            model_name="purchase",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_cents__gt", 0)), name="purchase_amount_positive"
+            ),
         ),
     ]
