@@ -41,7 +41,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
         data: dict[str, Any] = {"code": code, "detail": str(exc.detail)}
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            data["retry_after_seconds"] = int(exc.wait)
+        wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+        if wait is not None:
+            data["retry_after_seconds"] = int(wait)
         response.data = data
     return response

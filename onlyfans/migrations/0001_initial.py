@@ -5,27 +5,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('crm', '0001_initial'),
+        ("crm", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_key', models.CharField(max_length=255, unique=True)),
-                ('event', models.CharField(max_length=100)),
-                ('handled', models.BooleanField(default=False)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='webhook_events', to='crm.creatoraccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_key", models.CharField(max_length=255, unique=True)),
+                ("event", models.CharField(max_length=100)),
+                ("handled", models.BooleanField(default=False)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="webhook_events",
+                        to="crm.creatoraccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at', '-id'],
-                'indexes': [models.Index(fields=['event', '-received_at'], name='webhook_event_time')],
+                "ordering": ["-received_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["event", "-received_at"], name="webhook_event_time")
+                ],
             },
         ),
     ]
