@@ -2,9 +2,9 @@
 
 Two rules, checked and recorded atomically by one Lua script with Redis' own clock:
 at most ``limit`` sends in any sliding window of 60 s (a log of send times in a sorted set),
-and at least ``min_interval`` between two sends. The window is widened by a small guard so
-that network jitter between our clock and the platform's cannot show the platform ``limit+1``
-sends inside its own 60 s.
+and at least ``min_interval`` between two sends. The window and the interval are widened by a
+small guard (``SEND_RATE_GUARD_MS``) so that jitter between taking a slot here and arriving at
+the platform cannot show the platform ``limit+1`` sends in its own 60 s, or two sends too close.
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ class RateLimit:
     def window_ms(self) -> int:
         return WINDOW_MS + settings.SEND_RATE_GUARD_MS
 
+    @property
+    def spacing_ms(self) -> int:
+        """The minimum interval as enforced: with the guard, unless no interval is asked."""
+        return self.min_interval_ms + settings.SEND_RATE_GUARD_MS if self.min_interval_ms else 0
+
 
 @dataclass(frozen=True)
 class Acquired:
@@ -99,7 +104,7 @@ def rate_limit_acquire(*, account_id: int, limit: RateLimit) -> Acquired:
     script = _scripts()[0]
     granted, wait_ms, _now = script(
         keys=[_key(account_id)],
-        args=[limit.window_ms, limit.per_minute, limit.min_interval_ms, uuid.uuid4().hex],
+        args=[limit.window_ms, limit.per_minute, limit.spacing_ms, uuid.uuid4().hex],
     )
     return Acquired(granted=bool(granted), wait_seconds=max(0.0, int(wait_ms) / 1000))
 
@@ -119,7 +124,7 @@ def rate_limit_forecast(*, account_id: int, limit: RateLimit, count: int) -> lis
     if count <= 0:
         return []
     now, sends = _snapshot(account_id, limit)
-    window, per_window, interval = limit.window_ms, limit.per_minute, limit.min_interval_ms
+    window, per_window, interval = limit.window_ms, limit.per_minute, limit.spacing_ms
     simulated = min(count, 1000)
     slots: list[int] = []
     times = list(sends)
@@ -145,7 +150,7 @@ def rate_limit_state(*, account_id: int, limit: RateLimit) -> LimiterState:
     if used >= limit.per_minute:
         next_free = max(next_free, sends[used - limit.per_minute] + limit.window_ms - now)
     if sends:
-        next_free = max(next_free, sends[-1] + limit.min_interval_ms - now)
+        next_free = max(next_free, sends[-1] + limit.spacing_ms - now)
     return LimiterState(
         used_in_window=used,
         tokens_left=max(0, limit.per_minute - used),

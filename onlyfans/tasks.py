@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from celery import shared_task
+from celery.signals import worker_init, worker_process_init
 
 from onlyfans import metrics
 from onlyfans.dispatch import account_dispatch, outbox_sweep, task_publish, waiting_dispatch
@@ -39,3 +40,16 @@ def message_send_task(message_id: int) -> str:
 def outbox_sweep_task() -> dict[str, Any]:
     """Periodic (beat): publish queued messages that never reached or left the broker."""
     return outbox_sweep()
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _gateway_warm_up(**kwargs: Any) -> None:
+    """Build the SDK client before the first task (in each process of the pool).
+
+    Its first use costs over a second of imports, which would otherwise fall between taking
+    a rate-limit slot and reaching the platform.
+    """
+    from onlyfans.client import api_client
+
+    _ = api_client().chats.messages
