@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from config.logging import logging_dict, structlog_configure
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -202,30 +204,7 @@ DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo12345")
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env("LOG_FORMAT", default="json")  # "json" or "console"
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "structured": {
-            "()": "structlog.stdlib.ProcessorFormatter",
-            "processor": "structlog.processors.JSONRenderer"
-            if LOG_FORMAT == "json"
-            else "structlog.dev.ConsoleRenderer",
-        },
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "botocore": {"level": "WARNING"},
-        "boto3": {"level": "WARNING"},
-        "urllib3": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_dict(level=LOG_LEVEL, log_format=LOG_FORMAT)
 SQS_ACCOUNT_ID = env("SQS_ACCOUNT_ID", default="123456789012")
 SQS_WAIT_TIME_SECONDS = env.int("SQS_WAIT_TIME_SECONDS", default=1)
 SQS_POLLING_INTERVAL_SECONDS = env.float("SQS_POLLING_INTERVAL_SECONDS", default=0.0)
@@ -233,3 +212,6 @@ SEND_OUTBOX_SWEEP_SECONDS = env.int("SEND_OUTBOX_SWEEP_SECONDS", default=30)
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
+# Last, so every process (web, worker, beat, manage.py) configures structlog once.
+structlog_configure()
