@@ -36,7 +36,7 @@ fmt: setup
 	.venv/bin/ruff check --fix .
 
 bench: services
-	@scripts/bench.sh
+	@scripts/bench.sh $(ARGS)
 
 clean:
 	rm -rf .venv .uv staticfiles

@@ -2,7 +2,7 @@
 
 Only about the next minute of each account's sends sits on SQS at a time (capped by
 ``SEND_DISPATCH_MAX_PER_ACCOUNT``, and all accounts together by ``SEND_DISPATCH_MAX_TOTAL``;
-accounts that find the broker full wait in line in Redis, oldest backlog first), each task
+accounts that find the broker full wait in line in Redis, first come first served), each task
 published with the delay the rate limiter
 forecasts for it, so a backlog of thousands waits in PostgreSQL, workers do not spin, and no
 delay comes near the queue's visibility timeout. Dispatch runs after an enqueue commits, after
@@ -11,14 +11,19 @@ every finished send (to top up), and from the periodic outbox sweep.
 
 from __future__ import annotations
 
+import functools
 import math
+import time
+import uuid
 from datetime import timedelta
 
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 from crm.models import CreatorAccount, Message
@@ -63,19 +68,33 @@ def broker_in_flight() -> int:
     return Message.objects.filter(status__in=PENDING, dispatched_at__isnull=False).count()
 
 
+def _count(qs: QuerySet[Message]) -> Coalesce:
+    counted = qs.order_by().values("direction").annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(counted), 0)
+
+
 def _dispatch_once(account_id: int) -> int:
-    account = CreatorAccount.objects.filter(pk=account_id).first()
+    on_broker = Message.objects.filter(status__in=PENDING, dispatched_at__isnull=False)
+    # The account and both counts in one round trip: this runs after every finished send.
+    account = (
+        CreatorAccount.objects.filter(pk=account_id)
+        .annotate(
+            in_flight=_count(on_broker.filter(account_id=account_id)),
+            total_in_flight=_count(on_broker.filter(direction=Message.Direction.OUT)),
+        )
+        .first()
+    )
     if account is None or not account.is_connected:
         redis_client().zrem(WAITING_KEY, account_id)
         return 0
     pending = Message.objects.filter(account_id=account_id, status__in=PENDING)
-    in_flight = pending.filter(dispatched_at__isnull=False).count()
+    in_flight = account.in_flight  # type: ignore[attr-defined]
     account_free = dispatch_budget(account) - in_flight
     if account_free <= 0:
         # Its own sends will top it up as they finish.
         redis_client().zrem(WAITING_KEY, account_id)
         return 0
-    total_free = settings.SEND_DISPATCH_MAX_TOTAL - broker_in_flight()
+    total_free = settings.SEND_DISPATCH_MAX_TOTAL - account.total_in_flight  # type: ignore[attr-defined]
     budget = min(account_free, total_free)
     ids = list(
         pending.filter(status=Message.Status.QUEUED, dispatched_at__isnull=True)
@@ -86,8 +105,8 @@ def _dispatch_once(account_id: int) -> int:
         redis_client().zrem(WAITING_KEY, account_id)
         return 0
     if budget <= 0 or (budget < account_free and len(ids) == budget):
-        # The broker holds all it may: wait in line, oldest backlog first, for a free place.
-        redis_client().zadd(WAITING_KEY, {str(account_id): ids[0] if budget <= 0 else ids[-1] + 1})
+        # The broker holds all it may: wait in line (first come, first served) for a place.
+        redis_client().zadd(WAITING_KEY, {str(account_id): time.time()}, nx=True)
         if budget <= 0:
             return 0
     else:
@@ -130,30 +149,66 @@ def waiting_dispatch(*, max_accounts: int = 8) -> int:
     return published
 
 
+# One dispatcher per account: entering sets the "again" flag and takes the lock if free;
+# leaving clears the lock only when nobody asked again meanwhile (one round trip each).
+_ENTER = """
+redis.call('SET', KEYS[1], 1, 'EX', 300)
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', 60000) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+_AGAIN_OR_LEAVE = """
+if redis.call('DEL', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[2], 60000)
+  return 1
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 0
+"""
+
+
+@functools.cache
+def _scripts() -> tuple[Script, Script]:
+    client = redis_client()
+    return client.register_script(_ENTER), client.register_script(_AGAIN_OR_LEAVE)
+
+
 def account_dispatch(*, account_id: int) -> int:
     """Publish the next of the account's queued messages that fit its budget.
 
     Concurrency: one dispatcher per account at a time, by a non-blocking Redis lock. A caller
     that finds the lock taken leaves a "dispatch again" flag instead of waiting, and the holder
-    loops until the flag stays clear, so no request ever queues behind another's dispatch.
+    runs once more before it leaves, so no request ever queues behind another's dispatch.
     """
-    client = redis_client()
-    again_key = f"dispatch:again:{account_id}"
+    enter, again_or_leave = _scripts()
+    keys = [f"dispatch:again:{account_id}", f"dispatch:lock:{account_id}"]
+    token = uuid.uuid4().hex
     published = 0
     try:
-        client.set(again_key, 1, ex=300)
-        while client.exists(again_key):
-            lock = client.lock(f"dispatch:lock:{account_id}", timeout=60, blocking=False)
-            if not lock.acquire():
-                return published
-            try:
-                while client.delete(again_key):
-                    published += _dispatch_once(account_id)
-            finally:
-                lock.release()
+        if not enter(keys=keys, args=[token]):
+            return 0
+        while True:
+            published += _dispatch_once(account_id)
+            if not again_or_leave(keys=keys, args=[token]):
+                break
     except RedisError:
         log.warning("dispatch.redis_unavailable", account_id=account_id, exc_info=True)
     return published
+
+
+def after_send_dispatch(*, account_id: int) -> int:
+    """A send finished, so one place on the broker is free: the line first, then this account.
+
+    When an account in line takes the place, this account joins the line behind it (if it
+    has no backlog, its turn costs one empty look).
+    """
+    published = waiting_dispatch(max_accounts=2)
+    if published:
+        redis_client().zadd(WAITING_KEY, {str(account_id): time.time()}, nx=True)
+        return published
+    return account_dispatch(account_id=account_id)
 
 
 def account_dispatch_on_commit(*, account_id: int) -> None:
@@ -178,6 +233,7 @@ def outbox_sweep() -> dict[str, int]:
             Q(status=Message.Status.QUEUED, dispatched_at__isnull=True),
             account__connection_state=CreatorAccount.ConnectionState.CONNECTED,
         )
+        .order_by()
         .values_list("account_id", flat=True)
         .distinct()
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from redis.exceptions import LockError
 
 from crm.models import Message
@@ -95,8 +96,15 @@ def message_deliver(*, message_id: int) -> Outcome:
 
 
 def _deliver_locked(message_id: int) -> Outcome:
+    earlier_pending = Message.objects.filter(
+        conversation_id=OuterRef("conversation_id"),
+        direction=Message.Direction.OUT,
+        status__in=PENDING,
+        id__lt=OuterRef("id"),
+    )
     message = (
         Message.objects.select_related("account", "conversation__fan")
+        .annotate(waits_for_earlier=Exists(earlier_pending))
         .filter(pk=message_id, direction=Message.Direction.OUT)
         .first()
     )
@@ -106,17 +114,12 @@ def _deliver_locked(message_id: int) -> Outcome:
     if not account.is_connected:
         message_requeue(message=message, error="account_disconnected", dispatched=False)
         return Outcome("paused", account_id=account.pk)
-
-    earlier_pending = Message.objects.filter(
-        conversation_id=message.conversation_id,
-        direction=Message.Direction.OUT,
-        status__in=PENDING,
-        id__lt=message.pk,
-    ).exists()
-    if earlier_pending:
+    if message.waits_for_earlier:  # type: ignore[attr-defined]
         # Messages of one conversation leave in the order they were queued.
         return Outcome(
-            "ordered", account_id=account.pk, retry_in=max(1.0, account.send_min_interval_ms / 1000)
+            "ordered",
+            account_id=account.pk,
+            retry_in=max(1.0, account.send_min_interval_ms / 1000),
         )
 
     slot = rate_limit_acquire(account_id=account.pk, limit=account_rate_limit(account))

@@ -9,7 +9,7 @@ from celery import shared_task
 from celery.signals import worker_init, worker_process_init
 
 from onlyfans import metrics
-from onlyfans.dispatch import account_dispatch, outbox_sweep, task_publish, waiting_dispatch
+from onlyfans.dispatch import after_send_dispatch, outbox_sweep, task_publish
 from onlyfans.pipeline import message_deliver
 from onlyfans.services import message_touch_dispatched
 
@@ -30,9 +30,7 @@ def message_send_task(message_id: int) -> str:
         task_publish(message_id=message_id, delay_seconds=outcome.retry_in)
         message_touch_dispatched(message_id=message_id)
     elif outcome.finished and outcome.account_id is not None:
-        # Accounts already waiting for a place on the broker go before this one's top-up.
-        waiting_dispatch()
-        account_dispatch(account_id=outcome.account_id)
+        after_send_dispatch(account_id=outcome.account_id)
     return outcome.result
 
 

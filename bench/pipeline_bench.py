@@ -1,0 +1,565 @@
+"""Benchmark of the real send pipeline: moto SQS, Redis, PostgreSQL, the sandbox, 2 workers.
+
+Run with `make bench` (or `.venv/bin/python bench/pipeline_bench.py --help`). It starts its own
+moto server, sandbox, Celery workers and web server on spare ports, with its own database
+(fancrm_bench), Redis database and queue names, and stops them all when it ends. It prints
+each figure beside its target and the broker's own ceiling measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var" / "bench"
+SQS_PORT, SANDBOX_PORT, WEB_PORT = 4599, 8799, 8798
+
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.base",
+    "DJANGO_SECRET_KEY": "bench-secret",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "DJANGO_SECURE_SSL_REDIRECT": "0",
+    "DJANGO_SECURE_COOKIES": "0",
+    "DJANGO_HSTS_SECONDS": "0",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/fancrm_bench",
+    "REDIS_URL": "redis://127.0.0.1:6379/7",
+    "CACHE_KEY_PREFIX": "fancrm-bench",
+    "CHANNELS_PREFIX": "fancrm-bench:asgi",
+    "CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{SQS_PORT}",
+    "SQS_QUEUE_PREFIX": "fancrm-bench-",
+    "ONLYFANS_API_BASE_URL": f"http://127.0.0.1:{SANDBOX_PORT}",
+    "ONLYFANS_API_KEY": "bench-key",
+    "LOG_LEVEL": "WARNING",
+    "API_THROTTLE_USER": "1000000/min",
+    "API_THROTTLE_SEND": "1000000/min",
+    "PROMETHEUS_MULTIPROC_DIR": str(VAR / "prometheus"),
+}
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"nothing answers on port {port}")
+        time.sleep(0.1)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+class Processes:
+    def __init__(self) -> None:
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> int:
+        log = open(VAR / f"{name}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env={**os.environ, **ENV, **(env or {})}, stdout=log, stderr=log
+        )
+        self.procs[name] = proc
+        return proc.pid
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def setup_django() -> None:
+    os.environ.update(ENV)
+    sys.path.insert(0, str(ROOT))
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        if not c.execute("select 1 from pg_database where datname='fancrm_bench'").fetchone():
+            c.execute("create database fancrm_bench")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def reset_state() -> None:
+    """Empty tables the pipeline writes, the bench Redis database and the queues."""
+    from django.db import connection
+
+    from onlyfans.broker import queues_ensure, sqs_client
+    from onlyfans.redis_conn import redis_client
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "TRUNCATE crm_message, crm_conversation, crm_purchase, crm_fan, crm_membership,"
+            " crm_creatoraccount, onlyfans_webhookevent RESTART IDENTITY CASCADE"
+        )
+    redis_client().flushdb()
+    client = sqs_client()
+    for url in queues_ensure(client).values():
+        client.delete_queue(QueueUrl=url)
+    queues_ensure(client)
+    sandbox_post("/_sandbox/reset", {})
+
+
+def sandbox_post(path: str, body: dict[str, Any]) -> Any:
+    import httpx
+
+    return httpx.post(f"http://127.0.0.1:{SANDBOX_PORT}{path}", json=body, timeout=30).json()
+
+
+def sandbox_messages() -> list[dict[str, Any]]:
+    import httpx
+
+    reply = httpx.get(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/messages", timeout=60).json()
+    return reply["data"]
+
+
+def task_executions() -> float:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=ENV["PROMETHEUS_MULTIPROC_DIR"])
+    total = 0.0
+    for metric in registry.collect():
+        if metric.name == "crm_send_task_executions":
+            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
+    return total
+
+
+def make_accounts(count: int, *, per_minute: int, min_interval_ms: int, fans: int) -> list[Any]:
+    from crm.models import Conversation, CreatorAccount, Fan
+
+    accounts = CreatorAccount.objects.bulk_create(
+        CreatorAccount(
+            display_name=f"Bench {i}",
+            platform_account_id=f"acct_bench_{i}",
+            send_rate_per_minute=per_minute,
+            send_min_interval_ms=min_interval_ms,
+        )
+        for i in range(count)
+    )
+    fan_rows = Fan.objects.bulk_create(
+        Fan(account=a, platform_fan_id=str(10_000 + j), username=f"fan{j}")
+        for a in accounts
+        for j in range(fans)
+    )
+    Conversation.objects.bulk_create(Conversation(account_id=f.account_id, fan=f) for f in fan_rows)
+    return accounts
+
+
+def backlog_create(accounts: list[Any], per_account: int) -> int:
+    """Queued messages straight into the database (the outbox), as a backlog would be."""
+    from django.utils import timezone
+
+    from crm.models import Conversation, Message
+
+    conversations = defaultdict(list)
+    for conv in Conversation.objects.filter(account__in=accounts).order_by("id"):
+        conversations[conv.account_id].append(conv)
+    now = timezone.now()
+    rows = []
+    for i in range(per_account):
+        for account in accounts:
+            convs = conversations[account.pk]
+            conv = convs[i % len(convs)]
+            rows.append(
+                Message(
+                    account_id=account.pk,
+                    conversation_id=conv.pk,
+                    direction="out",
+                    status="queued",
+                    sender_kind="campaign",
+                    text=f"bench message {i}",
+                    queued_at=now,
+                )
+            )
+    Message.objects.bulk_create(rows, batch_size=5000)
+    return len(rows)
+
+
+@contextmanager
+def workers(procs: Processes, count: int, concurrency: int) -> Iterator[list[int]]:
+    from onlyfans.broker import queue_names
+
+    names = queue_names()
+    pids = []
+    for i in range(count):
+        pids.append(
+            procs.start(
+                f"worker{i}",
+                [sys.executable, "-m", "celery", "-A", "config", "worker",
+                 "-Q", f"{names.send},{names.default}", "--pool", "threads",
+                 "--concurrency", str(concurrency), "--hostname", f"bench{i}@%h",
+                 "--loglevel", "WARNING"],
+            )
+        )
+    time.sleep(4)  # start-up and SDK warm-up, outside the measured time
+    try:
+        yield pids
+    finally:
+        for i in range(count):
+            procs.stop(f"worker{i}")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, every: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+
+def broker_ceiling(seconds: float) -> float:
+    """A bare boto3 loop: publish, receive, delete, one message at a time."""
+    from onlyfans.broker import sqs_client
+
+    client = sqs_client()
+    url = client.create_queue(QueueName=f"fancrm-bench-ceiling-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        client.send_message(QueueUrl=url, MessageBody="x" * 600)
+        for m in client.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", []):
+            client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            done += 1
+    rate = done / (time.perf_counter() - started)
+    client.delete_queue(QueueUrl=url)
+    return rate
+
+
+def check_sends(expected_keys: set[str]) -> tuple[int, int, list[dict[str, Any]]]:
+    stored = sandbox_messages()
+    counts: dict[str, int] = defaultdict(int)
+    for s in stored:
+        counts[s["idempotency_key"]] += 1
+    duplicates = sum(c - 1 for c in counts.values() if c > 1)
+    lost = len(expected_keys - set(counts))
+    return duplicates, lost, stored
+
+
+def capacity(procs: Processes, args: argparse.Namespace, ceiling: float) -> dict[str, Any]:
+    from crm.models import Message
+    from onlyfans.dispatch import outbox_sweep
+
+    reset_state()
+    accounts = make_accounts(args.accounts, per_minute=1_000_000, min_interval_ms=0, fans=5)
+    total = backlog_create(accounts, args.messages // args.accounts)
+    keys = {str(k) for k in Message.objects.values_list("idempotency_key", flat=True)}
+    moto_pid = procs.procs["sqs"].pid
+    with workers(procs, 2, args.concurrency) as pids:
+        executions_before = task_executions()
+        cpu_before = [cpu_seconds(p) for p in pids]
+        moto_before = cpu_seconds(moto_pid)
+        started = time.perf_counter()
+        outbox_sweep()  # the kick a beat tick would give
+        sent = Message.objects.filter(status="sent")
+        marks: list[tuple[float, int]] = []
+
+        def progress() -> bool:
+            n = sent.count()
+            marks.append((time.perf_counter() - started, n))
+            return n >= total
+
+        finished = wait_until(progress, timeout=args.capacity_timeout, every=1.0)
+        elapsed = time.perf_counter() - started
+        cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu_before)
+        moto_cpu = cpu_seconds(moto_pid) - moto_before
+        executions = task_executions() - executions_before
+    done = sent.count()
+    # Sustained rate: between 10 % and 90 % of the messages, past start-up and tail.
+    lo = next((t, n) for t, n in marks if n >= total * 0.1)
+    hi = next(((t, n) for t, n in marks if n >= total * 0.9), marks[-1])
+    sustained = (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else done / elapsed
+    duplicates, lost, _ = check_sends(keys)
+    return {
+        "messages": total,
+        "accounts": args.accounts,
+        "finished": finished,
+        "sent": done,
+        "elapsed_s": round(elapsed, 1),
+        "sustained_sends_per_s": round(sustained, 1),
+        "broker_ceiling_per_s": round(ceiling, 1),
+        "share_of_ceiling": round(sustained / ceiling, 3),
+        "worker_cpu_ms_per_sent": round(cpu * 1000 / max(done, 1), 2),
+        "moto_cpu_ms_per_sent": round(moto_cpu * 1000 / max(done, 1), 2),
+        "task_executions_per_sent": round(executions / max(done, 1), 3),
+        "duplicates": duplicates,
+        "lost": lost + (total - done),
+    }
+
+
+def pacing(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
+    from crm.models import Message
+    from onlyfans.dispatch import outbox_sweep
+
+    reset_state()
+    per_minute, interval_ms = 60, 500
+    accounts = make_accounts(args.pacing_accounts, per_minute=per_minute,
+                             min_interval_ms=interval_ms, fans=20)
+    backlog_create(accounts, 1000)
+    with workers(procs, 2, args.concurrency) as _pids:
+        executions_before = task_executions()
+        started_wall = time.time()
+        outbox_sweep()
+        time.sleep(args.pacing_seconds)
+        ended_wall = time.time()
+        executions = task_executions() - executions_before
+    sent = Message.objects.filter(status="sent").count()
+    stored = sandbox_messages()
+    by_account: dict[str, list[float]] = defaultdict(list)
+    for s in stored:
+        if started_wall <= s["arrived_at"] <= ended_wall:
+            by_account[s["account"]].append(s["arrived_at"])
+    window_violations = interval_violations = 0
+    for arrivals in by_account.values():
+        arrivals.sort()
+        window_violations += sum(
+            1 for i in range(len(arrivals) - per_minute)
+            if arrivals[i + per_minute] - arrivals[i] < 60.0
+        )
+        interval_violations += sum(
+            1 for a, b in itertools.pairwise(arrivals) if b - a < interval_ms / 1000
+        )
+    seconds = ended_wall - started_wall
+    allowed = len(accounts) * per_minute * seconds / 60
+    achieved = sum(len(a) for a in by_account.values())
+    return {
+        "accounts": len(accounts),
+        "seconds": round(seconds, 1),
+        "allowed_sends": round(allowed),
+        "achieved_sends": achieved,
+        "share_of_allowed": round(achieved / allowed, 3),
+        "window_violations": window_violations,
+        "min_interval_violations": interval_violations,
+        "task_executions_per_sent": round(executions / max(sent, 1), 3),
+        "max_on_broker_rule": "see dispatcher caps",
+    }
+
+
+def api_token(username: str, account: Any) -> str:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from crm.models import Membership
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    Membership.objects.get_or_create(user=user, account=account, defaults={"role": "chatter"})
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
+    from crm.models import Fan, Message
+
+    reset_state()
+    # Queued-to-sent for an account under its limit: one message every 1.5 s at 60 a minute.
+    [quiet] = make_accounts(1, per_minute=60, min_interval_ms=500, fans=5)
+    busy = make_accounts(5, per_minute=600, min_interval_ms=0, fans=50)
+    procs.start("web", [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(WEB_PORT),
+                        "config.asgi:application"])
+    wait_port(WEB_PORT)
+    base = f"http://127.0.0.1:{WEB_PORT}"
+    token = api_token("bench-quiet", quiet)
+    quiet_fans = list(Fan.objects.filter(account=quiet).values_list("id", flat=True))
+    with workers(procs, 2, args.concurrency):
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+            ids = []
+            for i in range(args.latency_messages):
+                reply = http.post("/api/onlyfans/messages/send",
+                                  json={"fan_id": quiet_fans[i % 5], "text": f"q{i}"})
+                assert reply.status_code == 202, reply.text
+                ids.append(reply.json()["message_id"])
+                time.sleep(1.5)
+            wait_until(lambda: Message.objects.filter(pk__in=ids, status="sent").count() == len(ids), 30)
+        rows = Message.objects.filter(pk__in=ids, status="sent").values_list("queued_at", "sent_at")
+        queued_to_sent = [(s - q).total_seconds() * 1000 for q, s in rows]
+
+        # Enqueue API under 50 concurrent clients, each sending about once a second.
+        fans_by_account = {
+            a.pk: list(Fan.objects.filter(account=a).values_list("id", flat=True)) for a in busy
+        }
+        tokens = [api_token(f"bench-chatter-{i}", busy[i % len(busy)]) for i in range(50)]
+        latencies: list[float] = []
+        errors: list[int] = []
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.api_seconds
+
+        def client(i: int) -> None:
+            account = busy[i % len(busy)]
+            fans = fans_by_account[account.pk]
+            rnd = random.Random(i)
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens[i]}"},
+                              timeout=30) as http:
+                time.sleep(rnd.uniform(0, 1))
+                while time.monotonic() < stop_at:
+                    t0 = time.perf_counter()
+                    reply = http.post("/api/onlyfans/messages/send",
+                                      json={"fan_id": rnd.choice(fans), "text": "hello"})
+                    ms = (time.perf_counter() - t0) * 1000
+                    with lock:
+                        (latencies.append(ms) if reply.status_code == 202
+                         else errors.append(reply.status_code))
+                    time.sleep(max(0.0, rnd.uniform(0.5, 1.5) - ms / 1000))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+    procs.stop("web")
+    return {
+        "queued_to_sent_ms_p50": round(percentile(queued_to_sent, 50), 1),
+        "queued_to_sent_ms_p95": round(percentile(queued_to_sent, 95), 1),
+        "queued_to_sent_samples": len(queued_to_sent),
+        "enqueue_api_clients": 50,
+        "enqueue_api_requests": len(latencies),
+        "enqueue_api_rate_per_s": round(len(latencies) / elapsed, 1),
+        "enqueue_api_ms_p50": round(percentile(latencies, 50), 1),
+        "enqueue_api_ms_p95": round(percentile(latencies, 95), 1),
+        "enqueue_api_errors": len(errors),
+        "enqueue_api_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+    }
+
+
+TARGETS = {
+    "capacity.share_of_ceiling": (">=", 0.60),
+    "capacity.worker_cpu_ms_per_sent": ("<=", 5.0),
+    "capacity.duplicates": ("==", 0),
+    "capacity.lost": ("==", 0),
+    "capacity.task_executions_per_sent": ("<", 1.5),
+    "pacing.share_of_allowed": (">=", 0.95),
+    "pacing.window_violations": ("==", 0),
+    "pacing.min_interval_violations": ("==", 0),
+    "pacing.task_executions_per_sent": ("<", 1.5),
+    "latency.enqueue_api_ms_p95": ("<", 50.0),
+    "latency.queued_to_sent_ms_p95": ("<", 1000.0),
+}
+
+
+def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
+    ops: dict[str, Callable[[float, float], bool]] = {
+        ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+        "==": lambda a, b: a == b,
+    }
+    lines = []
+    for key, (op, target) in TARGETS.items():
+        section, name = key.split(".")
+        if section not in results:
+            continue
+        value = results[section][name]
+        ok = ops[op](value, target)
+        lines.append(f"{'PASS' if ok else 'MISS'}  {key} = {value}  (target {op} {target})")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=["capacity", "pacing", "latency"], action="append")
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
+    parser.add_argument("--capacity-timeout", type=float, default=900)
+    parser.add_argument("--pacing-accounts", type=int, default=20)
+    parser.add_argument("--pacing-seconds", type=float, default=120)
+    parser.add_argument("--latency-messages", type=int, default=30)
+    parser.add_argument("--api-seconds", type=float, default=30)
+    parser.add_argument("--ceiling-seconds", type=float, default=10)
+    parser.add_argument("--max-on-broker", type=int, default=None,
+                        help="SEND_DISPATCH_MAX_TOTAL for this run")
+    args = parser.parse_args()
+
+    VAR.mkdir(parents=True, exist_ok=True)
+    prom = Path(ENV["PROMETHEUS_MULTIPROC_DIR"])
+    prom.mkdir(parents=True, exist_ok=True)
+    for f in prom.glob("*.db"):
+        f.unlink()
+    if args.max_on_broker:
+        ENV["SEND_DISPATCH_MAX_TOTAL"] = str(args.max_on_broker)
+    for port in (SQS_PORT, SANDBOX_PORT, WEB_PORT):
+        if port_open(port):
+            raise SystemExit(f"port {port} is taken: stop whatever runs there first")
+    procs = Processes()
+    try:
+        procs.start("sqs", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1",
+                            "-p", str(SQS_PORT)])
+        procs.start("sandbox", [sys.executable, "-m", "onlyfans.sandbox", "--port",
+                                str(SANDBOX_PORT), "--api-key", ENV["ONLYFANS_API_KEY"],
+                                "--rate-limit-per-minute", "0", "--min-interval-ms", "0"])
+        wait_port(SQS_PORT)
+        wait_port(SANDBOX_PORT)
+        setup_django()
+        reset_state()
+        only = set(args.only or ["capacity", "pacing", "latency"])
+        results: dict[str, dict[str, Any]] = {}
+        ceiling = broker_ceiling(args.ceiling_seconds)
+        print(f"broker ceiling (bare boto3 publish+receive+delete): {ceiling:.1f} msg/s", flush=True)
+        if "capacity" in only:
+            results["capacity"] = capacity(procs, args, ceiling)
+            print("capacity", json.dumps(results["capacity"]), flush=True)
+        if "pacing" in only:
+            results["pacing"] = pacing(procs, args)
+            print("pacing", json.dumps(results["pacing"]), flush=True)
+        if "latency" in only:
+            results["latency"] = latency(procs, args)
+            print("latency", json.dumps(results["latency"]), flush=True)
+        print()
+        for line in verdicts(results):
+            print(line)
+        (VAR / "results.json").write_text(json.dumps(results, indent=2))
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    main()
