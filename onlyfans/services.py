@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -128,18 +128,30 @@ def message_mark_sending(*, message: Message) -> bool:
 def message_mark_sent(
     *, message: Message, platform_message_id: str, sent_at: datetime | None = None
 ) -> None:
+    """The platform accepted the message. Never fails for a delivered message: an id the
+    account already holds (which the platform should never give twice) is logged and dropped,
+    so the message cannot stay ``sending`` and hold back its conversation."""
     sent_at = sent_at or timezone.now()
-    updated = _update_pending(
-        message.pk,
-        status=Message.Status.SENT,
-        platform_message_id=platform_message_id,
-        sent_at=sent_at,
-        last_error="",
-    )
+    changes: dict[str, Any] = {
+        "status": Message.Status.SENT,
+        "platform_message_id": platform_message_id,
+        "sent_at": sent_at,
+        "last_error": "",
+    }
+    try:
+        with transaction.atomic():
+            updated = _update_pending(message.pk, **changes)
+    except IntegrityError:
+        log.error(
+            "message.platform_id_conflict", message_id=message.pk, account_id=message.account_id
+        )
+        changes.update(platform_message_id=None, last_error="platform_id_conflict")
+        updated = _update_pending(message.pk, **changes)
+        platform_message_id = ""
     if not updated:
         return
     message.status = Message.Status.SENT
-    message.platform_message_id = platform_message_id
+    message.platform_message_id = platform_message_id or None
     message.sent_at = sent_at
     metrics.MESSAGES_SENT.inc()
     log.info(

@@ -198,7 +198,9 @@ class SandboxState:
             self._chats: dict[tuple[str, str], list[dict[str, Any]]] = {}
             self._fans: dict[tuple[str, str], dict[str, Any]] = {}
             self._unread: Counter[tuple[str, str]] = Counter()
-            self._ids = itertools.count(4_000_000_000)
+            # Ids keep growing across restarts (time-based start), as the platform's do: a CRM
+            # that keeps its database must never see an id it already stored.
+            self._ids = itertools.count(4_000_000_000 + time.time_ns() // 1000)
             self._credits = CREDITS_START
             self.stats: Counter[str] = Counter()
             for account_id in self.config.accounts:

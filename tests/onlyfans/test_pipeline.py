@@ -260,3 +260,19 @@ def test_limiter_enforces_the_minimum_interval(redis_client):
     second = rate_limit_acquire(account_id=2, limit=limit)
     assert first.granted and not second.granted
     assert 3.1 < second.wait_seconds <= 3.2  # the interval plus the 200 ms guard
+
+
+def test_platform_id_already_held_still_marks_sent(fan, django_capture_on_commit_callbacks):
+    """A sandbox restarted with old ids once left messages "sending" for ever."""
+    from tests.factories import MessageFactory
+
+    conversation = MessageFactory(conversation__fan=fan, platform_message_id="4000").conversation
+    message = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    Message.objects.filter(pk=message.pk).update(status=Message.Status.SENDING)
+    message.status = Message.Status.SENDING
+    services.message_mark_sent(message=message, platform_message_id="4000")
+    message = refreshed(message)
+    assert conversation.pk == message.conversation_id
+    assert message.status == Message.Status.SENT
+    assert message.platform_message_id is None
+    assert message.last_error == "platform_id_conflict"
