@@ -46,7 +46,7 @@ ENV = {
     "SQS_QUEUE_PREFIX": "fancrm-bench-",
     "ONLYFANS_API_BASE_URL": f"http://127.0.0.1:{SANDBOX_PORT}",
     "ONLYFANS_API_KEY": "bench-key",
-    "LOG_LEVEL": "WARNING",
+    "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     "API_THROTTLE_USER": "1000000/min",
     "API_THROTTLE_SEND": "1000000/min",
     "PROMETHEUS_MULTIPROC_DIR": str(VAR / "prometheus"),
@@ -157,26 +157,35 @@ def sandbox_messages() -> list[dict[str, Any]]:
     return reply["data"]
 
 
-def task_executions() -> float:
+def task_outcomes() -> dict[str, float]:
+    """Send task executions by outcome, as the workers counted them (Prometheus files)."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=ENV["PROMETHEUS_MULTIPROC_DIR"])
-    total = 0.0
+    outcomes: dict[str, float] = defaultdict(float)
     for metric in registry.collect():
         if metric.name == "crm_send_task_executions":
-            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
-    return total
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    outcomes[sample.labels["outcome"]] += sample.value
+    return dict(outcomes)
 
 
-def make_accounts(count: int, *, per_minute: int, min_interval_ms: int, fans: int) -> list[Any]:
+def task_executions() -> float:
+    return sum(task_outcomes().values())
+
+
+def make_accounts(
+    count: int, *, per_minute: int, min_interval_ms: int, fans: int, name: str = "bench"
+) -> list[Any]:
     from crm.models import Conversation, CreatorAccount, Fan
 
     accounts = CreatorAccount.objects.bulk_create(
         CreatorAccount(
-            display_name=f"Bench {i}",
-            platform_account_id=f"acct_bench_{i}",
+            display_name=f"{name} {i}",
+            platform_account_id=f"acct_{name}_{i}",
             send_rate_per_minute=per_minute,
             send_min_interval_ms=min_interval_ms,
         )
@@ -231,10 +240,24 @@ def workers(procs: Processes, count: int, concurrency: int) -> Iterator[list[int
         pids.append(
             procs.start(
                 f"worker{i}",
-                [sys.executable, "-m", "celery", "-A", "config", "worker",
-                 "-Q", f"{names.send},{names.default}", "--pool", "threads",
-                 "--concurrency", str(concurrency), "--hostname", f"bench{i}@%h",
-                 "--loglevel", "WARNING"],
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-Q",
+                    f"{names.send},{names.default}",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    str(concurrency),
+                    "--hostname",
+                    f"bench{i}@%h",
+                    "--loglevel",
+                    "WARNING",
+                ],
             )
         )
     time.sleep(4)  # start-up and SDK warm-up, outside the measured time
@@ -342,8 +365,9 @@ def pacing(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
 
     reset_state()
     per_minute, interval_ms = 60, 500
-    accounts = make_accounts(args.pacing_accounts, per_minute=per_minute,
-                             min_interval_ms=interval_ms, fans=20)
+    accounts = make_accounts(
+        args.pacing_accounts, per_minute=per_minute, min_interval_ms=interval_ms, fans=20
+    )
     backlog_create(accounts, 1000)
     with workers(procs, 2, args.concurrency) as _pids:
         executions_before = task_executions()
@@ -362,7 +386,8 @@ def pacing(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
     for arrivals in by_account.values():
         arrivals.sort()
         window_violations += sum(
-            1 for i in range(len(arrivals) - per_minute)
+            1
+            for i in range(len(arrivals) - per_minute)
             if arrivals[i + per_minute] - arrivals[i] < 60.0
         )
         interval_violations += sum(
@@ -380,7 +405,7 @@ def pacing(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
         "window_violations": window_violations,
         "min_interval_violations": interval_violations,
         "task_executions_per_sent": round(executions / max(sent, 1), 3),
-        "max_on_broker_rule": "see dispatcher caps",
+        "task_outcomes": task_outcomes(),
     }
 
 
@@ -403,9 +428,18 @@ def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
     reset_state()
     # Queued-to-sent for an account under its limit: one message every 1.5 s at 60 a minute.
     [quiet] = make_accounts(1, per_minute=60, min_interval_ms=500, fans=5)
-    busy = make_accounts(5, per_minute=600, min_interval_ms=0, fans=50)
-    procs.start("web", [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(WEB_PORT),
-                        "config.asgi:application"])
+    busy = make_accounts(5, per_minute=600, min_interval_ms=0, fans=50, name="busy")
+    procs.start(
+        "web",
+        [
+            str(ROOT / ".venv/bin/daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(WEB_PORT),
+            "config.asgi:application",
+        ],
+    )
     wait_port(WEB_PORT)
     base = f"http://127.0.0.1:{WEB_PORT}"
     token = api_token("bench-quiet", quiet)
@@ -414,12 +448,16 @@ def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
             ids = []
             for i in range(args.latency_messages):
-                reply = http.post("/api/onlyfans/messages/send",
-                                  json={"fan_id": quiet_fans[i % 5], "text": f"q{i}"})
+                reply = http.post(
+                    "/api/onlyfans/messages/send",
+                    json={"fan_id": quiet_fans[i % 5], "text": f"q{i}"},
+                )
                 assert reply.status_code == 202, reply.text
                 ids.append(reply.json()["message_id"])
                 time.sleep(1.5)
-            wait_until(lambda: Message.objects.filter(pk__in=ids, status="sent").count() == len(ids), 30)
+            wait_until(
+                lambda: Message.objects.filter(pk__in=ids, status="sent").count() == len(ids), 30
+            )
         rows = Message.objects.filter(pk__in=ids, status="sent").values_list("queued_at", "sent_at")
         queued_to_sent = [(s - q).total_seconds() * 1000 for q, s in rows]
 
@@ -437,17 +475,23 @@ def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
             account = busy[i % len(busy)]
             fans = fans_by_account[account.pk]
             rnd = random.Random(i)
-            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens[i]}"},
-                              timeout=30) as http:
+            with httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {tokens[i]}"}, timeout=30
+            ) as http:
                 time.sleep(rnd.uniform(0, 1))
                 while time.monotonic() < stop_at:
                     t0 = time.perf_counter()
-                    reply = http.post("/api/onlyfans/messages/send",
-                                      json={"fan_id": rnd.choice(fans), "text": "hello"})
+                    reply = http.post(
+                        "/api/onlyfans/messages/send",
+                        json={"fan_id": rnd.choice(fans), "text": "hello"},
+                    )
                     ms = (time.perf_counter() - t0) * 1000
                     with lock:
-                        (latencies.append(ms) if reply.status_code == 202
-                         else errors.append(reply.status_code))
+                        (
+                            latencies.append(ms)
+                            if reply.status_code == 202
+                            else errors.append(reply.status_code)
+                        )
                     time.sleep(max(0.0, rnd.uniform(0.5, 1.5) - ms / 1000))
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
@@ -489,7 +533,9 @@ TARGETS = {
 
 def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
     ops: dict[str, Callable[[float, float], bool]] = {
-        ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+        ">=": lambda a, b: a >= b,
+        "<=": lambda a, b: a <= b,
+        "<": lambda a, b: a < b,
         "==": lambda a, b: a == b,
     }
     lines = []
@@ -508,15 +554,16 @@ def main() -> None:
     parser.add_argument("--only", choices=["capacity", "pacing", "latency"], action="append")
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
+    parser.add_argument("--concurrency", type=int, default=4, help="threads per worker")
     parser.add_argument("--capacity-timeout", type=float, default=900)
     parser.add_argument("--pacing-accounts", type=int, default=20)
     parser.add_argument("--pacing-seconds", type=float, default=120)
     parser.add_argument("--latency-messages", type=int, default=30)
     parser.add_argument("--api-seconds", type=float, default=30)
     parser.add_argument("--ceiling-seconds", type=float, default=10)
-    parser.add_argument("--max-on-broker", type=int, default=None,
-                        help="SEND_DISPATCH_MAX_TOTAL for this run")
+    parser.add_argument(
+        "--max-on-broker", type=int, default=48, help="SEND_DISPATCH_MAX_TOTAL for this run"
+    )
     args = parser.parse_args()
 
     VAR.mkdir(parents=True, exist_ok=True)
@@ -531,11 +578,25 @@ def main() -> None:
             raise SystemExit(f"port {port} is taken: stop whatever runs there first")
     procs = Processes()
     try:
-        procs.start("sqs", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1",
-                            "-p", str(SQS_PORT)])
-        procs.start("sandbox", [sys.executable, "-m", "onlyfans.sandbox", "--port",
-                                str(SANDBOX_PORT), "--api-key", ENV["ONLYFANS_API_KEY"],
-                                "--rate-limit-per-minute", "0", "--min-interval-ms", "0"])
+        procs.start(
+            "sqs", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(SQS_PORT)]
+        )
+        procs.start(
+            "sandbox",
+            [
+                sys.executable,
+                "-m",
+                "onlyfans.sandbox",
+                "--port",
+                str(SANDBOX_PORT),
+                "--api-key",
+                ENV["ONLYFANS_API_KEY"],
+                "--rate-limit-per-minute",
+                "0",
+                "--min-interval-ms",
+                "0",
+            ],
+        )
         wait_port(SQS_PORT)
         wait_port(SANDBOX_PORT)
         setup_django()
@@ -543,7 +604,9 @@ def main() -> None:
         only = set(args.only or ["capacity", "pacing", "latency"])
         results: dict[str, dict[str, Any]] = {}
         ceiling = broker_ceiling(args.ceiling_seconds)
-        print(f"broker ceiling (bare boto3 publish+receive+delete): {ceiling:.1f} msg/s", flush=True)
+        print(
+            f"broker ceiling (bare boto3 publish+receive+delete): {ceiling:.1f} msg/s", flush=True
+        )
         if "capacity" in only:
             results["capacity"] = capacity(procs, args, ceiling)
             print("capacity", json.dumps(results["capacity"]), flush=True)

@@ -16,6 +16,7 @@ import math
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from django.conf import settings
@@ -55,12 +56,26 @@ def dispatch_budget_for(limit: RateLimit) -> int:
 
 
 def task_publish(*, message_id: int, delay_seconds: float) -> None:
-    """Publish the send task for one message, delayed on SQS itself (not in a worker)."""
+    """Publish the send task for one message to run ``delay_seconds`` from now.
+
+    SQS delays in whole seconds (``DelaySeconds``, via kombu's ``delay_seconds`` property), so
+    the task waits on SQS for the whole seconds and carries an ETA for the rest: a worker that
+    receives it holds it (unacknowledged, without a thread) for under a second. Rounding up to
+    whole seconds instead made tasks arrive early or late against sub-second slots, and early
+    ones had to be published again.
+    """
     from onlyfans.tasks import message_send_task
 
-    delay = min(MAX_SQS_DELAY_SECONDS, max(0, math.ceil(delay_seconds)))
-    # kombu's SQS transport turns this message property into SQS DelaySeconds.
-    message_send_task.apply_async((message_id,), delay_seconds=delay)  # type: ignore[call-arg]
+    # Aim a little after the slot: a task that wakes a few ms early would be refused by the
+    # limiter and have to go round the broker again.
+    if delay_seconds > 0:
+        delay_seconds += settings.SEND_SCHEDULE_SLACK_MS / 1000
+    delay = min(float(MAX_SQS_DELAY_SECONDS), max(0.0, delay_seconds))
+    whole = int(delay)
+    options: dict[str, Any] = {"delay_seconds": whole}
+    if delay - whole >= 0.05:
+        options["eta"] = timezone.now() + timedelta(seconds=delay)
+    message_send_task.apply_async((message_id,), **options)
 
 
 WAITING_KEY = "dispatch:waiting"
