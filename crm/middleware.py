@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import sync_and_async_middleware
 from django.utils.functional import SimpleLazyObject
 
 from crm.models import Membership
@@ -26,10 +28,23 @@ def current_membership(request: HttpRequest) -> Membership | None:
     return memberships.order_by("account__display_name", "account_id").first()
 
 
-class CurrentAccountMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+@sync_and_async_middleware
+def CurrentAccountMiddleware(get_response: Any) -> Any:
+    """Sets ``request.current_membership`` lazily: no query unless a page uses it."""
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def attach(request: HttpRequest) -> None:
         request.current_membership = SimpleLazyObject(lambda: current_membership(request))  # type: ignore[attr-defined]
-        return self.get_response(request)
+
+    if iscoroutinefunction(get_response):
+
+        async def async_middleware(request: HttpRequest) -> HttpResponse:
+            attach(request)
+            return await get_response(request)
+
+        return async_middleware
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        attach(request)
+        return get_response(request)
+
+    return middleware

@@ -36,7 +36,6 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.postgres",
-    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -51,7 +50,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -222,9 +220,9 @@ SQS_ACCOUNT_ID = env("SQS_ACCOUNT_ID", default="123456789012")
 SQS_WAIT_TIME_SECONDS = env.int("SQS_WAIT_TIME_SECONDS", default=1)
 SQS_POLLING_INTERVAL_SECONDS = env.float("SQS_POLLING_INTERVAL_SECONDS", default=0.0)
 SEND_OUTBOX_SWEEP_SECONDS = env.int("SEND_OUTBOX_SWEEP_SECONDS", default=30)
-WHITENOISE_USE_FINDERS = DEBUG
-WHITENOISE_AUTOREFRESH = DEBUG
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 # Last, so every process (web, worker, beat, manage.py) configures structlog once.
 structlog_configure()
+# Serve the hot API views (send, message status) on a thread pool under ASGI.
+API_SEND_IN_THREAD_POOL = env.bool("API_SEND_IN_THREAD_POOL", default=True)
