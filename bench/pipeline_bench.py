@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -370,7 +369,8 @@ def pacing(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
     )
     backlog_create(accounts, 1000)
     with workers(procs, 2, args.concurrency) as _pids:
-        executions_before = task_executions()
+        outcomes_before = task_outcomes()
+        executions_before = sum(outcomes_before.values())
         started_wall = time.time()
         outbox_sweep()
         time.sleep(args.pacing_seconds)
@@ -405,7 +405,7 @@ def pacing(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
         "window_violations": window_violations,
         "min_interval_violations": interval_violations,
         "task_executions_per_sent": round(executions / max(sent, 1), 3),
-        "task_outcomes": task_outcomes(),
+        "task_outcomes": {k: v - outcomes_before.get(k, 0) for k, v in task_outcomes().items()},
     }
 
 
@@ -420,13 +420,67 @@ def api_token(username: str, account: Any) -> str:
     return Token.objects.get_or_create(user=user)[0].key
 
 
+def api_load(base: str, busy: list[Any], seconds: float, tag: str) -> dict[str, Any]:
+    """50 clients, each sending about once a second (0.5 to 1.5 s apart) for ``seconds``."""
+    import httpx
+
+    from crm.models import Fan
+
+    fans_by_account = {
+        a.pk: list(Fan.objects.filter(account=a).values_list("id", flat=True)) for a in busy
+    }
+    tokens = [api_token(f"bench-chatter-{i}", busy[i % len(busy)]) for i in range(50)]
+    latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []
+    errors: list[int] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+    started = time.perf_counter()
+
+    def client(i: int) -> None:
+        fans = fans_by_account[busy[i % len(busy)].pk]
+        rnd = random.Random(i)
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {tokens[i]}"}, timeout=30
+        ) as http:
+            time.sleep(rnd.uniform(0, 1))
+            while time.monotonic() < stop_at:
+                t0 = time.perf_counter()
+                reply = http.post(
+                    "/api/onlyfans/messages/send",
+                    json={"fan_id": rnd.choice(fans), "text": "hello"},
+                )
+                ms = (time.perf_counter() - t0) * 1000
+                with lock:
+                    if reply.status_code == 202:
+                        latencies.append(ms)
+                        timeline.append((time.perf_counter() - started, ms))
+                    else:
+                        errors.append(reply.status_code)
+                time.sleep(max(0.0, rnd.uniform(0.5, 1.5) - ms / 1000))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    (VAR / f"api-{tag}.json").write_text(json.dumps(timeline))
+    return {
+        f"enqueue_api_{tag}_requests": len(latencies),
+        f"enqueue_api_{tag}_rate_per_s": round(len(latencies) / elapsed, 1),
+        f"enqueue_api_{tag}_ms_p50": round(percentile(latencies, 50), 1),
+        f"enqueue_api_{tag}_ms_p95": round(percentile(latencies, 95), 1),
+        f"enqueue_api_{tag}_errors": len(errors),
+    }
+
+
 def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
     from crm.models import Fan, Message
 
     reset_state()
-    # Queued-to-sent for an account under its limit: one message every 1.5 s at 60 a minute.
     [quiet] = make_accounts(1, per_minute=60, min_interval_ms=500, fans=5)
     busy = make_accounts(5, per_minute=600, min_interval_ms=0, fans=50, name="busy")
     procs.start(
@@ -442,9 +496,16 @@ def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
     )
     wait_port(WEB_PORT)
     base = f"http://127.0.0.1:{WEB_PORT}"
+    results: dict[str, Any] = {"enqueue_api_clients": 50}
+    # A fresh server opens its database connections and imports its views on first use:
+    # warm it up (and discard those figures), as any deployment's first requests would.
+    api_load(base, busy, 6, "warmup")
+    # The web tier alone (web, PostgreSQL, Redis, SQS): the messages wait for the workers.
+    results.update(api_load(base, busy, args.api_seconds, "web_only"))
     token = api_token("bench-quiet", quiet)
     quiet_fans = list(Fan.objects.filter(account=quiet).values_list("id", flat=True))
     with workers(procs, 2, args.concurrency):
+        # Queued-to-sent for an account under its limit: one message every 1.5 s.
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
             ids = []
             for i in range(args.latency_messages):
@@ -455,65 +516,17 @@ def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
                 assert reply.status_code == 202, reply.text
                 ids.append(reply.json()["message_id"])
                 time.sleep(1.5)
-            wait_until(
-                lambda: Message.objects.filter(pk__in=ids, status="sent").count() == len(ids), 30
-            )
-        rows = Message.objects.filter(pk__in=ids, status="sent").values_list("queued_at", "sent_at")
+            sent = Message.objects.filter(pk__in=ids, status="sent")
+            wait_until(lambda: sent.count() == len(ids), 30)
+        rows = sent.values_list("queued_at", "sent_at")
         queued_to_sent = [(s - q).total_seconds() * 1000 for q, s in rows]
-
-        # Enqueue API under 50 concurrent clients, each sending about once a second.
-        fans_by_account = {
-            a.pk: list(Fan.objects.filter(account=a).values_list("id", flat=True)) for a in busy
-        }
-        tokens = [api_token(f"bench-chatter-{i}", busy[i % len(busy)]) for i in range(50)]
-        latencies: list[float] = []
-        errors: list[int] = []
-        lock = threading.Lock()
-        stop_at = time.monotonic() + args.api_seconds
-
-        def client(i: int) -> None:
-            account = busy[i % len(busy)]
-            fans = fans_by_account[account.pk]
-            rnd = random.Random(i)
-            with httpx.Client(
-                base_url=base, headers={"Authorization": f"Bearer {tokens[i]}"}, timeout=30
-            ) as http:
-                time.sleep(rnd.uniform(0, 1))
-                while time.monotonic() < stop_at:
-                    t0 = time.perf_counter()
-                    reply = http.post(
-                        "/api/onlyfans/messages/send",
-                        json={"fan_id": rnd.choice(fans), "text": "hello"},
-                    )
-                    ms = (time.perf_counter() - t0) * 1000
-                    with lock:
-                        (
-                            latencies.append(ms)
-                            if reply.status_code == 202
-                            else errors.append(reply.status_code)
-                        )
-                    time.sleep(max(0.0, rnd.uniform(0.5, 1.5) - ms / 1000))
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
+        results["queued_to_sent_ms_p50"] = round(percentile(queued_to_sent, 50), 1)
+        results["queued_to_sent_ms_p95"] = round(percentile(queued_to_sent, 95), 1)
+        results["queued_to_sent_samples"] = len(queued_to_sent)
+        # The same load with the workers sending on the same two cores.
+        results.update(api_load(base, busy, args.api_seconds, "with_workers"))
     procs.stop("web")
-    return {
-        "queued_to_sent_ms_p50": round(percentile(queued_to_sent, 50), 1),
-        "queued_to_sent_ms_p95": round(percentile(queued_to_sent, 95), 1),
-        "queued_to_sent_samples": len(queued_to_sent),
-        "enqueue_api_clients": 50,
-        "enqueue_api_requests": len(latencies),
-        "enqueue_api_rate_per_s": round(len(latencies) / elapsed, 1),
-        "enqueue_api_ms_p50": round(percentile(latencies, 50), 1),
-        "enqueue_api_ms_p95": round(percentile(latencies, 95), 1),
-        "enqueue_api_errors": len(errors),
-        "enqueue_api_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
-    }
+    return results
 
 
 TARGETS = {
@@ -526,7 +539,8 @@ TARGETS = {
     "pacing.window_violations": ("==", 0),
     "pacing.min_interval_violations": ("==", 0),
     "pacing.task_executions_per_sent": ("<", 1.5),
-    "latency.enqueue_api_ms_p95": ("<", 50.0),
+    "latency.enqueue_api_web_only_ms_p95": ("<", 50.0),
+    "latency.enqueue_api_with_workers_ms_p95": ("<", 50.0),
     "latency.queued_to_sent_ms_p95": ("<", 1000.0),
 }
 
@@ -559,7 +573,7 @@ def main() -> None:
     parser.add_argument("--pacing-accounts", type=int, default=20)
     parser.add_argument("--pacing-seconds", type=float, default=120)
     parser.add_argument("--latency-messages", type=int, default=30)
-    parser.add_argument("--api-seconds", type=float, default=30)
+    parser.add_argument("--api-seconds", type=float, default=20)
     parser.add_argument("--ceiling-seconds", type=float, default=10)
     parser.add_argument(
         "--max-on-broker", type=int, default=48, help="SEND_DISPATCH_MAX_TOTAL for this run"
