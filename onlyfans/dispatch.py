@@ -94,6 +94,8 @@ _ACCOUNT_SQL = f"""
 SELECT a.connection_state, a.send_rate_per_minute, a.send_min_interval_ms,
   (SELECT count(*) FROM {_M} m WHERE m.account_id = a.id
      AND m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL),
+  (SELECT count(*) FROM {_M} m WHERE m.account_id = a.id
+     AND m.status = 'queued' AND m.dispatched_at IS NOT NULL),
   (SELECT count(*) FROM {_M} m
      WHERE m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL)
 FROM {_A} a WHERE a.id = %s
@@ -117,7 +119,7 @@ def _dispatch_once(account_id: int) -> int:
     if row is None or row[0] != CreatorAccount.ConnectionState.CONNECTED:
         redis_client().zrem(WAITING_KEY, account_id)
         return 0
-    _, per_minute, min_interval_ms, in_flight, total_in_flight = row
+    _, per_minute, min_interval_ms, in_flight, waiting_for_slot, total_in_flight = row
     limit = RateLimit(per_minute=per_minute, min_interval_ms=min_interval_ms)
     account_free = dispatch_budget_for(limit) - in_flight
     if account_free <= 0:
@@ -144,9 +146,11 @@ def _dispatch_once(account_id: int) -> int:
         redis_client().zrem(WAITING_KEY, account_id)
     if not ids:
         return 0
-    delays = rate_limit_forecast(account_id=account_id, limit=limit, count=in_flight + len(ids))[
-        in_flight:
-    ]
+    # Messages already sending hold their slot in the limiter's log; only the queued ones on
+    # the broker still need one, and they take the first free slots.
+    delays = rate_limit_forecast(
+        account_id=account_id, limit=limit, count=waiting_for_slot + len(ids)
+    )[waiting_for_slot:]
     published = 0
     for message_id, delay in zip(ids, delays, strict=True):
         try:
