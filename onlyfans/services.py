@@ -8,8 +8,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm.broadcasts import account_event_broadcast
@@ -103,15 +102,37 @@ def message_enqueue(
     return message
 
 
-def _update_pending(message_id: int, **changes: Any) -> int:
-    return Message.objects.filter(pk=message_id, status__in=PENDING).update(
-        updated_at=timezone.now(), **changes
+_PENDING_UPDATE_COLUMNS = frozenset(
+    {"status", "platform_message_id", "sent_at", "last_error", "dispatched_at"}
+)
+
+
+def _update_pending(message_id: int, *, attempts_delta: int = 0, **changes: Any) -> int:
+    """Change a message only while it is pending; the number of rows changed (0 or 1).
+
+    Hand-written SQL: this runs twice per send, and building the ORM's UPDATE cost more CPU
+    than running it.
+    """
+    assert changes.keys() <= _PENDING_UPDATE_COLUMNS, changes.keys()
+    columns = [f"{name} = %s" for name in changes]
+    values = list(changes.values())
+    columns.append("updated_at = %s")
+    values.append(timezone.now())
+    if attempts_delta:
+        columns.append("attempts = attempts + %s")
+        values.append(attempts_delta)
+    sql = (
+        f"UPDATE {Message._meta.db_table} SET {', '.join(columns)} "  # noqa: S608 (fixed names)
+        "WHERE id = %s AND status IN ('queued', 'sending')"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, message_id])
+        return cursor.rowcount
 
 
 def message_mark_sending(*, message: Message) -> bool:
     """Claim the message for one gateway call (counts an attempt). False if it left pending."""
-    claimed = _update_pending(message.pk, status=Message.Status.SENDING, attempts=F("attempts") + 1)
+    claimed = _update_pending(message.pk, status=Message.Status.SENDING, attempts_delta=1)
     if claimed:
         message.status = Message.Status.SENDING
         message.attempts += 1
@@ -196,9 +217,7 @@ def message_requeue(
         "last_error": error[:500],
         "dispatched_at": timezone.now() if dispatched else None,
     }
-    if undo_attempt:
-        changes["attempts"] = F("attempts") - 1
-    if _update_pending(message.pk, **changes):
+    if _update_pending(message.pk, attempts_delta=-1 if undo_attempt else 0, **changes):
         message.status = Message.Status.QUEUED
         _status_broadcast_on_commit(message)
 
