@@ -144,6 +144,9 @@ def _celery_config() -> dict[str, Any]:
         "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
+        # Our handler writes to stderr; Celery's stdout/stderr redirection into its own logger
+        # would feed our records back into logging, which drops them.
+        "worker_redirect_stdouts": False,
         # Publishing gives up quickly: the outbox (beat) publishes again later.
         "task_publish_retry": True,
         "task_publish_retry_policy": {

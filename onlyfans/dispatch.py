@@ -2,7 +2,8 @@
 
 Only about the next minute of each account's sends sits on SQS at a time (capped by
 ``SEND_DISPATCH_MAX_PER_ACCOUNT``, and all accounts together by ``SEND_DISPATCH_MAX_TOTAL``;
-accounts that find the broker full wait in line in Redis, first come first served), each task
+accounts that find the broker full wait in line in Redis, the one whose next send is due
+soonest first), each task
 published with the delay the rate limiter
 forecasts for it, so a backlog of thousands waits in PostgreSQL, workers do not spin, and no
 delay comes near the queue's visibility timeout. Dispatch runs after an enqueue commits, after
@@ -76,6 +77,7 @@ def task_publish(*, message_id: int, delay_seconds: float) -> None:
     if delay - whole >= 0.05:
         options["eta"] = timezone.now() + timedelta(seconds=delay)
     message_send_task.apply_async((message_id,), **options)
+    log.debug("send.scheduled", message_id=message_id, delay_ms=round(delay * 1000))
 
 
 WAITING_KEY = "dispatch:waiting"
@@ -132,25 +134,31 @@ def _dispatch_once(account_id: int) -> int:
             cursor.execute(_HAS_BACKLOG_SQL, [account_id])
             has_backlog = cursor.fetchone()[0]
         if has_backlog:
-            # The broker holds all it may: wait in line (first come, first served).
-            redis_client().zadd(WAITING_KEY, {str(account_id): time.time()}, nx=True)
+            # The broker holds all it may: wait in line, by when the next message is due.
+            due = rate_limit_forecast(
+                account_id=account_id, limit=limit, count=waiting_for_slot + 1
+            )
+            redis_client().zadd(WAITING_KEY, {str(account_id): time.time() + due[-1]})
         else:
             redis_client().zrem(WAITING_KEY, account_id)
         return 0
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, [timezone.now(), account_id, budget])
         ids = sorted(r[0] for r in cursor.fetchall())
-    if budget < account_free and len(ids) == budget:
-        redis_client().zadd(WAITING_KEY, {str(account_id): time.time()}, nx=True)
-    else:
-        redis_client().zrem(WAITING_KEY, account_id)
     if not ids:
+        redis_client().zrem(WAITING_KEY, account_id)
         return 0
     # Messages already sending hold their slot in the limiter's log; only the queued ones on
-    # the broker still need one, and they take the first free slots.
-    delays = rate_limit_forecast(
-        account_id=account_id, limit=limit, count=waiting_for_slot + len(ids)
-    )[waiting_for_slot:]
+    # the broker still need one, and they take the first free slots. One more slot is the
+    # next message's, the account's place in line if the broker's cap stopped it here.
+    slots = rate_limit_forecast(
+        account_id=account_id, limit=limit, count=waiting_for_slot + len(ids) + 1
+    )
+    delays = slots[waiting_for_slot:-1]
+    if budget < account_free and len(ids) == budget:
+        redis_client().zadd(WAITING_KEY, {str(account_id): time.time() + slots[-1]})
+    else:
+        redis_client().zrem(WAITING_KEY, account_id)
     published = 0
     for message_id, delay in zip(ids, delays, strict=True):
         try:
@@ -168,7 +176,7 @@ def _dispatch_once(account_id: int) -> int:
 
 
 def waiting_dispatch(*, max_accounts: int = 8) -> int:
-    """Give free places on the broker to accounts waiting in line for one, oldest first."""
+    """Give free places on the broker to accounts waiting in line, the soonest due first."""
     client = redis_client()
     published = 0
     for _ in range(max_accounts):

@@ -182,6 +182,12 @@ def _deliver_locked(message_id: int) -> Outcome:
     slot = rate_limit_acquire(account_id=account.pk, limit=account_rate_limit(account))
     if not slot.granted:
         metrics.LIMITER_WAITS.inc()
+        log.debug(
+            "send.deferred",
+            message_id=message.pk,
+            account_id=account.pk,
+            wait_ms=round(slot.wait_seconds * 1000),
+        )
         return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
 
     if not message_mark_sending(message=message):

@@ -119,12 +119,17 @@ def rate_limit_forecast(*, account_id: int, limit: RateLimit, count: int) -> lis
     """Seconds from now of the next ``count`` free slots, if nothing else takes them.
 
     Used to publish each task with the delay it will need anyway, so workers do not spin on
-    messages that cannot go yet. Past a thousand slots it extrapolates at the steady rate.
+    messages that cannot go yet. A forecast send is expected to happen ``lag`` after its slot
+    (the schedule's slack plus the pipeline's own latency), and the next slots follow from
+    that expected time, as the limiter will see it; without this each message of a burst
+    arrived a little before its slot and went round the broker again. Past a thousand slots
+    it extrapolates at the steady rate.
     """
     if count <= 0:
         return []
     now, sends = _snapshot(account_id, limit)
     window, per_window, interval = limit.window_ms, limit.per_minute, limit.spacing_ms
+    lag = settings.SEND_SCHEDULE_SLACK_MS + settings.SEND_PIPELINE_LAG_MS
     simulated = min(count, 1000)
     slots: list[int] = []
     times = list(sends)
@@ -134,7 +139,7 @@ def rate_limit_forecast(*, account_id: int, limit: RateLimit, count: int) -> lis
             t = max(t, times[-1] + interval)
         if len(times) >= per_window:
             t = max(t, times[-per_window] + window)
-        times.append(t)
+        times.append(t + lag)
         slots.append(t)
     step = max(window / per_window, interval)
     result = [(s - now) / 1000 for s in slots]

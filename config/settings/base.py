@@ -189,6 +189,8 @@ SEND_MIN_INTERVAL_DEFAULT_MS = env.int("SEND_MIN_INTERVAL_DEFAULT_MS", default=3
 SEND_RATE_GUARD_MS = env.int("SEND_RATE_GUARD_MS", default=200)
 # Tasks are scheduled this many ms after the slot the limiter forecasts for them.
 SEND_SCHEDULE_SLACK_MS = env.int("SEND_SCHEDULE_SLACK_MS", default=100)
+# The usual time from a task's scheduled moment to its send (receive, lock, queries).
+SEND_PIPELINE_LAG_MS = env.int("SEND_PIPELINE_LAG_MS", default=100)
 # How far ahead (seconds of an account's sends) may sit on the broker at once.
 SEND_DISPATCH_HORIZON_SECONDS = env.int("SEND_DISPATCH_HORIZON_SECONDS", default=60)
 SEND_DISPATCH_MAX_PER_ACCOUNT = env.int("SEND_DISPATCH_MAX_PER_ACCOUNT", default=10)
