@@ -21,7 +21,7 @@ services: setup
 
 run: export DJANGO_DEBUG ?= 1
 run: services
-	@scripts/run.sh
+	@scripts/run.sh || [ $$? -eq 130 ]  # Ctrl-C is how it stops
 
 test: services
 	@scripts/test.sh $(ARGS)
