@@ -26,10 +26,6 @@ def accounts_for_user(*, user: User) -> QuerySet[CreatorAccount]:
     return CreatorAccount.objects.filter(memberships__user_id=user.pk)
 
 
-def account_ids_for_user(*, user: User) -> list[int]:
-    return list(memberships_for_user(user=user).values_list("account_id", flat=True))
-
-
 def membership_get(*, user: User, account_id: int) -> Membership:
     """The user's membership of the account; NotFoundError when the user is not a member."""
     membership = memberships_for_user(user=user).filter(account_id=account_id).first()

@@ -83,11 +83,6 @@ def task_publish(*, message_id: int, delay_seconds: float) -> None:
 WAITING_KEY = "dispatch:waiting"
 
 
-def broker_in_flight() -> int:
-    """Messages of all accounts whose task is on the broker (or being sent) right now."""
-    return Message.objects.filter(status__in=PENDING, dispatched_at__isnull=False).count()
-
-
 _M = Message._meta.db_table
 _A = CreatorAccount._meta.db_table
 # Hand-written SQL on the hot path: this runs after every finished send, and the ORM's query

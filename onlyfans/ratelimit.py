@@ -161,7 +161,3 @@ def rate_limit_state(*, account_id: int, limit: RateLimit) -> LimiterState:
         tokens_left=max(0, limit.per_minute - used),
         next_free_in_seconds=math.ceil(max(0.0, next_free)) / 1000,
     )
-
-
-def rate_limit_reset(*, account_id: int) -> None:
-    redis_client().delete(_key(account_id))

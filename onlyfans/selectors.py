@@ -162,10 +162,6 @@ def pipeline_status(*, user: User) -> dict[str, Any]:
     }
 
 
-def account_ids_visible(*, user: User) -> set[int]:
-    return set(accounts_for_user(user=user).values_list("id", flat=True))
-
-
 def account_get_for_user(*, user: User, account_id: int) -> CreatorAccount:
     account = accounts_for_user(user=user).filter(pk=account_id).first()
     if account is None:
