@@ -269,6 +269,11 @@ class Message(models.Model):
                 fields=["account", "status", "-updated_at"], name="message_account_status"
             ),
             models.Index(fields=["account", "-sent_at"], name="message_account_sent"),
+            models.Index(
+                fields=["account", "-queued_at"],
+                condition=Q(queued_at__isnull=False),
+                name="message_account_queued",
+            ),
         ]
 
     def __str__(self) -> str:
