@@ -138,7 +138,7 @@ def _celery_config() -> dict[str, Any]:
         "accept_content": ["json"],
         "result_backend": None,
         "task_ignore_result": True,
-        "worker_prefetch_multiplier": 1,
+        "worker_prefetch_multiplier": settings.CELERY_WORKER_PREFETCH_MULTIPLIER,
         # SQS has no broadcast exchange: remote control and events would need SNS.
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,

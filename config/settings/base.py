@@ -212,6 +212,8 @@ SQS_VISIBILITY_TIMEOUT_SECONDS = env.int("SQS_VISIBILITY_TIMEOUT_SECONDS", defau
 SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=5)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="sqs://test:test@127.0.0.1:4566")
 CELERY_TASK_ALWAYS_EAGER = False
+# Messages each worker thread may hold beyond the one it runs (fewer SQS receive calls).
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo12345")
 
