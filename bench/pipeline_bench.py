@@ -231,32 +231,16 @@ def backlog_create(accounts: list[Any], per_account: int) -> int:
 
 @contextmanager
 def workers(procs: Processes, count: int, concurrency: int) -> Iterator[list[int]]:
-    from onlyfans.broker import queue_names
+    from onlyfans.broker import worker_argv
 
-    names = queue_names()
     pids = []
     for i in range(count):
         pids.append(
             procs.start(
                 f"worker{i}",
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-Q",
-                    f"{names.send},{names.default}",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    str(concurrency),
-                    "--hostname",
-                    f"bench{i}@%h",
-                    "--loglevel",
-                    "WARNING",
-                ],
+                worker_argv(
+                    hostname=f"bench{i}@%h", concurrency=concurrency, loglevel=ENV["LOG_LEVEL"]
+                ),
             )
         )
     time.sleep(4)  # start-up and SDK warm-up, outside the measured time

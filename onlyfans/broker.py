@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -36,6 +37,17 @@ def queue_names() -> QueueNames:
         default=f"{prefix}{DEFAULT_QUEUE}",
         dead_letter=f"{prefix}{DEAD_LETTER_QUEUE}",
     )
+
+
+def worker_argv(*, hostname: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
+    """The command line of one Celery worker on both queues (threads pool), for the
+    processes that tests and benchmarks start."""
+    names = queue_names()
+    return [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "-Q", f"{names.send},{names.default}", "--pool", "threads",
+        "--concurrency", str(concurrency), "--hostname", hostname, "--loglevel", loglevel,
+    ]  # fmt: skip
 
 
 def _broker_credentials() -> tuple[str | None, str | None]:

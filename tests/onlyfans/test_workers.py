@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from django.db import connection
 
 from crm.models import Message
 from onlyfans import services
-from onlyfans.broker import queue_names
+from onlyfans.broker import worker_argv
 from tests.factories import CreatorAccountFactory, FanFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def worker_processes(sqs_queues, sandbox, redis_client) -> Iterator[list[subprocess.Popen]]:
-    names = queue_names()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -45,24 +43,7 @@ def worker_processes(sqs_queues, sandbox, redis_client) -> Iterator[list[subproc
         for i in range(count):
             started.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "config",
-                        "worker",
-                        "-Q",
-                        f"{names.send},{names.default}",
-                        "--pool",
-                        "threads",
-                        "--concurrency",
-                        "4",
-                        "--hostname",
-                        f"test{i}@%h",
-                        "--loglevel",
-                        "WARNING",
-                    ],
+                    worker_argv(hostname=f"test{i}@%h", concurrency=4, loglevel="WARNING"),
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.DEVNULL,
