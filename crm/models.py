@@ -189,6 +189,9 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
         RECEIVED = "received", "Received"
 
+    # Outgoing messages the send pipeline still owes the platform.
+    PENDING_STATUSES = (Status.QUEUED, Status.SENDING)
+
     class SenderKind(models.TextChoices):
         USER = "user", "User"
         CAMPAIGN = "campaign", "Campaign"

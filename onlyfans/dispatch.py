@@ -3,11 +3,10 @@
 Only about the next minute of each account's sends sits on SQS at a time (capped by
 ``SEND_DISPATCH_MAX_PER_ACCOUNT``, and all accounts together by ``SEND_DISPATCH_MAX_TOTAL``;
 accounts that find the broker full wait in line in Redis, the one whose next send is due
-soonest first), each task
-published with the delay the rate limiter
-forecasts for it, so a backlog of thousands waits in PostgreSQL, workers do not spin, and no
-delay comes near the queue's visibility timeout. Dispatch runs after an enqueue commits, after
-every finished send (to top up), and from the periodic outbox sweep.
+soonest first). Each task is published with the delay the rate limiter forecasts for it, so a
+backlog of thousands waits in PostgreSQL, workers do not spin, and no delay comes near the
+queue's visibility timeout. Dispatch runs after an enqueue commits, after every finished send
+(to top up), and from the periodic outbox sweep.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from onlyfans.redis_conn import redis_client
 
 log = structlog.get_logger(__name__)
 
-PENDING = (Message.Status.QUEUED, Message.Status.SENDING)
 MAX_SQS_DELAY_SECONDS = 900
 
 
@@ -262,9 +260,9 @@ def outbox_sweep() -> dict[str, int]:
     """
     stale_before = timezone.now() - timedelta(seconds=settings.SEND_REDISPATCH_AFTER_SECONDS)
     # A worker that died mid-send left "sending": the task time limit is far below this age.
-    stale = Message.objects.filter(status__in=PENDING, dispatched_at__lt=stale_before).update(
-        status=Message.Status.QUEUED, dispatched_at=None
-    )
+    stale = Message.objects.filter(
+        status__in=Message.PENDING_STATUSES, dispatched_at__lt=stale_before
+    ).update(status=Message.Status.QUEUED, dispatched_at=None)
     account_ids = list(
         Message.objects.filter(
             Q(status=Message.Status.QUEUED, dispatched_at__isnull=True),

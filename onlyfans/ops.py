@@ -39,7 +39,6 @@ SQS_ATTRIBUTES = {
     "ApproximateNumberOfMessagesNotVisible": "not_visible",
     "ApproximateNumberOfMessagesDelayed": "delayed",
 }
-PENDING_STATUSES = (Message.Status.QUEUED, Message.Status.SENDING)
 
 
 @require_GET
@@ -138,7 +137,7 @@ def _pending_message_gauges() -> Iterator[Metric]:
     )
     try:
         counts = dict(
-            Message.objects.filter(status__in=PENDING_STATUSES)
+            Message.objects.filter(status__in=Message.PENDING_STATUSES)
             .values_list("status")
             .annotate(n=Count("id"))
             .order_by()
@@ -146,7 +145,7 @@ def _pending_message_gauges() -> Iterator[Metric]:
     except Exception as error:
         log.warning("metrics.database_unavailable", error=type(error).__name__)
         return
-    for status in PENDING_STATUSES:
+    for status in Message.PENDING_STATUSES:
         pending.add_metric([str(status)], float(counts.get(status, 0)))
     yield pending
 

@@ -24,7 +24,6 @@ from onlyfans.contracts import (
     GatewayConflict,
     GatewayError,
     GatewayRateLimited,
-    GatewayRejected,
     GatewayTransientError,
     SendRequest,
 )
@@ -32,7 +31,6 @@ from onlyfans.dispatch import account_rate_limit
 from onlyfans.ratelimit import rate_limit_acquire
 from onlyfans.redis_conn import redis_client
 from onlyfans.services import (
-    PENDING,
     account_mark_expired,
     message_mark_failed,
     message_mark_sending,
@@ -165,7 +163,7 @@ def _deliver_locked(message_id: int) -> Outcome:
     if loaded is None:
         return Outcome("skipped")
     message, chat_id, waits_for_earlier = loaded
-    if message.status not in PENDING:
+    if message.status not in Message.PENDING_STATUSES:
         return Outcome("skipped")
     account = message.account
     if not account.is_connected:
@@ -234,10 +232,7 @@ def _deliver_locked(message_id: int) -> Outcome:
             message=message, error="account_disconnected", undo_attempt=True, dispatched=False
         )
         return Outcome("paused", account_id=account.pk)
-    except GatewayRejected as exc:
-        message_mark_failed(message=message, error=_error_text(exc))
-        return Outcome("failed", account_id=account.pk)
-    except GatewayError as exc:
+    except GatewayError as exc:  # GatewayRejected and anything else: failed for good
         message_mark_failed(message=message, error=_error_text(exc))
         return Outcome("failed", account_id=account.pk)
     finally:

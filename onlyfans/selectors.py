@@ -15,7 +15,7 @@ from crm.errors import NotFoundError
 from crm.models import CreatorAccount, Message
 from crm.selectors import User, accounts_for_user
 from onlyfans.broker import queue_names, sqs_client
-from onlyfans.dispatch import PENDING, account_rate_limit
+from onlyfans.dispatch import account_rate_limit
 from onlyfans.ratelimit import rate_limit_forecast, rate_limit_state
 
 log = structlog.get_logger(__name__)
@@ -47,7 +47,7 @@ def message_estimated_send_at(*, message: Message) -> datetime:
     """When the message should leave, from its place in the account's backlog and the limiter."""
     account = message.account
     position = Message.objects.filter(
-        account_id=message.account_id, status__in=PENDING, id__lt=message.pk
+        account_id=message.account_id, status__in=Message.PENDING_STATUSES, id__lt=message.pk
     ).count()
     delays = rate_limit_forecast(
         account_id=account.pk, limit=account_rate_limit(account), count=position + 1
@@ -107,7 +107,9 @@ def pipeline_status(*, user: User) -> dict[str, Any]:
         .annotate(
             queued=count(mine.filter(status=Message.Status.QUEUED)),
             sending=count(mine.filter(status=Message.Status.SENDING)),
-            dispatched=count(mine.filter(status__in=PENDING, dispatched_at__isnull=False)),
+            dispatched=count(
+                mine.filter(status__in=Message.PENDING_STATUSES, dispatched_at__isnull=False)
+            ),
             sent_today=count(mine.filter(status=Message.Status.SENT, sent_at__gte=day_start)),
             failed_today=count(
                 mine.filter(status=Message.Status.FAILED, updated_at__gte=day_start)

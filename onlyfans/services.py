@@ -18,7 +18,6 @@ from onlyfans import metrics
 
 log = structlog.get_logger(__name__)
 
-PENDING = (Message.Status.QUEUED, Message.Status.SENDING)
 MAX_MEDIA = 50
 
 
@@ -224,7 +223,9 @@ def message_requeue(
 
 def message_touch_dispatched(*, message_id: int) -> None:
     """The message's task was published again (deferred), so the sweep must not re-publish it."""
-    Message.objects.filter(pk=message_id, status__in=PENDING).update(dispatched_at=timezone.now())
+    Message.objects.filter(pk=message_id, status__in=Message.PENDING_STATUSES).update(
+        dispatched_at=timezone.now()
+    )
 
 
 @transaction.atomic
