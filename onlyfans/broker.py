@@ -125,6 +125,8 @@ def _celery_config() -> dict[str, Any]:
     assert time_limit * 2 < settings.SQS_VISIBILITY_TIMEOUT_SECONDS
     return {
         "broker_url": settings.CELERY_BROKER_URL,
+        # kombu's SQS transport, surviving a receive that SQS answers with a 5xx.
+        "broker_transport": "onlyfans.broker_transport:Transport",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "region": settings.SQS_REGION,

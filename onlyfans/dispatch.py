@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from redis.commands.core import Script
@@ -233,21 +233,19 @@ def account_dispatch(*, account_id: int) -> int:
     return published
 
 
-def after_send_dispatch(*, account_id: int) -> int:
-    """A send finished, so one place on the broker is free: the line first, then this account.
+def after_send_dispatch_many(*, account_ids: set[int]) -> int:
+    """Sends of these accounts finished, so places on the broker are free: the line first,
+    then these accounts.
 
-    When an account in line takes the place, this account joins the line behind it (if it
-    has no backlog, its turn costs one empty look).
+    When accounts in line take the places, these accounts join the line behind them (one with
+    no backlog costs one empty look when its turn comes).
     """
-    published = waiting_dispatch(max_accounts=2)
+    published = waiting_dispatch(max_accounts=len(account_ids) + 1)
     if published:
-        redis_client().zadd(WAITING_KEY, {str(account_id): time.time()}, nx=True)
+        now = time.time()
+        redis_client().zadd(WAITING_KEY, {str(a): now for a in account_ids}, nx=True)
         return published
-    return account_dispatch(account_id=account_id)
-
-
-def account_dispatch_on_commit(*, account_id: int) -> None:
-    transaction.on_commit(lambda: account_dispatch(account_id=account_id))
+    return sum(account_dispatch(account_id=account_id) for account_id in account_ids)
 
 
 def outbox_sweep() -> dict[str, int]:

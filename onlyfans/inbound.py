@@ -246,12 +246,9 @@ def fan_subscription_update(
 
 
 def _account_dispatch_resume(*, account_id: int) -> None:
-    try:
-        from onlyfans.dispatch import account_dispatch_on_commit
-    except ImportError:
-        log.info("inbound.dispatch_unavailable", account_id=account_id)
-        return
-    account_dispatch_on_commit(account_id=account_id)
+    from onlyfans.dispatch_coalescer import dispatch_on_commit
+
+    dispatch_on_commit(account_id=account_id)
 
 
 @transaction.atomic

@@ -95,9 +95,9 @@ def message_enqueue(
     log.info("message.queued", message_id=message.pk, account_id=message.account_id)
     _status_broadcast_on_commit(message)
 
-    from onlyfans.dispatch import account_dispatch_on_commit
+    from onlyfans.dispatch_coalescer import dispatch_on_commit
 
-    account_dispatch_on_commit(account_id=fan.account_id)
+    dispatch_on_commit(account_id=fan.account_id)
     return message
 
 
@@ -159,7 +159,12 @@ def message_mark_sent(
         "last_error": "",
     }
     try:
-        with transaction.atomic():
+        if connection.in_atomic_block:
+            with transaction.atomic():  # a savepoint, so the caller's transaction survives
+                updated = _update_pending(message.pk, **changes)
+        else:
+            # One statement in autocommit: a refused one leaves nothing to roll back, and
+            # BEGIN/COMMIT around it cost two more round trips on every send.
             updated = _update_pending(message.pk, **changes)
     except IntegrityError:
         log.error(
@@ -244,9 +249,9 @@ def message_retry(*, message: Message) -> Message:
     log.info("message.retried", message_id=locked.pk, account_id=locked.account_id)
     _status_broadcast_on_commit(locked)
 
-    from onlyfans.dispatch import account_dispatch_on_commit
+    from onlyfans.dispatch_coalescer import dispatch_on_commit
 
-    account_dispatch_on_commit(account_id=locked.account_id)
+    dispatch_on_commit(account_id=locked.account_id)
     return locked
 
 

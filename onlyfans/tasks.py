@@ -6,10 +6,11 @@ from typing import Any
 
 import structlog
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_shutdown
 
 from onlyfans import metrics
-from onlyfans.dispatch import after_send_dispatch, outbox_sweep, task_publish
+from onlyfans.dispatch import outbox_sweep, task_publish
+from onlyfans.dispatch_coalescer import dispatch_after_send, dispatch_flush
 from onlyfans.pipeline import message_deliver
 from onlyfans.services import message_touch_dispatched
 
@@ -30,7 +31,7 @@ def message_send_task(message_id: int) -> str:
         task_publish(message_id=message_id, delay_seconds=outcome.retry_in)
         message_touch_dispatched(message_id=message_id)
     elif outcome.finished and outcome.account_id is not None:
-        after_send_dispatch(account_id=outcome.account_id)
+        dispatch_after_send(account_id=outcome.account_id)
     return outcome.result
 
 
@@ -51,3 +52,9 @@ def _gateway_warm_up(**kwargs: Any) -> None:
     from onlyfans.client import api_client
 
     _ = api_client().chats.messages
+
+
+@worker_shutdown.connect
+def _dispatch_flush(**kwargs: Any) -> None:
+    """Run the top-ups finished sends asked for, before the process goes."""
+    dispatch_flush()

@@ -196,6 +196,9 @@ SEND_DISPATCH_HORIZON_SECONDS = env.int("SEND_DISPATCH_HORIZON_SECONDS", default
 SEND_DISPATCH_MAX_PER_ACCOUNT = env.int("SEND_DISPATCH_MAX_PER_ACCOUNT", default=10)
 # ...and for all accounts together: SQS (and moto far more) slows as a queue grows.
 SEND_DISPATCH_MAX_TOTAL = env.int("SEND_DISPATCH_MAX_TOTAL", default=200)
+# Top-ups and backlog dispatches are run by one thread per process, this many ms after the
+# first request, for every request that arrived meanwhile (0: in the caller's thread).
+SEND_DISPATCH_COALESCE_MS = env.int("SEND_DISPATCH_COALESCE_MS", default=25)
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=3)
 SEND_RETRY_BASE_SECONDS = env.float("SEND_RETRY_BASE_SECONDS", default=1.0)
 # A queued message whose task has not run for this long is published again by beat.
@@ -212,8 +215,9 @@ SQS_VISIBILITY_TIMEOUT_SECONDS = env.int("SQS_VISIBILITY_TIMEOUT_SECONDS", defau
 SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=5)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="sqs://test:test@127.0.0.1:4566")
 CELERY_TASK_ALWAYS_EAGER = False
-# Messages each worker thread may hold beyond the one it runs (fewer SQS receive calls).
-CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+# Messages a worker receives per thread ahead of running them: fewer, larger SQS receives
+# (bench: 86 sends/s with 4, 75 with 1 or 8).
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
 
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo12345")
 

@@ -11,6 +11,8 @@ os.environ.setdefault("CHANNELS_PREFIX", "fancrm-test:asgi")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
 os.environ.setdefault("ONLYFANS_API_BASE_URL", "http://127.0.0.1:8766")
 os.environ.setdefault("LOG_FORMAT", "console")
+# Dispatch in the caller's thread: a test's open transaction is invisible to another one.
+os.environ.setdefault("SEND_DISPATCH_COALESCE_MS", "0")
 
 from .base import *  # noqa: F403
 from .base import REST_FRAMEWORK

@@ -36,6 +36,8 @@ def worker_processes(sqs_queues, sandbox, redis_client) -> Iterator[list[subproc
         "ONLYFANS_API_BASE_URL": settings.ONLYFANS_API_BASE_URL,
         "REDIS_URL": settings.REDIS_URL,
         "LOG_LEVEL": "WARNING",
+        # Real workers top up through the coalescing thread, as in production.
+        "SEND_DISPATCH_COALESCE_MS": "25",
     }
     started: list[subprocess.Popen] = []
 

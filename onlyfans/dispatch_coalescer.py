@@ -1,0 +1,113 @@
+"""Dispatch passes asked for by many callers, run together by one thread per process.
+
+Every finished send frees a place on the broker and every enqueue adds to a backlog, and each
+used to run a whole dispatch pass (Redis lock, account and claim queries, forecast, publish)
+in the caller's thread: in a send task that was as much work as the send itself, and in the
+web server it put an SQS publish on the request's path. Now the caller records the account
+and returns; a daemon thread waits ``SEND_DISPATCH_COALESCE_MS`` for more requests to arrive,
+then runs one pass for all of them: one look at the line and one pass per account, however
+many sends finished meanwhile.
+
+Nothing is lost if the process dies with requests pending: the messages are in the database
+and the periodic outbox sweep dispatches every backlog. With the setting at 0 the pass runs
+in the caller's thread (tests that hold a transaction open need that).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import structlog
+from django.conf import settings
+from django.db import connection, transaction
+
+from onlyfans.dispatch import account_dispatch, after_send_dispatch_many
+
+log = structlog.get_logger(__name__)
+
+
+class DispatchCoalescer:
+    """The requests of one process and the thread that serves them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._finished: set[int] = set()
+        self._backlogs: set[int] = set()
+        self._pid: int | None = None
+
+    def _ensure_thread(self) -> None:
+        # After a fork (prefork pools, autoreload) the thread is not there: start a new one.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._finished, self._backlogs = set(), set()
+            threading.Thread(target=self._run, name="dispatch-coalescer", daemon=True).start()
+
+    def request(self, *, account_id: int, finished_send: bool) -> None:
+        with self._cond:
+            self._ensure_thread()
+            (self._finished if finished_send else self._backlogs).add(account_id)
+            self._cond.notify()
+
+    def _take(self) -> tuple[set[int], set[int]]:
+        with self._cond:
+            while not (self._finished or self._backlogs):
+                self._cond.wait()
+        time.sleep(settings.SEND_DISPATCH_COALESCE_MS / 1000)
+        with self._cond:
+            finished, backlogs = self._finished, self._backlogs
+            self._finished, self._backlogs = set(), set()
+        return finished, backlogs - finished
+
+    def _run(self) -> None:
+        while True:
+            finished, backlogs = self._take()
+            try:
+                dispatch_pass(finished=finished, backlogs=backlogs)
+            except Exception:
+                # The sweep will dispatch these backlogs; a broken connection is reopened.
+                log.exception("dispatch.coalesced_pass_failed", accounts=len(finished | backlogs))
+                connection.close()
+
+    def flush(self) -> None:
+        """Run what is pending now, in the caller's thread (worker shutdown)."""
+        with self._cond:
+            finished, backlogs = self._finished, self._backlogs - self._finished
+            self._finished, self._backlogs = set(), set()
+        if finished or backlogs:
+            dispatch_pass(finished=finished, backlogs=backlogs)
+
+
+_coalescer = DispatchCoalescer()
+
+
+def dispatch_pass(*, finished: set[int], backlogs: set[int]) -> int:
+    published = after_send_dispatch_many(account_ids=finished) if finished else 0
+    for account_id in backlogs:
+        published += account_dispatch(account_id=account_id)
+    return published
+
+
+def dispatch_after_send(*, account_id: int) -> None:
+    """A send of the account finished: top up the broker (the line first, then the account)."""
+    if settings.SEND_DISPATCH_COALESCE_MS <= 0:
+        dispatch_pass(finished={account_id}, backlogs=set())
+    else:
+        _coalescer.request(account_id=account_id, finished_send=True)
+
+
+def dispatch_on_commit(*, account_id: int) -> None:
+    """The account's backlog grows when the current transaction commits: dispatch it then."""
+
+    def run() -> None:
+        if settings.SEND_DISPATCH_COALESCE_MS <= 0:
+            account_dispatch(account_id=account_id)
+        else:
+            _coalescer.request(account_id=account_id, finished_send=False)
+
+    transaction.on_commit(run)
+
+
+def dispatch_flush() -> None:
+    _coalescer.flush()
