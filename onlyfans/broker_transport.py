@@ -22,7 +22,7 @@ class Channel(SQS.Channel):
         if not isinstance(messages, dict):
             log.warning("broker.receive_failed", queue=qname)
             return 0
-        count: int = super()._on_messages_ready(queue, qname, messages)
+        count: int = super()._on_messages_ready(queue, qname, messages)  # type: ignore[misc]
         return count
 
 
