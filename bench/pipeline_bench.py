@@ -266,7 +266,19 @@ def wait_until(condition: Callable[[], bool], timeout: float, every: float = 0.5
 BROKER_CLIENT_CPU_MS: list[float] = []
 
 
-def broker_ceiling(seconds: float) -> float:
+def broker_ceiling(seconds: float, rounds: int = 3) -> float:
+    """The best of a few rounds of :func:`broker_ceiling_round`.
+
+    One round of a few seconds swung between 77 and 147 messages/s on this shared machine; a
+    low ceiling would flatter the pipeline's share of it, so the best round counts.
+    """
+    best = max(broker_ceiling_round(seconds / rounds) for _ in range(rounds))
+    # The client's CPU per message of the best round is the least disturbed one.
+    BROKER_CLIENT_CPU_MS[:] = [min(BROKER_CLIENT_CPU_MS)]
+    return best
+
+
+def broker_ceiling_round(seconds: float) -> float:
     """A bare boto3 loop: publish, receive, delete, one message at a time.
 
     Also records this process's own CPU per message: what the boto3 client side of one
@@ -620,6 +632,15 @@ def main() -> None:
         )
         if "capacity" in only:
             results["capacity"] = capacity(procs, args, ceiling)
+            # Once more after the run: the machine may have been slower before it.
+            after = broker_ceiling(args.ceiling_seconds)
+            print(f"broker ceiling after the capacity run: {after:.1f} msg/s", flush=True)
+            if after > ceiling:
+                results["capacity"]["broker_ceiling_per_s"] = round(after, 1)
+                results["capacity"]["share_of_ceiling"] = round(
+                    results["capacity"]["sustained_sends_per_s"] / after, 3
+                )
+            ceiling = max(ceiling, after)
             print("capacity", json.dumps(results["capacity"]), flush=True)
         if "pacing" in only:
             results["pacing"] = pacing(procs, args)

@@ -7,11 +7,11 @@ from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from crm.models import Message
 from crm.selectors import fan_get
+from crm.throttling import UserRedisThrottle
 from onlyfans import selectors, services
 
 
@@ -46,14 +46,14 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
 
 
-class SendThrottle(UserRateThrottle):
+class SendThrottle(UserRedisThrottle):
     """Sends per user, on top of the general API rate."""
 
     scope = "send"
 
 
 class MessageSendApi(APIView):
-    throttle_classes = [UserRateThrottle, SendThrottle]
+    throttle_classes = [UserRedisThrottle, SendThrottle]
 
     def post(self, request: Request) -> Response:
         data = SendInputSerializer(data=request.data)

@@ -122,15 +122,16 @@ def rate_limit_forecast(*, account_id: int, limit: RateLimit, count: int) -> lis
     messages that cannot go yet. A forecast send is expected to happen ``lag`` after its slot
     (the schedule's slack plus the pipeline's own latency), and the next slots follow from
     that expected time, as the limiter will see it; without this each message of a burst
-    arrived a little before its slot and went round the broker again. Past a thousand slots
-    it extrapolates at the steady rate.
+    arrived a little before its slot and went round the broker again. Past two windows' worth
+    of slots the pattern repeats, so it extrapolates at the steady rate (an estimate for the
+    10,000th message of a backlog costs no more than one for the 20th).
     """
     if count <= 0:
         return []
     now, sends = _snapshot(account_id, limit)
     window, per_window, interval = limit.window_ms, limit.per_minute, limit.spacing_ms
     lag = settings.SEND_SCHEDULE_SLACK_MS + settings.SEND_PIPELINE_LAG_MS
-    simulated = min(count, 1000)
+    simulated = min(count, 2 * per_window + 2, 1000)
     slots: list[int] = []
     times = list(sends)
     t = now
@@ -141,7 +142,7 @@ def rate_limit_forecast(*, account_id: int, limit: RateLimit, count: int) -> lis
             t = max(t, times[-per_window] + window)
         times.append(t + lag)
         slots.append(t)
-    step = max(window / per_window, interval)
+    step = max((window + lag) / per_window, interval + lag if interval else 0)
     result = [(s - now) / 1000 for s in slots]
     last = result[-1]
     result.extend(last + (i + 1) * step / 1000 for i in range(count - simulated))

@@ -163,6 +163,23 @@ def test_send_api_is_rate_limited_per_user(chatter, fan, sqs_queues, monkeypatch
     assert Message.objects.count() == 2
 
 
+def test_send_throttle_counts_each_user_apart_and_says_when_to_come_back(
+    chatter, owner, fan, sqs_queues, monkeypatch
+):
+    from onlyfans.api import SendThrottle
+
+    monkeypatch.setattr(SendThrottle, "THROTTLE_RATES", {"send": "1/min"})
+    first, second = APIClient(), APIClient()
+    first.force_authenticate(chatter)
+    second.force_authenticate(owner)
+    body = {"fan_id": fan.pk, "text": "hi"}
+    assert first.post("/api/onlyfans/messages/send", body, format="json").status_code == 202
+    refused = first.post("/api/onlyfans/messages/send", body, format="json")
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 61
+    assert second.post("/api/onlyfans/messages/send", body, format="json").status_code == 202
+
+
 def test_bearer_token_authenticates_scripts(chatter, fan):
     token = Token.objects.create(user=chatter)
     client = APIClient()

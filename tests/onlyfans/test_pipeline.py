@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.test import override_settings
 
 from crm.models import CreatorAccount, Message
 from onlyfans import services
 from onlyfans.dispatch import account_dispatch, dispatch_budget, outbox_sweep
-from onlyfans.ratelimit import RateLimit, rate_limit_acquire
+from onlyfans.ratelimit import RateLimit, rate_limit_acquire, rate_limit_forecast
 from tests.factories import CreatorAccountFactory, FanFactory
 
 pytestmark = pytest.mark.django_db
@@ -260,6 +262,22 @@ def test_limiter_enforces_the_minimum_interval(redis_client):
     second = rate_limit_acquire(account_id=2, limit=limit)
     assert first.granted and not second.granted
     assert 3.1 < second.wait_seconds <= 3.2  # the interval plus the 200 ms guard
+
+
+def test_forecast_of_a_deep_backlog_follows_the_rate(redis_client):
+    # given: 10 a minute, 3 s apart, nothing sent yet
+    limit = RateLimit(per_minute=10, min_interval_ms=3000)
+    # when: the slots of a 10,000-message backlog are forecast
+    slots = rate_limit_forecast(account_id=3, limit=limit, count=10_000)
+    # then: ten in the first minute (3.4 s apart with guard and lag), then ten a minute on
+    assert len(slots) == 10_000
+    assert slots[0] == pytest.approx(0, abs=0.05)
+    assert slots[1] == pytest.approx(3.4, abs=0.05)
+    assert all(b > a for a, b in itertools.pairwise(slots))
+    per_minute_late = 60 / ((slots[-1] - slots[-1001]) / 1000)
+    assert 9.9 < per_minute_late <= 10
+    # about 16.8 hours: each window of ten takes 60.4 s with the guard and the lag
+    assert 60_000 < slots[-1] <= 60_500
 
 
 def test_platform_id_already_held_still_marks_sent(fan, django_capture_on_commit_callbacks):
