@@ -9,4 +9,4 @@ COPY . .
 ENV PATH=/venv/bin:$PATH
 RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--no-access-log"]

@@ -1,4 +1,4 @@
-"""One ASGI app for HTTP and websockets (served by daphne)."""
+"""One ASGI app for HTTP and websockets (served by uvicorn; ``runserver`` uses daphne)."""
 
 from __future__ import annotations
 

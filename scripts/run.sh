@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole product locally: web (daphne), worker, beat, a local SQS (moto) and, unless
+# Runs the whole product locally: web (uvicorn), worker, beat, a local SQS (moto) and, unless
 # ONLYFANS_API_BASE_URL names another platform, the sandbox one. Ctrl-C stops everything it started.
 set -euo pipefail
 export DJANGO_DEBUG=${DJANGO_DEBUG:-1}
@@ -87,8 +87,8 @@ if [ -z "$API_BASE_URL" ] || [ "$API_BASE_URL" = "http://127.0.0.1:$SANDBOX_PORT
   echo "sandbox: $PY -m onlyfans.sandbox --host 127.0.0.1 --port $SANDBOX_PORT --api-key $ONLYFANS_API_KEY --webhook-url http://127.0.0.1:$WEB_PORT/api/onlyfans/webhooks --webhook-secret $ONLYFANS_WEBHOOK_SECRET --fans-per-minute ${SANDBOX_FANS_PER_MINUTE:-2} --accounts acct_demo_1,acct_demo_2" >> $PROCFILE
 fi
 cat >> $PROCFILE <<PROCS
-web: .venv/bin/daphne -b 127.0.0.1 -p $WEB_PORT config.asgi:application
-worker: $PY manage.py sqs_ensure_queues --wait 30 >/dev/null && .venv/bin/celery -A config worker -Q ${QUEUE_PREFIX}send,${QUEUE_PREFIX}default --pool threads --concurrency 8 --loglevel INFO
+web: .venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $WEB_PORT --workers ${WEB_WORKERS:-2} --no-access-log
+worker: $PY manage.py sqs_ensure_queues --wait 30 >/dev/null && nice -n 10 .venv/bin/celery -A config worker -Q ${QUEUE_PREFIX}send,${QUEUE_PREFIX}default --pool threads --concurrency 8 --loglevel INFO
 beat: $PY manage.py sqs_ensure_queues --wait 30 >/dev/null && .venv/bin/celery -A config beat --schedule var/celerybeat-schedule --loglevel INFO
 PROCS
 

@@ -557,7 +557,7 @@ def test_session_expired_then_reconnected(account, django_capture_on_commit_call
     assert account.connection_state == CreatorAccount.ConnectionState.EXPIRED
 
     with (
-        mock.patch("onlyfans.dispatch.account_dispatch") as dispatch,
+        mock.patch("onlyfans.dispatch_coalescer.account_dispatch") as dispatch,
         django_capture_on_commit_callbacks(execute=True),
     ):
         reconnected = post(account_event(account, "accounts.reconnected"), key="evt_rec")
