@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +26,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import BatchPublishError  # type: ignore[attr-defined]  # kombu 5.7
 from redis.commands.core import Script
 from redis.exceptions import RedisError
 
@@ -54,6 +58,42 @@ def dispatch_budget_for(limit: RateLimit) -> int:
     return max(1, min(by_rate, settings.SEND_DISPATCH_MAX_PER_ACCOUNT))
 
 
+_batch = threading.local()
+
+
+@contextmanager
+def tasks_published_together() -> Iterator[None]:
+    """Publish the send tasks of the enclosed dispatch work as SQS batches, on leaving.
+
+    One SendMessageBatch carries up to ten tasks (``onlyfans.broker_transport``). When the
+    batch cannot be published, its messages go back to the backlog (``dispatched_at`` cleared)
+    for the next dispatch or the sweep; nothing is raised to the caller, as with one publish.
+    """
+    if getattr(_batch, "producer", None) is not None:
+        yield  # already inside a batch: the outermost one publishes
+        return
+    from onlyfans.tasks import message_send_task
+
+    _batch.ids = []
+    try:
+        with message_send_task.app.producer_or_acquire() as producer:
+            try:
+                with producer.batch():
+                    _batch.producer = producer
+                    try:
+                        yield
+                    finally:
+                        _batch.producer = None
+            except BatchPublishError:
+                ids = _batch.ids
+                Message.objects.filter(pk__in=ids, status=Message.Status.QUEUED).update(
+                    dispatched_at=None
+                )
+                log.warning("dispatch.batch_publish_failed", messages=len(ids), exc_info=True)
+    finally:
+        _batch.ids = []
+
+
 def task_publish(*, message_id: int, delay_seconds: float) -> None:
     """Publish the send task for one message to run ``delay_seconds`` from now.
 
@@ -74,6 +114,10 @@ def task_publish(*, message_id: int, delay_seconds: float) -> None:
     options: dict[str, Any] = {"delay_seconds": whole}
     if delay - whole >= 0.05:
         options["eta"] = timezone.now() + timedelta(seconds=delay)
+    producer = getattr(_batch, "producer", None)
+    if producer is not None:
+        options["producer"] = producer
+        _batch.ids.append(message_id)
     message_send_task.apply_async((message_id,), **options)
     log.debug("send.scheduled", message_id=message_id, delay_ms=round(delay * 1000))
 
@@ -225,7 +269,8 @@ def account_dispatch(*, account_id: int) -> int:
         if not enter(keys=keys, args=[token]):
             return 0
         while True:
-            published += _dispatch_once(account_id)
+            with tasks_published_together():
+                published += _dispatch_once(account_id)
             if not again_or_leave(keys=keys, args=[token]):
                 break
     except RedisError:
@@ -270,7 +315,8 @@ def outbox_sweep() -> dict[str, int]:
         .values_list("account_id", flat=True)
         .distinct()
     )
-    published = sum(account_dispatch(account_id=account_id) for account_id in account_ids)
-    published += waiting_dispatch()
+    with tasks_published_together():
+        published = sum(account_dispatch(account_id=account_id) for account_id in account_ids)
+        published += waiting_dispatch()
     log.info("outbox.swept", stale=stale, accounts=len(account_ids), published=published)
     return {"stale": stale, "accounts": len(account_ids), "published": published}

@@ -23,7 +23,11 @@ import structlog
 from django.conf import settings
 from django.db import connection, transaction
 
-from onlyfans.dispatch import account_dispatch, after_send_dispatch_many
+from onlyfans.dispatch import (
+    account_dispatch,
+    after_send_dispatch_many,
+    tasks_published_together,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -83,9 +87,11 @@ _coalescer = DispatchCoalescer()
 
 
 def dispatch_pass(*, finished: set[int], backlogs: set[int]) -> int:
-    published = after_send_dispatch_many(account_ids=finished) if finished else 0
-    for account_id in backlogs:
-        published += account_dispatch(account_id=account_id)
+    """One pass for every account asked for; its tasks leave in SQS batches at the end."""
+    with tasks_published_together():
+        published = after_send_dispatch_many(account_ids=finished) if finished else 0
+        for account_id in backlogs:
+            published += account_dispatch(account_id=account_id)
     return published
 
 
