@@ -76,20 +76,23 @@ def tasks_published_together() -> Iterator[None]:
 
     _batch.ids = []
     try:
-        with message_send_task.app.producer_or_acquire() as producer:
+        with message_send_task.app.producer_or_acquire() as producer, producer.batch():
+            _batch.producer = producer
             try:
-                with producer.batch():
-                    _batch.producer = producer
-                    try:
-                        yield
-                    finally:
-                        _batch.producer = None
-            except BatchPublishError:
-                ids = _batch.ids
-                Message.objects.filter(pk__in=ids, status=Message.Status.QUEUED).update(
-                    dispatched_at=None
-                )
-                log.warning("dispatch.batch_publish_failed", messages=len(ids), exc_info=True)
+                yield
+            finally:
+                _batch.producer = None
+    except Exception as exc:
+        # Unpublished (SQS refused the batch, or the work failed and kombu discarded it):
+        # back to the backlog now, not after the sweep's stale delay.
+        ids = _batch.ids
+        if ids:
+            Message.objects.filter(pk__in=ids, status=Message.Status.QUEUED).update(
+                dispatched_at=None
+            )
+        if not isinstance(exc, BatchPublishError):
+            raise
+        log.warning("dispatch.batch_publish_failed", messages=len(ids), exc_info=True)
     finally:
         _batch.ids = []
 

@@ -80,7 +80,10 @@ class DispatchCoalescer:
             finished, backlogs = self._finished, self._backlogs - self._finished
             self._finished, self._backlogs = set(), set()
         if finished or backlogs:
-            dispatch_pass(finished=finished, backlogs=backlogs)
+            try:
+                dispatch_pass(finished=finished, backlogs=backlogs)
+            except Exception:
+                log.exception("dispatch.flush_failed", accounts=len(finished | backlogs))
 
 
 _coalescer = DispatchCoalescer()

@@ -81,3 +81,16 @@ def test_a_batch_sqs_refuses_goes_back_to_the_backlog(send_queue, monkeypatch):
     # the pass does not fail; its messages wait in the backlog for the next dispatch
     assert not Message.objects.filter(dispatched_at__isnull=False).exists()
     assert send_queue.depth() == 0
+
+
+@pytest.mark.django_db
+def test_a_pass_that_fails_midway_leaves_nothing_claimed_and_unpublished(send_queue):
+    fan = FanFactory(account=CreatorAccountFactory())
+    message = services.message_enqueue(fan=fan, text="m")
+    Message.objects.update(dispatched_at=timezone.now())  # claimed by the pass
+    with pytest.raises(RuntimeError), tasks_published_together():
+        task_publish(message_id=message.pk, delay_seconds=0)
+        raise RuntimeError("the next account's dispatch failed")
+    # kombu discarded the unpublished batch; the message is back in the backlog at once
+    assert Message.objects.get(pk=message.pk).dispatched_at is None
+    assert send_queue.depth() == 0
