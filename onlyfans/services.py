@@ -74,8 +74,13 @@ def message_enqueue(
     """
     message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
     now = timezone.now()
-    conversation, _ = Conversation.objects.get_or_create(
-        account_id=fan.account_id, fan=fan, defaults={"last_message_at": now}
+    # One statement for "the fan's conversation, created if new, touched now" (this runs on
+    # every API send): an upsert on the one-conversation-per-fan constraint.
+    [conversation] = Conversation.objects.bulk_create(
+        [Conversation(account_id=fan.account_id, fan=fan, last_message_at=now)],
+        update_conflicts=True,
+        unique_fields=["fan"],
+        update_fields=["last_message_at"],
     )
     message = Message.objects.create(
         account_id=fan.account_id,
@@ -90,7 +95,6 @@ def message_enqueue(
         campaign_id=campaign_id,
         queued_at=now,
     )
-    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
     metrics.MESSAGES_QUEUED.inc()
     log.info("message.queued", message_id=message.pk, account_id=message.account_id)
     _status_broadcast_on_commit(message)

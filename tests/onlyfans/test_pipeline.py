@@ -7,7 +7,7 @@ import itertools
 import pytest
 from django.test import override_settings
 
-from crm.models import CreatorAccount, Message
+from crm.models import Conversation, CreatorAccount, Message
 from onlyfans import services
 from onlyfans.dispatch import account_dispatch, dispatch_budget, outbox_sweep
 from onlyfans.ratelimit import RateLimit, rate_limit_acquire, rate_limit_forecast
@@ -294,3 +294,14 @@ def test_platform_id_already_held_still_marks_sent(fan, django_capture_on_commit
     assert message.status == Message.Status.SENT
     assert message.platform_message_id is None
     assert message.last_error == "platform_id_conflict"
+
+
+def test_enqueue_creates_then_touches_the_fans_one_conversation(fan, django_assert_num_queries):
+    # the first message opens the conversation: savepoint, upsert, insert, release
+    with django_assert_num_queries(4):
+        first = services.message_enqueue(fan=fan, text="one")
+    second = services.message_enqueue(fan=fan, text="two")
+    assert first.conversation_id == second.conversation_id
+    conversation = Conversation.objects.get(fan=fan)
+    assert conversation.last_message_at == second.queued_at
+    assert Conversation.objects.filter(fan=fan).count() == 1
