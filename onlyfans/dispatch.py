@@ -58,6 +58,13 @@ def dispatch_budget_for(limit: RateLimit) -> int:
     return max(1, min(by_rate, settings.SEND_DISPATCH_MAX_PER_ACCOUNT))
 
 
+def _back_to_backlog(message_ids: list[int]) -> None:
+    """Claimed messages whose tasks never reached SQS wait for the next dispatch again."""
+    Message.objects.filter(pk__in=message_ids, status=Message.Status.QUEUED).update(
+        dispatched_at=None
+    )
+
+
 _batch = threading.local()
 
 
@@ -87,9 +94,7 @@ def tasks_published_together() -> Iterator[None]:
         # back to the backlog now, not after the sweep's stale delay.
         ids = _batch.ids
         if ids:
-            Message.objects.filter(pk__in=ids, status=Message.Status.QUEUED).update(
-                dispatched_at=None
-            )
+            _back_to_backlog(ids)
         if not isinstance(exc, BatchPublishError):
             raise
         log.warning("dispatch.batch_publish_failed", messages=len(ids), exc_info=True)
@@ -205,9 +210,7 @@ def _dispatch_once(account_id: int) -> int:
             task_publish(message_id=message_id, delay_seconds=delay)
         except Exception:
             # SQS is unreachable: the rest stay in the backlog for the sweep to publish.
-            Message.objects.filter(pk__in=ids[published:], status=Message.Status.QUEUED).update(
-                dispatched_at=None
-            )
+            _back_to_backlog(ids[published:])
             log.warning("dispatch.publish_failed", account_id=account_id, exc_info=True)
             break
         published += 1

@@ -54,15 +54,19 @@ class DispatchCoalescer:
             (self._finished if finished_send else self._backlogs).add(account_id)
             self._cond.notify()
 
+    def _swap(self) -> tuple[set[int], set[int]]:
+        """What is pending (finished sends, then backlogs not among them), emptied."""
+        with self._cond:
+            finished, backlogs = self._finished, self._backlogs
+            self._finished, self._backlogs = set(), set()
+        return finished, backlogs - finished
+
     def _take(self) -> tuple[set[int], set[int]]:
         with self._cond:
             while not (self._finished or self._backlogs):
                 self._cond.wait()
         time.sleep(settings.SEND_DISPATCH_COALESCE_MS / 1000)
-        with self._cond:
-            finished, backlogs = self._finished, self._backlogs
-            self._finished, self._backlogs = set(), set()
-        return finished, backlogs - finished
+        return self._swap()
 
     def _run(self) -> None:
         while True:
@@ -76,9 +80,7 @@ class DispatchCoalescer:
 
     def flush(self) -> None:
         """Run what is pending now, in the caller's thread (worker shutdown)."""
-        with self._cond:
-            finished, backlogs = self._finished, self._backlogs - self._finished
-            self._finished, self._backlogs = set(), set()
+        finished, backlogs = self._swap()
         if finished or backlogs:
             try:
                 dispatch_pass(finished=finished, backlogs=backlogs)
@@ -98,24 +100,25 @@ def dispatch_pass(*, finished: set[int], backlogs: set[int]) -> int:
     return published
 
 
+def _dispatch_soon(*, account_id: int, finished_send: bool) -> None:
+    if settings.SEND_DISPATCH_COALESCE_MS <= 0:
+        account = {account_id}
+        dispatch_pass(
+            finished=account if finished_send else set(),
+            backlogs=set() if finished_send else account,
+        )
+    else:
+        _coalescer.request(account_id=account_id, finished_send=finished_send)
+
+
 def dispatch_after_send(*, account_id: int) -> None:
     """A send of the account finished: top up the broker (the line first, then the account)."""
-    if settings.SEND_DISPATCH_COALESCE_MS <= 0:
-        dispatch_pass(finished={account_id}, backlogs=set())
-    else:
-        _coalescer.request(account_id=account_id, finished_send=True)
+    _dispatch_soon(account_id=account_id, finished_send=True)
 
 
 def dispatch_on_commit(*, account_id: int) -> None:
     """The account's backlog grows when the current transaction commits: dispatch it then."""
-
-    def run() -> None:
-        if settings.SEND_DISPATCH_COALESCE_MS <= 0:
-            account_dispatch(account_id=account_id)
-        else:
-            _coalescer.request(account_id=account_id, finished_send=False)
-
-    transaction.on_commit(run)
+    transaction.on_commit(lambda: _dispatch_soon(account_id=account_id, finished_send=False))
 
 
 def dispatch_flush() -> None:
