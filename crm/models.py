@@ -10,9 +10,10 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 
 def default_send_rate_per_minute() -> int:
@@ -139,10 +140,26 @@ class Fan(models.Model):
             models.Index(fields=["account", "-lifetime_spend_cents"], name="fan_account_spend"),
             models.Index(fields=["account", "-last_seen_at"], name="fan_account_last_seen"),
             models.Index(fields=["account", "subscription_state"], name="fan_account_sub_state"),
+            # Substring search (icontains compiles to UPPER(col) LIKE ...) on large accounts.
+            GinIndex(OpClass(Upper("username"), name="gin_trgm_ops"), name="fan_username_trgm"),
+            GinIndex(
+                OpClass(Upper("display_name"), name="gin_trgm_ops"), name="fan_display_name_trgm"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+
+PREVIEW_LENGTH = 140
+
+
+def message_preview(text: str) -> str:
+    """A message's first non-empty line, cut to fit the conversation list."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:PREVIEW_LENGTH]
+    return ""
 
 
 class Conversation(models.Model):
@@ -151,7 +168,13 @@ class Conversation(models.Model):
     )
     fan = models.OneToOneField(Fan, on_delete=models.CASCADE, related_name="conversation")
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # The list shows the last message without reading the messages table (first line, cut).
+    last_message_preview = models.CharField(max_length=PREVIEW_LENGTH, blank=True)
+    last_message_direction = models.CharField(max_length=3, blank=True)
     unread_count = models.PositiveIntegerField(default=0)
+    # Since when the fan has been waiting for a reply: the time of their oldest message that
+    # no outgoing message has answered yet; null when nobody is waiting.
+    waiting_since = models.DateTimeField(null=True, blank=True)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -171,6 +194,12 @@ class Conversation(models.Model):
                 fields=["account", "-last_message_at", "-id"], name="conversation_account_recent"
             ),
             models.Index(fields=["assigned_to", "-last_message_at"], name="conversation_assignee"),
+            # "Longest waiting first": only conversations someone is waiting in.
+            models.Index(
+                fields=["account", "waiting_since", "id"],
+                condition=Q(waiting_since__isnull=False),
+                name="conversation_account_waiting",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -320,3 +349,32 @@ class Purchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_cents}c"
+
+
+class SavedReply(models.Model):
+    """A canned answer chatters pick in the composer; owners and managers keep the list."""
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="saved_replies"
+    )
+    title = models.CharField(max_length=100)
+    text = models.TextField()
+    price_cents = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "title"], name="saved_reply_unique_title"),
+            models.CheckConstraint(
+                condition=Q(price_cents=0) | Q(price_cents__gte=300, price_cents__lte=20000),
+                name="saved_reply_price_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.expressions import RawSQL
 from rest_framework.authtoken.models import Token
 
-from crm.errors import NotFoundError
-from crm.models import CreatorAccount, Fan, Membership, Purchase
+from crm.errors import ApplicationError, NotFoundError
+from crm.models import (
+    Conversation,
+    CreatorAccount,
+    Fan,
+    Membership,
+    Message,
+    Purchase,
+    SavedReply,
+)
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -126,3 +148,217 @@ def api_token_get(*, user: User) -> Token | None:
     if not user.is_authenticated:
         return None
     return Token.objects.filter(user_id=user.pk).first()
+
+
+# --- Inbox ----------------------------------------------------------------------------------
+
+INBOX_PAGE_SIZE = 50
+THREAD_PAGE_SIZE = 100
+INBOX_SORTS = {"recent": "Newest activity", "waiting": "Longest waiting"}
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """What the conversation list shows; every field comes from the URL's query string."""
+
+    query: str = ""
+    unread: bool = False
+    waiting: bool = False
+    mine: bool = False
+    tag: str = ""
+    subscription_state: str = ""
+    sort: str = "recent"
+
+    @property
+    def is_default(self) -> bool:
+        return self == InboxFilters(sort=self.sort) and self.sort == "recent"
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    conversations: list[Conversation]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]  # oldest first
+    older_cursor: str | None
+
+
+def _cursor_encode(moment: datetime, pk: int) -> str:
+    micros = int(moment.timestamp() * 1_000_000)
+    return f"{micros}.{pk}"
+
+
+def _cursor_decode(cursor: str) -> tuple[datetime, int]:
+    """``<epoch microseconds>.<id>``; ApplicationError (``invalid_cursor``) when malformed."""
+    try:
+        micros_text, pk_text = cursor.split(".", 1)
+        micros, pk = int(micros_text), int(pk_text)
+        moment = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ApplicationError(
+            "The page cursor is not valid.", code="invalid_cursor", fields={"cursor": ["Invalid."]}
+        ) from exc
+    if pk < 0:
+        raise ApplicationError("The page cursor is not valid.", code="invalid_cursor")
+    return moment, pk
+
+
+def _row_compare(columns: str, op: str, moment: datetime, pk: int) -> RawSQL:
+    # A row comparison, so PostgreSQL walks the (account, time, id) index straight to the page.
+    return RawSQL(f"({columns}) {op} (%s, %s)", (moment, pk), output_field=BooleanField())  # noqa: S611
+
+
+def conversations_for_account(
+    *,
+    user: User,
+    account_id: int,
+    filters: InboxFilters,
+    cursor: str = "",
+    limit: int = INBOX_PAGE_SIZE,
+) -> ConversationPage:
+    """One page of an account's conversations (keyset pagination); NotFoundError for
+    non-members.
+
+    ``recent`` sorts by newest activity; ``waiting`` lists only conversations where the fan
+    waits for a reply, longest waiting first. Conversations without any message are not shown.
+    """
+    membership_get(user=user, account_id=account_id)
+    table = Conversation._meta.db_table
+    conversations = Conversation.objects.filter(account_id=account_id).select_related(
+        "fan", "assigned_to"
+    )
+    if filters.sort == "waiting":
+        conversations = conversations.filter(waiting_since__isnull=False).order_by(
+            "waiting_since", "id"
+        )
+    else:
+        conversations = conversations.filter(last_message_at__isnull=False).order_by(
+            "-last_message_at", "-id"
+        )
+    query = filters.query.strip()
+    if query:
+        conversations = conversations.filter(
+            Q(fan__username__icontains=query) | Q(fan__display_name__icontains=query)
+        )
+    if filters.unread:
+        conversations = conversations.filter(unread_count__gt=0)
+    if filters.waiting and filters.sort != "waiting":
+        conversations = conversations.filter(waiting_since__isnull=False)
+    if filters.mine:
+        conversations = conversations.filter(assigned_to_id=user.pk)
+    tag = filters.tag.strip().lower()
+    if tag:
+        conversations = conversations.filter(fan__tags__contains=[tag])
+    if filters.subscription_state in Fan.SubscriptionState.values:
+        conversations = conversations.filter(fan__subscription_state=filters.subscription_state)
+    if cursor:
+        moment, pk = _cursor_decode(cursor)
+        if filters.sort == "waiting":
+            condition = _row_compare(f"{table}.waiting_since, {table}.id", ">", moment, pk)
+        else:
+            condition = _row_compare(f"{table}.last_message_at, {table}.id", "<", moment, pk)
+        conversations = conversations.filter(condition)
+    rows = list(conversations[: limit + 1])
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        moment = last.waiting_since if filters.sort == "waiting" else last.last_message_at
+        assert moment is not None
+        next_cursor = _cursor_encode(moment, last.pk)
+    return ConversationPage(conversations=rows, next_cursor=next_cursor)
+
+
+def conversation_get(
+    *, user: User, conversation_id: int, account_id: int | None = None
+) -> Conversation:
+    """A conversation of one of the user's accounts (with its fan, account and assignee);
+    NotFoundError otherwise, and when ``account_id`` is given and does not match."""
+    if not user.is_authenticated:
+        raise NotFoundError("Conversation not found.", code="conversation_not_found")
+    conversations = Conversation.objects.filter(
+        pk=conversation_id, account__memberships__user_id=cast(int, user.pk)
+    )
+    if account_id is not None:
+        conversations = conversations.filter(account_id=account_id)
+    conversation = conversations.select_related("fan", "account", "assigned_to").first()
+    if conversation is None:
+        raise NotFoundError("Conversation not found.", code="conversation_not_found")
+    return conversation
+
+
+def _messages_with_display(messages: QuerySet[Message]) -> QuerySet[Message]:
+    return messages.select_related("sent_by").annotate(
+        unlocked=Exists(Purchase.objects.filter(message_id=OuterRef("pk"), kind=Purchase.Kind.PPV))
+    )
+
+
+def conversation_messages(
+    *, conversation: Conversation, before: str = "", limit: int = THREAD_PAGE_SIZE
+) -> MessagePage:
+    """The newest ``limit`` messages of a thread before the cursor, returned oldest first.
+
+    The caller got ``conversation`` from a scoped selector. Pay-per-view messages carry
+    ``unlocked`` (a PPV purchase points at them).
+    """
+    table = Message._meta.db_table
+    messages = _messages_with_display(
+        Message.objects.filter(conversation_id=conversation.pk)
+    ).order_by("-created_at", "-id")
+    if before:
+        moment, pk = _cursor_decode(before)
+        messages = messages.filter(_row_compare(f"{table}.created_at, {table}.id", "<", moment, pk))
+    rows = list(messages[: limit + 1])
+    older_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        older_cursor = _cursor_encode(rows[-1].created_at, rows[-1].pk)
+    rows.reverse()
+    return MessagePage(messages=rows, older_cursor=older_cursor)
+
+
+def message_for_display(*, message_id: int) -> Message | None:
+    """One message as a thread shows it (for live events, which run after commit)."""
+    return (
+        _messages_with_display(Message.objects.filter(pk=message_id))
+        .select_related("conversation__fan", "conversation__assigned_to")
+        .first()
+    )
+
+
+def conversation_for_display(*, conversation_id: int) -> Conversation | None:
+    """One conversation as the list shows it (for live events)."""
+    return (
+        Conversation.objects.filter(pk=conversation_id).select_related("fan", "assigned_to").first()
+    )
+
+
+def conversation_message_get(*, conversation: Conversation, message_id: int) -> Message:
+    message = _messages_with_display(
+        Message.objects.filter(pk=message_id, conversation_id=conversation.pk)
+    ).first()
+    if message is None:
+        raise NotFoundError("Message not found.", code="message_not_found")
+    return message
+
+
+def saved_replies_for_account(
+    *, user: User, account_id: int, query: str = ""
+) -> QuerySet[SavedReply]:
+    """An account's saved replies by title; NotFoundError for non-members."""
+    membership_get(user=user, account_id=account_id)
+    replies = SavedReply.objects.filter(account_id=account_id)
+    query = query.strip()
+    if query:
+        replies = replies.filter(Q(title__icontains=query) | Q(text__icontains=query))
+    return replies.order_by("title", "id")
+
+
+def saved_reply_get(*, user: User, account_id: int, reply_id: int) -> SavedReply:
+    reply = saved_replies_for_account(user=user, account_id=account_id).filter(pk=reply_id).first()
+    if reply is None:
+        raise NotFoundError("Saved reply not found.", code="saved_reply_not_found")
+    return reply

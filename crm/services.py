@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+import structlog
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
+from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError, NotFoundError
-from crm.models import CreatorAccount, Fan, Membership
+from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, SavedReply
+
+log = structlog.get_logger(__name__)
 
 FAN_TAG_MAX_LENGTH = 50
 FAN_TAGS_MAX_COUNT = 30
@@ -187,3 +197,294 @@ def api_token_reset(*, user: User) -> Token:
     """Replace the user's token with a new one; the old key stops working at once."""
     Token.objects.filter(user=user).delete()
     return Token.objects.create(user=user)
+
+
+# --- Inbox ----------------------------------------------------------------------------------
+
+SAVED_REPLY_TITLE_MAX_LENGTH = 100
+
+
+def _member_or_404(*, actor: User, account_id: int) -> Membership:
+    membership = Membership.objects.filter(user_id=actor.pk, account_id=account_id).first()
+    if membership is None:
+        raise NotFoundError("Creator account not found.", code="account_not_found")
+    return membership
+
+
+def _manager_or_403(*, actor: User, account_id: int, action: str) -> Membership:
+    membership = _member_or_404(actor=actor, account_id=account_id)
+    if not membership.can_manage_members:
+        raise ApplicationError(
+            f"Only owners and managers can {action}.", code="permission_denied", status_code=403
+        )
+    return membership
+
+
+def _conversation_changed_on_commit(conversation: Conversation) -> None:
+    transaction.on_commit(
+        functools.partial(
+            account_event_broadcast,
+            account_id=conversation.account_id,
+            event="conversation.changed",
+            payload={"conversation_id": conversation.pk},
+        )
+    )
+
+
+def _fan_changed_on_commit(fan: Fan) -> None:
+    transaction.on_commit(
+        functools.partial(
+            account_event_broadcast,
+            account_id=fan.account_id,
+            event="fan.changed",
+            payload={"fan_id": fan.pk},
+        )
+    )
+
+
+@transaction.atomic
+def conversation_mark_read(*, actor: User, conversation: Conversation) -> bool:
+    """Set the unread count to zero; True when it changed (then every open list hears it)."""
+    _member_or_404(actor=actor, account_id=conversation.account_id)
+    changed = Conversation.objects.filter(pk=conversation.pk, unread_count__gt=0).update(
+        unread_count=0
+    )
+    if changed:
+        conversation.unread_count = 0
+        _conversation_changed_on_commit(conversation)
+    return bool(changed)
+
+
+@transaction.atomic
+def conversation_assign(
+    *, actor: User, conversation: Conversation, assignee_id: int | None
+) -> Conversation:
+    """Give the conversation to one member of its account (or to nobody). Owners and managers."""
+    _manager_or_403(actor=actor, account_id=conversation.account_id, action="assign conversations")
+    if (
+        assignee_id is not None
+        and not Membership.objects.filter(
+            user_id=assignee_id, account_id=conversation.account_id
+        ).exists()
+    ):
+        raise ApplicationError(
+            "Conversations can only be assigned to members of the account.",
+            code="invalid_assignee",
+            fields={"assignee": ["Not a member of this account."]},
+        )
+    Conversation.objects.filter(pk=conversation.pk).update(assigned_to_id=assignee_id)
+    conversation.assigned_to_id = assignee_id
+    log.info(
+        "conversation.assigned",
+        conversation_id=conversation.pk,
+        account_id=conversation.account_id,
+        assignee_id=assignee_id,
+    )
+    _conversation_changed_on_commit(conversation)
+    return conversation
+
+
+def _fan_locked(*, actor: User, fan: Fan) -> Fan:
+    _member_or_404(actor=actor, account_id=fan.account_id)
+    return Fan.objects.select_for_update().get(pk=fan.pk)
+
+
+@transaction.atomic
+def fan_tag_add(*, actor: User, fan: Fan, tag: str) -> Fan:
+    """Add one tag (normalised). Locks the fan row so concurrent edits do not lose a tag."""
+    locked = _fan_locked(actor=actor, fan=fan)
+    if not tag.strip():
+        raise ApplicationError("Type a tag first.", code="invalid_tag", fields={"tag": ["Empty."]})
+    locked.tags = fan_tags_normalize([*locked.tags, tag])
+    locked.save(update_fields=["tags", "updated_at"])
+    _fan_changed_on_commit(locked)
+    return locked
+
+
+@transaction.atomic
+def fan_tag_remove(*, actor: User, fan: Fan, tag: str) -> Fan:
+    """Remove one tag if the fan has it. Locks the fan row like ``fan_tag_add``."""
+    locked = _fan_locked(actor=actor, fan=fan)
+    normalized = tag.strip().lower()
+    if normalized in locked.tags:
+        locked.tags = [t for t in locked.tags if t != normalized]
+        locked.save(update_fields=["tags", "updated_at"])
+        _fan_changed_on_commit(locked)
+    return locked
+
+
+@transaction.atomic
+def fan_notes_set(*, actor: User, fan: Fan, notes: str) -> Fan:
+    locked = _fan_locked(actor=actor, fan=fan)
+    if len(notes) > FAN_NOTES_MAX_LENGTH:
+        raise ApplicationError(
+            f"Notes can have at most {FAN_NOTES_MAX_LENGTH} characters.",
+            code="notes_too_long",
+            fields={"notes": ["Too long."]},
+        )
+    locked.notes = notes.strip()
+    locked.save(update_fields=["notes", "updated_at"])
+    _fan_changed_on_commit(locked)
+    return locked
+
+
+def _saved_reply_validate(*, title: str, text: str, price_cents: int) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if not title.strip():
+        errors["title"] = ["A title is required."]
+    elif len(title.strip()) > SAVED_REPLY_TITLE_MAX_LENGTH:
+        errors["title"] = [f"At most {SAVED_REPLY_TITLE_MAX_LENGTH} characters."]
+    if not text.strip():
+        errors["text"] = ["A text is required."]
+    elif len(text) > settings.MESSAGE_TEXT_MAX_LENGTH:
+        errors["text"] = [f"At most {settings.MESSAGE_TEXT_MAX_LENGTH} characters."]
+    if price_cents != 0 and not 300 <= price_cents <= 20000:
+        errors["price_cents"] = ["Price must be 0, or between $3 and $200."]
+    return errors
+
+
+@transaction.atomic
+def saved_reply_save(
+    *,
+    actor: User,
+    account_id: int,
+    title: str,
+    text: str,
+    price_cents: int = 0,
+    reply: SavedReply | None = None,
+) -> SavedReply:
+    """Create a saved reply, or change ``reply``. Owners and managers only; titles are unique
+    per account."""
+    _manager_or_403(actor=actor, account_id=account_id, action="manage saved replies")
+    errors = _saved_reply_validate(title=title, text=text, price_cents=price_cents)
+    if errors:
+        raise ApplicationError(
+            "The saved reply is not valid.", code="invalid_saved_reply", fields=errors
+        )
+    if reply is None:
+        reply = SavedReply(account_id=account_id, created_by=actor)
+    elif reply.account_id != account_id:
+        raise NotFoundError("Saved reply not found.", code="saved_reply_not_found")
+    reply.title = title.strip()
+    reply.text = text
+    reply.price_cents = price_cents
+    try:
+        with transaction.atomic():
+            reply.save()
+    except IntegrityError as exc:
+        raise ApplicationError(
+            "A saved reply with this title exists already.",
+            code="duplicate_title",
+            fields={"title": ["Already used."]},
+        ) from exc
+    return reply
+
+
+@transaction.atomic
+def saved_reply_delete(*, actor: User, reply: SavedReply) -> None:
+    _manager_or_403(actor=actor, account_id=reply.account_id, action="manage saved replies")
+    reply.delete()
+
+
+# --- Fans through the API -------------------------------------------------------------------
+
+FAN_EDITABLE_FIELDS = (
+    "username",
+    "display_name",
+    "email",
+    "tags",
+    "notes",
+    "subscription_state",
+    "subscribed_at",
+    "subscription_expires_at",
+)
+
+
+def _fan_fields_apply(fan: Fan, fields: dict[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    for name, value in fields.items():
+        if name not in FAN_EDITABLE_FIELDS:
+            raise ApplicationError(f"{name} cannot be changed.", code="invalid_field")
+        if name == "tags":
+            value = fan_tags_normalize(list(value))
+        elif name == "username":
+            value = str(value).strip()
+            if not value:
+                errors["username"] = ["A username is required."]
+        elif name == "email" and value:
+            try:
+                validate_email(value)
+            except ValidationError:
+                errors["email"] = ["Enter a valid email address."]
+        elif name == "notes" and len(value) > FAN_NOTES_MAX_LENGTH:
+            errors["notes"] = [f"At most {FAN_NOTES_MAX_LENGTH} characters."]
+        elif name == "subscription_state" and value not in Fan.SubscriptionState.values:
+            errors["subscription_state"] = ["Unknown subscription state."]
+        setattr(fan, name, value)
+    if errors:
+        raise ApplicationError("The fan is not valid.", code="invalid_fan", fields=errors)
+
+
+def _fan_save_unique(fan: Fan, **save_kwargs: Any) -> None:
+    try:
+        with transaction.atomic():
+            fan.save(**save_kwargs)
+    except IntegrityError as exc:
+        raise ApplicationError(
+            "The account already has a fan with this username or platform id.",
+            code="duplicate_fan",
+            status_code=409,
+        ) from exc
+
+
+@transaction.atomic
+def fan_create(*, actor: User, account_id: int, platform_fan_id: str, **fields: Any) -> Fan:
+    """Add a fan to an account by hand (any member). Username and platform id are unique."""
+    _member_or_404(actor=actor, account_id=account_id)
+    platform_fan_id = str(platform_fan_id).strip()
+    if not platform_fan_id or len(platform_fan_id) > 64:
+        raise ApplicationError(
+            "A platform fan id of 1 to 64 characters is required.",
+            code="invalid_fan",
+            fields={"platform_fan_id": ["Required, at most 64 characters."]},
+        )
+    fan = Fan(account_id=account_id, platform_fan_id=platform_fan_id)
+    _fan_fields_apply(fan, {"username": fields.pop("username", ""), **fields})
+    _fan_save_unique(fan)
+    log.info("fan.created", fan_id=fan.pk, account_id=account_id)
+    return fan
+
+
+@transaction.atomic
+def fan_change(*, actor: User, fan: Fan, **fields: Any) -> Fan:
+    """Change some of a fan's fields (any member of the fan's account)."""
+    locked = _fan_locked(actor=actor, fan=fan)
+    _fan_fields_apply(locked, fields)
+    _fan_save_unique(locked, update_fields=[*fields.keys(), "updated_at"])
+    _fan_changed_on_commit(locked)
+    return locked
+
+
+@transaction.atomic
+def fan_delete(*, actor: User, fan: Fan, force: bool = False) -> None:
+    """Delete a fan (owners and managers). A fan with messages or purchases is kept unless an
+    owner forces it, because deleting one deletes their history and spend."""
+    membership = _manager_or_403(actor=actor, account_id=fan.account_id, action="delete fans")
+    has_history = (
+        Message.objects.filter(conversation__fan_id=fan.pk).exists() or fan.purchases.exists()
+    )
+    if has_history:
+        if not force:
+            raise ApplicationError(
+                "This fan has messages or purchases; only an owner can delete them, with force.",
+                code="fan_has_history",
+                status_code=409,
+            )
+        if membership.role != Role.OWNER:
+            raise ApplicationError(
+                "Only an owner can force the deletion of a fan with history.",
+                code="permission_denied",
+                status_code=403,
+            )
+    log.info("fan.deleted", fan_id=fan.pk, account_id=fan.account_id, forced=force)
+    fan.delete()

@@ -14,12 +14,12 @@ from typing import Any
 
 import structlog
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Greatest, Now
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest, Now
 
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
-from crm.models import Conversation, CreatorAccount, Fan, Message, Purchase
+from crm.models import Conversation, CreatorAccount, Fan, Message, Purchase, message_preview
 
 log = structlog.get_logger(__name__)
 
@@ -131,9 +131,19 @@ def message_receive(
             account=account, platform_message_id=platform_message_id
         )
 
+    # A late (older) event counts as unread but does not replace the newer last message.
+    is_latest = Q(last_message_at__isnull=True) | Q(last_message_at__lte=created_at)
     Conversation.objects.filter(pk=conversation.pk).update(
         last_message_at=Greatest(F("last_message_at"), Value(created_at)),
+        last_message_preview=Case(
+            When(is_latest, then=Value(message_preview(text))), default=F("last_message_preview")
+        ),
+        last_message_direction=Case(
+            When(is_latest, then=Value(Message.Direction.IN)),
+            default=F("last_message_direction"),
+        ),
         unread_count=F("unread_count") + 1,
+        waiting_since=Coalesce(F("waiting_since"), Value(created_at)),
     )
     Fan.objects.filter(pk=fan.pk).update(
         last_seen_at=Greatest(F("last_seen_at"), Value(created_at))

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
-from crm.models import Conversation, CreatorAccount, Fan, Message
+from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
 from onlyfans import metrics
 
 log = structlog.get_logger(__name__)
@@ -21,13 +21,19 @@ log = structlog.get_logger(__name__)
 MAX_MEDIA = 50
 
 
-def _status_broadcast_on_commit(message: Message) -> None:
-    payload = {
+def _status_broadcast_on_commit(message: Message, *, new: bool = False) -> None:
+    """``new`` marks the event of a message's creation: live pages add its bubble and move
+    its conversation; other status events change the bubble in place."""
+    payload: dict[str, Any] = {
         "message_id": message.pk,
         "conversation_id": message.conversation_id,
         "status": message.status,
         "attempts": message.attempts,
     }
+    if new:
+        payload["new"] = True
+    elif message.status == Message.Status.FAILED:
+        payload["error"] = message.last_error
     account_id = message.account_id
     transaction.on_commit(
         lambda: account_event_broadcast(
@@ -76,11 +82,26 @@ def message_enqueue(
     now = timezone.now()
     # One statement for "the fan's conversation, created if new, touched now" (this runs on
     # every API send): an upsert on the one-conversation-per-fan constraint.
+    # An outgoing message answers the fan: nobody is waiting in this conversation any more.
     [conversation] = Conversation.objects.bulk_create(
-        [Conversation(account_id=fan.account_id, fan=fan, last_message_at=now)],
+        [
+            Conversation(
+                account_id=fan.account_id,
+                fan=fan,
+                last_message_at=now,
+                last_message_preview=message_preview(text),
+                last_message_direction=Message.Direction.OUT,
+                waiting_since=None,
+            )
+        ],
         update_conflicts=True,
         unique_fields=["fan"],
-        update_fields=["last_message_at"],
+        update_fields=[
+            "last_message_at",
+            "last_message_preview",
+            "last_message_direction",
+            "waiting_since",
+        ],
     )
     message = Message.objects.create(
         account_id=fan.account_id,
@@ -97,7 +118,7 @@ def message_enqueue(
     )
     metrics.MESSAGES_QUEUED.inc()
     log.info("message.queued", message_id=message.pk, account_id=message.account_id)
-    _status_broadcast_on_commit(message)
+    _status_broadcast_on_commit(message, new=True)
 
     from onlyfans.dispatch_coalescer import dispatch_on_commit
 
