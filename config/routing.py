@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.urls import path
 
-from crm.consumers import AccountEventsConsumer
+from crm.consumers import AccountEventsConsumer, InboxEventsConsumer
 
 websocket_urlpatterns = [
     path("ws/accounts/<int:account_id>/", AccountEventsConsumer.as_asgi()),
+    path("ws/accounts/<int:account_id>/inbox/", InboxEventsConsumer.as_asgi()),
 ]

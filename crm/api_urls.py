@@ -8,4 +8,15 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/", api.AccountListApi.as_view(), name="api_account_list"),
     path("fans/", api.FanListApi.as_view(), name="api_fan_list"),
     path("fans/<int:fan_id>/", api.FanDetailApi.as_view(), name="api_fan_detail"),
+    path("conversations/", api.ConversationListApi.as_view(), name="api_conversation_list"),
+    path(
+        "conversations/<int:conversation_id>/messages/",
+        api.ConversationMessagesApi.as_view(),
+        name="api_conversation_messages",
+    ),
+    path(
+        "conversations/<int:conversation_id>/read",
+        api.ConversationReadApi.as_view(),
+        name="api_conversation_read",
+    ),
 ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import structlog
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +50,45 @@ def _log_failure(future: Future[Any], account_id: int, event: str) -> None:
         )
 
 
+_render_lock = threading.Lock()
+_render_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _renderer() -> ThreadPoolExecutor:
+    """One thread per process renders the inbox's live HTML, off the caller's request or send
+    (a new message costs a query and a template render; the sender should not wait for it)."""
+    global _render_pool
+    with _render_lock:
+        if _render_pool is None or _render_pool[0] != os.getpid():
+            _render_pool = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-render"),
+            )
+        return _render_pool[1]
+
+
+def _event_html(account_id: int, event: str, payload: dict[str, Any]) -> str | None:
+    from crm.live import event_html
+
+    try:
+        return event_html(account_id=account_id, event=event, payload=payload)
+    except Exception as exc:
+        # The JSON event still goes out; open pages catch up when they reconnect or reload.
+        log.warning(
+            "broadcast.render_failed",
+            account_id=account_id,
+            event_name=event,
+            error=type(exc).__name__,
+        )
+        return None
+
+
+def _render_and_send(account_id: int, event: str, payload: dict[str, Any]) -> None:
+    close_old_connections()
+    html = _event_html(account_id, event, payload)
+    _group_send(account_id=account_id, event=event, payload=payload, html=html)
+
+
 def account_event_broadcast(
     *, account_id: int, event: str, payload: dict[str, Any], wait: bool = False
 ) -> None:
@@ -55,12 +96,30 @@ def account_event_broadcast(
 
     A broadcast is a courtesy to live pages, never a source of truth: it is handed to the
     process's event loop without waiting (unless ``wait``), and when Redis is away the event
-    is dropped and logged; pages catch up on their next load.
+    is dropped and logged; pages catch up on their next load. The group message carries the
+    JSON payload and, for the events the inbox shows, its rendered HTML (``crm.live``).
     """
+    if get_channel_layer() is None:
+        return
+    if wait or getattr(settings, "LIVE_RENDER_INLINE", False):
+        html = _event_html(account_id, event, payload)
+        _group_send(account_id=account_id, event=event, payload=payload, html=html, wait=wait)
+    else:
+        _renderer().submit(_render_and_send, account_id, event, payload)
+
+
+def _group_send(
+    *,
+    account_id: int,
+    event: str,
+    payload: dict[str, Any],
+    html: str | None,
+    wait: bool = False,
+) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "account.event", "event": event, "payload": payload}
+    message = {"type": "account.event", "event": event, "payload": payload, "html": html}
     future = asyncio.run_coroutine_threadsafe(
         layer.group_send(account_group_name(account_id), message), _event_loop()
     )

@@ -38,3 +38,13 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def _is_member(self, user_id: int, account_id: int) -> bool:
         return Membership.objects.filter(user_id=user_id, account_id=account_id).exists()
+
+
+class InboxEventsConsumer(AccountEventsConsumer):
+    """The inbox page's socket (htmx's ws extension): the account's events as rendered HTML,
+    out-of-band swaps the page applies as they come. Events without HTML are not sent."""
+
+    async def account_event(self, event: dict[str, Any]) -> None:
+        html = event.get("html")
+        if html:
+            await self.send(text_data=html)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 
 from crm.models import Fan, Membership
-from crm.selectors import FAN_SORTS
+from crm.selectors import FAN_SORTS, INBOX_SORTS, InboxFilters
 
 
 class FanFilterForm(forms.Form):
@@ -55,3 +57,80 @@ class MembershipRoleForm(forms.Form):
 class AccountSwitchForm(forms.Form):
     account_id = forms.IntegerField(min_value=1)
     next = forms.CharField(required=False, max_length=2000)
+
+
+class InboxFilterForm(forms.Form):
+    """The conversation list's filters; they live in the URL's query string."""
+
+    q = forms.CharField(required=False, max_length=150, label="Search")
+    sort = forms.ChoiceField(required=False, choices=list(INBOX_SORTS.items()))
+    unread = forms.BooleanField(required=False, label="Unread")
+    waiting = forms.BooleanField(required=False, label="Waiting")
+    mine = forms.BooleanField(required=False, label="Assigned to me")
+    tag = forms.CharField(required=False, max_length=50)
+    state = forms.ChoiceField(
+        required=False,
+        label="Subscription",
+        choices=[("", "Any subscription"), *Fan.SubscriptionState.choices],
+    )
+
+    def filters(self) -> InboxFilters:
+        """The cleaned filters, or the default list when the query string is invalid."""
+        if not self.is_valid():
+            return InboxFilters()
+        data = self.cleaned_data
+        return InboxFilters(
+            query=data["q"].strip(),
+            unread=data["unread"],
+            waiting=data["waiting"],
+            mine=data["mine"],
+            tag=data["tag"].strip().lower(),
+            subscription_state=data["state"],
+            sort=data["sort"] or "recent",
+        )
+
+
+def _dollars_to_cents(value: Decimal | None) -> int:
+    return int((value or Decimal(0)) * 100)
+
+
+class ComposerForm(forms.Form):
+    """The thread's composer. Rules (length, price range, media for paid messages) are the
+    send pipeline's own (``message_validate``); this only parses."""
+
+    text = forms.CharField(
+        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=20_000
+    )
+    price = forms.DecimalField(
+        required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
+    )
+    media = forms.CharField(required=False, max_length=5000, label="Media ids")
+
+    def price_cents(self) -> int:
+        return _dollars_to_cents(self.cleaned_data.get("price"))
+
+    def media_ids(self) -> list[str]:
+        return [m.strip() for m in self.cleaned_data.get("media", "").split(",") if m.strip()]
+
+
+class SavedReplyForm(forms.Form):
+    title = forms.CharField(max_length=100)
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), strip=False)
+    price = forms.DecimalField(
+        required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
+    )
+
+    def price_cents(self) -> int:
+        return _dollars_to_cents(self.cleaned_data.get("price"))
+
+
+class TagForm(forms.Form):
+    tag = forms.CharField(max_length=200)
+
+
+class NotesForm(forms.Form):
+    notes = forms.CharField(required=False, widget=forms.Textarea, strip=False, max_length=20_000)
+
+
+class AssignForm(forms.Form):
+    assignee = forms.IntegerField(required=False, min_value=1)

@@ -362,3 +362,12 @@ def saved_reply_get(*, user: User, account_id: int, reply_id: int) -> SavedReply
     if reply is None:
         raise NotFoundError("Saved reply not found.", code="saved_reply_not_found")
     return reply
+
+
+def fan_for_display(*, fan_id: int) -> Fan | None:
+    """A fan as the inbox's fan panel shows it (for live events)."""
+    return (
+        Fan.objects.filter(pk=fan_id, conversation__isnull=False)
+        .select_related("conversation")
+        .first()
+    )

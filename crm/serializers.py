@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from crm.models import Fan, Membership
+from crm.models import Conversation, Fan, Membership, Message
+from crm.selectors import INBOX_PAGE_SIZE, INBOX_SORTS, THREAD_PAGE_SIZE
 
 
 class AccountSerializer(serializers.ModelSerializer):
@@ -40,6 +42,7 @@ class FanSerializer(serializers.ModelSerializer):
             "platform_fan_id",
             "username",
             "display_name",
+            "email",
             "tags",
             "notes",
             "lifetime_spend_cents",
@@ -60,3 +63,240 @@ class FanListParamsSerializer(serializers.Serializer):
         choices=Fan.SubscriptionState.choices, required=False, allow_blank=True, default=""
     )
     sort = serializers.ChoiceField(choices=["spend", "last_seen"], required=False, default="spend")
+
+
+# --- Errors (the body of every 4xx answer, see crm/api_errors.py) ----------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every API error: a stable ``code`` to switch on and a ``detail`` for people; ``errors``
+    maps input fields to their messages when the error is about specific fields."""
+
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. fan_not_found.")
+    detail = serializers.CharField(help_text="What went wrong, for people.")
+    retry_after_seconds = serializers.IntegerField(
+        required=False, help_text="With code throttled: seconds until the next request may pass."
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Added here: a declared ``errors`` field would hide Serializer.errors.
+        fields = super().get_fields()
+        fields["errors"] = serializers.DictField(
+            child=serializers.JSONField(),
+            required=False,
+            help_text="Per input field, a list of messages (for a list or nested field, "
+            "keyed by index or sub-field).",
+        )
+        return fields
+
+
+def error_responses(errors: dict[int, str]) -> dict[int, OpenApiResponse]:
+    """Schema responses for the given statuses (``{404: "fan_not_found"}``), plus the 401 and
+    429 answers every endpoint can give. The description lists the codes a client may see."""
+    every = {
+        401: "not_authenticated, authentication_failed (missing or bad bearer token)",
+        429: "throttled (retry_after_seconds says when to try again)",
+    }
+    return {
+        status: OpenApiResponse(ErrorSerializer, description=f"code: {codes}")
+        for status, codes in sorted({**every, **errors}.items())
+    }
+
+
+# --- Cursor pages ------------------------------------------------------------------------------
+
+
+class CursorPageSerializer(serializers.Serializer):
+    """``{results, next_cursor, next}``: pass ``next_cursor`` back as ``cursor`` (or follow
+    ``next``) for the following page; both are null on the last page."""
+
+    next_cursor = serializers.CharField(allow_null=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page's absolute URL.")
+
+
+# --- Conversations -----------------------------------------------------------------------------
+
+
+def _query_flag(help_text: str) -> serializers.BooleanField:
+    return serializers.BooleanField(required=False, default=False, help_text=help_text)
+
+
+class CursorParamsSerializer(serializers.Serializer):
+    cursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=64,
+        help_text="next_cursor of the previous page; empty for the first page.",
+    )
+
+
+class ConversationListParamsSerializer(CursorParamsSerializer):
+    account = serializers.IntegerField(min_value=1, help_text="The creator account's id.")
+    sort = serializers.ChoiceField(
+        choices=list(INBOX_SORTS),
+        required=False,
+        default="recent",
+        help_text="recent: newest activity first; waiting: only conversations where the fan "
+        "waits for a reply, longest waiting first.",
+    )
+    unread = _query_flag("Only conversations with unread messages.")
+    waiting = _query_flag("Only conversations where the fan waits for a reply.")
+    mine = _query_flag("Only conversations assigned to me.")
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=150,
+        default="",
+        help_text="Part of the fan's username or display name.",
+    )
+    tag = serializers.CharField(
+        required=False, allow_blank=True, max_length=50, default="", help_text="A fan tag."
+    )
+    subscription_state = serializers.ChoiceField(
+        choices=Fan.SubscriptionState.choices, required=False, allow_blank=True, default=""
+    )
+    limit = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, default=INBOX_PAGE_SIZE
+    )
+
+
+class MessageListParamsSerializer(CursorParamsSerializer):
+    limit = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, default=THREAD_PAGE_SIZE
+    )
+
+
+class UserBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class FanBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Fan
+        fields = [
+            "id",
+            "platform_fan_id",
+            "username",
+            "display_name",
+            "tags",
+            "subscription_state",
+            "lifetime_spend_cents",
+            "last_seen_at",
+        ]
+        read_only_fields = fields
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    """A row of the inbox; ``fan`` and ``assigned_to`` come with the conversation's query."""
+
+    account = serializers.IntegerField(source="account_id")
+    fan = FanBriefSerializer()
+    assigned_to = UserBriefSerializer(allow_null=True)
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "account",
+            "fan",
+            "last_message_at",
+            "last_message_preview",
+            "last_message_direction",
+            "unread_count",
+            "waiting_since",
+            "assigned_to",
+        ]
+        read_only_fields = fields
+
+
+class ConversationPageSerializer(CursorPageSerializer):
+    results = ConversationSerializer(many=True)
+
+
+class ThreadMessageSerializer(serializers.ModelSerializer):
+    """A message as a thread shows it. ``unlocked``: a pay-per-view message the fan bought."""
+
+    sent_by = UserBriefSerializer(allow_null=True)
+    unlocked = serializers.BooleanField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "direction",
+            "status",
+            "text",
+            "price_cents",
+            "media_ids",
+            "unlocked",
+            "sender_kind",
+            "sent_by",
+            "campaign_id",
+            "attempts",
+            "last_error",
+            "queued_at",
+            "sent_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class MessagePageSerializer(CursorPageSerializer):
+    """One page of a thread, oldest message first; ``next_cursor`` leads to older messages."""
+
+    results = ThreadMessageSerializer(many=True)
+
+
+class ConversationSendSerializer(serializers.Serializer):
+    """The platform's rules (text length, price range, media) are checked by the send
+    service, which answers ``invalid_message`` with the fields at fault."""
+
+    text = serializers.CharField(trim_whitespace=False)
+    price_cents = serializers.IntegerField(
+        required=False,
+        default=0,
+        help_text="0 for a free message, else 300 to 20000 (pay-per-view, needs media).",
+    )
+    media_ids = serializers.ListField(
+        child=serializers.CharField(), required=False, default=list, help_text="At most 50."
+    )
+
+
+# --- Fans (writes) -----------------------------------------------------------------------------
+
+
+class FanWriteSerializer(serializers.Serializer):
+    """The fields a member may set on a fan; PATCH takes any subset. The service applies the
+    product's rules (tags normalised, username and platform id unique per account)."""
+
+    username = serializers.CharField(max_length=150)
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    tags = serializers.ListField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        help_text="Lower-cased, stripped and de-duplicated on save; at most 30 tags of 50 "
+        "characters, no commas.",
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    subscription_state = serializers.ChoiceField(
+        choices=Fan.SubscriptionState.choices, required=False
+    )
+    subscribed_at = serializers.DateTimeField(required=False, allow_null=True)
+    subscription_expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class FanCreateSerializer(FanWriteSerializer):
+    account = serializers.IntegerField(min_value=1, help_text="The creator account's id.")
+    platform_fan_id = serializers.CharField(max_length=64, help_text="The platform's user id.")
+
+
+class FanDeleteParamsSerializer(serializers.Serializer):
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Owners only: delete the fan even with messages or purchases (their history "
+        "goes too).",
+    )

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from rest_framework.authtoken.models import Token
 
 from crm.broadcasts import account_event_broadcast
@@ -488,3 +488,31 @@ def fan_delete(*, actor: User, fan: Fan, force: bool = False) -> None:
             )
     log.info("fan.deleted", fan_id=fan.pk, account_id=fan.account_id, forced=force)
     fan.delete()
+
+
+CONVERSATION_SUMMARY_SQL = """
+UPDATE crm_conversation c SET
+  last_message_at = latest.created_at,
+  last_message_preview = left(btrim(split_part(btrim(latest.text, E' \\n\\r\\t'), E'\\n', 1)), 140),
+  last_message_direction = latest.direction,
+  waiting_since = (
+    SELECT min(m.created_at) FROM crm_message m
+    WHERE m.conversation_id = c.id AND m.direction = 'in'
+      AND m.created_at > COALESCE((
+        SELECT max(o.created_at) FROM crm_message o
+        WHERE o.conversation_id = c.id AND o.direction = 'out'), '-infinity'))
+FROM (
+  SELECT DISTINCT ON (conversation_id) conversation_id, created_at, text, direction
+  FROM crm_message WHERE account_id = ANY(%s)
+  ORDER BY conversation_id, created_at DESC, id DESC
+) latest
+WHERE c.id = latest.conversation_id
+"""
+
+
+def conversation_summaries_recompute(*, account_ids: list[int]) -> int:
+    """Recompute the list's denormalised columns (last message, waiting since) from the
+    messages, for data loaded in bulk (the demo seed, imports) rather than through services."""
+    with connection.cursor() as cursor:
+        cursor.execute(CONVERSATION_SUMMARY_SQL, [account_ids])
+        return cursor.rowcount

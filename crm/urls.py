@@ -3,25 +3,80 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
-from crm import views
+from crm.views import inbox, pages
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", views.home, name="home"),
-    path("settings/", views.settings_page, name="settings"),
-    path("accounts/switch/", views.account_switch, name="account_switch"),
-    path("accounts/<int:account_id>/fans/", views.fan_list, name="fan_list"),
-    path("accounts/<int:account_id>/fans/<int:fan_id>/", views.fan_detail, name="fan_detail"),
-    path("accounts/<int:account_id>/members/", views.member_list, name="member_list"),
+    path("", pages.home, name="home"),
+    path("settings/", pages.settings_page, name="settings"),
+    path("accounts/switch/", pages.account_switch, name="account_switch"),
+    path("accounts/<int:account_id>/fans/", pages.fan_list, name="fan_list"),
+    path("accounts/<int:account_id>/fans/<int:fan_id>/", pages.fan_detail, name="fan_detail"),
+    path("accounts/<int:account_id>/members/", pages.member_list, name="member_list"),
+    path("inbox/", inbox.inbox_current, name="inbox_current"),
+    path("accounts/<int:account_id>/inbox/", inbox.inbox, name="inbox"),
+    path(
+        "accounts/<int:account_id>/inbox/saved-replies/",
+        inbox.saved_reply_picker,
+        name="saved_reply_picker",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/",
+        inbox.inbox,
+        name="inbox_thread",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/messages/",
+        inbox.thread_messages,
+        name="inbox_messages",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/messages/<int:message_id>/retry/",
+        inbox.message_retry,
+        name="inbox_message_retry",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/assign/",
+        inbox.conversation_assign,
+        name="inbox_assign",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/fan/tags/",
+        inbox.fan_tag_add,
+        name="inbox_fan_tag_add",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/fan/tags/remove/",
+        inbox.fan_tag_remove,
+        name="inbox_fan_tag_remove",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/fan/notes/",
+        inbox.fan_notes,
+        name="inbox_fan_notes",
+    ),
+    path(
+        "accounts/<int:account_id>/saved-replies/", inbox.saved_reply_list, name="saved_reply_list"
+    ),
+    path(
+        "accounts/<int:account_id>/saved-replies/<int:reply_id>/",
+        inbox.saved_reply_edit,
+        name="saved_reply_edit",
+    ),
+    path(
+        "accounts/<int:account_id>/saved-replies/<int:reply_id>/delete/",
+        inbox.saved_reply_delete,
+        name="saved_reply_delete",
+    ),
     path(
         "accounts/<int:account_id>/members/<int:membership_id>/role/",
-        views.member_update,
+        pages.member_update,
         name="member_update",
     ),
     path(
         "accounts/<int:account_id>/members/<int:membership_id>/delete/",
-        views.member_delete,
+        pages.member_delete,
         name="member_delete",
     ),
 ]

@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
+from crm.services import conversation_summaries_recompute
 
 SEED = 20_240_601
 BATCH_SIZE = 1000
@@ -223,6 +224,7 @@ class Command(BaseCommand):
                 for key, count in self._insert(account, plans).items():
                     created[key] += count
             self._spend_recompute(accounts)
+            conversation_summaries_recompute(account_ids=[a.pk for a in accounts])
 
         self.stdout.write(
             "Demo data ready: "

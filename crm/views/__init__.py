@@ -1,0 +1,2 @@
+"""HTML pages. ``pages``: home, account switcher, fans, members, settings; ``inbox``: the
+conversation view, its fragments and saved replies."""

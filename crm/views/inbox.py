@@ -1,0 +1,479 @@
+"""The inbox: conversation list, thread, composer, fan panel and saved replies.
+
+One page template (``crm/inbox.html``) with partials; a request from htmx gets the partial it
+asked for (by ``HX-Target``), anything else the whole page, so every link and form also works
+without JavaScript. Live changes arrive over the inbox socket (``crm.live``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from crm import selectors, services
+from crm.errors import ApplicationError, NotFoundError
+from crm.forms import (
+    AssignForm,
+    ComposerForm,
+    InboxFilterForm,
+    NotesForm,
+    SavedReplyForm,
+    TagForm,
+)
+from crm.live import message_created_html
+from crm.models import Conversation, Membership, SavedReply
+from crm.views.pages import AuthenticatedRequest, _membership_or_404
+from onlyfans import services as send_services
+
+TEMPLATE = "crm/inbox.html"
+RECENT_PURCHASES = 5
+
+
+def _conversation_or_404(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> Conversation:
+    try:
+        return selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id, account_id=account_id
+        )
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+
+
+def _filter_query(request: AuthenticatedRequest) -> str:
+    """The list's filters as a query string (no cursor), kept on every inbox link."""
+    query = QueryDict(mutable=True)
+    for key in InboxFilterForm.base_fields:
+        value = request.GET.get(key)
+        if value:
+            query[key] = value
+    return query.urlencode()
+
+
+def _list_context(
+    request: AuthenticatedRequest, membership: Membership, *, cursor: str = ""
+) -> dict[str, Any]:
+    form = InboxFilterForm(request.GET)
+    filters = form.filters()
+    try:
+        page = selectors.conversations_for_account(
+            user=request.user, account_id=membership.account_id, filters=filters, cursor=cursor
+        )
+    except ApplicationError as exc:
+        if exc.code != "invalid_cursor":
+            raise
+        page = selectors.conversations_for_account(
+            user=request.user, account_id=membership.account_id, filters=filters
+        )
+    return {
+        "filter_form": form,
+        "filters": filters,
+        "filter_query": _filter_query(request),
+        "page": page,
+    }
+
+
+def _thread_context(
+    request: AuthenticatedRequest, membership: Membership, conversation: Conversation
+) -> dict[str, Any]:
+    thread = selectors.conversation_messages(conversation=conversation)
+    return {
+        "conversation": conversation,
+        "fan": conversation.fan,
+        "thread": thread,
+        "composer": ComposerForm(),
+        **_fan_panel_context(membership, conversation),
+    }
+
+
+def _fan_panel_context(membership: Membership, conversation: Conversation) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "purchases": selectors.fan_recent_purchases(fan=conversation.fan, limit=RECENT_PURCHASES),
+        "can_manage": membership.can_manage_members,
+    }
+    if membership.can_manage_members:
+        context["assignable"] = selectors.members_for_account(
+            user=membership.user, account_id=membership.account_id
+        )
+    return context
+
+
+def _render(
+    request: AuthenticatedRequest, partial: str | None, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    template = f"{TEMPLATE}#{partial}" if partial else TEMPLATE
+    return render(request, template, context, status=status)
+
+
+@login_required
+def inbox_current(request: AuthenticatedRequest) -> HttpResponse:
+    """``/inbox/``: the inbox of the account chosen in the switcher."""
+    membership = getattr(request, "current_membership", None)
+    if not membership:
+        flash.info(request, "You are not a member of any creator account yet.")
+        return redirect("home")
+    url = reverse("inbox", args=[membership.account_id])
+    return redirect(f"{url}?{request.GET.urlencode()}" if request.GET else url)
+
+
+@login_required
+@require_GET
+def inbox(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int | None = None
+) -> HttpResponse:
+    """The page; or, for htmx, the list (``conversation-list``), its next page (``cursor``) or
+    the thread with its fan panel (``thread-pane``). Opening a thread marks it read."""
+    membership = _membership_or_404(request, account_id)
+    conversation = None
+    if conversation_id is not None:
+        conversation = _conversation_or_404(request, account_id, conversation_id)
+    context: dict[str, Any] = {"membership": membership, "account": membership.account}
+    target = request.htmx.target if request.htmx else None
+    cursor = request.GET.get("cursor", "")
+
+    if request.htmx and cursor:
+        context.update(_list_context(request, membership, cursor=cursor))
+        return _render(request, "conversation-rows", context)
+    if target == "conversation-list":
+        context.update(_list_context(request, membership))
+        return _render(request, "conversation-list", context)
+
+    if conversation is not None and target == f"thread-messages-{conversation.pk}":
+        # A page catching up after its socket (re)connected: the newest messages again.
+        thread = selectors.conversation_messages(conversation=conversation)
+        context.update({"conversation": conversation, "thread": thread})
+        return _render(request, "older-messages", context)
+    if conversation is not None:
+        services.conversation_mark_read(actor=request.user, conversation=conversation)
+        context.update(_thread_context(request, membership, conversation))
+    if target == "thread-pane" and conversation is not None:
+        context["filter_query"] = _filter_query(request)
+        return _render(request, "thread-pane", context)
+    context.update(_list_context(request, membership))
+    return _render(request, None, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def thread_messages(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> HttpResponse:
+    """GET: older messages (``before``). POST: send from the composer through the pipeline."""
+    membership = _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    if request.method == "GET":
+        try:
+            thread = selectors.conversation_messages(
+                conversation=conversation, before=request.GET.get("before", "")
+            )
+        except ApplicationError as exc:
+            return HttpResponse(exc.message, status=400)
+        context = {"conversation": conversation, "thread": thread, "account": membership.account}
+        return _render(request, "older-messages", context)
+
+    form = ComposerForm(request.POST)
+    error_context = {
+        "membership": membership,
+        "account": membership.account,
+        "conversation": conversation,
+        "composer": form,
+    }
+    if not form.is_valid():
+        return _composer_refused(request, membership, conversation, error_context)
+    try:
+        message = send_services.message_enqueue(
+            fan=conversation.fan,
+            text=form.cleaned_data["text"],
+            price_cents=form.price_cents(),
+            media_ids=form.media_ids(),
+            sent_by_id=request.user.pk,
+        )
+    except ApplicationError as exc:
+        for field, errors in exc.fields.items():
+            name = {"price_cents": "price", "media_ids": "media"}.get(field, field)
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+        return _composer_refused(request, membership, conversation, error_context)
+    if not request.htmx:
+        return redirect("inbox_thread", account_id=account_id, conversation_id=conversation_id)
+    shown = selectors.message_for_display(message_id=message.pk)
+    assert shown is not None
+    composer = render_to_string(
+        f"{TEMPLATE}#composer",
+        {"conversation": conversation, "composer": ComposerForm(), "account": membership.account},
+        request=request,
+    )
+    # The same upsert the live event carries, so the bubble shows once whichever comes first.
+    return HttpResponse(composer + message_created_html(message=shown))
+
+
+def _composer_refused(
+    request: AuthenticatedRequest,
+    membership: Membership,
+    conversation: Conversation,
+    context: dict[str, Any],
+) -> HttpResponse:
+    if request.htmx:
+        return _render(request, "composer", context, status=422)
+    form = context["composer"]
+    context.update(_thread_context(request, membership, conversation))
+    context["composer"] = form
+    context.update(_list_context(request, membership))
+    return _render(request, None, context, status=400)
+
+
+@login_required
+@require_POST
+def message_retry(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int, message_id: int
+) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    try:
+        message = selectors.conversation_message_get(
+            conversation=conversation, message_id=message_id
+        )
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+    try:
+        send_services.message_retry(message=message)
+    except ApplicationError as exc:
+        if not request.htmx:
+            flash.error(request, exc.message)
+    if not request.htmx:
+        return redirect("inbox_thread", account_id=account_id, conversation_id=conversation_id)
+    message = selectors.conversation_message_get(conversation=conversation, message_id=message_id)
+    context = {"message": message, "account": membership.account, "account_id": account_id}
+    return _render(request, "message", context)
+
+
+@login_required
+@require_POST
+def conversation_assign(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    form = AssignForm(request.POST)
+    error = ""
+    if not form.is_valid():
+        error = "Choose a member of this account."
+    else:
+        try:
+            services.conversation_assign(
+                actor=request.user,
+                conversation=conversation,
+                assignee_id=form.cleaned_data["assignee"],
+            )
+        except ApplicationError as exc:
+            error = exc.message
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    return _fan_panel_part(request, membership, conversation, "fan-assignee", error=error)
+
+
+def _fan_panel_part(
+    request: AuthenticatedRequest,
+    membership: Membership,
+    conversation: Conversation,
+    partial: str,
+    *,
+    error: str = "",
+    saved: bool = False,
+) -> HttpResponse:
+    if not request.htmx:
+        if error:
+            flash.error(request, error)
+        return redirect(
+            "inbox_thread", account_id=membership.account_id, conversation_id=conversation.pk
+        )
+    context = {
+        "membership": membership,
+        "account": membership.account,
+        "conversation": conversation,
+        "fan": conversation.fan,
+        "error": error,
+        "saved": saved,
+        **_fan_panel_context(membership, conversation),
+    }
+    return _render(request, partial, context, status=422 if error else 200)
+
+
+@login_required
+@require_POST
+def fan_tag_add(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    form = TagForm(request.POST)
+    error = ""
+    if not form.is_valid():
+        error = "Type a tag of at most 50 characters."
+    else:
+        try:
+            conversation.fan = services.fan_tag_add(
+                actor=request.user, fan=conversation.fan, tag=form.cleaned_data["tag"]
+            )
+        except ApplicationError as exc:
+            error = exc.message
+    return _fan_panel_part(request, membership, conversation, "fan-tags", error=error)
+
+
+@login_required
+@require_POST
+def fan_tag_remove(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    form = TagForm(request.POST)
+    if form.is_valid():
+        conversation.fan = services.fan_tag_remove(
+            actor=request.user, fan=conversation.fan, tag=form.cleaned_data["tag"]
+        )
+    return _fan_panel_part(request, membership, conversation, "fan-tags")
+
+
+@login_required
+@require_POST
+def fan_notes(request: AuthenticatedRequest, account_id: int, conversation_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    form = NotesForm(request.POST)
+    error = ""
+    if not form.is_valid():
+        error = "Notes can have at most 10,000 characters."
+    else:
+        try:
+            conversation.fan = services.fan_notes_set(
+                actor=request.user, fan=conversation.fan, notes=form.cleaned_data["notes"]
+            )
+        except ApplicationError as exc:
+            error = exc.message
+    return _fan_panel_part(
+        request, membership, conversation, "fan-notes", error=error, saved=not error
+    )
+
+
+# --- Saved replies --------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def saved_reply_picker(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
+    """The composer's searchable list of saved replies (a fragment)."""
+    membership = _membership_or_404(request, account_id)
+    replies = selectors.saved_replies_for_account(
+        user=request.user, account_id=account_id, query=request.GET.get("q", "")[:100]
+    )[:50]
+    context = {"account": membership.account, "replies": replies}
+    return _render(request, "saved-reply-options", context)
+
+
+def _saved_replies_page(
+    request: AuthenticatedRequest,
+    membership: Membership,
+    *,
+    form: SavedReplyForm | None = None,
+    editing: SavedReply | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "membership": membership,
+        "account": membership.account,
+        "replies": selectors.saved_replies_for_account(
+            user=request.user, account_id=membership.account_id
+        ),
+        "form": form or SavedReplyForm(),
+        "editing": editing,
+    }
+    return render(request, "crm/saved_replies.html", context, status=status)
+
+
+def _saved_reply_submit(
+    request: AuthenticatedRequest, membership: Membership, reply: SavedReply | None
+) -> HttpResponse:
+    form = SavedReplyForm(request.POST)
+    if not form.is_valid():
+        return _saved_replies_page(request, membership, form=form, editing=reply, status=400)
+    try:
+        saved = services.saved_reply_save(
+            actor=request.user,
+            account_id=membership.account_id,
+            title=form.cleaned_data["title"],
+            text=form.cleaned_data["text"],
+            price_cents=form.price_cents(),
+            reply=reply,
+        )
+    except ApplicationError as exc:
+        for field, errors in exc.fields.items():
+            name = "price" if field == "price_cents" else field
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+        if not exc.fields:
+            form.add_error(None, exc.message)
+        return _saved_replies_page(
+            request, membership, form=form, editing=reply, status=exc.status_code
+        )
+    flash.success(request, f"Saved reply “{saved.title}” saved.")
+    return redirect("saved_reply_list", account_id=membership.account_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def saved_reply_list(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    if request.method == "GET":
+        return _saved_replies_page(request, membership)
+    return _saved_reply_submit(request, membership, None)
+
+
+def _saved_reply_or_404(
+    request: AuthenticatedRequest, account_id: int, reply_id: int
+) -> SavedReply:
+    try:
+        return selectors.saved_reply_get(
+            user=request.user, account_id=account_id, reply_id=reply_id
+        )
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def saved_reply_edit(request: AuthenticatedRequest, account_id: int, reply_id: int) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    reply = _saved_reply_or_404(request, account_id, reply_id)
+    if request.method == "POST":
+        return _saved_reply_submit(request, membership, reply)
+    form = SavedReplyForm(
+        initial={
+            "title": reply.title,
+            "text": reply.text,
+            "price": reply.price_cents / 100 if reply.price_cents else None,
+        }
+    )
+    return _saved_replies_page(request, membership, form=form, editing=reply)
+
+
+@login_required
+@require_POST
+def saved_reply_delete(
+    request: AuthenticatedRequest, account_id: int, reply_id: int
+) -> HttpResponse:
+    membership = _membership_or_404(request, account_id)
+    reply = _saved_reply_or_404(request, account_id, reply_id)
+    try:
+        services.saved_reply_delete(actor=request.user, reply=reply)
+    except ApplicationError as exc:
+        flash.error(request, exc.message)
+    else:
+        flash.success(request, f"Saved reply “{reply.title}” deleted.")
+    return redirect("saved_reply_list", account_id=membership.account_id)
