@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -11,6 +14,7 @@ from rest_framework.views import APIView
 
 from crm.models import Message
 from crm.selectors import fan_get
+from crm.serializers import error_responses
 from crm.throttling import UserRedisThrottle
 from onlyfans import selectors, services
 
@@ -46,6 +50,60 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
 
 
+class MessageQueuedSerializer(serializers.Serializer):
+    """The answer to a send: the message is queued; the pipeline sends it at the account's
+    rate (``estimated_send_at``). Sends to a disconnected account wait for its reconnection."""
+
+    message_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Message.Status.choices)
+    queued_at = serializers.DateTimeField()
+    estimated_send_at = serializers.DateTimeField()
+    account_connected = serializers.BooleanField()
+
+
+class FailedMessagePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = MessageSerializer(many=True)
+
+
+class RateLimitStatusSerializer(serializers.Serializer):
+    per_minute = serializers.IntegerField()
+    min_interval_ms = serializers.IntegerField()
+    tokens_left = serializers.IntegerField()
+    next_free_slot_in_seconds = serializers.FloatField()
+
+
+class AccountPipelineStatusSerializer(serializers.Serializer):
+    account_id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    connection_state = serializers.CharField()
+    queued = serializers.IntegerField()
+    sending = serializers.IntegerField()
+    on_broker = serializers.IntegerField()
+    sent_today = serializers.IntegerField()
+    failed_today = serializers.IntegerField()
+    queued_today = serializers.IntegerField()
+    failure_rate_today = serializers.FloatField()
+    last_processed_at = serializers.DateTimeField(allow_null=True)
+    rate_limit = RateLimitStatusSerializer()
+
+
+class BrokerStatusSerializer(serializers.Serializer):
+    """Approximate SQS counts, shared by every account; null when SQS does not answer."""
+
+    queue_depth = serializers.IntegerField(allow_null=True)
+    delayed = serializers.IntegerField(allow_null=True)
+    in_flight = serializers.IntegerField(allow_null=True)
+    dead_letter = serializers.IntegerField(allow_null=True)
+
+
+class PipelineStatusSerializer(serializers.Serializer):
+    accounts = AccountPipelineStatusSerializer(many=True)
+    broker = BrokerStatusSerializer()
+
+
 class SendThrottle(UserRedisThrottle):
     """Sends per user, on top of the general API rate."""
 
@@ -55,6 +113,15 @@ class SendThrottle(UserRedisThrottle):
 class MessageSendApi(APIView):
     throttle_classes = [UserRedisThrottle, SendThrottle]
 
+    @extend_schema(
+        operation_id="onlyfans_messages_send",
+        summary="Send a message to a fan (queued for the send pipeline)",
+        request=SendInputSerializer,
+        responses={
+            202: MessageQueuedSerializer,
+            **error_responses({400: "validation_error, invalid_message", 404: "fan_not_found"}),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = SendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -80,12 +147,26 @@ class MessageSendApi(APIView):
 
 
 class MessageDetailApi(APIView):
+    @extend_schema(
+        operation_id="onlyfans_messages_retrieve",
+        summary="A message and its send status",
+        responses={200: MessageSerializer, **error_responses({404: "message_not_found"})},
+    )
     def get(self, request: Request, message_id: int) -> Response:
         message = selectors.message_get(user=request.user, message_id=message_id)
         return Response(MessageSerializer(message).data)
 
 
 class MessageRetryApi(APIView):
+    @extend_schema(
+        operation_id="onlyfans_messages_retry",
+        summary="Queue a failed message again (same idempotency key)",
+        request=None,
+        responses={
+            202: MessageSerializer,
+            **error_responses({404: "message_not_found", 409: "not_failed"}),
+        },
+    )
     def post(self, request: Request, message_id: int) -> Response:
         message = selectors.message_get(user=request.user, message_id=message_id)
         message = services.message_retry(message=message)
@@ -93,6 +174,19 @@ class MessageRetryApi(APIView):
 
 
 class FailedMessagesApi(APIView):
+    @extend_schema(
+        operation_id="onlyfans_messages_failed_list",
+        summary="Failed messages, most recently failed first",
+        parameters=[
+            OpenApiParameter("account", int, description="Only this creator account's."),
+            OpenApiParameter("limit", int, description="Page size (default 50)."),
+            OpenApiParameter("offset", int, description="Rows to skip."),
+        ],
+        responses={
+            200: FailedMessagePageSerializer,
+            **error_responses({400: "validation_error", 404: "account_not_found"}),
+        },
+    )
     def get(self, request: Request) -> Response:
         account = request.query_params.get("account")
         account_id = None
@@ -111,5 +205,79 @@ class FailedMessagesApi(APIView):
 
 
 class PipelineStatusApi(APIView):
+    @extend_schema(
+        operation_id="onlyfans_messages_status",
+        summary="The send pipeline's figures per account, and the broker's depths",
+        responses={200: PipelineStatusSerializer, **error_responses({})},
+    )
     def get(self, request: Request) -> Response:
         return Response(selectors.pipeline_status(user=request.user))
+
+
+WEBHOOK_SCHEMA: dict[str, Any] = {
+    "post": {
+        "operationId": "onlyfans_webhooks_receive",
+        "summary": "Platform webhooks (for the gateway, not for API clients)",
+        "description": "Signed with ``Signature`` (hex HMAC-SHA256 of the raw body, the "
+        "webhook secret) and deduplicated by ``X-OFAPI-Idempotency-Key``. Events: "
+        "messages.received, messages.ppv.unlocked, transactions.new, subscriptions.new, "
+        "subscriptions.renewed, accounts.session_expired, accounts.reconnected; others are "
+        "recorded and ignored. See onlyfans/webhooks.py for the payloads.",
+        "tags": ["onlyfans"],
+        "security": [],
+        "parameters": [
+            {"name": "Signature", "in": "header", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "X-OFAPI-Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "event": {"type": "string"},
+                            "account_id": {"type": "string", "nullable": True},
+                            "payload": {"type": "object", "additionalProperties": True},
+                        },
+                        "required": ["event"],
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "status: processed, ignored or duplicate",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "status": {
+                                    "type": "string",
+                                    "enum": ["processed", "ignored", "duplicate"],
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "400": {"description": "code: malformed_json, invalid_event, invalid_payload"},
+            "401": {"description": "code: invalid_signature"},
+        },
+    }
+}
+
+
+def schema_add_webhook(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the webhook is a plain Django view (it verifies its
+    own signature), so the generator cannot see it; document it by hand."""
+    result.setdefault("paths", {})["/api/onlyfans/webhooks"] = WEBHOOK_SCHEMA
+    return result

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ def in_thread_pool(view: Callable[..., Any]) -> Callable[..., Any]:
     if not settings.API_SEND_IN_THREAD_POOL:
         return view
 
+    @functools.wraps(view)  # keeps ``view.cls``, by which the OpenAPI schema finds the view
     async def pooled(request: Any, *args: Any, **kwargs: Any) -> Any:
         return await sync_to_async(view, thread_sensitive=False)(request, *args, **kwargs)
 

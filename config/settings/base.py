@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from static (no CDN)
     "django_htmx",
     "template_partials",
     "channels",
@@ -171,8 +173,33 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "crm.api_errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+}
+
+# The OpenAPI schema (/api/schema/) and its Swagger UI (/api/docs/), public like the API's
+# shape; every call still needs a token or a session.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FanCRM API",
+    "DESCRIPTION": (
+        "Creator accounts, fans, the inbox and the send pipeline. Authenticate with "
+        "`Authorization: Bearer <token>` (`python manage.py create_api_token USERNAME`, or the "
+        "settings page) or the browser session. Every error is JSON "
+        "`{code, detail, errors?}` with a stable `code`; each operation lists the codes it "
+        "can answer. Cursor pages are `{results, next_cursor, next}`."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "onlyfans.api.schema_add_webhook",
+    ],
 }
 
 # --- Messaging platform gateway --------------------------------------------------------
