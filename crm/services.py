@@ -375,7 +375,7 @@ def saved_reply_save(
         raise ApplicationError(
             "A saved reply with this title exists already.",
             code="duplicate_title",
-            fields={"title": ["Already used."]},
+            fields={"title": ["A saved reply with this title exists already."]},
         ) from exc
     return reply
 

@@ -1,0 +1,134 @@
+"""Live inbox: the events' rendered HTML reaches members' inbox sockets, and only theirs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from config.routing import websocket_urlpatterns
+from crm import live, services
+from crm.models import Conversation
+from onlyfans.inbound import message_receive
+from onlyfans.services import message_enqueue, message_mark_failed
+from tests.factories import CreatorAccountFactory, FanFactory, MembershipFactory
+
+application = URLRouter(websocket_urlpatterns)
+
+
+def inbox_socket(user, account_id: int) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, f"/ws/accounts/{account_id}/inbox/")
+    communicator.scope["user"] = user
+    return communicator
+
+
+def receive(account, text: str = "are you there?"):
+    return message_receive(
+        account=account,
+        platform_fan={"id": "501", "username": "live_fan", "name": "Live Fan"},
+        platform_message_id=f"pm-{text}",
+        text=text,
+        price_cents=0,
+        created_at=datetime(2026, 5, 1, tzinfo=UTC),
+        event_key=f"evt-{text}",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_members_inbox_socket_gets_the_new_message_and_the_moved_row(redis_client):
+    membership = MembershipFactory()
+    account = membership.account
+
+    async def scenario() -> list[str]:
+        first = inbox_socket(membership.user, account.pk)
+        second = inbox_socket(membership.user, account.pk)
+        assert (await first.connect())[0] and (await second.connect())[0]
+        message = await sync_to_async(receive)(account, "hello <b>you</b>")
+        frames = [await first.receive_from(timeout=5), await second.receive_from(timeout=5)]
+        await first.disconnect()
+        await second.disconnect()
+        return [*frames, str(message.pk), str(message.conversation_id)]
+
+    first, second, message_id, conversation_id = async_to_sync(scenario)()
+    assert first == second  # rendered once, the same for every member
+    assert f'id="message-{message_id}" hx-swap-oob="delete"' in first
+    assert f'hx-swap-oob="beforeend:#thread-messages-{conversation_id}"' in first
+    assert f'id="conversation-{conversation_id}"' in first
+    assert "afterbegin:#conversation-list.live-top" in first
+    assert "hello &lt;b&gt;you&lt;/b&gt;" in first  # escaped, never raw fan HTML
+    assert "<b>you</b>" not in first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_status_changes_and_reads_are_sent_as_in_place_swaps(redis_client):
+    membership = MembershipFactory()
+    account = membership.account
+    fan = FanFactory(account=account)
+
+    async def scenario() -> list[str]:
+        socket = inbox_socket(membership.user, account.pk)
+        assert (await socket.connect())[0]
+        message = await sync_to_async(message_enqueue)(fan=fan, text="hi")
+        created = await socket.receive_from(timeout=5)
+        await sync_to_async(message_mark_failed)(message=message, error="refused: blocked")
+        failed = await socket.receive_from(timeout=5)
+        await sync_to_async(_make_unread_then_read)(membership.user, message.conversation_id)
+        read = await socket.receive_from(timeout=5)
+        await socket.disconnect()
+        return [created, failed, read, str(message.pk)]
+
+    created, failed, read, message_id = async_to_sync(scenario)()
+    assert f'id="message-{message_id}"' in created and "st-queued" in created
+    assert f'id="message-status-{message_id}" class="msg-status st-failed" hx-swap-oob="true"' in (
+        failed
+    )
+    assert "refused: blocked" in failed and 'class="retry"' in failed
+    assert 'hx-swap-oob="true"' in read and "unread-badge" not in read
+
+
+def _make_unread_then_read(user, conversation_id: int) -> None:
+    Conversation.objects.filter(pk=conversation_id).update(unread_count=3)
+    conversation = Conversation.objects.get(pk=conversation_id)
+    services.conversation_mark_read(actor=user, conversation=conversation)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inbox_socket_refuses_non_members_and_anonymous(redis_client):
+    account = CreatorAccountFactory()
+    outsider = MembershipFactory().user
+
+    async def attempt(user) -> tuple[bool, int | str | None]:
+        socket = inbox_socket(user, account.pk)
+        connected, code = await socket.connect()
+        await socket.disconnect()
+        return connected, code
+
+    assert async_to_sync(attempt)(outsider) == (False, 4403)
+    assert async_to_sync(attempt)(AnonymousUser()) == (False, 4403)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_accounts_events_never_reach_a_member(redis_client):
+    membership = MembershipFactory()
+    other = CreatorAccountFactory()
+
+    async def scenario() -> bool:
+        socket = inbox_socket(membership.user, membership.account_id)
+        assert (await socket.connect())[0]
+        await sync_to_async(receive)(other, "secret")
+        nothing = await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+        return nothing
+
+    assert async_to_sync(scenario)()
+
+
+@pytest.mark.django_db
+def test_events_the_inbox_does_not_show_render_nothing(account):
+    assert live.event_html(account_id=account.pk, event="purchase.recorded", payload={}) is None
+    missing = {"message_id": 10**9, "conversation_id": 1, "new": True}
+    assert live.event_html(account_id=account.pk, event="message.status", payload=missing) is None
