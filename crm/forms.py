@@ -104,13 +104,13 @@ class ComposerForm(forms.Form):
     price = forms.DecimalField(
         required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
     )
-    media = forms.CharField(required=False, max_length=5000, label="Media ids")
+    media_ids = forms.CharField(required=False, max_length=5000, label="Media ids")
 
     def price_cents(self) -> int:
         return _dollars_to_cents(self.cleaned_data.get("price"))
 
-    def media_ids(self) -> list[str]:
-        return [m.strip() for m in self.cleaned_data.get("media", "").split(",") if m.strip()]
+    def media_id_list(self) -> list[str]:
+        return [m.strip() for m in self.cleaned_data.get("media_ids", "").split(",") if m.strip()]
 
 
 class SavedReplyForm(forms.Form):

@@ -266,9 +266,9 @@ def conversations_for_account(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        moment = last.waiting_since if filters.sort == "waiting" else last.last_message_at
-        assert moment is not None
-        next_cursor = _cursor_encode(moment, last.pk)
+        last_moment = last.waiting_since if filters.sort == "waiting" else last.last_message_at
+        assert last_moment is not None
+        next_cursor = _cursor_encode(last_moment, last.pk)
     return ConversationPage(conversations=rows, next_cursor=next_cursor)
 
 

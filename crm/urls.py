@@ -37,6 +37,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="inbox_message_retry",
     ),
     path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/read/",
+        inbox.conversation_read,
+        name="inbox_read",
+    ),
+    path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/assign/",
         inbox.conversation_assign,
         name="inbox_assign",

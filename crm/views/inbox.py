@@ -192,12 +192,12 @@ def thread_messages(
             fan=conversation.fan,
             text=form.cleaned_data["text"],
             price_cents=form.price_cents(),
-            media_ids=form.media_ids(),
+            media_ids=form.media_id_list(),
             sent_by_id=request.user.pk,
         )
     except ApplicationError as exc:
         for field, errors in exc.fields.items():
-            name = {"price_cents": "price", "media_ids": "media"}.get(field, field)
+            name = "price" if field == "price_cents" else field
             for error in errors:
                 form.add_error(name if name in form.fields else None, error)
         return _composer_refused(request, membership, conversation, error_context)
@@ -252,6 +252,20 @@ def message_retry(
     message = selectors.conversation_message_get(conversation=conversation, message_id=message_id)
     context = {"message": message, "account": membership.account, "account_id": account_id}
     return _render(request, "message", context)
+
+
+@login_required
+@require_POST
+def conversation_read(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> HttpResponse:
+    """The open thread got a message while the chatter watched it: it is read."""
+    _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    services.conversation_mark_read(actor=request.user, conversation=conversation)
+    if not request.htmx:
+        return redirect("inbox_thread", account_id=account_id, conversation_id=conversation_id)
+    return HttpResponse(status=204)
 
 
 @login_required

@@ -113,9 +113,25 @@
   });
 
   document.addEventListener("htmx:afterSettle", markOpen);
-  document.addEventListener("htmx:oobAfterSwap", function () {
+  // A fan's message that lands in the thread the chatter has open is read by them.
+  var readTimer = null;
+  function markReadSoon() {
+    var pane = threadPane();
+    if (!pane || !pane.dataset.readUrl || document.hidden) return;
+    clearTimeout(readTimer);
+    readTimer = setTimeout(function () {
+      htmx.ajax("POST", pane.dataset.readUrl, { swap: "none" });
+    }, 300);
+  }
+
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
     markOpen();
     scrollThread(false);
+    var target = event.detail.target;
+    var id = openId();
+    if (id && target && target.id === "thread-messages-" + id && target.querySelector(".bubble.in:last-child")) {
+      markReadSoon();
+    }
   });
   window.addEventListener("popstate", function () { setTimeout(markOpen, 0); });
 

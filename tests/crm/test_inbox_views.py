@@ -324,7 +324,7 @@ def test_paid_send_in_dollars(client, chatter, account):
     conv = inbound(account, fan_id="10").conversation
     client.force_login(chatter)
     url = reverse("inbox_messages", args=[account.pk, conv.pk])
-    client.post(url, {"text": "pic", "price": "12.50", "media": "v1, v2"}, headers=HX)
+    client.post(url, {"text": "pic", "price": "12.50", "media_ids": "v1, v2"}, headers=HX)
     message = Message.objects.get(conversation=conv, direction="out")
     assert message.price_cents == 1250
     assert message.media_ids == ["v1", "v2"]
@@ -335,8 +335,8 @@ def test_paid_send_in_dollars(client, chatter, account):
     [
         ({"text": "   "}, "Text is required."),
         ({"text": "x" * 5001}, "longer than 5000"),
-        ({"text": "hi", "price": "2.50", "media": "m"}, "between 300 and 20000"),
-        ({"text": "hi", "price": "250", "media": "m"}, "between 300 and 20000"),
+        ({"text": "hi", "price": "2.50", "media_ids": "m"}, "between 300 and 20000"),
+        ({"text": "hi", "price": "250", "media_ids": "m"}, "between 300 and 20000"),
         ({"text": "hi", "price": "5"}, "needs at least one media"),
         ({"text": "hi", "price": "abc"}, "Enter a number"),
     ],
@@ -469,3 +469,16 @@ def test_saved_reply_edit_and_delete(client, account):
     assert (reply.title, reply.text) == ("New", "t2")
     client.post(reverse("saved_reply_delete", args=[account.pk, reply.pk]))
     assert not SavedReply.objects.exists()
+
+
+def test_read_endpoint_clears_unread(client, chatter, account, other_account):
+    conv = inbound(account, fan_id="30").conversation
+    foreign = inbound(other_account, fan_id="31").conversation
+    client.force_login(chatter)
+    response = client.post(reverse("inbox_read", args=[account.pk, conv.pk]), headers=HX)
+    assert response.status_code == 204
+    assert Conversation.objects.get(pk=conv.pk).unread_count == 0
+    assert (
+        client.post(reverse("inbox_read", args=[other_account.pk, foreign.pk])).status_code == 404
+    )
+    assert Conversation.objects.get(pk=foreign.pk).unread_count == 1

@@ -11,7 +11,7 @@ rules the services follow, and the tables are vacuumed and analysed at the end s
 sees them as a steady-state database would.
 
 The data is deterministic (one seeded generator per account) and shaped like an agency's:
-thread lengths follow a long tail (most fans wrote a few messages, a few whales thousands),
+thread lengths follow a long tail (most fans wrote a few messages, the longest near 2,000),
 activity leans towards the last days of a 90-day window, a fifth of outgoing messages are
 pay-per-view and some of those were unlocked (the purchases give fans their spend and tags).
 """
@@ -106,11 +106,12 @@ def thread_lengths(rng: random.Random, *, fans: int, messages: int) -> list[int]
     """How many messages each conversation gets: a long tail that adds up to ``messages``.
 
     Every conversation gets one when there are enough; the rest is shared out by Pareto
-    weights (largest remainders first), so a few whales have thousands.
+    weights (largest remainders first): most threads are short, a few whales' are long.
     """
     base = 1 if messages >= fans else 0
     rest = messages - base * fans
-    weights = [rng.paretovariate(1.2) for _ in range(fans)]
+    # Capped: with 1,000,000 messages the longest thread gets about 1,850 (20 a day), not 30,000.
+    weights = [min(rng.paretovariate(1.2), 1000.0) for _ in range(fans)]
     total = sum(weights)
     shares = [rest * w / total for w in weights]
     lengths = [base + int(s) for s in shares]
