@@ -13,7 +13,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Upper
+from django.db.models.functions import Lower, Upper
 
 
 def default_send_rate_per_minute() -> int:
@@ -106,8 +106,13 @@ class Fan(models.Model):
         NEVER = "never", "Never subscribed"
 
     account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="fans")
-    platform_fan_id = models.CharField(
-        max_length=64, help_text="The platform's user id of the fan."
+    # Null for a fan not linked to the platform yet (imported without an id); the platform sync
+    # links them by username. Messages cannot be sent to an unlinked fan.
+    platform_fan_id = models.CharField(  # noqa: DJ001
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="The platform's user id of the fan; empty until the fan is linked.",
     )
     username = models.CharField(max_length=150)
     display_name = models.CharField(max_length=200, blank=True)
@@ -128,7 +133,9 @@ class Fan(models.Model):
         ordering = ["-lifetime_spend_cents", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "platform_fan_id"], name="fan_unique_platform_id"
+                fields=["account", "platform_fan_id"],
+                condition=Q(platform_fan_id__isnull=False),
+                name="fan_unique_platform_id",
             ),
             models.UniqueConstraint(fields=["account", "username"], name="fan_unique_username"),
             models.CheckConstraint(
@@ -140,6 +147,8 @@ class Fan(models.Model):
             models.Index(fields=["account", "-lifetime_spend_cents"], name="fan_account_spend"),
             models.Index(fields=["account", "-last_seen_at"], name="fan_account_last_seen"),
             models.Index(fields=["account", "subscription_state"], name="fan_account_sub_state"),
+            # Imports and the platform sync match usernames case-insensitively.
+            models.Index("account", Lower("username"), name="fan_account_username_ci"),
             # Substring search (icontains compiles to UPPER(col) LIKE ...) on large accounts.
             GinIndex(OpClass(Upper("username"), name="gin_trgm_ops"), name="fan_username_trgm"),
             GinIndex(
@@ -149,6 +158,10 @@ class Fan(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+    @property
+    def is_linked(self) -> bool:
+        return bool(self.platform_fan_id)
 
 
 PREVIEW_LENGTH = 140

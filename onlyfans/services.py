@@ -79,6 +79,13 @@ def message_enqueue(
     the periodic sweep publishes it later.
     """
     message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
+    if not fan.platform_fan_id:
+        raise ApplicationError(
+            "This fan is not linked to the platform yet (imported without a platform id); "
+            "run the platform sync to link them before sending.",
+            code="fan_not_linked",
+            status_code=409,
+        )
     now = timezone.now()
     # One statement for "the fan's conversation, created if new, touched now" (this runs on
     # every API send): an upsert on the one-conversation-per-fan constraint.

@@ -200,6 +200,8 @@ def thread_messages(
             name = "price" if field == "price_cents" else field
             for error in errors:
                 form.add_error(name if name in form.fields else None, error)
+        if not exc.fields:
+            form.add_error(None, exc.message)
         return _composer_refused(request, membership, conversation, error_context)
     if not request.htmx:
         return redirect("inbox_thread", account_id=account_id, conversation_id=conversation_id)

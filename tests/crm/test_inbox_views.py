@@ -482,3 +482,14 @@ def test_read_endpoint_clears_unread(client, chatter, account, other_account):
         client.post(reverse("inbox_read", args=[other_account.pk, foreign.pk])).status_code == 404
     )
     assert Conversation.objects.get(pk=foreign.pk).unread_count == 1
+
+
+def test_sending_to_a_fan_not_linked_to_the_platform_is_refused(client, chatter, account):
+    fan = FanFactory(account=account, platform_fan_id=None, username="imported_only")
+    conv = ConversationFactory(fan=fan)
+    client.force_login(chatter)
+    url = reverse("inbox_messages", args=[account.pk, conv.pk])
+    response = client.post(url, {"text": "hello"}, headers=HX)
+    assert response.status_code == 422
+    assert "not linked to the platform" in response.content.decode()
+    assert not Message.objects.exists()
