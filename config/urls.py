@@ -7,10 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("crm.urls")),
+    path("", include("imports.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/crm/", include("crm.api_urls")),
     path("api/onlyfans/webhooks", include("onlyfans.webhook_urls")),
+    path("api/onlyfans/import/", include("imports.api_urls")),
     path("api/onlyfans/", include("onlyfans.api_urls")),
     path("", include("onlyfans.ops_urls")),
 ]

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "onlyfans",
     "campaigns",
     "analytics",
+    "imports",
 ]
 
 MIDDLEWARE = [
