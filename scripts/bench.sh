@@ -1,4 +1,11 @@
 #!/usr/bin/env bash
-# Benchmarks of the send pipeline (figures for the closing notes); see bench/README.md.
+# Benchmarks with their figures (see bench/README.md):
+#   scripts/bench.sh [ARGS]        the send pipeline (bench/pipeline_bench.py)
+#   scripts/bench.sh inbox [ARGS]  the inbox on a 100,000-fan account (bench/inbox_bench.py)
+# `make bench ARGS="inbox --reseed"` passes its ARGS here.
 set -euo pipefail
-exec .venv/bin/python bench/pipeline_bench.py "$@"
+case "${1:-}" in
+  inbox) shift; exec .venv/bin/python bench/inbox_bench.py "$@" ;;
+  pipeline) shift; exec .venv/bin/python bench/pipeline_bench.py "$@" ;;
+  *) exec .venv/bin/python bench/pipeline_bench.py "$@" ;;
+esac

@@ -299,6 +299,9 @@ class Command(BaseCommand):
             )
             Membership.objects.create(user=owner, account=account, role=Membership.Role.OWNER)
             self._copy(plan, account_id=account.pk, owner_id=owner.pk, now=now, seed=seed)
+            step = time.perf_counter()
+        # Django's foreign keys are deferred: PostgreSQL checks every copied row here.
+        self._say("committed (foreign keys checked)", step)
 
         step = time.perf_counter()
         with connection.cursor() as cursor:

@@ -1,0 +1,572 @@
+"""Benchmark of the inbox on a big account, beside a small one measured in the same run.
+
+Run with `make bench ARGS=inbox` (or `.venv/bin/python bench/inbox_bench.py --help`). It uses
+its own database (fancrm_bench_inbox), seeds two accounts with `manage.py bench_inbox_seed`
+(100,000 fans / 1,000,000 messages and 100 fans / 1,000 messages; kept between runs unless
+--reseed) and measures:
+
+- server time of the inbox's pages and API, in this process through Django's test client
+  (the whole middleware stack and template rendering, no network), with the number of SQL
+  queries of each request: the big account must stay under 100 ms at p95 and issue exactly
+  the queries the small one does;
+- from outside, the time from posting a signed ``messages.received`` webhook to the web
+  server (uvicorn, as `make run` starts it) until the rendered message reaches a browser's
+  inbox socket, with one and with two sockets open: p95 under 200 ms.
+
+Figures go to stdout and bench/results/inbox-latest.txt (and .json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline_bench import percentile, port_open, wait_port, web_server_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+VAR = ROOT / "var" / "bench"
+DATABASE = "fancrm_bench_inbox"  # not fancrm_bench: the pipeline bench empties that one
+WEB_PORT = 8797
+WEBHOOK_SECRET = "bench-webhook-secret"
+SERVER_P95_MS = 100.0
+LIVE_P95_MS = 200.0
+ACCOUNTS = {
+    "small": {"account_id": "acct_bench_small", "fans": 100, "messages": 1_000},
+    "big": {"account_id": "acct_bench_big", "fans": 100_000, "messages": 1_000_000},
+}
+
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.base",
+    # Production settings (templates and static files as deployed), minus HTTPS.
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-secret",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    "DJANGO_SECURE_SSL_REDIRECT": "0",
+    "DJANGO_SECURE_COOKIES": "0",
+    "DJANGO_HSTS_SECONDS": "0",
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+    "REDIS_URL": "redis://127.0.0.1:6379/8",
+    "CACHE_KEY_PREFIX": "fancrm-bench-inbox",
+    "CHANNELS_PREFIX": "fancrm-bench-inbox:asgi",
+    "SQS_QUEUE_PREFIX": "fancrm-bench-inbox-",
+    "ONLYFANS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+    "API_THROTTLE_USER": "1000000/min",
+    "API_THROTTLE_SEND": "1000000/min",
+}
+
+
+def setup_django() -> None:
+    os.environ.update(ENV)
+    sys.path.insert(0, str(ROOT))
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        if not c.execute("select 1 from pg_database where datname = %s", [DATABASE]).fetchone():
+            c.execute(f"create database {DATABASE}")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    # DEBUG is off: pages need the static files manifest, as in a deployment.
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+def seed(*, reseed: bool) -> dict[str, int]:
+    """The two accounts' ids, seeding each one that is missing or short of data."""
+    from django.core.management import call_command
+
+    from crm.models import CreatorAccount, Fan, Message
+
+    ids = {}
+    for name, spec in ACCOUNTS.items():
+        account = CreatorAccount.objects.filter(platform_account_id=spec["account_id"]).first()
+        ready = (
+            account is not None
+            and Fan.objects.filter(account=account).count() == spec["fans"]
+            # The live part adds a few hundred messages per run.
+            and Message.objects.filter(account=account).count() >= spec["messages"]
+        )
+        if reseed or not ready:
+            print(f"seeding {name}: {spec['fans']:,} fans, {spec['messages']:,} messages")
+            call_command(
+                "bench_inbox_seed",
+                fans=spec["fans"],
+                messages=spec["messages"],
+                account_id=spec["account_id"],
+                stdout=sys.stdout,
+            )
+            account = CreatorAccount.objects.get(platform_account_id=spec["account_id"])
+        assert account is not None
+        ids[name] = account.pk
+    return ids
+
+
+# --- Server time ---------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One kind of request measured on one account."""
+
+    times_ms: list[float] = field(default_factory=list)
+    queries: list[int] = field(default_factory=list)
+    statuses: set[int] = field(default_factory=set)
+    # The slowest single query seen (ms, SQL), for the query plan when a row is slow.
+    slowest: tuple[float, str] = (0.0, "")
+
+    @property
+    def ok(self) -> bool:
+        return self.statuses == {200}
+
+    def summary(self) -> dict[str, Any]:
+        if not self.ok:
+            return {"missing": sorted(self.statuses)}
+        return {
+            "n": len(self.times_ms),
+            "p50_ms": round(percentile(self.times_ms, 50), 1),
+            "p95_ms": round(percentile(self.times_ms, 95), 1),
+            "max_ms": round(max(self.times_ms), 1),
+            "queries_min": min(self.queries),
+            "queries_max": max(self.queries),
+            "slowest_query_ms": round(self.slowest[0], 1),
+        }
+
+
+Request = tuple[str, dict[str, str]]  # path with query, extra headers
+
+
+def measure(client: Any, row: Row, request: Request, *, record: bool = True) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    path, headers = request
+    with CaptureQueriesContext(connection) as captured:
+        started = time.perf_counter()
+        response = client.get(path, headers=headers)
+        elapsed = (time.perf_counter() - started) * 1000
+    if not record:
+        return
+    row.statuses.add(response.status_code)
+    if response.status_code != 200:
+        return
+    row.times_ms.append(elapsed)
+    row.queries.append(len(captured.captured_queries))
+    for query in captured.captured_queries:
+        ms = float(query["time"]) * 1000
+        if ms > row.slowest[0]:
+            row.slowest = (ms, query["sql"])
+
+
+def request_sets(account_id: int, n: int, rng: random.Random) -> dict[str, list[Request]]:
+    """The requests of each row, chosen from the account's real data."""
+    from django.contrib.auth.models import User
+    from django.db.models import Count
+
+    from crm.models import Conversation, Fan
+    from crm.selectors import InboxFilters, conversations_for_account
+
+    owner = User.objects.get(username="bench_owner")
+    base = f"/accounts/{account_id}/inbox/"
+    conversation_ids = list(
+        Conversation.objects.filter(account_id=account_id, last_message_at__isnull=False)
+        .order_by("?")
+        .values_list("pk", flat=True)[:n]
+    )
+    longest = (
+        Conversation.objects.filter(account_id=account_id)
+        .annotate(size=Count("messages"))
+        .order_by("-size")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    cursors: list[str] = []
+    cursor = ""
+    for _ in range(10):  # ten pages deep
+        page = conversations_for_account(
+            user=owner, account_id=account_id, filters=InboxFilters(), cursor=cursor
+        )
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+        cursors.append(cursor)
+    assert cursors, "the account needs more than one page of conversations"
+    usernames = list(
+        Fan.objects.filter(account_id=account_id)
+        .order_by("?")
+        .values_list("username", flat=True)[:n]
+    )
+    terms = []
+    for _ in range(n):
+        name = rng.choice(usernames)
+        size = rng.randint(3, 5)
+        start = rng.randint(0, max(0, len(name) - size))
+        terms.append(name[start : start + size])
+    htmx = {"HX-Request": "true"}
+    api = f"/api/crm/conversations/?account={account_id}"
+    picks = [rng.choice(conversation_ids) for _ in range(n)]
+    return {
+        "inbox page": [(base, {})] * n,
+        "thread (random conversation)": [(f"{base}{c}/", {}) for c in picks],
+        "thread (longest conversation)": [(f"{base}{longest}/", {})] * n,
+        "next page of the list (htmx)": [
+            (f"{base}?cursor={cursors[i % len(cursors)]}", htmx) for i in range(n)
+        ],
+        "longest-waiting sort": [(f"{base}?sort=waiting", {})] * n,
+        "search (3-5 letters of a username)": [(f"{base}?q={t}", {}) for t in terms],
+        "API conversations": [(api, {})] * n,
+        "API conversations, sort=waiting": [(f"{api}&sort=waiting", {})] * n,
+    }
+
+
+def server_times(ids: dict[str, int], n: int, warmup: int = 5) -> dict[str, dict[str, Row]]:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.get(username="bench_owner"))
+    sets = {
+        name: request_sets(account_id, n, random.Random(f"inbox-bench:{name}"))
+        for name, account_id in ids.items()
+    }
+    results: dict[str, dict[str, Row]] = {}
+    for label in sets["big"]:
+        rows = results[label] = {name: Row() for name in ids}
+        for i in range(-warmup, n):
+            # Small and big take turns, so a burst of load on this shared machine (or a
+            # checkpoint) falls on both alike.
+            for name in ids:
+                row = rows[name]
+                if row.statuses - {200}:
+                    continue  # not built yet: "missing", no need to ask n times
+                measure(client, row, sets[name][label][max(i, 0)], record=i >= 0)
+        for name, row in rows.items():
+            print(f"  {name:5} {label}: {json.dumps(row.summary())}", flush=True)
+    return results
+
+
+def explain(sql: str) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+        return "\n".join(line for (line,) in cursor.fetchall())
+
+
+# --- Webhook to websocket, from outside ------------------------------------------------------
+
+
+def webhook_body(platform_account_id: str, fan: tuple[str, str], text: str) -> bytes:
+    event = {
+        "event": "messages.received",
+        "account_id": platform_account_id,
+        "payload": {
+            "id": f"bench_ws_{uuid.uuid4().hex}",
+            "text": text,
+            "fromUser": {"id": fan[0], "username": fan[1], "name": ""},
+            "price": 0,
+            "isFree": True,
+            "media": [],
+            "createdAt": datetime.now(UTC).isoformat(),
+        },
+    }
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+class Socket:
+    """One browser's inbox socket; a thread notes when each token first arrives."""
+
+    TOKEN = re.compile(r"bench-[0-9a-f]{16}")
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(url, additional_headers=headers, open_timeout=10)
+        self.arrived: dict[str, float] = {}
+        self.fragments: dict[str, str] = {}
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for frame in self.ws:
+                now = time.perf_counter()
+                text = frame if isinstance(frame, str) else frame.decode()
+                with self.changed:
+                    for token in self.TOKEN.findall(text):
+                        self.arrived.setdefault(token, now)
+                        self.fragments.setdefault(token, text)
+                    self.changed.notify_all()
+        except ConnectionClosed:
+            pass
+
+    def wait(self, token: str, timeout: float) -> float | None:
+        with self.changed:
+            self.changed.wait_for(lambda: token in self.arrived, timeout=timeout)
+            return self.arrived.get(token)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def live_latency(
+    *, base: str, cookie: str, account_id: int, platform_account_id: str, clients: int, n: int
+) -> dict[str, Any]:
+    import httpx
+
+    from crm.models import Fan
+
+    fans = list(
+        Fan.objects.filter(account_id=account_id)
+        .order_by("?")
+        .values_list("platform_fan_id", "username")[:50]
+    )
+    ws_url = base.replace("http", "ws") + f"/ws/accounts/{account_id}/inbox/"
+    headers = {"Cookie": cookie, "Origin": base}
+    sockets = [Socket(ws_url, headers) for _ in range(clients)]
+    time.sleep(0.5)  # the consumers join the account's group after accepting
+    latencies: list[float] = []
+    posts: list[float] = []
+    missed = 0
+    bad_fragments = 0
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for i in range(n + 10):  # the first ten warm the server up and are not counted
+                token = f"bench-{uuid.uuid4().hex[:16]}"
+                body = webhook_body(platform_account_id, random.choice(fans), f"{token} <ok> & hi")
+                signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+                started = time.perf_counter()
+                reply = http.post(
+                    "/api/onlyfans/webhooks",
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Signature": signature,
+                        "X-OFAPI-Idempotency-Key": f"evt_{token}",
+                    },
+                )
+                posted = time.perf_counter()
+                assert reply.status_code == 200 and reply.json()["status"] == "processed", (
+                    reply.status_code,
+                    reply.text,
+                )
+                for sock in sockets:
+                    arrived = sock.wait(token, timeout=5)
+                    if i < 10:
+                        continue
+                    if arrived is None:
+                        missed += 1
+                        continue
+                    latencies.append((arrived - started) * 1000)
+                    fragment = sock.fragments[token]
+                    if 'id="message-' not in fragment or "&lt;ok&gt; &amp; hi" not in fragment:
+                        bad_fragments += 1
+                if i >= 10:
+                    posts.append((posted - started) * 1000)
+                time.sleep(random.uniform(0.02, 0.08))
+    finally:
+        for sock in sockets:
+            sock.close()
+    return {
+        "clients": clients,
+        "webhooks": n,
+        "deliveries": len(latencies),
+        "missed": missed,
+        "bad_fragments": bad_fragments,
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "max_ms": round(max(latencies), 1) if latencies else None,
+        "webhook_post_p50_ms": round(percentile(posts, 50), 1),
+        "webhook_post_p95_ms": round(percentile(posts, 95), 1),
+    }
+
+
+def live(ids: dict[str, int], n: int) -> dict[str, Any]:
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    if port_open(WEB_PORT):
+        raise SystemExit(f"port {WEB_PORT} is taken: stop whatever runs there first")
+    VAR.mkdir(parents=True, exist_ok=True)
+    log = open(VAR / "inbox-web.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen(
+        web_server_argv(port=WEB_PORT), cwd=ROOT, env={**os.environ, **ENV}, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{WEB_PORT}"
+    results: dict[str, Any] = {}
+    try:
+        wait_port(WEB_PORT)
+        browser = Client()
+        browser.force_login(User.objects.get(username="bench_owner"))
+        cookie = (
+            f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+        scenarios = [("small", 1), ("big", 1), ("big", 2)]
+        for name, clients in scenarios:
+            label = f"{name}, {clients} socket{'s' if clients > 1 else ''}"
+            try:
+                results[label] = live_latency(
+                    base=base,
+                    cookie=cookie,
+                    account_id=ids[name],
+                    platform_account_id=ACCOUNTS[name]["account_id"],  # type: ignore[arg-type]
+                    clients=clients,
+                    n=n,
+                )
+            except Exception as exc:  # a route not built yet, a refused socket...
+                results[label] = {"missing": f"{type(exc).__name__}: {exc}"}
+            print(f"  live {label}: {json.dumps(results[label])}", flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return results
+
+
+# --- Report ------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def server_table(results: dict[str, dict[str, Row]]) -> list[str]:
+    def cell(row: Row) -> str:
+        if not row.ok:
+            return f"missing (HTTP {','.join(map(str, sorted(row.statuses)))})"
+        s = row.summary()
+        return f"{s['p50_ms']:6.1f} {s['p95_ms']:6.1f} {s['max_ms']:6.1f}"
+
+    def queries(row: Row) -> str:
+        if not row.ok:
+            return "-"
+        low, high = min(row.queries), max(row.queries)
+        return str(low) if low == high else f"{low}-{high}"
+
+    lines = [
+        f"{'request':38} {'small p50/p95/max ms':22} {'q':>5}  {'big p50/p95/max ms':22} "
+        f"{'q':>5}  {'p95<100ms':9} {'same q':6}",
+    ]
+    for label, by_account in results.items():
+        small, big = by_account["small"], by_account["big"]
+        if small.ok and big.ok:
+            fast = verdict(percentile(big.times_ms, 95) < SERVER_P95_MS)
+            same = verdict(max(big.queries) == max(small.queries))
+        else:
+            fast = same = "missing"
+        lines.append(
+            f"{label:38} {cell(small):22} {queries(small):>5}  {cell(big):22} {queries(big):>5}  "
+            f"{fast:9} {same:6}"
+        )
+    return lines
+
+
+def live_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{'webhook -> websocket':24} {'n':>4} {'p50':>7} {'p95':>7} {'max':>7} "
+        f"{'POST p50/p95':>14}  {'missed':>6}  p95<200ms",
+    ]
+    for label, r in results.items():
+        if "missing" in r:
+            lines.append(f"{label:24} missing: {r['missing']}")
+            continue
+        ok = r["p95_ms"] < LIVE_P95_MS and r["missed"] == 0 and r["bad_fragments"] == 0
+        lines.append(
+            f"{label:24} {r['deliveries']:>4} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['max_ms']:>7} "
+            f"{r['webhook_post_p50_ms']:>6}/{r['webhook_post_p95_ms']:<7}  {r['missed']:>6}  "
+            f"{verdict(ok)}"
+        )
+    return lines
+
+
+def context_lines() -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        (version,) = cursor.fetchone()
+        cursor.execute("SHOW shared_buffers")
+        (buffers,) = cursor.fetchone()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    return [
+        f"inbox bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, "
+        f"load average {load} at the start, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, PostgreSQL {version} "
+        f"(shared_buffers {buffers}), DEBUG off",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reseed", action="store_true", help="seed both accounts again")
+    parser.add_argument("-n", type=int, default=200, help="requests per row, webhooks per case")
+    parser.add_argument("--only", choices=["server", "live"], action="append")
+    args = parser.parse_args()
+    only = set(args.only or ["server", "live"])
+
+    setup_django()
+    ids = seed(reseed=args.reseed)
+    report: dict[str, Any] = {"accounts": ids}
+    lines = context_lines()
+    slow: list[str] = []
+    if "server" in only:
+        print("server time, in process:", flush=True)
+        rows = server_times(ids, args.n)
+        report["server"] = {
+            label: {name: row.summary() for name, row in by_account.items()}
+            for label, by_account in rows.items()
+        }
+        lines += ["", *server_table(rows)]
+        for label, by_account in rows.items():
+            big = by_account["big"]
+            if big.ok and percentile(big.times_ms, 95) >= SERVER_P95_MS and big.slowest[1]:
+                slow += [
+                    "",
+                    f"slowest query of '{label}' (big, {big.slowest[0]:.1f} ms):",
+                    big.slowest[1],
+                    explain(big.slowest[1]),
+                ]
+    if "live" in only:
+        print("webhook to websocket, from outside:", flush=True)
+        report["live"] = live(ids, args.n)
+        lines += ["", *live_table(report["live"])]
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines += ["", f"load average (1/5/15 min) at the end: {load}"]
+    text = "\n".join(lines + slow) + "\n"
+    print()
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "inbox-latest.txt").write_text(text)
+    (RESULTS / "inbox-latest.json").write_text(json.dumps(report, indent=2))
+    print(f"written to {RESULTS / 'inbox-latest.txt'}")
+
+
+if __name__ == "__main__":
+    main()
