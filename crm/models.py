@@ -44,6 +44,10 @@ class CreatorAccount(models.Model):
         default=default_send_min_interval_ms,
         help_text="At least this many milliseconds between two sends.",
     )
+    # Days in analytics and schedules are cut in the creator's own time zone.
+    time_zone = models.CharField(
+        max_length=64, default="UTC", help_text="IANA time zone name, e.g. Europe/Berlin."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
