@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,16 @@ class PlatformAccount:
 
 @dataclass(frozen=True)
 class PlatformFan:
+    """A fan as the platform knows them. Subscription and spend fields are None where the
+    endpoint does not say (a chat's fan carries only id, name and username)."""
+
     platform_fan_id: str
     username: str
     display_name: str
+    subscription_state: str | None = None  # "active" or "expired"
+    subscribed_at: datetime | None = None
+    subscription_expires_at: datetime | None = None
+    spend_cents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,17 @@ class PlatformMessage:
     price_cents: int
     created_at: datetime | None
     media_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PlatformPage(Generic[T]):
+    """One page of a list endpoint. ``has_more`` is the gateway's word, never the page's size
+    (the platform sometimes answers fewer items than asked on a page that is not the last).
+    ``rate_limit_remaining`` is ``_meta._rate_limits.remaining_minute`` when the reply said."""
+
+    items: tuple[T, ...]
+    has_more: bool
+    rate_limit_remaining: int | None = None
 
 
 class GatewayError(Exception):

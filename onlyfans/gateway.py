@@ -32,6 +32,7 @@ from onlyfans.contracts import (
     PlatformChat,
     PlatformFan,
     PlatformMessage,
+    PlatformPage,
     SendRequest,
     SendResult,
 )
@@ -41,6 +42,7 @@ log = structlog.get_logger(__name__)
 IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
 ACCOUNT_NOT_FOUND = "account_not_found"
 MESSAGES_PAGE_MAX = 100  # the gateway's largest page of chat messages
+FANS_PAGE_MAX = 20  # the platform gives at most 20 fans a page
 # Codes and phrases by which the gateway says the creator's session is gone.
 _DISCONNECTED_CODES = frozenset(
     {"account_not_authenticated", "account_disconnected", "session_expired", "not_authenticated"}
@@ -110,9 +112,33 @@ def accounts_list() -> list[PlatformAccount]:
     ]
 
 
-def chats_list(*, account_platform_id: str, limit: int, offset: int) -> list[PlatformChat]:
+def fans_page(*, account_platform_id: str, offset: int, limit: int) -> PlatformPage[PlatformFan]:
+    """One page of the account's fans (``GET /api/{account}/fans/all``), newest first, with
+    their subscription state and dates and their lifetime spend when the gateway gives them.
+
+    ``limit`` is capped at the gateway's maximum (``FANS_PAGE_MAX``). Raises the contract's
+    errors: ``GatewayRateLimited`` (wait ``retry_after_seconds``), ``GatewayTransientError``,
+    ``GatewayAccountUnavailable``.
+    """
+    with _gateway_errors("fans_page", account=account_platform_id):
+        payload = (
+            api_client()
+            .fans.with_raw_response.list_all(
+                account_platform_id, limit=min(max(limit, 1), FANS_PAGE_MAX), offset=offset
+            )
+            .json()
+        )
+    fans = tuple(fan for item in _data_list(payload) if (fan := _fan(item)) is not None)
+    return PlatformPage(
+        items=fans,
+        has_more=_has_more(payload),
+        rate_limit_remaining=_rate_limit_remaining(payload),
+    )
+
+
+def chats_page(*, account_platform_id: str, offset: int, limit: int) -> PlatformPage[PlatformChat]:
     """One page of an account's chats, most recent first (for sync; webhooks are the live feed)."""
-    with _gateway_errors("chats_list", account=account_platform_id):
+    with _gateway_errors("chats_page", account=account_platform_id):
         payload = (
             api_client()
             .chats.with_raw_response.list(
@@ -137,7 +163,44 @@ def chats_list(*, account_platform_id: str, limit: int, offset: int) -> list[Pla
                 last_message_at=_datetime(last.get("createdAt")),
             )
         )
-    return chats
+    return PlatformPage(
+        items=tuple(chats),
+        has_more=_has_more(payload),
+        rate_limit_remaining=_rate_limit_remaining(payload),
+    )
+
+
+def chats_list(*, account_platform_id: str, limit: int, offset: int) -> list[PlatformChat]:
+    """One page of an account's chats as a list (see ``chats_page``)."""
+    return list(
+        chats_page(account_platform_id=account_platform_id, offset=offset, limit=limit).items
+    )
+
+
+def chat_messages_page(
+    *, account_platform_id: str, chat_id: str, limit: int
+) -> PlatformPage[PlatformMessage]:
+    """A chat's newest ``limit`` messages (at most ``MESSAGES_PAGE_MAX``), newest first, in one
+    request: the recent history a sync imports. Outgoing ones have ``from_fan`` False.
+
+    Reading history may mark the chat read on the platform: use it for backfill only.
+    """
+    with _gateway_errors("chat_messages_page", account=account_platform_id):
+        payload: Any = (
+            api_client()
+            .chats.messages.with_raw_response.list(
+                chat_id,
+                account=account_platform_id,
+                limit=str(min(max(limit, 1), MESSAGES_PAGE_MAX)),
+                order="desc",
+            )
+            .json()
+        )
+    return PlatformPage(
+        items=tuple(_message(item, chat_id=chat_id) for item in _data_list(payload)),
+        has_more=_has_more(payload),
+        rate_limit_remaining=_rate_limit_remaining(payload),
+    )
 
 
 def messages_list(*, account_platform_id: str, chat_id: str, limit: int) -> list[PlatformMessage]:
@@ -300,6 +363,50 @@ def _next_page(payload: object) -> str | None:
         return None
     next_page = (payload.get("_pagination") or {}).get("next_page")
     return next_page if isinstance(next_page, str) and next_page else None
+
+
+def _has_more(payload: object) -> bool:
+    # ``data.hasMore`` is authoritative where the endpoint has it; else ``next_page``.
+    if isinstance(payload, dict):
+        data = payload.get("data")
+        if isinstance(data, dict) and isinstance(data.get("hasMore"), bool):
+            return bool(data["hasMore"])
+    return _next_page(payload) is not None
+
+
+def _cents(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        cents = round(float(value) * 100)
+    except ValueError:
+        return None
+    return cents if cents >= 0 else None
+
+
+def _fan(item: dict[str, Any]) -> PlatformFan | None:
+    """A fan of ``fans/all``: ``subscribedOn`` says whether they subscribe to the creator now,
+    ``subscribedOnData`` holds the dates and the money they spent (dollars)."""
+    if item.get("id") is None:
+        return None
+    sub = item.get("subscribedOnData")
+    sub = sub if isinstance(sub, dict) else {}
+    subscribed = item.get("subscribedOn")
+    expired_now = item.get("subscribedOnExpiredNow")
+    state: str | None = None
+    if subscribed is True and not expired_now:
+        state = "active"
+    elif subscribed is False or expired_now is True:
+        state = "expired"  # listed among the creator's fans, so subscribed once
+    return PlatformFan(
+        platform_fan_id=str(item["id"]),
+        username=str(item.get("username") or ""),
+        display_name=str(item.get("name") or item.get("displayName") or ""),
+        subscription_state=state,
+        subscribed_at=_datetime(sub.get("subscribeAt")),
+        subscription_expires_at=_datetime(sub.get("expiredAt")),
+        spend_cents=_cents(sub.get("totalSumm")),
+    )
 
 
 def _message(item: dict[str, Any], *, chat_id: str) -> PlatformMessage:

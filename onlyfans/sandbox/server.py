@@ -21,6 +21,9 @@ from onlyfans.sandbox.webhooks import FanPlayer, WebhookPoster, events_emit
 
 _SEND_PATH = re.compile(r"^/api/([^/]+)/chats/([^/]+)/messages/?$")
 _CHATS_PATH = re.compile(r"^/api/([^/]+)/chats/?$")
+_FANS_PATH = re.compile(r"^/api/([^/]+)/fans/(all|active|expired)/?$")
+FANS_PAGE_MAX = 20  # OnlyFans gives at most 20 fans a page
+
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 
@@ -147,6 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(account_id, chat_id, body)
             if method == "GET":
                 first_id = query.get("first_id")
+                refused = state.read_admit(account_id)
+                if refused is not None:
+                    return refused
                 return Reply(
                     200,
                     state.messages_json(
@@ -159,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
         match = _CHATS_PATH.match(path)
         if match and method == "GET":
             account_id = unquote(match[1])
-            error = state.account_error(account_id)
+            error = state.account_error(account_id) or state.read_admit(account_id)
             if error is not None:
                 return error
             return Reply(
@@ -168,6 +174,28 @@ class _Handler(BaseHTTPRequestHandler):
                     account_id,
                     limit=min(int(query.get("limit") or 10), 100),
                     offset=int(query.get("offset") or 0),
+                ),
+            )
+        match = _FANS_PATH.match(path)
+        if match and method == "GET":
+            account_id = unquote(match[1])
+            error = state.account_error(account_id) or state.read_admit(account_id)
+            if error is not None:
+                return error
+            limit = int(query.get("limit") or 10)
+            if not 1 <= limit <= FANS_PAGE_MAX:
+                return Reply(
+                    422,
+                    {
+                        "error": f"The limit must be between 1 and {FANS_PAGE_MAX}.",
+                        "message": f"The limit must be between 1 and {FANS_PAGE_MAX}.",
+                        "code": "validation_error",
+                    },
+                )
+            return Reply(
+                200,
+                state.fans_json(
+                    account_id, limit=limit, offset=int(query.get("offset") or 0), kind=match[2]
                 ),
             )
         return Reply(404, {"error": "Not found.", "message": "Not found.", "code": "not_found"})
@@ -219,6 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(200, state.stats_json())
         if route == "accounts" and method == "GET":
             return Reply(200, {"data": state.accounts_json()})
+        if route == "fans/seed" and method == "POST":
+            return Reply(200, {"data": state.fans_seed(data)})
         if route == "webhooks/emit" and method == "POST":
             return Reply(200, {"data": events_emit(state, self.server.poster, data)})
         return Reply(404, {"error": "Unknown control endpoint.", "message": route})

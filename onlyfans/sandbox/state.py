@@ -50,6 +50,9 @@ class SandboxConfig:
     webhook_secret: str = "sandbox-webhook-secret"
     fans_per_minute: float = 0.0  # background fan messages; 0 keeps the fans quiet
     fans_per_account: int = 25
+    # Reads (fans, chats, messages): the gateway's own per-minute limit, apart from sends.
+    read_rate_limit_per_minute: int = 1000  # per account, sliding 60 s window; 0 turns it off
+    read_fail_next: int = 0  # the next N reads answer ``fail_status``
 
     def update(self, changes: dict[str, Any]) -> list[str]:
         """Apply known keys; return the unknown ones so the caller can complain."""
@@ -196,7 +199,10 @@ class SandboxState:
             self._sends: list[dict[str, Any]] = []
             # (account, chat_id) -> messages oldest first, both directions
             self._chats: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            # (account, fan id) -> the fan as ``fans/all`` lists it; insertion order is the
+            # order fans joined (the list answers newest first).
             self._fans: dict[tuple[str, str], dict[str, Any]] = {}
+            self._read_windows: dict[str, deque[float]] = {}
             self._unread: Counter[tuple[str, str]] = Counter()
             # Ids keep growing across restarts (time-based start), as the platform's do: a CRM
             # that keeps its database must never see an id it already stored.
@@ -490,7 +496,7 @@ class SandboxState:
         chat_id = str(fan["id"])
         with self._lock:
             self._account(account_id)
-            self._fans[(account_id, chat_id)] = dict(fan)
+            self._fan_upsert(account_id, fan, now=time.time())
             self._chats.setdefault((account_id, chat_id), []).append(dict(payload))
             self._unread[(account_id, chat_id)] += 1
 
@@ -504,7 +510,13 @@ class SandboxState:
             fan = {"id": int(chat_id) if chat_id.isdigit() else chat_id}
             fan["username"] = f"u{chat_id}"
             fan["name"] = f"Fan {chat_id}"
-        return {**fan, "displayName": fan.get("name", "")}
+        # A chat's fan is the short user object: no subscription data.
+        return {
+            "id": fan["id"],
+            "name": fan.get("name", ""),
+            "username": fan.get("username", ""),
+            "displayName": fan.get("name", ""),
+        }
 
     def chats_json(self, account_id: str, *, limit: int, offset: int) -> dict[str, Any]:
         with self._lock:
@@ -525,7 +537,7 @@ class SandboxState:
                 for _, chat_id, messages in page
             ]
             has_more = offset + limit < len(rows)
-            meta = self._meta(account_id, now=time.time(), credits_used=1)
+            meta = self._read_meta(account_id, now=time.time())
         next_page = None
         if has_more:
             next_page = f"/api/{account_id}/chats?limit={limit}&offset={offset + limit}"
@@ -540,7 +552,7 @@ class SandboxState:
                 messages = [m for m in messages if int(m.get("id", 0)) < before_id]
             page = [dict(m) for m in messages[:limit]]
             has_more = len(messages) > limit
-            meta = self._meta(account_id, now=time.time(), credits_used=1)
+            meta = self._read_meta(account_id, now=time.time())
         next_page = None
         if has_more and page:
             next_page = (
@@ -548,3 +560,160 @@ class SandboxState:
                 f"&first_id={page[-1]['id']}"
             )
         return {"data": page, "_pagination": {"next_page": next_page}, "_meta": meta}
+
+    # --- reads: their limit, and the fans list -------------------------------------------
+    def _read_meta(self, account_id: str, *, now: float) -> dict[str, Any]:
+        limit = self.config.read_rate_limit_per_minute
+        window = self._read_windows.get(account_id) or deque()
+        while window and window[0] <= now - 60.0:
+            window.popleft()
+        return {
+            "_credits": {"used": 1, "balance": self._credits, "note": "sandbox"},
+            "_rate_limits": {
+                "limit_minute": limit or None,
+                "remaining_minute": max(limit - len(window), 0) if limit else None,
+            },
+        }
+
+    def read_admit(self, account_id: str) -> Reply | None:
+        """Count one read against the account's read limit: None when admitted, else the
+        429 (with ``Retry-After``) or the injected failure to answer instead."""
+        with self._lock:
+            now = time.time()
+            cfg = self.config
+            if cfg.read_fail_next > 0:
+                cfg.read_fail_next -= 1
+                self.stats["failures_injected"] += 1
+                return _error(cfg.fail_status, "internal_error", "Sandbox injected failure.")
+            limit = cfg.read_rate_limit_per_minute
+            if limit <= 0:
+                return None
+            window = self._read_windows.setdefault(account_id, deque())
+            while window and window[0] <= now - 60.0:
+                window.popleft()
+            if len(window) >= limit:
+                self.stats["rate_limited"] += 1
+                retry_after = max(int(window[0] + 60.0 - now + 0.999), 1)
+                reply = _error(429, "rate_limited", "Too many requests; slow down.")
+                reply.headers["Retry-After"] = (
+                    formatdate(now + retry_after, usegmt=True)
+                    if cfg.retry_after_http_date
+                    else str(retry_after)
+                )
+                reply.body["_meta"] = self._read_meta(account_id, now=now)
+                return reply
+            window.append(now)
+            self._credits -= 1
+            return None
+
+    def _fan_upsert(self, account_id: str, fan: dict[str, Any], *, now: float) -> dict[str, Any]:
+        """Create or change a fan (under the lock). New fans subscribe now and spent nothing."""
+        key = (account_id, str(fan["id"]))
+        record = self._fans.get(key)
+        if record is None:
+            record = {
+                "id": fan["id"],
+                "username": f"u{fan['id']}",
+                "name": f"Fan {fan['id']}",
+                "subscribedOn": True,
+                "subscribedOnExpiredNow": False,
+                "subscribedOnData": {
+                    "subscribeAt": _now_iso(now),
+                    "expiredAt": _now_iso(now + 30 * 86400),
+                    "totalSumm": 0,
+                    "status": None,
+                },
+            }
+            self._fans[key] = record
+        for name, value in fan.items():
+            if name == "subscribedOnData" and isinstance(value, dict):
+                record["subscribedOnData"] = {**record["subscribedOnData"], **value}
+            elif name != "id":
+                record[name] = value
+        return record
+
+    def fans_seed(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_sandbox/fans/seed``: add or change an account's fans and their chats.
+
+        spec keys: ``account_id`` (required); ``fans`` (fan objects in the list's own shape,
+        merged into existing ones by ``id``); ``count`` generated fans numbered from ``start``
+        (default 1: ids ``base + n``, usernames ``u<id>``, every third expired, spend
+        ``n`` dollars); ``messages_per_fan`` (history for each seeded fan: alternately from
+        the fan and from the creator, a minute apart, ending ``minutes_ago`` before now).
+        """
+        account_id = str(spec["account_id"])
+        fans: list[dict[str, Any]] = [dict(f) for f in spec.get("fans") or []]
+        count, start = int(spec.get("count", 0)), int(spec.get("start", 1))
+        base = 600_000_000 + (zlib.crc32(account_id.encode()) % 1_000_000) * 1000
+        with self._lock:
+            now = time.time()
+            for n in range(start, start + count):
+                expired = n % 3 == 0
+                fans.append(
+                    {
+                        "id": base + n,
+                        "username": f"u{base + n}",
+                        "name": f"Fan {n}",
+                        "subscribedOn": not expired,
+                        "subscribedOnExpiredNow": expired,
+                        "subscribedOnData": {
+                            "subscribeAt": _now_iso(now - 90 * 86400 + n),
+                            "expiredAt": _now_iso(now + (-5 if expired else 25) * 86400),
+                            "totalSumm": n,
+                        },
+                    }
+                )
+            self._account(account_id)
+            records = [self._fan_upsert(account_id, fan, now=now) for fan in fans]
+            per_fan = int(spec.get("messages_per_fan", 0))
+            ended = now - float(spec.get("minutes_ago", 5)) * 60
+            creator = self._account(account_id)
+            for record in records:
+                chat = self._chats.setdefault((account_id, str(record["id"])), [])
+                for i in range(per_fan):
+                    from_fan = i % 2 == 0
+                    sender = (
+                        {"id": record["id"], "name": record["name"], "username": record["username"]}
+                        if from_fan
+                        else {"id": creator.onlyfans_id, "_view": "s"}
+                    )
+                    chat.append(
+                        {
+                            "id": next(self._ids),
+                            "text": f"{'fan' if from_fan else 'creator'} line {i + 1}",
+                            "fromUser": sender,
+                            "price": 0,
+                            "isFree": True,
+                            "isTip": False,
+                            "media": [],
+                            "createdAt": _now_iso(ended - (per_fan - 1 - i) * 60),
+                        }
+                    )
+                if per_fan:
+                    chat.sort(key=lambda m: (m.get("createdAt", ""), int(m.get("id", 0))))
+            return {"fans": [copy.deepcopy(r) for r in records]}
+
+    def fans_json(
+        self, account_id: str, *, limit: int, offset: int, kind: str = "all"
+    ) -> dict[str, Any]:
+        """``GET /api/{account}/fans/{all|active|expired}``: newest fans first, wrapped as
+        ``{"list", "hasMore"}``."""
+        with self._lock:
+            rows = [
+                r
+                for (acct, _), r in self._fans.items()
+                if acct == account_id
+                and (kind == "all" or (kind == "expired") == bool(r.get("subscribedOnExpiredNow")))
+            ]
+            rows.reverse()
+            page = [copy.deepcopy(r) for r in rows[offset : offset + limit]]
+            has_more = offset + limit < len(rows)
+            meta = self._read_meta(account_id, now=time.time())
+        next_page = None
+        if has_more:
+            next_page = f"/api/{account_id}/fans/{kind}?limit={limit}&offset={offset + limit}"
+        return {
+            "data": {"list": page, "hasMore": has_more},
+            "_pagination": {"next_page": next_page},
+            "_meta": meta,
+        }
