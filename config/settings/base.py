@@ -262,3 +262,45 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 structlog_configure()
 # Serve the hot API views (send, message status) on a thread pool under ASGI.
 API_SEND_IN_THREAD_POOL = env.bool("API_SEND_IN_THREAD_POOL", default=True)
+
+# --- CSV import of fans ---------------------------------------------------------------------
+# Uploads are streamed here (and kept for the report); var/ is not in git.
+IMPORT_STORAGE_DIR = Path(env("IMPORT_STORAGE_DIR", default=str(BASE_DIR / "var" / "imports")))
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
+# The largest cell the CSV reader accepts; a longer one is almost always an unclosed quote.
+IMPORT_MAX_FIELD_BYTES = env.int("IMPORT_MAX_FIELD_BYTES", default=4 * 1024 * 1024)
+IMPORT_READ_BATCH_ROWS = env.int("IMPORT_READ_BATCH_ROWS", default=100_000)
+IMPORT_MERGE_BATCH_ROWS = env.int("IMPORT_MERGE_BATCH_ROWS", default=100_000)
+# A run re-enqueues itself after this long, well inside its hard time limit.
+IMPORT_TASK_BUDGET_SECONDS = env.int("IMPORT_TASK_BUDGET_SECONDS", default=40)
+IMPORT_TASK_TIME_LIMIT_SECONDS = env.int("IMPORT_TASK_TIME_LIMIT_SECONDS", default=120)
+
+# --- Fan sync from the platform ------------------------------------------------------------
+# Beat looks this often for accounts due a sync and for runs nobody advanced.
+FAN_SYNC_SCHEDULE_SECONDS = env.int("FAN_SYNC_SCHEDULE_SECONDS", default=60)
+# A connected account is synced again when its last run began this long ago.
+FAN_SYNC_INTERVAL_SECONDS = env.int("FAN_SYNC_INTERVAL_SECONDS", default=6 * 3600)
+FAN_SYNC_SCHEDULE_BATCH = env.int("FAN_SYNC_SCHEDULE_BATCH", default=50)
+FAN_SYNC_FANS_PAGE_SIZE = env.int("FAN_SYNC_FANS_PAGE_SIZE", default=20)  # platform max 20
+FAN_SYNC_CHATS_PAGE_SIZE = env.int("FAN_SYNC_CHATS_PAGE_SIZE", default=20)
+# The recent history imported per chat (one request; at most 100).
+FAN_SYNC_MESSAGES_PER_CHAT = env.int("FAN_SYNC_MESSAGES_PER_CHAT", default=50)
+# Work one task run does before publishing the next (0: one page or one chat per run).
+FAN_SYNC_STEP_SECONDS = env.float("FAN_SYNC_STEP_SECONDS", default=5.0)
+FAN_SYNC_LEASE_SECONDS = env.int("FAN_SYNC_LEASE_SECONDS", default=120)
+# A started run untouched this long (its task lost) is published again by beat.
+FAN_SYNC_STALE_SECONDS = env.int("FAN_SYNC_STALE_SECONDS", default=300)
+FAN_SYNC_MAX_ATTEMPTS = env.int("FAN_SYNC_MAX_ATTEMPTS", default=5)
+FAN_SYNC_RETRY_BASE_SECONDS = env.float("FAN_SYNC_RETRY_BASE_SECONDS", default=5.0)
+# Wait after a 429 without Retry-After, or when the minute's quota is down to the reserve.
+FAN_SYNC_RATE_LIMIT_WAIT_SECONDS = env.int("FAN_SYNC_RATE_LIMIT_WAIT_SECONDS", default=30)
+# Gateway requests per minute the sync leaves to the send pipeline.
+FAN_SYNC_RATE_LIMIT_RESERVE = env.int("FAN_SYNC_RATE_LIMIT_RESERVE", default=5)
+
+# --- Analytics ---------------------------------------------------------------------------
+# A tip is credited to the last chatter who wrote to the fan within this many hours before it.
+ANALYTICS_TIP_ATTRIBUTION_HOURS = env.int("ANALYTICS_TIP_ATTRIBUTION_HOURS", default=24)
+# First-response times look this far back for the fan's message a reply answers.
+ANALYTICS_RESPONSE_LOOKBACK_DAYS = env.int("ANALYTICS_RESPONSE_LOOKBACK_DAYS", default=7)
+# "Big spender" in "fans to talk to today": lifetime spend of at least this many cents.
+ANALYTICS_BIG_SPENDER_CENTS = env.int("ANALYTICS_BIG_SPENDER_CENTS", default=10_000)

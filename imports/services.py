@@ -1,0 +1,578 @@
+"""Writes for CSV imports: create one from an upload, configure it, preview it, start it, and
+advance a running one step by step (the Celery task calls ``fan_import_advance``)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.move import file_move_safe
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from crm.errors import ApplicationError, NotFoundError
+from crm.models import Membership
+from imports import engine
+from imports.csvfile import (
+    DELIMITERS,
+    ENCODINGS,
+    FileRefused,
+    FileShape,
+    file_detect,
+    file_scan,
+    text_open,
+)
+from imports.fields import DATE_FIELDS, columns_check, columns_from_mapping, columns_suggest
+from imports.models import FanImport
+from imports.values import DAY_FIRST, MONTH_FIRST
+
+log = structlog.get_logger(__name__)
+
+PREVIEW_ROWS = 20
+State = FanImport.State
+Phase = FanImport.Phase
+
+
+def _manager_or_error(*, actor: User, account_id: int) -> Membership:
+    membership = Membership.objects.filter(user_id=actor.pk, account_id=account_id).first()
+    if membership is None:
+        raise NotFoundError("Creator account not found.", code="account_not_found")
+    if not membership.can_manage_members:
+        raise ApplicationError(
+            "Only owners and managers can import fans.", code="permission_denied", status_code=403
+        )
+    return membership
+
+
+def _choice(value: str, choices: Any, name: str) -> str:
+    if value not in choices.values:
+        raise ApplicationError(
+            f"Unknown {name} {value!r}.",
+            code="validation_error",
+            fields={name: [f"One of: {', '.join(choices.values)}."]},
+        )
+    return str(value)
+
+
+def _date_columns(columns: list[str]) -> list[int]:
+    return [index for index, name in enumerate(columns) if name in DATE_FIELDS]
+
+
+def _date_order_apply(fan_import: FanImport, shape: FileShape) -> None:
+    if shape.day_first > shape.month_first:
+        fan_import.date_order_inferred = DAY_FIRST
+    elif shape.month_first > shape.day_first:
+        fan_import.date_order_inferred = MONTH_FIRST
+    else:
+        fan_import.date_order_inferred = ""
+    fan_import.dates_ambiguous = shape.ambiguous > 0 and not fan_import.date_order_inferred
+
+
+def _shape_read(
+    path: Path, *, encoding: str | None, delimiter: str | None, columns_for: Any = None
+) -> tuple[FileShape, str, str]:
+    detected_encoding, detected_delimiter = file_detect(path)
+    use_encoding = encoding or detected_encoding
+    if use_encoding not in ENCODINGS and use_encoding not in ("utf-16-le", "utf-16-be"):
+        raise ApplicationError(
+            f"Unknown encoding {use_encoding!r}.",
+            code="validation_error",
+            fields={"encoding": [f"One of: {', '.join(ENCODINGS)}."]},
+        )
+    use_delimiter = delimiter or detected_delimiter
+    if use_delimiter not in DELIMITERS:
+        raise ApplicationError(
+            "The delimiter must be a comma, a semicolon or a tab.",
+            code="validation_error",
+            fields={"delimiter": ["One of , ; or tab."]},
+        )
+    try:
+        shape = file_scan(path, encoding=use_encoding, delimiter=use_delimiter, keep_rows=0)
+    except FileRefused as exc:
+        if exc.code != "bad_encoding" or encoding or use_encoding != "utf-8":
+            raise
+        # UTF-8 in the first 64 KB and something else later: an old export; read as 1252.
+        use_encoding = "cp1252"
+        shape = file_scan(path, encoding=use_encoding, delimiter=use_delimiter)
+    return shape, detected_encoding, detected_delimiter
+
+
+def fan_import_create(
+    *,
+    actor: User,
+    account_id: int,
+    upload_path: Path,
+    file_name: str,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    mapping: dict[str, str] | None = None,
+    match_on: str = FanImport.MatchOn.PLATFORM_FAN_ID,
+    on_match: str = FanImport.OnMatch.UPDATE,
+    date_order: str = FanImport.DateOrder.AUTO,
+    start: bool = False,
+) -> FanImport:
+    """Check an uploaded file (moved into storage only if it can be imported) and create the
+    import: a draft for the pages, or queued at once for the API (``start=True``).
+    Raises FileRefused or ApplicationError, and then nothing is kept."""
+    _manager_or_error(actor=actor, account_id=account_id)
+    _choice(match_on, FanImport.MatchOn, "match_on")
+    _choice(on_match, FanImport.OnMatch, "on_match")
+    _choice(date_order, FanImport.DateOrder, "date_order")
+    try:
+        shape, detected_encoding, detected_delimiter = _shape_read(
+            upload_path, encoding=encoding, delimiter=delimiter
+        )
+        columns = (
+            columns_from_mapping(shape.header, mapping)
+            if mapping is not None
+            else columns_suggest(shape.header)
+        )
+        if not any(columns):
+            raise FileRefused(
+                "No column of the file matches a fan field (e.g. Username, Display Name, "
+                "Email); name the columns or pass a mapping.",
+                code="no_usable_column",
+            )
+        if start:
+            columns_check(columns, match_on=match_on)
+        fan_import = FanImport(
+            account_id=account_id,
+            created_by=actor,
+            file_name=Path(file_name).name[:255] or "import.csv",
+            file_size=upload_path.stat().st_size,
+            encoding=shape.encoding,
+            encoding_detected=detected_encoding,
+            delimiter=shape.delimiter,
+            delimiter_detected=detected_delimiter,
+            header=shape.header,
+            columns=columns,
+            match_on=match_on,
+            on_match=on_match,
+            date_order=date_order,
+            rows_total=shape.rows_total,
+        )
+        if _date_columns(columns):
+            dated = file_scan(
+                upload_path,
+                encoding=shape.encoding,
+                delimiter=shape.delimiter,
+                date_columns=_date_columns(columns),
+            )
+            _date_order_apply(fan_import, dated)
+        if start:
+            _date_order_required(fan_import)
+    except Exception:
+        upload_path.unlink(missing_ok=True)
+        raise
+    storage = Path(settings.IMPORT_STORAGE_DIR)
+    storage.mkdir(parents=True, exist_ok=True)
+    stored = storage / f"{uuid.uuid4().hex}.csv"
+    file_move_safe(str(upload_path), str(stored))
+    fan_import.file_path = str(stored)
+    with transaction.atomic():
+        if start:
+            fan_import.state = State.QUEUED
+        fan_import.save()
+        if start:
+            _enqueue_on_commit(fan_import)
+    log.info(
+        "fan_import.created",
+        import_id=fan_import.pk,
+        account_id=account_id,
+        rows=fan_import.rows_total,
+        started=start,
+    )
+    return fan_import
+
+
+def _date_order_required(fan_import: FanImport) -> None:
+    if fan_import.date_order == FanImport.DateOrder.AUTO and fan_import.dates_ambiguous:
+        raise ApplicationError(
+            "Every date in the file could be day/month or month/day (e.g. 01/02/2025); "
+            "choose the date order.",
+            code="date_order_required",
+            fields={"date_order": ["Choose day_first or month_first."]},
+        )
+
+
+def _draft_locked(*, actor: User, fan_import: FanImport) -> FanImport:
+    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    locked = FanImport.objects.select_for_update().get(pk=fan_import.pk)
+    if locked.state != State.DRAFT:
+        raise ApplicationError(
+            "This import has started; start a new one to change it.", code="import_started"
+        )
+    return locked
+
+
+@transaction.atomic
+def fan_import_configure(
+    *,
+    actor: User,
+    fan_import: FanImport,
+    columns: list[str],
+    match_on: str,
+    on_match: str,
+    date_order: str,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> FanImport:
+    """Set how a draft import reads its file. Locks the import row. A changed encoding or
+    delimiter re-reads the header (and resets the mapping to the suggested one)."""
+    locked = _draft_locked(actor=actor, fan_import=fan_import)
+    _choice(match_on, FanImport.MatchOn, "match_on")
+    _choice(on_match, FanImport.OnMatch, "on_match")
+    _choice(date_order, FanImport.DateOrder, "date_order")
+    path = Path(locked.file_path)
+    if (encoding and encoding != locked.encoding) or (delimiter and delimiter != locked.delimiter):
+        shape, _, _ = _shape_read(
+            path, encoding=encoding or locked.encoding, delimiter=delimiter or locked.delimiter
+        )
+        header_changed = shape.header != locked.header
+        locked.encoding, locked.delimiter = shape.encoding, shape.delimiter
+        locked.header, locked.rows_total = shape.header, shape.rows_total
+        if header_changed:
+            columns = columns_suggest(shape.header)
+    if len(columns) != len(locked.header):
+        raise ApplicationError("Map each column of the file.", code="invalid_mapping")
+    columns_check(columns, match_on=match_on)
+    locked.columns = columns
+    locked.match_on, locked.on_match, locked.date_order = match_on, on_match, date_order
+    dates = _date_columns(columns)
+    if dates:
+        _date_order_apply(
+            locked,
+            file_scan(
+                path, encoding=locked.encoding, delimiter=locked.delimiter, date_columns=dates
+            ),
+        )
+    else:
+        locked.date_order_inferred, locked.dates_ambiguous = "", False
+    locked.save()
+    return locked
+
+
+# --- Preview ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PreviewRow:
+    row_no: int
+    cells: list[str]
+    values: dict[str, Any] | None
+    errors: dict[int | None, str] = field(default_factory=dict)
+
+
+@dataclass
+class Preview:
+    rows: list[PreviewRow]
+    counts: dict[str, int]
+    date_order: str
+    dates_ambiguous: bool
+
+
+def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
+    """What the import would do, computed by the real engine on a temporary table in a
+    transaction that is rolled back: the first rows as stored, and counts over the file."""
+    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    order = fan_import.effective_date_order
+    converter = engine.RowConverter(
+        columns=fan_import.columns, match_on=fan_import.match_on, date_order=order or None
+    )
+    first: list[PreviewRow] = []
+
+    def watched(rows: Any) -> Any:
+        for row in rows:
+            if len(first) < PREVIEW_ROWS:
+                values = None
+                if row.values is not None:
+                    values = dict(zip(engine.VALUE_COLUMNS, row.values, strict=True))
+                first.append(
+                    PreviewRow(row.row_no, row.cells, values, {i: m for i, m in row.errors})
+                )
+            yield row
+
+    table = f"imports_preview_{fan_import.pk}"
+    with (
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        text_open(fan_import.file_path, fan_import.encoding) as handle,
+    ):
+        engine.staging_create(cursor, table, temporary=True)
+        rows = engine.converted_rows(handle, delimiter=fan_import.delimiter, converter=converter)
+        engine.rows_stage(cursor, table, watched(rows))
+        engine.duplicates_mark(cursor, table, match_on=fan_import.match_on)
+        engine.rows_classify(
+            cursor,
+            table,
+            account_id=fan_import.account_id,
+            match_on=fan_import.match_on,
+            on_match=fan_import.on_match,
+            after_row=0,
+            through_row=2**31 - 1,
+        )
+        cursor.execute(f"SELECT status, count(*) FROM {table} GROUP BY status")
+        counts = {status: int(n) for status, n in cursor.fetchall()}
+        transaction.set_rollback(True)
+    return Preview(
+        rows=first,
+        counts={
+            "create": counts.get("created", 0),
+            "update": counts.get("updated", 0),
+            "skip": counts.get("skipped", 0) + counts.get("duplicate", 0),
+            "duplicate": counts.get("duplicate", 0),
+            "reject": counts.get("rejected", 0) + counts.get("conflict", 0),
+        },
+        date_order=order,
+        dates_ambiguous=fan_import.dates_ambiguous and fan_import.date_order == "auto",
+    )
+
+
+# --- Running ---------------------------------------------------------------------------------
+
+
+def _enqueue_on_commit(fan_import: FanImport) -> None:
+    from imports.tasks import fan_import_task_publish
+
+    transaction.on_commit(functools.partial(fan_import_task_publish, import_id=fan_import.pk))
+
+
+@transaction.atomic
+def fan_import_start(*, actor: User, fan_import: FanImport) -> FanImport:
+    """Queue a draft import. Locks the import row so a double click starts it once."""
+    locked = _draft_locked(actor=actor, fan_import=fan_import)
+    columns_check(locked.columns, match_on=locked.match_on)
+    _date_order_required(locked)
+    locked.state = State.QUEUED
+    locked.save(update_fields=["state", "updated_at"])
+    _enqueue_on_commit(locked)
+    log.info("fan_import.started", import_id=locked.pk, account_id=locked.account_id)
+    return locked
+
+
+def _locked_for_step(import_id: int) -> FanImport | None:
+    """The import, locked for one step (SKIP LOCKED: a second delivery of the task leaves the
+    import to the run that holds it); None when it is locked, finished or gone."""
+    fan_import = (
+        FanImport.objects.select_for_update(skip_locked=True)
+        .filter(pk=import_id, state__in=[State.QUEUED, State.RUNNING])
+        .first()
+    )
+    return fan_import
+
+
+def _account_lock(cursor: Any, account_id: int) -> None:
+    # Imports of one account merge one batch at a time (two files naming the same new fan).
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x1F1A, account_id])
+
+
+def _read_steps(import_id: int, deadline: float) -> bool:
+    """Stage the file's rows, a batch per transaction; True when every row is staged."""
+    with transaction.atomic():
+        fan_import = _locked_for_step(import_id)
+        if fan_import is None or fan_import.phase != Phase.READ:
+            return True
+        if fan_import.state == State.QUEUED:
+            fan_import.state = State.RUNNING
+            fan_import.started_at = fan_import.started_at or timezone.now()
+        fan_import.attempts = F("attempts") + 1
+        fan_import.save(update_fields=["state", "started_at", "attempts", "updated_at"])
+        fan_import.refresh_from_db(fields=["attempts"])
+        after = fan_import.checkpoint_row
+        table = engine.staging_table(fan_import.pk)
+        with connection.cursor() as cursor:
+            engine.staging_create(cursor, table)
+            # Rows a crashed run staged after its last checkpoint are staged again.
+            cursor.execute(f"DELETE FROM {table} WHERE row_no > %s", [after])
+    converter = engine.RowConverter(
+        columns=fan_import.columns,
+        match_on=fan_import.match_on,
+        date_order=fan_import.effective_date_order or None,
+    )
+    batch_size = int(settings.IMPORT_READ_BATCH_ROWS)
+    with text_open(fan_import.file_path, fan_import.encoding) as handle:
+        rows = engine.converted_rows(
+            handle, delimiter=fan_import.delimiter, converter=converter, after_row=after
+        )
+        while True:
+            batch = itertools.islice(rows, batch_size)
+            with transaction.atomic():
+                locked = _locked_for_step(import_id)
+                if locked is None or locked.checkpoint_row != after:
+                    return True  # another run owns it now
+                with connection.cursor() as cursor:
+                    count, rejected, last = engine.rows_stage(cursor, table, batch)
+                locked.rows_read = F("rows_read") + count
+                locked.rejected = F("rejected") + rejected
+                locked.checkpoint_row = last or after
+                fields = ["rows_read", "rejected", "checkpoint_row", "updated_at"]
+                finished = count < batch_size
+                if finished:
+                    locked.phase, locked.checkpoint_row = Phase.DEDUPE, 0
+                    fields.append("phase")
+                locked.save(update_fields=fields)
+                after = last or after
+            if finished:
+                return True
+            if time.monotonic() > deadline:
+                return False
+
+
+def _dedupe_step(import_id: int) -> None:
+    with transaction.atomic():
+        fan_import = _locked_for_step(import_id)
+        if fan_import is None or fan_import.phase != Phase.DEDUPE:
+            return
+        with connection.cursor() as cursor:
+            duplicates, rejected = engine.duplicates_mark(
+                cursor, engine.staging_table(fan_import.pk), match_on=fan_import.match_on
+            )
+        fan_import.duplicates = duplicates
+        fan_import.skipped = F("skipped") + duplicates
+        fan_import.rejected = F("rejected") + rejected
+        fan_import.phase, fan_import.checkpoint_row = Phase.MERGE, 0
+        fan_import.save(
+            update_fields=[
+                "duplicates", "skipped", "rejected", "phase", "checkpoint_row", "updated_at"
+            ]
+        )  # fmt: skip
+
+
+def _merge_steps(import_id: int, deadline: float) -> bool:
+    """Merge staged rows into the fans, a batch per transaction with its checkpoint; True when
+    the last batch is in."""
+    size = int(settings.IMPORT_MERGE_BATCH_ROWS)
+    while True:
+        with transaction.atomic():
+            fan_import = _locked_for_step(import_id)
+            if fan_import is None or fan_import.phase != Phase.MERGE:
+                return True
+            table = engine.staging_table(fan_import.pk)
+            after = fan_import.checkpoint_row
+            with connection.cursor() as cursor:
+                through = engine.batch_end(cursor, table, after_row=after, size=size)
+                if through is None:
+                    fan_import.phase = Phase.REPORT
+                    fan_import.save(update_fields=["phase", "updated_at"])
+                    return True
+                _account_lock(cursor, fan_import.account_id)
+                options = {
+                    "account_id": fan_import.account_id,
+                    "match_on": fan_import.match_on,
+                    "after_row": after,
+                    "through_row": through,
+                }
+                engine.rows_classify(cursor, table, on_match=fan_import.on_match, **options)
+                counts = engine.rows_merge(cursor, table, columns=fan_import.columns, **options)
+            fan_import.created = F("created") + counts.get("created", 0)
+            fan_import.updated = F("updated") + counts.get("updated", 0)
+            fan_import.skipped = F("skipped") + counts.get("skipped", 0)
+            fan_import.rejected = F("rejected") + counts.get("conflict", 0)
+            fan_import.rows_done = F("rows_done") + sum(counts.values())
+            fan_import.checkpoint_row = through
+            fan_import.save(
+                update_fields=[
+                    "created", "updated", "skipped", "rejected", "rows_done", "checkpoint_row",
+                    "updated_at",
+                ]
+            )  # fmt: skip
+        if time.monotonic() > deadline:
+            return False
+
+
+def _report_step(import_id: int) -> None:
+    with transaction.atomic():
+        fan_import = _locked_for_step(import_id)
+        if fan_import is None or fan_import.phase != Phase.REPORT:
+            return
+        table = engine.staging_table(fan_import.pk)
+        with connection.cursor() as cursor:
+            if fan_import.rejected or fan_import.duplicates or fan_import.on_match == "add_only":
+                target = (
+                    Path(settings.IMPORT_STORAGE_DIR)
+                    / f"{Path(fan_import.file_path).stem}-errors.csv"
+                )
+                engine.errors_file_write(
+                    cursor,
+                    table,
+                    source=fan_import.file_path,
+                    encoding=fan_import.encoding,
+                    delimiter=fan_import.delimiter,
+                    header=fan_import.header,
+                    target=target,
+                )
+                fan_import.errors_path = str(target)
+            engine.staging_drop(cursor, table)
+        fan_import.phase, fan_import.state = Phase.FINISHED, State.DONE
+        fan_import.rows_done = fan_import.rows_total
+        fan_import.finished_at = timezone.now()
+        fan_import.save()
+    log.info(
+        "fan_import.done",
+        import_id=fan_import.pk,
+        account_id=fan_import.account_id,
+        created=fan_import.created,
+        updated=fan_import.updated,
+        skipped=fan_import.skipped,
+        rejected=fan_import.rejected,
+    )
+
+
+def fan_import_advance(*, import_id: int, budget_seconds: float | None = None) -> bool:
+    """Run the import's next steps until it is done or ``budget_seconds`` have passed; True
+    when it is finished (or not this run's to do), False when it should be run again.
+
+    Every step commits its work with its checkpoint, so a run that dies anywhere is resumed by
+    the next one without writing any row twice. A file that turns out unreadable fails the
+    import before anything is merged."""
+    budget = settings.IMPORT_TASK_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + float(budget)
+    try:
+        if not _read_steps(import_id, deadline):
+            return False
+        _dedupe_step(import_id)
+        if not _merge_steps(import_id, deadline):
+            return False
+        _report_step(import_id)
+    except FileRefused as exc:
+        fan_import_mark_failed(import_id=import_id, code=exc.code, message=exc.message)
+    return True
+
+
+def fan_import_mark_failed(*, import_id: int, code: str, message: str) -> None:
+    """The import stops: state failed with the reason; its staging table is dropped. Fans
+    merged by earlier batches stay (each batch is whole)."""
+    with transaction.atomic():
+        fan_import = FanImport.objects.select_for_update().filter(pk=import_id).first()
+        if fan_import is None or fan_import.is_finished:
+            return
+        with connection.cursor() as cursor:
+            engine.staging_drop(cursor, engine.staging_table(import_id))
+        fan_import.state = State.FAILED
+        fan_import.error_code = code[:40]
+        fan_import.error_message = message[:500]
+        fan_import.finished_at = timezone.now()
+        fan_import.save()
+    log.warning("fan_import.failed", import_id=import_id, code=code)
+
+
+def fan_import_rate(fan_import: FanImport) -> tuple[float, float | None]:
+    """(rows per second, seconds left) of a running import, from its counters."""
+    if not fan_import.started_at or not fan_import.rows_total:
+        return 0.0, None
+    elapsed = max((timezone.now() - fan_import.started_at).total_seconds(), 0.001)
+    work = fan_import.rows_read + fan_import.rows_done
+    rate = work / 2 / elapsed
+    if not work:
+        return 0.0, None
+    left = (2 * fan_import.rows_total - work) / (work / elapsed)
+    return rate, max(left, 0.0)
