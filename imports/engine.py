@@ -291,24 +291,21 @@ def rows_classify(
 ) -> None:
     """Decide each staged row of (after_row, through_row]: created, updated, skipped or
     conflict (refused: its other unique value belongs to another fan), with the fan it matches. Username matches are case-insensitive."""
-    by_pfid = (
-        "(SELECT f.id FROM crm_fan f WHERE f.account_id = %(account)s"
-        " AND f.platform_fan_id = s.platform_fan_id)"
-    )
-    by_name = (
-        "LEFT JOIN LATERAL (SELECT f.id, f.platform_fan_id FROM crm_fan f"
-        " WHERE f.account_id = %(account)s AND lower(f.username) = s.username_key"
-        " ORDER BY f.id LIMIT 1) n ON true"
+    # Joins (not correlated subqueries) so a large batch can hash-join the account's fans.
+    joins = (
+        "LEFT JOIN crm_fan p ON p.account_id = %(account)s"
+        " AND p.platform_fan_id = s.platform_fan_id"
+        " LEFT JOIN crm_fan n ON n.account_id = %(account)s AND lower(n.username) = s.username_key"
     )
     if match_on == "platform_fan_id":
         select = (
-            f"{by_pfid} AS key_fan, NULL::text AS key_fan_pfid, n.id AS other_fan,"
+            "p.id AS key_fan, NULL::text AS key_fan_pfid, n.id AS other_fan,"
             " n.platform_fan_id AS other_fan_pfid"
         )
         decide = _CLASSIFY_PLATFORM_ID
     else:
         select = (
-            f"n.id AS key_fan, n.platform_fan_id AS key_fan_pfid, {by_pfid} AS other_fan,"
+            "n.id AS key_fan, n.platform_fan_id AS key_fan_pfid, p.id AS other_fan,"
             " NULL::text AS other_fan_pfid"
         )
         decide = _CLASSIFY_USERNAME
@@ -322,7 +319,7 @@ def rows_classify(
         f"""
         WITH c AS (
             SELECT s.row_no, {select}
-            FROM {table} s {by_name}
+            FROM {table} s {joins}
             WHERE s.row_no > %(after)s AND s.row_no <= %(through)s AND s.status = 'ok'
         )
         UPDATE {table} s SET (status, error, fan_id) = ({decide})

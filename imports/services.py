@@ -419,6 +419,9 @@ def _read_steps(import_id: int, deadline: float) -> bool:
                 if finished:
                     locked.phase, locked.checkpoint_row = Phase.DEDUPE, 0
                     fields.append("phase")
+                    with connection.cursor() as cursor:
+                        # The planner must know the staged rows before the dedupe and merge.
+                        cursor.execute(f"ANALYZE {table}")
                 locked.save(update_fields=fields)
                 after = last or after
             if finished:

@@ -105,9 +105,19 @@ def username_convert(text: str) -> str:
     return name
 
 
+# The WHATWG form rule for ASCII addresses: most rows take this path; Django's validator
+# (slower, it also takes internationalised domains) decides the rest.
+_EMAIL_ASCII = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}"
+)
+
+
 def email_convert(text: str) -> str:
     if len(text) > EMAIL_MAX_LENGTH:
         raise CellError(f"An email address can have at most {EMAIL_MAX_LENGTH} characters.")
+    if _EMAIL_ASCII.fullmatch(text) and ".." not in text and not text.startswith("."):
+        return text
     try:
         validate_email(text)
     except ValidationError as exc:
@@ -173,10 +183,21 @@ _CURRENCY = re.compile(r"(?i)\b(usd|eur|gbp|cad|aud|us)\b|[$€£¥]|\s|\u00a0|\
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
-@_memoised
+_PLAIN_MONEY = re.compile(r"\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?")
+
+
 def money_convert(text: str) -> int:
     """``$1,234.50``, ``1234.5``, ``1.234,50 €``, ``USD 20`` → cents. Negative amounts,
     more than two decimals and anything that is not an amount are refused."""
+    # The common shapes ($1,234.50, 1234.5) without the general parser.
+    if match := _PLAIN_MONEY.fullmatch(text):
+        whole, fraction = match.groups()
+        return int(whole.replace(",", "")) * 100 + int((fraction or "0").ljust(2, "0"))
+    return _money_general(text)
+
+
+@_memoised
+def _money_general(text: str) -> int:
     raw = text.strip()
     if any(sign in raw for sign in "-−("):
         raise CellError(f"{raw[:40]!r} is negative; an amount spent cannot be.")
@@ -301,6 +322,13 @@ def date_converter(order: str | None) -> Callable[[str], datetime]:
     @_memoised
     def convert(text: str) -> datetime:
         raw = text.strip()
+        if raw[:4].isdigit() and raw[4:5] == "-":
+            try:
+                parsed = datetime.fromisoformat(raw)
+            except ValueError:
+                pass
+            else:
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         if match := _ISO.fullmatch(raw):
             return _build(int(match["y"]), int(match["m"]), int(match["d"]), match, raw)
         if match := _NUMERIC.fullmatch(raw):

@@ -1,0 +1,331 @@
+"""Benchmark of the CSV import: 100,000 and 1,000,000 rows from the task's start to done.
+
+Run with `make bench ARGS=import` (or `.venv/bin/python bench/import_bench.py --help`). It uses
+its own database (fancrm_bench_import) and generates spreadsheet-like files once (kept in
+var/bench/import/): US money ("$1,234.50") and dates of two formats, tags in a tier column,
+emoji names, about 1% invalid rows and 1% duplicate keys; a tenth of the rows match fans the
+account has already (seeded before the clock starts), so the run creates and updates.
+
+For each size, in a fresh account:
+- the import: the task's work (``fan_import_advance`` until done, as the task and its
+  re-enqueued runs do) in a child process, timed from the start to done, with its peak RSS;
+- a plain ``COPY … FROM STDIN (FORMAT csv)`` of the same file into an unindexed table of
+  text columns, in the same run: the floor any import of that file stands on;
+- for 100,000 rows, a row-by-row ORM import (``update_or_create`` per row, the same value
+  conversion): what the set-based engine replaces.
+
+Targets (issue #8, on 2 cores): 100k < 4 s, 1M < 30 s, peak < 300 MB, under 4x the COPY.
+Figures go to stdout and bench/results/import-latest.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+FILES = ROOT / "var" / "bench" / "import"
+DATABASE = "fancrm_bench_import"
+SIZES = {"100k": 100_000, "1m": 1_000_000}
+HEADER = [
+    "Fan ID", "Username", "Display Name", "Email", "Subscription Tier", "Total Spent",
+    "Last Seen", "Subscribed At", "Status", "Notes",
+]  # fmt: skip
+EXISTING_SHARE = 0.10
+TARGETS = {"100k": 4.0, "1m": 30.0}
+PEAK_MB_TARGET = 300
+COPY_RATIO_TARGET = 4.0
+
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.base",
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-secret",
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+    "DATABASE_POOL_MAX_SIZE": "0",
+    "REDIS_URL": "redis://127.0.0.1:6379/8",
+    "CACHE_KEY_PREFIX": "fancrm-bench-import",
+    "IMPORT_STORAGE_DIR": str(ROOT / "var" / "bench" / "import" / "storage"),
+    "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+}
+
+
+def setup_django() -> None:
+    os.environ.update(ENV)
+    sys.path.insert(0, str(ROOT))
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        if not c.execute("select 1 from pg_database where datname = %s", [DATABASE]).fetchone():
+            c.execute(f'create database "{DATABASE}"')
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+# --- Files -------------------------------------------------------------------------------------
+
+TIERS = ["vip", "whale", "gold", "silver", "bronze", "new", "promo|trial", "vip;whale"]
+NAMES = ["Alex", "Sam", "Jordan", "Chris", "Robin", "Zoë", "José", "Mia 🎉", "Lee", "Kai"]
+
+
+def file_generate(rows: int) -> Path:
+    """A file of ``rows`` data rows (kept between runs): fan ids 1..rows, some invalid cells,
+    some keys repeated by a later row."""
+    path = FILES / f"fans-{rows}.csv"
+    if path.exists():
+        return path
+    FILES.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(rows)
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for n in range(1, rows + 1):
+            fan_id = n if rng.random() > 0.01 else max(1, n - rng.randint(1, 1000))
+            seen = base + timedelta(minutes=rng.randint(0, 500_000))
+            spend = rng.randint(0, 500_000)
+            writer.writerow(
+                [
+                    fan_id,
+                    f"fan_{fan_id}" if rng.random() > 0.001 else "",
+                    f"{rng.choice(NAMES)} {n}",
+                    f"fan{n}@example.com" if rng.random() > 0.005 else "not-an-email",
+                    rng.choice(TIERS),
+                    f"${spend // 100:,}.{spend % 100:02d}" if n % 3 else f"{spend / 100:.2f}",
+                    seen.strftime("%Y-%m-%d %H:%M") if n % 2 else seen.strftime("%m/%d/%Y"),
+                    (seen - timedelta(days=30)).strftime("%b %d, %Y"),
+                    rng.choice(["active", "expired", "Active", "never"]),
+                    "" if n % 4 else "Likes long chats,\nasks for customs",
+                ]
+            )
+    tmp.replace(path)
+    return path
+
+
+# --- One size --------------------------------------------------------------------------------
+
+
+def account_prepare(rows: int) -> int:
+    """A fresh account whose fans already include a tenth of the file's ids (by COPY)."""
+    from django.db import connection
+
+    from crm.models import CreatorAccount
+
+    account = CreatorAccount.objects.create(
+        display_name=f"Import bench {rows}",
+        platform_account_id=f"acct_bench_import_{uuid.uuid4().hex[:10]}",
+    )
+    existing = int(rows * EXISTING_SHARE)
+    with connection.cursor() as cursor:
+        with cursor.copy(
+            "COPY crm_fan (account_id, platform_fan_id, username, display_name, email, tags,"
+            " notes, lifetime_spend_cents, subscription_state, created_at, updated_at)"
+            " FROM STDIN"
+        ) as copy:
+            now = datetime.now(UTC)
+            for n in range(1, rows + 1, rows // existing):
+                copy.write_row(
+                    (account.pk, str(n), f"fan_{n}", "", "", ["old"], "", 0, "never", now, now)
+                )
+        cursor.execute("ANALYZE crm_fan")
+    return account.pk
+
+
+def import_create(path: Path, account_id: int) -> int:
+    import shutil
+
+    from django.contrib.auth import get_user_model
+
+    from crm.models import Membership
+    from imports import services
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-import")
+    Membership.objects.get_or_create(user=user, account_id=account_id, defaults={"role": "owner"})
+    upload = FILES / f"upload-{uuid.uuid4().hex}.csv"
+    shutil.copyfile(path, upload)
+    fan_import = services.fan_import_create(
+        actor=user, account_id=account_id, upload_path=upload, file_name=path.name, start=False
+    )
+    return fan_import.pk
+
+
+def child_run(import_id: int) -> None:
+    """In a fresh process: the task's work, timed, with the process's peak RSS."""
+    from django.db import transaction
+
+    from imports import services
+    from imports.models import FanImport
+
+    with transaction.atomic():
+        FanImport.objects.filter(pk=import_id).update(state="queued")
+    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    runs = 1
+    while not services.fan_import_advance(import_id=import_id):
+        runs += 1
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "base_mb": base_mb, "runs": runs}))
+
+
+def plain_copy(path: Path) -> float:
+    """COPY the file as it is into an unindexed table of text columns."""
+    from django.db import connection
+
+    columns = ", ".join(f"c{i} text" for i in range(len(HEADER)))
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_plain_copy")
+        cursor.execute(f"CREATE TABLE bench_plain_copy ({columns})")
+        started = time.perf_counter()
+        with cursor.copy("COPY bench_plain_copy FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    copy.write(chunk)
+        seconds = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_plain_copy")
+    return seconds
+
+
+def orm_import(path: Path, account_id: int) -> float:
+    """The import written the obvious way: one update_or_create per row."""
+    from crm.models import Fan
+    from imports import values
+
+    date = values.date_converter(values.MONTH_FIRST)
+    started = time.perf_counter()
+    with open(path, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                defaults = {
+                    "username": values.username_convert(row["Username"]),
+                    "display_name": row["Display Name"],
+                    "email": values.email_convert(row["Email"]) if row["Email"] else "",
+                    "tags": values.tags_convert(row["Subscription Tier"]),
+                    "lifetime_spend_cents": values.money_convert(row["Total Spent"]),
+                    "last_seen_at": date(row["Last Seen"]),
+                    "subscribed_at": date(row["Subscribed At"]),
+                    "subscription_state": values.subscription_state_convert(row["Status"]),
+                    "notes": row["Notes"],
+                }
+            except values.CellError:
+                continue
+            try:
+                Fan.objects.update_or_create(
+                    account_id=account_id, platform_fan_id=row["Fan ID"], defaults=defaults
+                )
+            except Exception:  # noqa: BLE001 (a username taken by another id: skip, as a user would)
+                continue
+    return time.perf_counter() - started
+
+
+def size_run(name: str, rows: int, *, orm: bool) -> dict[str, Any]:
+    from imports.models import FanImport
+
+    path = file_generate(rows)
+    account_id = account_prepare(rows)
+    import_id = import_create(path, account_id)
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", str(import_id)],
+        cwd=ROOT, env={**os.environ}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if child.returncode != 0:
+        raise SystemExit(child.stderr)
+    measured = json.loads(child.stdout.strip().splitlines()[-1])
+    fan_import = FanImport.objects.get(pk=import_id)
+    assert fan_import.state == "done", (fan_import.error_code, fan_import.error_message)
+    copy_seconds = min(plain_copy(path) for _ in range(2))
+    result = {
+        "size": name,
+        "rows": rows,
+        "file_mb": path.stat().st_size / 1e6,
+        "seconds": measured["seconds"],
+        "peak_mb": measured["peak_mb"],
+        "base_mb": measured["base_mb"],
+        "task_runs": measured["runs"],
+        "copy_seconds": copy_seconds,
+        "copy_ratio": measured["seconds"] / copy_seconds,
+        "created": fan_import.created,
+        "updated": fan_import.updated,
+        "skipped": fan_import.skipped,
+        "rejected": fan_import.rejected,
+    }
+    if orm:
+        orm_account = account_prepare(rows)
+        result["orm_seconds"] = orm_import(path, orm_account)
+        result["orm_ratio"] = result["orm_seconds"] / measured["seconds"]
+    return result
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    lines = [
+        f"Import bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} CPUs · "
+        f"{platform.python_implementation()} {platform.python_version()}",
+        "",
+        f"{'rows':>9} {'file MB':>8} {'import s':>9} {'target':>7} {'rows/s':>9} {'peak MB':>8}"
+        f" {'COPY s':>7} {'x COPY':>7} {'ORM s':>8} {'ORM/import':>11}",
+    ]
+    for r in results:
+        orm_s = f"{r['orm_seconds']:.1f}" if "orm_seconds" in r else "-"
+        orm_x = f"{r['orm_ratio']:.0f}x" if "orm_ratio" in r else "-"
+        lines.append(
+            f"{r['rows']:>9,} {r['file_mb']:>8.1f} {r['seconds']:>9.2f} {TARGETS[r['size']]:>6.0f}s"
+            f" {r['rows'] / r['seconds']:>9,.0f} {r['peak_mb']:>8.0f} {r['copy_seconds']:>7.2f}"
+            f" {r['copy_ratio']:>6.1f}x {orm_s:>8} {orm_x:>11}"
+        )
+    lines.append("")
+    for r in results:
+        lines.append(
+            f"{r['size']}: created {r['created']:,}, updated {r['updated']:,}, skipped "
+            f"{r['skipped']:,}, rejected {r['rejected']:,}; task runs {r['task_runs']}; "
+            f"process before the import {r['base_mb']:.0f} MB"
+        )
+    verdicts = []
+    for r in results:
+        verdicts.append(
+            f"{r['size']}: {'OK' if r['seconds'] < TARGETS[r['size']] else 'MISSED'} time, "
+            f"{'OK' if r['peak_mb'] < PEAK_MB_TARGET else 'MISSED'} memory, "
+            f"{'OK' if r['copy_ratio'] < COPY_RATIO_TARGET else 'MISSED'} vs COPY"
+        )
+    lines += ["", *verdicts]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="100k,1m", help="comma-separated: 100k, 1m")
+    parser.add_argument("--no-orm", action="store_true", help="skip the row-by-row ORM import")
+    args = parser.parse_args()
+    setup_django()
+    if args.child:
+        child_run(args.child)
+        return
+    results = []
+    for name in args.sizes.split(","):
+        print(f"running {name} …", flush=True)
+        results.append(size_run(name, SIZES[name], orm=name == "100k" and not args.no_orm))
+    text = report(results)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "import-latest.txt").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
