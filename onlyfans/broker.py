@@ -174,6 +174,10 @@ def _celery_config() -> dict[str, Any]:
                 "task": "onlyfans.tasks.outbox_sweep_task",
                 "schedule": float(settings.SEND_OUTBOX_SWEEP_SECONDS),
             },
+            "fan-sync-schedule": {
+                "task": "onlyfans.tasks.fan_sync_schedule_task",
+                "schedule": float(settings.FAN_SYNC_SCHEDULE_SECONDS),
+            },
         },
         "timezone": "UTC",
     }

@@ -13,6 +13,7 @@ from onlyfans.dispatch import outbox_sweep, task_publish
 from onlyfans.dispatch_coalescer import dispatch_after_send, dispatch_flush
 from onlyfans.pipeline import message_deliver
 from onlyfans.services import message_touch_dispatched
+from onlyfans.sync import fan_sync_task_run, fan_syncs_schedule
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +40,23 @@ def message_send_task(message_id: int) -> str:
 def outbox_sweep_task() -> dict[str, Any]:
     """Periodic (beat): publish queued messages that never reached or left the broker."""
     return outbox_sweep()
+
+
+@shared_task(name="onlyfans.tasks.fan_sync_task", acks_late=True, ignore_result=True)
+def fan_sync_task(sync_id: int, step: int = 0) -> str:
+    """Advance one fan sync run by one step (a few pages), then publish its next step.
+
+    Idempotent: a delivery whose ``step`` is no longer the run's next one does nothing, so a
+    redelivered or superseded task cannot run a page twice at once. A 429 publishes the next
+    step delayed by ``Retry-After`` instead of waiting in the worker.
+    """
+    return fan_sync_task_run(sync_id=sync_id, step=step)
+
+
+@shared_task(name="onlyfans.tasks.fan_sync_schedule_task", ignore_result=True)
+def fan_sync_schedule_task() -> dict[str, int]:
+    """Periodic (beat): start due fan syncs and resume runs whose task was lost."""
+    return fan_syncs_schedule()
 
 
 @worker_init.connect
