@@ -1,0 +1,96 @@
+"""Analytics writes: reassigning a purchase's sales credit (with its audit row)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from analytics import queries, selectors
+from analytics.models import AttributionRule, PurchaseCredit, PurchaseCreditChange
+from crm.errors import ApplicationError, NotFoundError
+from crm.models import Membership, Purchase
+
+REASON_MAX_LENGTH = 500
+
+
+@transaction.atomic
+def purchase_credit_reassign(
+    *,
+    actor: AbstractBaseUser,
+    account_id: int,
+    purchase_id: int,
+    credited_to_id: int | None,
+    reason: str,
+    back_to_rule: bool = False,
+) -> queries.AttributedPurchase:
+    """Credit a purchase to ``credited_to_id`` (a member of the account; None: nobody), or
+    hand it back to the rules with ``back_to_rule``; owners and managers only, with a reason.
+
+    Locks the purchase row (``select_for_update``) so two reassignments of the same purchase
+    are recorded one after the other, each with the credit it replaced. Returns the purchase
+    as every figure now sees it.
+    """
+    membership = selectors.account_for_analytics(user=actor, account_id=account_id)
+    if not membership.can_manage_members:
+        raise ApplicationError(
+            "Only owners and managers can reassign sales.",
+            code="permission_denied",
+            status_code=403,
+        )
+    reason = reason.strip()
+    if not reason:
+        raise ApplicationError(
+            "Say why the sale is reassigned.",
+            code="invalid_reassignment",
+            fields={"reason": ["Required."]},
+        )
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ApplicationError(
+            "The reason is too long.",
+            code="invalid_reassignment",
+            fields={"reason": [f"At most {REASON_MAX_LENGTH} characters."]},
+        )
+    purchase = (
+        Purchase.objects.select_for_update().filter(pk=purchase_id, account_id=account_id).first()
+    )
+    if purchase is None:
+        raise NotFoundError("Purchase not found.", code="purchase_not_found")
+    if (
+        not back_to_rule
+        and credited_to_id is not None
+        and not Membership.objects.filter(account_id=account_id, user_id=credited_to_id).exists()
+    ):
+        raise ApplicationError(
+            "Sales can only be credited to members of the account.",
+            code="invalid_reassignment",
+            fields={"credited_to": ["Not a member of this account."]},
+        )
+    before = selectors.attributed_purchase_get(account=membership.account, purchase_id=purchase.pk)
+    now = timezone.now()
+    if back_to_rule:
+        PurchaseCredit.objects.filter(purchase_id=purchase.pk).delete()
+    else:
+        PurchaseCredit.objects.update_or_create(
+            purchase_id=purchase.pk,
+            defaults={
+                "account_id": account_id,
+                "credited_to_id": credited_to_id,
+                "reason": reason,
+                "changed_by_id": actor.pk,
+                "changed_at": now,
+            },
+        )
+    after = selectors.attributed_purchase_get(account=membership.account, purchase_id=purchase.pk)
+    PurchaseCreditChange.objects.create(
+        account_id=account_id,
+        purchase_id=purchase.pk,
+        from_user_id=before.credited_to_id,
+        from_rule=AttributionRule(before.rule),
+        to_user_id=after.credited_to_id,
+        to_manual=not back_to_rule,
+        reason=reason,
+        changed_by_id=actor.pk,
+        changed_at=now,
+    )
+    return after
