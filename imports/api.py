@@ -242,7 +242,7 @@ def errors_file_response(fan_import: FanImport) -> FileResponse:
         raise NotFoundError("This import has no rejected rows.", code="no_errors_file")
     name = f"{Path(fan_import.file_name).stem or 'import'}-rejected.csv"
     return FileResponse(
-        open(fan_import.errors_path, "rb"),  # noqa: SIM115 (FileResponse closes it)
+        open(fan_import.errors_path, "rb"),
         as_attachment=True,
         filename=name,
         content_type="text/csv; charset=utf-8",

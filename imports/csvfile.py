@@ -93,7 +93,7 @@ def _python_encoding(encoding: str) -> str:
 def text_open(path: Path | str, encoding: str) -> IO[str]:
     # Windows-1252 leaves five bytes undefined; replacing them beats refusing the file.
     errors = "replace" if encoding in ("cp1252", "latin-1") else "strict"
-    return open(path, encoding=_python_encoding(encoding), errors=errors, newline="")  # noqa: SIM115
+    return open(path, encoding=_python_encoding(encoding), errors=errors, newline="")
 
 
 def _control_ratio(text: str) -> float:
@@ -167,7 +167,8 @@ def rows_iter(handle: IO[str], delimiter: str) -> Iterator[tuple[int, list[str]]
             raise _malformed(exc, line + 1) from exc
         except UnicodeDecodeError as exc:
             raise FileRefused(
-                f"The file is not valid {handle.encoding} near line {line + 1}; "
+                f"The file is not valid {getattr(handle, 'encoding', 'text')} near line "
+                f"{line + 1}; "
                 "choose its encoding (e.g. Windows-1252).",
                 code="bad_encoding",
             ) from exc

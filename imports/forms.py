@@ -26,9 +26,13 @@ class MappingForm(forms.Form):
     match_on = forms.ChoiceField(choices=FanImport.MatchOn.choices, widget=forms.RadioSelect)
     on_match = forms.ChoiceField(choices=FanImport.OnMatch.choices, widget=forms.RadioSelect)
     date_order = forms.ChoiceField(choices=FanImport.DateOrder.choices)
-    encoding = forms.ChoiceField(choices=list(ENCODINGS.items()) + [
-        ("utf-16-le", "UTF-16 LE (no BOM)"), ("utf-16-be", "UTF-16 BE (no BOM)"),
-    ])  # fmt: skip
+    encoding = forms.ChoiceField(
+        choices=[
+            *ENCODINGS.items(),
+            ("utf-16-le", "UTF-16 LE (no BOM)"),
+            ("utf-16-be", "UTF-16 BE (no BOM)"),
+        ]
+    )
     delimiter = forms.ChoiceField(choices=list(DELIMITER_LABELS.items()))
 
     def __init__(self, *args: Any, fan_import: FanImport, **kwargs: Any) -> None:

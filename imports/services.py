@@ -320,7 +320,7 @@ def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
             after_row=0,
             through_row=2**31 - 1,
         )
-        cursor.execute(f"SELECT status, count(*) FROM {table} GROUP BY status")
+        cursor.execute(f"SELECT status, count(*) FROM {table} GROUP BY status")  # noqa: S608
         counts = {status: int(n) for status, n in cursor.fetchall()}
         transaction.set_rollback(True)
     return Preview(
@@ -392,7 +392,7 @@ def _read_steps(import_id: int, deadline: float) -> bool:
         with connection.cursor() as cursor:
             engine.staging_create(cursor, table)
             # Rows a crashed run staged after its last checkpoint are staged again.
-            cursor.execute(f"DELETE FROM {table} WHERE row_no > %s", [after])
+            cursor.execute(f"DELETE FROM {table} WHERE row_no > %s", [after])  # noqa: S608
     converter = engine.RowConverter(
         columns=fan_import.columns,
         match_on=fan_import.match_on,
@@ -468,14 +468,24 @@ def _merge_steps(import_id: int, deadline: float) -> bool:
                     fan_import.save(update_fields=["phase", "updated_at"])
                     return True
                 _account_lock(cursor, fan_import.account_id)
-                options = {
-                    "account_id": fan_import.account_id,
-                    "match_on": fan_import.match_on,
-                    "after_row": after,
-                    "through_row": through,
-                }
-                engine.rows_classify(cursor, table, on_match=fan_import.on_match, **options)
-                counts = engine.rows_merge(cursor, table, columns=fan_import.columns, **options)
+                engine.rows_classify(
+                    cursor,
+                    table,
+                    account_id=fan_import.account_id,
+                    match_on=fan_import.match_on,
+                    on_match=fan_import.on_match,
+                    after_row=after,
+                    through_row=through,
+                )
+                counts = engine.rows_merge(
+                    cursor,
+                    table,
+                    account_id=fan_import.account_id,
+                    match_on=fan_import.match_on,
+                    columns=fan_import.columns,
+                    after_row=after,
+                    through_row=through,
+                )
             fan_import.created = F("created") + counts.get("created", 0)
             fan_import.updated = F("updated") + counts.get("updated", 0)
             fan_import.skipped = F("skipped") + counts.get("skipped", 0)

@@ -199,7 +199,7 @@ def money_convert(text: str) -> int:
 @_memoised
 def _money_general(text: str) -> int:
     raw = text.strip()
-    if any(sign in raw for sign in "-−("):
+    if any(sign in raw for sign in "-\u2212("):
         raise CellError(f"{raw[:40]!r} is negative; an amount spent cannot be.")
     body = _CURRENCY.sub("", raw)
     if body.startswith("+"):
@@ -256,7 +256,10 @@ _MONTHS = {
     )
     for name in names
 }
-_TIME = r"(?:[ T,]+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,]\d+)?)?\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}:?\d{2})?)?"
+_TIME = (
+    r"(?:[ T,]+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,]\d+)?)?"
+    r"\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}:?\d{2})?)?"
+)
 _ISO = re.compile(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})" + _TIME)
 _NUMERIC = re.compile(r"(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4}|\d{2})" + _TIME)
 _NAMED_MDY = re.compile(

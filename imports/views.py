@@ -5,7 +5,7 @@ render."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -84,7 +84,7 @@ def import_index(request: HttpRequest, account_id: int) -> HttpResponseBase:
     # The upload handlers are swapped before anything reads the body (CSRF included).
     if request.method == "POST":
         upload_handlers_install(request)
-    return _import_index(request, account_id)
+    return _import_index(cast(AuthenticatedRequest, request), account_id)
 
 
 @csrf_protect

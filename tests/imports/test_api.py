@@ -50,7 +50,8 @@ def test_import_is_accepted_then_reports_its_counters(owner, account):
     import_run(FanImport.objects.get(pk=import_id))
     status = client.get(f"/api/onlyfans/import/{import_id}").json()
     assert status["state"] == "done"
-    assert {k: status[k] for k in ("rows_total", "rows_done", "created", "updated", "skipped", "rejected")} == {
+    keys = ("rows_total", "rows_done", "created", "updated", "skipped", "rejected")
+    assert {k: status[k] for k in keys} == {
         "rows_total": 2, "rows_done": 2, "created": 2, "updated": 0, "skipped": 0, "rejected": 0,
     }  # fmt: skip
     assert status["errors_url"] is None
