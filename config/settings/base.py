@@ -304,3 +304,29 @@ ANALYTICS_TIP_ATTRIBUTION_HOURS = env.int("ANALYTICS_TIP_ATTRIBUTION_HOURS", def
 ANALYTICS_RESPONSE_LOOKBACK_DAYS = env.int("ANALYTICS_RESPONSE_LOOKBACK_DAYS", default=7)
 # "Big spender" in "fans to talk to today": lifetime spend of at least this many cents.
 ANALYTICS_BIG_SPENDER_CENTS = env.int("ANALYTICS_BIG_SPENDER_CENTS", default=10_000)
+
+# --- Campaigns ---------------------------------------------------------------------------
+# Recipients the fan-out turns into queued messages per task run (the task re-enqueues itself).
+CAMPAIGN_FAN_OUT_BATCH_SIZE = env.int("CAMPAIGN_FAN_OUT_BATCH_SIZE", default=2000)
+# Fans per call of the platform's mass-messaging endpoint (each call takes one send slot).
+CAMPAIGN_MASS_CHUNK_SIZE = env.int("CAMPAIGN_MASS_CHUNK_SIZE", default=1000)
+# The campaign lane holds at most this many seconds of an account's sends on the broker, so a
+# chatter's reply queued meanwhile waits behind at most about one campaign message.
+CAMPAIGN_LANE_HORIZON_SECONDS = env.int("CAMPAIGN_LANE_HORIZON_SECONDS", default=5)
+# Replies and tips count for a campaign within this many hours of its message.
+CAMPAIGN_ATTRIBUTION_HOURS = env.int("CAMPAIGN_ATTRIBUTION_HOURS", default=72)
+CAMPAIGN_DRAIN_WINDOW_DEFAULT_MINUTES = env.int(
+    "CAMPAIGN_DRAIN_WINDOW_DEFAULT_MINUTES", default=120
+)
+CAMPAIGN_BULK_MAX_FANS = env.int("CAMPAIGN_BULK_MAX_FANS", default=10_000)
+CAMPAIGN_PREFLIGHT_SAMPLE_SIZE = env.int("CAMPAIGN_PREFLIGHT_SAMPLE_SIZE", default=8)
+# The campaigns sweep (beat): starts due scheduled campaigns, restarts stalled fan-outs and
+# mass sends, and marks finished campaigns done.
+CAMPAIGN_SWEEP_SECONDS = env.int("CAMPAIGN_SWEEP_SECONDS", default=30)
+CAMPAIGN_STALLED_AFTER_SECONDS = env.int("CAMPAIGN_STALLED_AFTER_SECONDS", default=120)
+# A mass chunk whose call ended ambiguously (timeout, 5xx) is looked for in the platform's
+# list this many times, this many seconds apart, before it is sent again.
+CAMPAIGN_MASS_RECONCILE_ATTEMPTS = env.int("CAMPAIGN_MASS_RECONCILE_ATTEMPTS", default=3)
+CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS = env.float(
+    "CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS", default=2.0
+)

@@ -1,0 +1,72 @@
+"""Fixtures of the campaign tests: an account with owner, a fan builder, campaign helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from campaigns import services
+from campaigns.models import Campaign
+from tests.factories import CreatorAccountFactory, FanFactory, MembershipFactory
+
+
+@pytest.fixture
+def shop():
+    """An account with fast send limits, its owner and a manager."""
+    account = CreatorAccountFactory(send_rate_per_minute=1000, send_min_interval_ms=0)
+    owner = MembershipFactory(account=account, role="owner").user
+    manager = MembershipFactory(account=account, role="manager").user
+    return type("Shop", (), {"account": account, "owner": owner, "manager": manager})
+
+
+@pytest.fixture
+def make_fan(shop) -> Callable[..., Any]:
+    def make(**kwargs: Any) -> Any:
+        return FanFactory(account=kwargs.pop("account", shop.account), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_campaign(shop) -> Callable[..., Campaign]:
+    def make(*, actor: Any = None, account: Any = None, **fields: Any) -> Campaign:
+        data = services.CampaignInput(
+            name=fields.pop("name", "Spring sale"),
+            text=fields.pop("text", "Hi {name}!"),
+            **fields,
+        )
+        return services.campaign_create(
+            actor=actor or shop.owner, account_id=(account or shop.account).pk, data=data
+        )
+
+    return make
+
+
+def fan_out_all(campaign_id: int, *, batch_size: int = 1000) -> int:
+    """Run the fan-out batches in the test thread until none is left; messages queued."""
+    total = 0
+    while True:
+        result = services.campaign_fan_out_batch(campaign_id=campaign_id, batch_size=batch_size)
+        total += result.queued
+        if not result.more:
+            return total
+
+
+@pytest.fixture
+def no_tasks(monkeypatch) -> list[tuple[str, tuple]]:
+    """Record the campaign tasks services publish instead of sending them to SQS."""
+    published: list[tuple[str, tuple]] = []
+    from campaigns import tasks
+
+    for task in (
+        tasks.campaign_fan_out_task,
+        tasks.campaign_mass_send_task,
+        tasks.campaign_start_task,
+    ):
+        monkeypatch.setattr(
+            task, "apply_async", lambda args=(), _name=task.name, **kw: published.append((_name, args))
+        )
+        monkeypatch.setattr(task, "delay", lambda *args, _name=task.name: published.append((_name, args)))
+    return published
