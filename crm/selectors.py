@@ -201,7 +201,7 @@ def _cursor_decode(cursor: str) -> tuple[datetime, int]:
         raise ApplicationError(
             "The page cursor is not valid.", code="invalid_cursor", fields={"cursor": ["Invalid."]}
         ) from exc
-    if pk < 0:
+    if not 0 <= pk < 2**63:
         raise ApplicationError("The page cursor is not valid.", code="invalid_cursor")
     return moment, pk
 

@@ -493,3 +493,16 @@ def test_sending_to_a_fan_not_linked_to_the_platform_is_refused(client, chatter,
     assert response.status_code == 422
     assert "not linked to the platform" in response.content.decode()
     assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "cursor", ["1.99999999999999999999999", "abc", "1", "5.-3", "9" * 40 + ".1"]
+)
+def test_malformed_cursors_are_invalid_cursor(chatter, account, cursor):
+    from crm.errors import ApplicationError
+
+    with pytest.raises(ApplicationError) as raised:
+        selectors.conversations_for_account(
+            user=chatter, account_id=account.pk, filters=InboxFilters(), cursor=cursor
+        )
+    assert raised.value.code == "invalid_cursor"
