@@ -1,0 +1,126 @@
+"""Celery tasks of campaigns. Each takes an id, calls a service and is idempotent: a second
+delivery of the same SQS message finds nothing left to do, or does the next step."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignRecipient, MassChunk
+from campaigns.services import (
+    campaign_fan_out_batch,
+    campaign_finish_if_done,
+    campaign_start,
+    campaign_start_task_publish,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def task_publish_or_log(task: Any, *args: Any, **options: Any) -> None:
+    """Publish ``task``; when SQS does not take it, log it: the campaigns sweep restarts work
+    that stalled (the rows hold the state)."""
+    try:
+        task.apply_async(args, **options)
+    except Exception:
+        log.warning("campaign.publish_failed", task=task.name, exc_info=True)
+
+
+@shared_task(name="campaigns.tasks.campaign_fan_out_task", acks_late=True, ignore_result=True)
+def campaign_fan_out_task(campaign_id: int) -> int:
+    """Queue one batch of an individual campaign's recipients as messages, then publish itself
+    for the next batch. A duplicate delivery queues the batch after (or nothing)."""
+    result = campaign_fan_out_batch(campaign_id=campaign_id)
+    if result.more:
+        task_publish_or_log(campaign_fan_out_task, campaign_id)
+    return result.queued
+
+
+@shared_task(name="campaigns.tasks.campaign_start_task", acks_late=True, ignore_result=True)
+def campaign_start_task(campaign_id: int) -> str:
+    """Start a scheduled campaign when its time has come; until then publish itself again."""
+    campaign = Campaign.objects.filter(pk=campaign_id).only("state", "scheduled_at").first()
+    if campaign is None or campaign.state != Campaign.State.SCHEDULED:
+        return "skipped"
+    now = timezone.now()
+    if campaign.scheduled_at is not None and campaign.scheduled_at > now:
+        campaign_start_task_publish(campaign_id, (campaign.scheduled_at - now).total_seconds())
+        return "waiting"
+    return "started" if campaign_start(campaign_id=campaign_id, now=now) else "skipped"
+
+
+@shared_task(name="campaigns.tasks.campaign_mass_send_task", acks_late=True, ignore_result=True)
+def campaign_mass_send_task(campaign_id: int) -> str:
+    """Send a mass campaign's next chunk (one limiter slot each), reconciling an ambiguous one
+    first; publishes itself again for the next chunk or when the limiter says wait."""
+    from campaigns.mass import campaign_mass_step
+
+    step = campaign_mass_step(campaign_id=campaign_id)
+    if step.retry_in is not None:
+        task_publish_or_log(
+            campaign_mass_send_task,
+            campaign_id,
+            delay_seconds=int(min(900, max(0, round(step.retry_in)))),
+        )
+    return step.result
+
+
+def campaigns_sweep() -> dict[str, int]:
+    """Start due scheduled campaigns, restart stalled fan-outs and mass sends, refresh mass
+    progress and mark finished campaigns done."""
+    from campaigns.mass import campaign_mass_refresh
+
+    now = timezone.now()
+    started = 0
+    for campaign_id in Campaign.objects.filter(
+        state=Campaign.State.SCHEDULED, scheduled_at__lte=now
+    ).values_list("id", flat=True):
+        started += campaign_start(campaign_id=campaign_id, now=now) is not None
+    stalled_before = now - timedelta(seconds=settings.CAMPAIGN_STALLED_AFTER_SECONDS)
+    running = list(
+        Campaign.objects.filter(state=Campaign.State.RUNNING).values_list(
+            "id", "sent_as", "updated_at"
+        )
+    )
+    restarted = done = 0
+    for campaign_id, sent_as, updated_at in running:
+        if sent_as == Campaign.Mode.MASS:
+            campaign_mass_refresh(campaign_id=campaign_id)
+            if updated_at < stalled_before and MassChunk.objects.filter(
+                campaign_id=campaign_id,
+                state__in=[MassChunk.State.PENDING, MassChunk.State.AMBIGUOUS],
+            ).exists():
+                task_publish_or_log(campaign_mass_send_task, campaign_id)
+                restarted += 1
+        elif updated_at < stalled_before and CampaignRecipient.objects.filter(
+            campaign_id=campaign_id, state=CampaignRecipient.State.PENDING
+        ).exists():
+            task_publish_or_log(campaign_fan_out_task, campaign_id)
+            restarted += 1
+        done += campaign_finish_if_done(campaign_id=campaign_id, now=now)
+    result = {"started": started, "restarted": restarted, "done": done}
+    if any(result.values()):
+        log.info("campaigns.swept", **result)
+    return result
+
+
+@shared_task(name="campaigns.tasks.campaigns_sweep_task", ignore_result=True)
+def campaigns_sweep_task() -> dict[str, int]:
+    """Periodic (beat, every ``CAMPAIGN_SWEEP_SECONDS``)."""
+    return campaigns_sweep()
+
+
+def _beat_schedule_add() -> None:
+    from config.celery import app
+
+    app.add_periodic_task(
+        float(settings.CAMPAIGN_SWEEP_SECONDS), campaigns_sweep_task.s(), name="campaigns-sweep"
+    )
+
+
+_beat_schedule_add()
