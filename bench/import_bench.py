@@ -74,8 +74,19 @@ def setup_django() -> None:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import DatabaseError, connection
 
-    call_command("migrate", verbosity=0, interactive=False)
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+    except DatabaseError:
+        # Migrations rewritten since the last run: the bench's data is disposable.
+        connection.close()
+        with psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
+        ) as c:
+            c.execute(f'drop database "{DATABASE}" with (force)')
+            c.execute(f'create database "{DATABASE}"')
+        call_command("migrate", verbosity=0, interactive=False)
 
 
 # --- Files -------------------------------------------------------------------------------------

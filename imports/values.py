@@ -74,13 +74,18 @@ notes_convert = _text(FAN_NOTES_MAX_LENGTH, "Notes")
 _PLATFORM_ID = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
+_SHORTENED_NUMBER = re.compile(r"\d+(\.\d+)?[eE]\+?\d+")
+
+
 def platform_fan_id_convert(text: str) -> str:
+    if text.isascii() and text.isdigit() and len(text) <= PLATFORM_FAN_ID_MAX_LENGTH:
+        return text
     if len(text) > PLATFORM_FAN_ID_MAX_LENGTH:
         raise CellError(
             f"A platform fan id can have at most {PLATFORM_FAN_ID_MAX_LENGTH} characters."
         )
     # Spreadsheets turn long numeric ids into 1.23457E+11 or 123456.0; refuse rather than guess.
-    if re.fullmatch(r"\d+(\.\d+)?[eE]\+?\d+", text):
+    if _SHORTENED_NUMBER.fullmatch(text):
         raise CellError(
             f"{text!r} looks like a number a spreadsheet shortened; format the column as text."
         )
