@@ -114,7 +114,14 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [env("CHANNELS_REDIS_URL", default=REDIS_URL)],
+            # redis-py 8 reads with a 5 s timeout by default, exactly channels_redis's blocking
+            # read (BRPOP 5 s): idle sockets' consumers then died every 5 s. Read longer.
+            "hosts": [
+                {
+                    "address": env("CHANNELS_REDIS_URL", default=REDIS_URL),
+                    "socket_timeout": env.float("CHANNELS_REDIS_SOCKET_TIMEOUT", default=15.0),
+                }
+            ],
             "prefix": env("CHANNELS_PREFIX", default="fancrm:asgi"),
         },
     }

@@ -60,3 +60,12 @@ def test_non_member_and_anonymous_are_refused(redis_client):
 
     assert async_to_sync(attempt)(outsider) == (False, 4403)
     assert async_to_sync(attempt)(AnonymousUser()) == (False, 4403)
+
+
+def test_channel_layer_reads_longer_than_its_blocking_read():
+    """An idle consumer waits in BRPOP; a socket timeout at or under it kills the consumer."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    host = layer.hosts[0]
+    assert host["socket_timeout"] > layer.brpop_timeout
