@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 PY := .venv/bin/python
 export DJANGO_SETTINGS_MODULE ?= config.settings.base
 
-.PHONY: run test lint fmt setup services migrate seed bench clean
+.PHONY: run test lint fmt setup services migrate seed bench clean manage drill
 
 .uv/bin/uv:
 	python3 -m venv .uv
@@ -37,6 +37,15 @@ fmt: setup
 
 bench: services
 	@scripts/bench.sh $(ARGS)
+
+# Any management command with the development settings: make manage ARGS="create_api_token owner"
+manage: setup
+	@scripts/dev_env.sh >&2
+	@$(PY) manage.py $(ARGS)
+
+# Fault drills on the real stack (its own moto, sandbox, workers, Redis and PostgreSQL): bench/drill.py
+drill: services
+	@DJANGO_SETTINGS_MODULE=config.settings.base $(PY) bench/drill.py $(ARGS)
 
 clean:
 	rm -rf .venv .uv staticfiles

@@ -32,6 +32,7 @@ SQS_PORT, SANDBOX_PORT, WEB_PORT = 4599, 8799, 8798
 
 ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.base",
+    "DJANGO_DEBUG": "0",  # whatever a development .env says
     "DJANGO_SECRET_KEY": "bench-secret",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DJANGO_SECURE_SSL_REDIRECT": "0",

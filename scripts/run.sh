@@ -2,6 +2,9 @@
 # Runs the whole product locally: web (uvicorn), worker, beat, a local SQS (moto) and, unless
 # ONLYFANS_API_BASE_URL names another platform, the sandbox one. Ctrl-C stops everything it started.
 set -euo pipefail
+# First start of a checkout: a development .env (DEBUG on, a generated secret key), so that
+# `python manage.py …` in another shell uses the same settings as the processes started here.
+scripts/dev_env.sh
 export DJANGO_DEBUG=${DJANGO_DEBUG:-1}
 export DJANGO_SETTINGS_MODULE=config.settings.base
 WEB_PORT=${WEB_PORT:-8000}

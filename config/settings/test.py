@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+# A development .env (make run writes one) must not turn DEBUG on under the tests.
+os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key")
 os.environ.setdefault("SQS_QUEUE_PREFIX", "fancrm-test-")
 os.environ.setdefault("CACHE_KEY_PREFIX", "fancrm-test")
