@@ -359,6 +359,33 @@ def fan_import_start(*, actor: User, fan_import: FanImport) -> FanImport:
     return locked
 
 
+STALLED_QUEUED_SECONDS = 30
+
+
+def fan_import_is_stalled(fan_import: FanImport) -> bool:
+    """Queued with no worker taking it for a while, or running without progress for longer
+    than a task may live (its worker died and SQS has not handed the task out again)."""
+    if fan_import.state == State.QUEUED:
+        limit = STALLED_QUEUED_SECONDS
+    elif fan_import.state == State.RUNNING:
+        limit = 2 * int(settings.IMPORT_TASK_TIME_LIMIT_SECONDS)
+    else:
+        return False
+    return (timezone.now() - fan_import.updated_at).total_seconds() > limit
+
+
+def fan_import_requeue(*, actor: User, fan_import: FanImport) -> bool:
+    """Publish a stalled import's task again; it resumes from its last checkpoint."""
+    from imports.tasks import fan_import_task_publish
+
+    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    if not fan_import_is_stalled(fan_import):
+        return False
+    FanImport.objects.filter(pk=fan_import.pk).update(updated_at=timezone.now())
+    log.info("fan_import.requeued", import_id=fan_import.pk, account_id=fan_import.account_id)
+    return fan_import_task_publish(import_id=fan_import.pk)
+
+
 def _locked_for_step(import_id: int) -> FanImport | None:
     """The import, locked for one step (SKIP LOCKED: a second delivery of the task leaves the
     import to the run that holds it); None when it is locked, finished or gone."""

@@ -23,9 +23,16 @@ def _queue() -> str:
     return queue_names().default
 
 
-def fan_import_task_publish(*, import_id: int) -> None:
-    """Put the import's task on the default queue (called on commit)."""
-    fan_import_task.apply_async((import_id,), queue=_queue())
+def fan_import_task_publish(*, import_id: int) -> bool:
+    """Put the import's task on the default queue (called on commit). A broker that does not
+    answer is logged, not raised: the import stays queued and its page offers to queue it
+    again (the task is idempotent, so a second publish is harmless)."""
+    try:
+        fan_import_task.apply_async((import_id,), queue=_queue())
+    except Exception:
+        log.warning("fan_import.publish_failed", import_id=import_id, exc_info=True)
+        return False
+    return True
 
 
 MAX_RETRIES = 3

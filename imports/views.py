@@ -295,9 +295,19 @@ def import_detail(request: AuthenticatedRequest, account_id: int, import_id: int
         else 100,
         "rate": rate,
         "seconds_left": left,
+        "stalled": services.fan_import_is_stalled(fan_import),
     }
     template = "imports/detail.html#progress" if request.htmx else "imports/detail.html"
     return render(request, template, context)
+
+
+@login_required
+@require_POST
+def import_requeue(request: AuthenticatedRequest, account_id: int, import_id: int) -> HttpResponse:
+    fan_import = _import(request, account_id, import_id)
+    if services.fan_import_requeue(actor=request.user, fan_import=fan_import):
+        messages.success(request, "The import was queued again; it goes on where it stopped.")
+    return redirect("fan_import_detail", account_id=account_id, import_id=import_id)
 
 
 @login_required

@@ -150,3 +150,45 @@ def test_history_query_count(owner, account, django_assert_max_num_queries):
     with django_assert_max_num_queries(12):
         response = client.get(base(account))
     assert response.content.decode().count("fans.csv") == 3
+
+
+def test_a_stalled_import_can_be_queued_again(
+    owner, account, django_capture_on_commit_callbacks, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from imports import tasks
+
+    published: list[int] = []
+
+    def publish(*, import_id: int) -> bool:
+        published.append(import_id)
+        return True
+
+    monkeypatch.setattr(tasks, "fan_import_task_publish", publish)
+    client = client_for(owner)
+    upload(client, account)
+    fan_import = FanImport.objects.get()
+    FanImport.objects.filter(pk=fan_import.pk).update(
+        state="queued", updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    page = client.get(f"{base(account)}{fan_import.pk}/").content.decode()
+    assert "Queue it again" in page
+    response = client.post(f"{base(account)}{fan_import.pk}/requeue/")
+    assert response.status_code == 302
+    assert published == [fan_import.pk]
+    # freshly queued: no second publish
+    client.post(f"{base(account)}{fan_import.pk}/requeue/")
+    assert published == [fan_import.pk]
+
+
+def test_a_broker_that_does_not_answer_leaves_the_import_queued(monkeypatch):
+    from imports import tasks
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("no broker")
+
+    monkeypatch.setattr(tasks.fan_import_task, "apply_async", refuse)
+    assert tasks.fan_import_task_publish(import_id=1) is False
