@@ -7,6 +7,11 @@ soonest first). Each task is published with the delay the rate limiter forecasts
 backlog of thousands waits in PostgreSQL, workers do not spin, and no delay comes near the
 queue's visibility timeout. Dispatch runs after an enqueue commits, after every finished send
 (to top up), and from the periodic outbox sweep.
+
+Two lanes per account: one-to-one messages (chatters, the API, the inbox) are claimed before
+campaign messages and take the first free slots; campaign messages hold at most a few seconds
+of the account's sends on the broker (``CAMPAIGN_LANE_HORIZON_SECONDS``), so a reply queued
+while a campaign drains leaves within about one slot. The limiter decides every send as before.
 """
 
 from __future__ import annotations
@@ -56,6 +61,36 @@ def dispatch_budget_for(limit: RateLimit) -> int:
     if limit.min_interval_ms:
         by_rate = min(by_rate, math.ceil(horizon * 1000 / limit.min_interval_ms))
     return max(1, min(by_rate, settings.SEND_DISPATCH_MAX_PER_ACCOUNT))
+
+
+def campaign_lane_budget_for(limit: RateLimit) -> int:
+    """How many campaign messages of the account may be on the broker at once: about
+    ``CAMPAIGN_LANE_HORIZON_SECONDS`` of its sends, at least one. A reply queued meanwhile is
+    scheduled ahead of them (they are not counted in its forecast), and those it displaces are
+    refused by the limiter and wait for the next slot: a short lane keeps that reshuffle small."""
+    horizon = settings.CAMPAIGN_LANE_HORIZON_SECONDS
+    by_rate = math.ceil(limit.per_minute * horizon / 60)
+    if limit.min_interval_ms:
+        by_rate = min(by_rate, math.ceil(horizon * 1000 / limit.min_interval_ms))
+    # One place of the account's budget always stays free for a reply.
+    return max(1, min(by_rate, dispatch_budget_for(limit) - 1))
+
+
+def _claim_two_lanes(
+    account_id: int, *, budget: int, campaign_budget: int
+) -> tuple[list[int], list[int]]:
+    """Claim up to ``budget`` of the account's backlog: one-to-one messages first, then
+    campaign messages up to ``campaign_budget``. (direct ids, campaign ids), oldest first."""
+    now = timezone.now()
+    campaign: list[int] = []
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_DIRECT_SQL, [now, account_id, budget])
+        direct = sorted(r[0] for r in cursor.fetchall())
+        take = min(budget - len(direct), campaign_budget)
+        if take > 0:
+            cursor.execute(_CLAIM_CAMPAIGN_SQL, [now, account_id, take])
+            campaign = sorted(r[0] for r in cursor.fetchall())
+    return direct, campaign
 
 
 def _back_to_backlog(message_ids: list[int]) -> None:
@@ -137,19 +172,36 @@ _M = Message._meta.db_table
 _A = CreatorAccount._meta.db_table
 # Hand-written SQL on the hot path: this runs after every finished send, and the ORM's query
 # building cost more CPU than the queries themselves (measured with py-spy on a worker).
+# The account's messages on the broker are counted on index message_account_on_broker (only
+# what is on the broker), so a deep backlog does not make every pass read it.
 _ACCOUNT_SQL = f"""
 SELECT a.connection_state, a.send_rate_per_minute, a.send_min_interval_ms,
-  (SELECT count(*) FROM {_M} m WHERE m.account_id = a.id
-     AND m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL),
-  (SELECT count(*) FROM {_M} m WHERE m.account_id = a.id
-     AND m.status = 'queued' AND m.dispatched_at IS NOT NULL),
+  b.in_flight, b.waiting_for_slot, b.campaign_in_flight, b.campaign_waiting,
   (SELECT count(*) FROM {_M} m
      WHERE m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL)
-FROM {_A} a WHERE a.id = %s
+FROM {_A} a CROSS JOIN LATERAL (
+  SELECT count(*) AS in_flight,
+    count(*) FILTER (WHERE m.status = 'queued') AS waiting_for_slot,
+    count(*) FILTER (WHERE m.sender_kind = 'campaign') AS campaign_in_flight,
+    count(*) FILTER (WHERE m.status = 'queued' AND m.sender_kind = 'campaign')
+      AS campaign_waiting
+  FROM {_M} m WHERE m.account_id = a.id
+    AND m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL) b
+WHERE a.id = %s
 """  # noqa: S608 (table names only)
-_CLAIM_SQL = f"""
+# Two lanes: one-to-one messages (chatters, the API, the inbox) are claimed before campaign
+# messages, each lane oldest first (indexes message_backlog_direct / message_backlog_campaign).
+_CLAIM_DIRECT_SQL = f"""
 UPDATE {_M} SET dispatched_at = %s WHERE id IN (
   SELECT id FROM {_M} WHERE account_id = %s AND status = 'queued' AND dispatched_at IS NULL
+    AND sender_kind <> 'campaign'
+  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING id
+"""  # noqa: S608
+_CLAIM_CAMPAIGN_SQL = f"""
+UPDATE {_M} SET dispatched_at = %s WHERE id IN (
+  SELECT id FROM {_M} WHERE account_id = %s AND status = 'queued' AND dispatched_at IS NULL
+    AND sender_kind = 'campaign'
   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
 RETURNING id
 """  # noqa: S608
@@ -166,7 +218,16 @@ def _dispatch_once(account_id: int) -> int:
     if row is None or row[0] != CreatorAccount.ConnectionState.CONNECTED:
         redis_client().zrem(WAITING_KEY, account_id)
         return 0
-    _, per_minute, min_interval_ms, in_flight, waiting_for_slot, total_in_flight = row
+    (
+        _,
+        per_minute,
+        min_interval_ms,
+        in_flight,
+        waiting_for_slot,
+        campaign_in_flight,
+        campaign_waiting,
+        total_in_flight,
+    ) = row
     limit = RateLimit(per_minute=per_minute, min_interval_ms=min_interval_ms)
     account_free = dispatch_budget_for(limit) - in_flight
     if account_free <= 0:
@@ -187,9 +248,12 @@ def _dispatch_once(account_id: int) -> int:
         else:
             redis_client().zrem(WAITING_KEY, account_id)
         return 0
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [timezone.now(), account_id, budget])
-        ids = sorted(r[0] for r in cursor.fetchall())
+    direct, campaign = _claim_two_lanes(
+        account_id,
+        budget=budget,
+        campaign_budget=campaign_lane_budget_for(limit) - campaign_in_flight,
+    )
+    ids = direct + campaign
     if not ids:
         redis_client().zrem(WAITING_KEY, account_id)
         return 0
@@ -199,7 +263,12 @@ def _dispatch_once(account_id: int) -> int:
     slots = rate_limit_forecast(
         account_id=account_id, limit=limit, count=waiting_for_slot + len(ids) + 1
     )
-    delays = slots[waiting_for_slot:-1]
+    # One-to-one messages take the first free slots after the one-to-one messages already
+    # waiting: campaign messages on the broker do not hold them back (the limiter refuses
+    # whichever wakes second, and it waits for the next slot). Campaign messages go last.
+    direct_from = waiting_for_slot - campaign_waiting
+    delays = slots[direct_from : direct_from + len(direct)]
+    delays += slots[waiting_for_slot + len(direct) : -1]
     if budget < account_free and len(ids) == budget:
         redis_client().zadd(WAITING_KEY, {str(account_id): time.time() + slots[-1]})
     else:
