@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from tests.e2e.conftest import SHOTS
 from tests.factories import CreatorAccountFactory, FanFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKER_TIMEOUT_MS = 60_000
 CONTENT = (
@@ -26,7 +30,48 @@ CONTENT = (
 ).encode("utf-8-sig")
 
 
-def test_upload_map_preview_progress_report(login, member, send_worker, tmp_path: Path):
+@pytest.fixture
+def import_worker(sqs_server: str) -> Iterator[Callable[[], None]]:
+    """``start()``: a real Celery worker on the queues, started when the test says (so the
+    page can be seen waiting for it first), stopped at the end."""
+    from django.conf import settings
+    from django.db import connection
+
+    from onlyfans.broker import worker_argv
+
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "LOG_LEVEL": "WARNING",
+    }
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        started.append(
+            subprocess.Popen(
+                worker_argv(hostname="e2e-import@%h", concurrency=1, loglevel="WARNING"),
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_upload_map_preview_progress_report(login, member, import_worker, tmp_path: Path):
     account = CreatorAccountFactory()
     FanFactory(account=account, platform_fan_id="9003", username="carol", display_name="Old")
     owner = member(account, "owner")
@@ -69,7 +114,7 @@ def test_upload_map_preview_progress_report(login, member, send_worker, tmp_path
     page.screenshot(path=str(SHOTS / "import-progress.png"))
 
     # a worker picks the task up; the polled fragment turns into the report, no reload
-    send_worker()
+    import_worker()
     expect(page.locator("#import-done")).to_be_visible(timeout=WORKER_TIMEOUT_MS)
     assert page.evaluate("window.__e2eNoReload === true"), "the page was reloaded"
     expect(page.locator("[data-count=created]")).to_have_text("1")
