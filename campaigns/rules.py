@@ -155,9 +155,7 @@ def segment_rules_parse(data: object) -> SegmentRules:
     if not isinstance(states, list | tuple) or any(
         s not in Fan.SubscriptionState.values for s in states
     ):
-        errors["subscription_states"] = [
-            f"Choose from {', '.join(Fan.SubscriptionState.values)}."
-        ]
+        errors["subscription_states"] = [f"Choose from {', '.join(Fan.SubscriptionState.values)}."]
         states = []
     spend_high = 100_000_000_00
     rules = SegmentRules(
@@ -187,7 +185,9 @@ def segment_rules_parse(data: object) -> SegmentRules:
     ):
         errors["spend_max_cents"] = ["Must not be below the minimum."]
     if errors:
-        raise ApplicationError("The segment's rules are not valid.", code="invalid_rules", fields=errors)
+        raise ApplicationError(
+            "The segment's rules are not valid.", code="invalid_rules", fields=errors
+        )
     return rules
 
 

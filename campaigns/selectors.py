@@ -177,9 +177,7 @@ def fan_ids_not_in_account(*, account_id: int, fan_ids: Sequence[int]) -> list[i
     if not fan_ids:
         return []
     found = set(
-        Fan.objects.filter(account_id=account_id, id__in=list(fan_ids)).values_list(
-            "id", flat=True
-        )
+        Fan.objects.filter(account_id=account_id, id__in=list(fan_ids)).values_list("id", flat=True)
     )
     return [fan_id for fan_id in fan_ids if fan_id not in found]
 
@@ -271,7 +269,8 @@ def _steady_step_seconds(account: CreatorAccount) -> float:
     limit = account_rate_limit(account)
     lag = settings.SEND_SCHEDULE_SLACK_MS + settings.SEND_PIPELINE_LAG_MS
     step_ms = max(
-        (limit.window_ms + lag) / limit.per_minute, limit.spacing_ms + lag if limit.spacing_ms else 0
+        (limit.window_ms + lag) / limit.per_minute,
+        limit.spacing_ms + lag if limit.spacing_ms else 0,
     )
     return step_ms / 1000
 
@@ -635,7 +634,9 @@ def campaigns_send_counts(*, campaigns: Sequence[Campaign]) -> dict[int, SendCou
             if chunk.state == MassChunk.State.SENT:
                 total = chunk.total or size
                 before = SendCounts(
-                    before.sent + total - chunk.pending, before.failed, before.pending + chunk.pending
+                    before.sent + total - chunk.pending,
+                    before.failed,
+                    before.pending + chunk.pending,
                 )
             elif chunk.state == MassChunk.State.FAILED:
                 before = SendCounts(before.sent, before.failed + size, before.pending)

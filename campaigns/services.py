@@ -129,7 +129,8 @@ def _campaign_validate(account: CreatorAccount, data: CampaignInput) -> SegmentR
     unknown = text_variables_check(data.text)
     if unknown:
         errors.setdefault("text", []).append(
-            "Unknown variable: " + ", ".join("{" + v + "}" for v in unknown)
+            "Unknown variable: "
+            + ", ".join("{" + v + "}" for v in unknown)
             + ". Use {name} or {username}, with a fallback like {name|babe}."
         )
     elif text_max_length(data.text) > settings.MESSAGE_TEXT_MAX_LENGTH:
@@ -147,9 +148,10 @@ def _campaign_validate(account: CreatorAccount, data: CampaignInput) -> SegmentR
         errors["block_banned_words"] = [
             f"Choose from {', '.join(v for v in Campaign.BannedWords.values if v)}, or empty."
         ]
-    if data.segment_id is not None and not Segment.objects.filter(
-        pk=data.segment_id, account_id=account.pk
-    ).exists():
+    if (
+        data.segment_id is not None
+        and not Segment.objects.filter(pk=data.segment_id, account_id=account.pk).exists()
+    ):
         errors["segment_id"] = ["No such segment in this account."]
     try:
         rules = segment_rules_parse(data.rules or {})
@@ -192,9 +194,7 @@ def _apply(campaign: Campaign, data: CampaignInput, rules: SegmentRules) -> None
 
 
 @transaction.atomic
-def campaign_create(
-    *, actor: AbstractBaseUser, account_id: int, data: CampaignInput
-) -> Campaign:
+def campaign_create(*, actor: AbstractBaseUser, account_id: int, data: CampaignInput) -> Campaign:
     """A draft campaign (owners and managers). Fan ids of another account are refused by name
     (``foreign_fans``), never skipped."""
     membership = manager_membership_get(user=actor, account_id=account_id)
@@ -207,7 +207,9 @@ def campaign_create(
 
 
 @transaction.atomic
-def campaign_update(*, actor: AbstractBaseUser, campaign: Campaign, data: CampaignInput) -> Campaign:
+def campaign_update(
+    *, actor: AbstractBaseUser, campaign: Campaign, data: CampaignInput
+) -> Campaign:
     """Change a campaign before it starts (draft or scheduled)."""
     membership = manager_membership_get(user=actor, account_id=campaign.account_id)
     locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
@@ -589,7 +591,10 @@ def campaign_cancel(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
     locked.finished_at = now
     locked.save(update_fields=["state", "finished_at", "updated_at"])
     log.info(
-        "campaign.cancelled", campaign_id=locked.pk, account_id=locked.account_id, withdrawn=withdrawn
+        "campaign.cancelled",
+        campaign_id=locked.pk,
+        account_id=locked.account_id,
+        withdrawn=withdrawn,
     )
     from onlyfans.dispatch_coalescer import dispatch_on_commit
 

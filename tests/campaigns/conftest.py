@@ -10,6 +10,7 @@ import pytest
 from campaigns import services
 from campaigns.models import Campaign
 from tests.factories import CreatorAccountFactory, FanFactory, MembershipFactory
+from tests.onlyfans.conftest import send_queue  # noqa: F401 (the pipeline tests' worker)
 
 
 @pytest.fixture
@@ -66,7 +67,11 @@ def no_tasks(monkeypatch) -> list[tuple[str, tuple]]:
         tasks.campaign_start_task,
     ):
         monkeypatch.setattr(
-            task, "apply_async", lambda args=(), _name=task.name, **kw: published.append((_name, args))
+            task,
+            "apply_async",
+            lambda args=(), _name=task.name, **kw: published.append((_name, args)),
         )
-        monkeypatch.setattr(task, "delay", lambda *args, _name=task.name: published.append((_name, args)))
+        monkeypatch.setattr(
+            task, "delay", lambda *args, _name=task.name: published.append((_name, args))
+        )
     return published

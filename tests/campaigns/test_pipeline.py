@@ -23,7 +23,13 @@ def refreshed(message: Message) -> Message:
 
 
 def test_campaign_reaches_each_recipient_once_even_after_a_crashed_fan_out(
-    send_queue, sandbox, shop, make_fan, make_campaign, no_tasks, monkeypatch,
+    send_queue,
+    sandbox,
+    shop,
+    make_fan,
+    make_campaign,
+    no_tasks,
+    monkeypatch,
     django_capture_on_commit_callbacks,
 ):
     fans = [make_fan(display_name=f"Fan {i}") for i in range(12)]
@@ -102,7 +108,9 @@ def test_chatter_reply_overtakes_a_draining_campaign(
     keys = [s["idempotency_key"] for s in arrivals]
     reply_at = keys.index(str(reply.idempotency_key))
     sent_before_reply = set(
-        campaign_messages.filter(sent_at__lte=reply.queued_at).values_list("idempotency_key", flat=True)
+        campaign_messages.filter(sent_at__lte=reply.queued_at).values_list(
+            "idempotency_key", flat=True
+        )
     )
     overtaken_by = [k for k in keys[:reply_at] if k not in {str(x) for x in sent_before_reply}]
     assert len(overtaken_by) <= 1, f"{len(overtaken_by)} campaign messages left first"

@@ -73,8 +73,10 @@ def test_last_seen_within_and_not_within(shop, make_fan):
 
 
 def test_exclude_messaged_in_the_last_hours(shop, make_fan):
-    recent, old, inbound_only = make_fan(username="recent"), make_fan(username="old"), make_fan(
-        username="inbound"
+    recent, old, inbound_only = (
+        make_fan(username="recent"),
+        make_fan(username="old"),
+        make_fan(username="inbound"),
     )
     now = timezone.now()
     for fan, hours in ((recent, 2), (old, 30)):

@@ -64,7 +64,10 @@ def test_campaign_message_leaves_a_waiting_fan_waiting(shop, make_fan, make_camp
 
 def test_preflight_counts_equal_what_is_queued(shop, make_fan, make_campaign):
     for i in range(40):
-        make_fan(tags=["vip"] if i % 4 else ["vip", "dnd"], platform_fan_id=None if i == 7 else str(9000 + i))
+        make_fan(
+            tags=["vip"] if i % 4 else ["vip", "dnd"],
+            platform_fan_id=None if i == 7 else str(9000 + i),
+        )
     rules = {"include_tags": ["vip"], "exclude_tags": ["dnd"]}
     preflight = campaign_preflight(
         account=shop.account, rules=segment_rules_parse(rules), control_percent=10
@@ -79,12 +82,8 @@ def test_preflight_counts_equal_what_is_queued(shop, make_fan, make_campaign):
 
 def test_control_group_is_random_stored_and_gets_nothing(shop, make_fan, make_campaign):
     fans = [make_fan() for _ in range(50)]
-    first = services.campaign_launch(
-        actor=shop.owner, campaign=make_campaign(control_percent=20)
-    )
-    second = services.campaign_launch(
-        actor=shop.owner, campaign=make_campaign(control_percent=20)
-    )
+    first = services.campaign_launch(actor=shop.owner, campaign=make_campaign(control_percent=20))
+    second = services.campaign_launch(actor=shop.owner, campaign=make_campaign(control_percent=20))
     fan_out_all(first.pk)
     control = set(
         CampaignRecipient.objects.filter(campaign=first, is_control=True).values_list(
@@ -225,7 +224,9 @@ def test_resend_failed_puts_back_only_real_failures(shop, make_fan, make_campaig
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
     fan_out_all(campaign.pk)
     first, second, third = Message.objects.order_by("id")
-    Message.objects.filter(pk=first.pk).update(status="failed", last_error="rejected (HTTP 400)", attempts=1)
+    Message.objects.filter(pk=first.pk).update(
+        status="failed", last_error="rejected (HTTP 400)", attempts=1
+    )
     Message.objects.filter(pk=second.pk).update(status="sent", sent_at=timezone.now())
     assert services.campaign_resend_failed(actor=shop.owner, campaign=campaign) == 1
     first.refresh_from_db()
@@ -302,14 +303,18 @@ def test_no_campaign_reaches_another_accounts_fans(shop, make_fan, make_campaign
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
     fan_out_all(campaign.pk)
     reached = set(
-        Message.objects.filter(campaign_id=campaign.pk).values_list("conversation__fan_id", flat=True)
+        Message.objects.filter(campaign_id=campaign.pk).values_list(
+            "conversation__fan_id", flat=True
+        )
     )
     assert reached == {f.pk for f in mine}
     assert not reached & {f.pk for f in theirs}
     assert not Message.objects.filter(account=other_account).exists()
 
 
-def test_fan_out_batch_is_a_handful_of_queries(shop, make_fan, make_campaign, django_assert_num_queries):
+def test_fan_out_batch_is_a_handful_of_queries(
+    shop, make_fan, make_campaign, django_assert_num_queries
+):
     for _ in range(50):
         make_fan()
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
