@@ -36,7 +36,8 @@ def histogram_add(total: list[int], part: Iterable[int]) -> list[int]:
 
 
 def histogram_median(counts: list[int]) -> float | None:
-    """The median time in seconds (linear inside its bucket); None without any reply."""
+    """The (lower) median time in seconds, read linearly inside the bucket that holds it, so
+    it lies in the same bucket as the exact one; None without any reply."""
     n = sum(counts)
     if not n:
         return None

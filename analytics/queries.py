@@ -245,7 +245,7 @@ RESPONSES = (
     REPLIES_CTE
     + """
 SELECT created_at >= %(split)s AS current, sent_by_id, GROUPING(sent_by_id) = 1 AS everyone,
-       COUNT(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds)
+       COUNT(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY seconds)
 FROM replies
 GROUP BY GROUPING SETS ((created_at >= %(split)s), (created_at >= %(split)s, sent_by_id))
 """
@@ -273,7 +273,7 @@ def responses(
     *, account_id: int, start: datetime, split: datetime, end: datetime, lookback: timedelta
 ) -> list[ResponseRow]:
     """Chatters' replies to a waiting fan in [start, split) (previous) and [split, end)
-    (current): per chatter and for everyone, how many and the exact median time."""
+    (current): per chatter and for everyone, how many and the exact (lower) median time."""
     params = {
         "account": account_id,
         "lookback": start - lookback,

@@ -29,7 +29,7 @@ ACTIVE_WINDOW = timedelta(days=30)
 TALK_TODAY_LIMIT = 10
 TOP_FANS = 10
 ATTRIBUTION_PAGE_SIZE = 25
-KINDS = (Purchase.Kind.SUBSCRIPTION, Purchase.Kind.TIP, Purchase.Kind.PPV)
+KINDS: tuple[str, ...] = ("subscription", "tip", "ppv")  # Purchase.Kind values, stack order
 
 
 def tip_window() -> timedelta:
@@ -265,9 +265,8 @@ def _series(
     for day, n in rows.received.items():
         if period.first_day <= day <= period.last_day:
             received[bucket_start(day, interval)] += n
-    kinds = tuple(str(k) for k in KINDS)
     return {
-        "revenue": Series("revenue", "cents", kinds, [Point(b, revenue[b]) for b in starts]),
+        "revenue": Series("revenue", "cents", KINDS, [Point(b, revenue[b]) for b in starts]),
         "fans": Series(
             "fans",
             "count",

@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from analytics import queries, selectors
 from analytics.models import AttributionRule, PurchaseCredit, PurchaseCreditChange
+from analytics.periods import zone_of
+from analytics.rollups import rollup_recompute
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Membership, Purchase
 
@@ -28,8 +30,9 @@ def purchase_credit_reassign(
     hand it back to the rules with ``back_to_rule``; owners and managers only, with a reason.
 
     Locks the purchase row (``select_for_update``) so two reassignments of the same purchase
-    are recorded one after the other, each with the credit it replaced. Returns the purchase
-    as every figure now sees it.
+    are recorded one after the other, each with the credit it replaced, then recomputes the
+    purchase's day of the roll-ups (under the account's roll-up lock). Returns the purchase as
+    every figure now sees it.
     """
     membership = selectors.account_for_analytics(user=actor, account_id=account_id)
     if not membership.can_manage_members:
@@ -93,4 +96,7 @@ def purchase_credit_reassign(
         changed_by_id=actor.pk,
         changed_at=now,
     )
+    # Every figure follows at once: the purchase's day is recomputed in this transaction.
+    day = purchase.purchased_at.astimezone(zone_of(membership.account.time_zone)).date()
+    rollup_recompute(account=membership.account, first_day=day, last_day=day)
     return after

@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime
 from analytics.periods import Period
 from crm.models import Conversation, CreatorAccount, Fan, Message, Purchase
 from tests.factories import (
-    ConversationFactory,
     CreatorAccountFactory,
     FanFactory,
     MembershipFactory,
@@ -101,7 +100,7 @@ def hand_fixture(time_zone: str = "UTC") -> Hand:
     f3 = fan_make(account, "2025-03-02T00:00:00")
     f4 = fan_make(account, "2025-03-05T00:00:00")
     f5 = fan_make(account, "2025-03-10T00:00:00")
-    c1, c2, c3 = (ConversationFactory(fan=f) for f in (f1, f2, f3))
+    c1, c2, c3 = (Conversation.objects.create(account=account, fan=f) for f in (f1, f2, f3))
 
     message_make(c1, "2025-03-01T10:00:00")
     message_make(c1, "2025-03-01T10:05:00", out_by=alice)  # answers in 300 s

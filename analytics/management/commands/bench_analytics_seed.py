@@ -113,6 +113,8 @@ class Command(BaseCommand):
         """One chatter per conversation (the manager takes every tenth), campaign messages
         get a campaign id."""
         message = Message._meta.db_table
+        if Message.objects.filter(account=account, sent_by_id=chatter_ids[0]).exists():
+            return  # done by an earlier run
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
@@ -150,6 +152,7 @@ class Command(BaseCommand):
         plans: list[tuple[int, str, int, float]] = []
         # Monthly payments from subscribing until the subscription ends (or now).
         for fan_id, subscribed, expires in fans:
+            assert subscribed is not None  # excluded above
             at = subscribed.timestamp()
             end = min(expires.timestamp() if expires else now, now)
             while at < end and len(plans) < wanted * 0.7:
