@@ -169,7 +169,13 @@ def _celery_config() -> dict[str, Any]:
             "interval_step": 0.2,
             "interval_max": 0.5,
         },
+        # Tasks outside onlyfans/tasks.py that workers must know.
+        "include": ["onlyfans.cloudwatch"],
         "beat_schedule": {
+            "cloudwatch-publish": {
+                "task": "onlyfans.cloudwatch.cloudwatch_publish_task",
+                "schedule": float(settings.CLOUDWATCH_PUBLISH_SECONDS),
+            },
             "send-outbox-sweep": {
                 "task": "onlyfans.tasks.outbox_sweep_task",
                 "schedule": float(settings.SEND_OUTBOX_SWEEP_SECONDS),

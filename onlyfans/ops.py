@@ -5,6 +5,11 @@ dependency with a short timeout and answers 503 (never 500) when one fails, nami
 error's type: it is unauthenticated. ``/metrics`` adds scrape-time gauges (queue depths,
 pending messages) to the counters; ``settings.METRICS_TOKEN``, when set, must come as a bearer
 token.
+
+``GET /api/monitoring/onlyfans`` (staff users, or ``settings.MONITORING_TOKEN`` as a bearer
+token) answers the health JSON of the send pipeline: the same three checks as ``/readyz`` (and
+the same 200/503), each dependency ``connected`` or ``disconnected`` with its latency, plus the
+queue depths ``/metrics`` shows and when a message was last sent.
 """
 
 from __future__ import annotations
@@ -18,17 +23,27 @@ from typing import Any
 import redis
 import structlog
 from django.conf import settings
-from django.db import connection
+from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError, connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
+from rest_framework import permissions, serializers
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 import onlyfans.metrics  # noqa: F401  (registers the pipeline's counters in this process)
-from crm.models import Message
+from crm.authentication import BearerTokenAuthentication
+from crm.models import CreatorAccount, Message
+from crm.serializers import error_responses
 from onlyfans.broker import queue_names, sqs_client
 
 log = structlog.get_logger(__name__)
@@ -182,3 +197,168 @@ def metrics(request: HttpRequest) -> HttpResponse:
     scrape_time.register(_ScrapeTimeCollector())  # type: ignore[arg-type]
     output = generate_latest(registry) + generate_latest(scrape_time)
     return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)
+
+
+# --- Monitoring (JSON for on-call tools) ---------------------------------------------------------
+
+
+class MonitoringPrincipal(AnonymousUser):
+    """Whoever presented the monitoring token: may read monitoring, nothing else."""
+
+    is_monitoring = True
+
+
+class MonitoringTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <MONITORING_TOKEN>``; any other header is left to the next class."""
+
+    def authenticate(self, request: Request) -> tuple[MonitoringPrincipal, str] | None:
+        expected = str(getattr(settings, "MONITORING_TOKEN", "") or "")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if not expected or scheme.lower() != "bearer":
+            return None
+        if hmac.compare_digest(given.strip().encode(), expected.encode()):
+            return MonitoringPrincipal(), "monitoring"
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class IsStaffOrMonitoring(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(getattr(user, "is_monitoring", False) or (user and user.is_staff))
+
+
+class MonitoringTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "onlyfans.ops.MonitoringTokenAuthentication"
+    name = "monitoringToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The installation's MONITORING_TOKEN setting.",
+        }
+
+
+# Plain strings (values in help_text): enum names would collide with other "status" fields.
+class DependencySerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="connected or disconnected")
+    latency_ms = serializers.FloatField()
+    error = serializers.CharField(required=False, help_text="The error's type, when disconnected.")
+
+
+class MonitoringSerializer(serializers.Serializer):
+    status = serializers.CharField(
+        help_text="healthy, or unhealthy (with HTTP 503) when /readyz is 503."
+    )
+    sqs = DependencySerializer()
+    database = DependencySerializer()
+    redis = DependencySerializer()
+    queue_depth = serializers.IntegerField(
+        allow_null=True, help_text="Send tasks waiting on SQS (visible and delayed)."
+    )
+    in_flight = serializers.IntegerField(
+        allow_null=True, help_text="Send tasks received by a worker, not yet acknowledged."
+    )
+    dead_letter_count = serializers.IntegerField(allow_null=True)
+    backlog = serializers.IntegerField(
+        allow_null=True, help_text="Queued messages waiting in PostgreSQL for the dispatcher."
+    )
+    last_processed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the platform last accepted a message."
+    )
+    checked_at = serializers.DateTimeField()
+
+
+def _dependency(check: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "status": "connected" if check["ok"] else "disconnected",
+        "latency_ms": check["latency_ms"],
+    }
+    if not check["ok"]:
+        result["error"] = check["error"]
+    return result
+
+
+_LAST_SENT_SQL = f"""
+SELECT max(last.sent_at) FROM {CreatorAccount._meta.db_table} a CROSS JOIN LATERAL (
+  SELECT m.sent_at FROM {Message._meta.db_table} m
+  WHERE m.account_id = a.id AND m.status = 'sent' AND m.sent_at IS NOT NULL
+  ORDER BY m.sent_at DESC LIMIT 1) last
+"""  # noqa: S608 (table names only)
+
+
+def monitoring_snapshot() -> tuple[dict[str, Any], bool]:
+    """The health JSON and whether every dependency answered."""
+    from django.utils import timezone
+
+    from onlyfans.cloudwatch import queue_depths
+
+    checks = {
+        "sqs": _check(_sqs_check),
+        "database": _check(_database_check),
+        "redis": _check(_redis_check),
+    }
+    healthy = all(check["ok"] for check in checks.values())
+    body: dict[str, Any] = {
+        "status": "healthy" if healthy else "unhealthy",
+        **{name: _dependency(check) for name, check in checks.items()},
+        "queue_depth": None,
+        "in_flight": None,
+        "dead_letter_count": None,
+        "backlog": None,
+        "last_processed_at": None,
+        "checked_at": timezone.now(),
+    }
+    if checks["sqs"]["ok"] and checks["database"]["ok"]:
+        try:
+            depths = queue_depths()
+        except Exception as error:
+            log.warning("monitoring.depths_unavailable", error=type(error).__name__)
+        else:
+            body.update(
+                queue_depth=depths.send,
+                in_flight=depths.in_flight,
+                dead_letter_count=depths.dead_letter,
+                backlog=depths.backlog,
+            )
+    if checks["database"]["ok"]:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_LAST_SENT_SQL)
+                body["last_processed_at"] = cursor.fetchone()[0]
+        except DatabaseError as error:
+            log.warning("monitoring.database_unavailable", error=type(error).__name__)
+    return body, healthy
+
+
+class OnlyFansMonitoringView(APIView):
+    """The send pipeline's health for on-call tools and dashboards."""
+
+    authentication_classes = [
+        MonitoringTokenAuthentication,
+        BearerTokenAuthentication,
+        SessionAuthentication,
+    ]
+    permission_classes = [IsStaffOrMonitoring]
+    # Monitoring must answer while Redis (where the API's throttle counts) is down.
+    throttle_classes: list[Any] = []
+
+    @extend_schema(
+        operation_id="monitoring_onlyfans",
+        tags=["monitoring"],
+        summary="Health of the send pipeline (staff or the monitoring token)",
+        responses={
+            200: MonitoringSerializer,
+            503: OpenApiResponse(
+                MonitoringSerializer,
+                description="A dependency is disconnected (the same answer as /readyz's 503).",
+            ),
+            **error_responses({403: "permission_denied (not staff, no monitoring token)"}),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        body, healthy = monitoring_snapshot()
+        return Response(MonitoringSerializer(body).data, status=200 if healthy else 503)

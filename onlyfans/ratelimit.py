@@ -5,30 +5,52 @@ at most ``limit`` sends in any sliding window of 60 s (a log of send times in a 
 and at least ``min_interval`` between two sends. The window and the interval are widened by a
 small guard (``SEND_RATE_GUARD_MS``) so that jitter between taking a slot here and arriving at
 the platform cannot show the platform ``limit+1`` sends in its own 60 s, or two sends too close.
+
+Redis is a cache here; PostgreSQL is the source of truth. When an account's log is missing
+(Redis restarted and lost its data, or the account was idle for a whole window) the acquire
+refuses to grant on an empty log: the window is first rebuilt from the messages PostgreSQL says
+went out in the last 60 s (sent, or sending since their slot was taken), then the acquire runs
+again. So a Redis restart can never let an account exceed its limit. Each refusal is also
+counted per account and minute for the CloudWatch publisher (``onlyfans.cloudwatch``).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import time
 import uuid
 from dataclasses import dataclass
 
+import structlog
 from django.conf import settings
+from django.db import connection
 from redis.commands.core import Script
 
+from crm.models import Message
 from onlyfans.redis_conn import redis_client
 
-WINDOW_MS = 60_000
+log = structlog.get_logger(__name__)
 
+WINDOW_MS = 60_000
+# Refusals per account and minute, read by the CloudWatch publisher (a hash per minute).
+DEFERRALS_KEY_PREFIX = "cloudwatch:deferrals:"
+DEFERRALS_TTL_SECONDS = 3600
+
+# Returns {granted, wait_ms, now}; granted -1 means "the log is missing: rebuild it first".
 _ACQUIRE = """
 local key = KEYS[1]
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local interval = tonumber(ARGV[3])
 local member = ARGV[4]
+local rebuilt = ARGV[5] == '1'
+local account = ARGV[6]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not rebuilt and redis.call('EXISTS', key) == 0 then
+  return {-1, 0, now}
+end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local wait = 0
 local count = redis.call('ZCARD', key)
@@ -41,6 +63,9 @@ if count > 0 then
   wait = math.max(wait, tonumber(last[2]) + interval - now)
 end
 if wait > 0 then
+  local deferrals = ARGV[7] .. math.floor(now / 60000)
+  redis.call('HINCRBY', deferrals, account, 1)
+  redis.call('EXPIRE', deferrals, tonumber(ARGV[8]))
   return {0, wait, now}
 end
 redis.call('ZADD', key, now, member)
@@ -89,10 +114,27 @@ class LimiterState:
     next_free_in_seconds: float
 
 
+# Rebuilt entries are members "db:<kind>:<id>", so two workers rebuilding at once add each
+# send once; entries older than the window are trimmed by the next acquire.
+_REBUILD = """
+local key = KEYS[1]
+local ttl = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', key, 'NX', ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', key, ttl)
+return #ARGV / 2
+"""
+
+
 @functools.cache
-def _scripts() -> tuple[Script, Script]:
+def _scripts() -> tuple[Script, Script, Script]:
     client = redis_client()
-    return client.register_script(_ACQUIRE), client.register_script(_SNAPSHOT)
+    return (
+        client.register_script(_ACQUIRE),
+        client.register_script(_SNAPSHOT),
+        client.register_script(_REBUILD),
+    )
 
 
 def _key(account_id: int) -> str:
@@ -100,13 +142,78 @@ def _key(account_id: int) -> str:
 
 
 def rate_limit_acquire(*, account_id: int, limit: RateLimit) -> Acquired:
-    """Take one send slot for the account now, or say how long until one is free."""
+    """Take one send slot for the account now, or say how long until one is free.
+
+    A missing log is rebuilt from PostgreSQL first (one query), then the slot is taken.
+    """
     script = _scripts()[0]
-    granted, wait_ms, _now = script(
-        keys=[_key(account_id)],
-        args=[limit.window_ms, limit.per_minute, limit.spacing_ms, uuid.uuid4().hex],
+    member = uuid.uuid4().hex
+    rebuilt = False
+    while True:
+        granted, wait_ms, _now = script(
+            keys=[_key(account_id)],
+            args=[
+                limit.window_ms,
+                limit.per_minute,
+                limit.spacing_ms,
+                member,
+                int(rebuilt),
+                account_id,
+                DEFERRALS_KEY_PREFIX,
+                DEFERRALS_TTL_SECONDS,
+            ],
+        )
+        if int(granted) != -1:
+            return Acquired(granted=bool(granted), wait_seconds=max(0.0, int(wait_ms) / 1000))
+        rate_limit_rebuild(account_id=account_id, limit=limit)
+        rebuilt = True
+
+
+_M = Message._meta.db_table
+# The account's sends of the last window as PostgreSQL knows them: messages sent (at sent_at,
+# a little after their slot: conservative), messages being sent (their slot was taken when
+# they became "sending", updated_at), and campaign mass-message calls (one slot each).
+_RECENT_SENDS_SQL = f"""
+SELECT 'm' || id, (extract(epoch FROM sent_at) * 1000)::bigint FROM {_M}
+  WHERE account_id = %(account)s AND direction = 'out' AND status = 'sent'
+    AND sent_at >= %(since)s
+UNION ALL
+SELECT 'm' || id, (extract(epoch FROM updated_at) * 1000)::bigint FROM {_M}
+  WHERE account_id = %(account)s AND status = 'sending' AND updated_at >= %(since)s
+UNION ALL
+SELECT 'c' || c.id, (extract(epoch FROM c.sent_at) * 1000)::bigint
+  FROM campaigns_masschunk c JOIN campaigns_campaign k ON k.id = c.campaign_id
+  WHERE k.account_id = %(account)s AND c.sent_at >= %(since)s
+"""  # noqa: S608 (table names only)
+
+
+def rate_limit_rebuild(*, account_id: int, limit: RateLimit) -> int:
+    """Fill the account's missing log from the sends PostgreSQL recorded in the last window.
+
+    Returns how many sends were found. The database is the source of truth: after Redis lost
+    its data no account may exceed its limit, so the acquire waits for this before granting.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    since = datetime.fromtimestamp(time.time(), tz=UTC) - timedelta(
+        milliseconds=limit.window_ms + 1000
     )
-    return Acquired(granted=bool(granted), wait_seconds=max(0.0, int(wait_ms) / 1000))
+    with connection.cursor() as cursor:
+        cursor.execute(_RECENT_SENDS_SQL, {"account": account_id, "since": since})
+        rows = cursor.fetchall()
+    args: list[int | str] = [limit.window_ms + limit.spacing_ms + 1000]
+    for member, score in rows:
+        args.extend([int(score), f"db:{member}"])
+    if rows:
+        _scripts()[2](keys=[_key(account_id)], args=args)
+        log.info("ratelimit.rebuilt", account_id=account_id, sends=len(rows))
+    return len(rows)
+
+
+def rate_limit_deferrals(*, minute: int) -> dict[int, int]:
+    """Refusals per account in one minute (``minute`` = epoch seconds // 60)."""
+    counts = redis_client().hgetall(f"{DEFERRALS_KEY_PREFIX}{minute}")
+    return {int(account): int(n) for account, n in counts.items()}
 
 
 def _snapshot(account_id: int, limit: RateLimit) -> tuple[int, list[int]]:

@@ -337,3 +337,31 @@ CAMPAIGN_MASS_RECONCILE_ATTEMPTS = env.int("CAMPAIGN_MASS_RECONCILE_ATTEMPTS", d
 CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS = env.float(
     "CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS", default=2.0
 )
+
+# --- Operations: CloudWatch metrics and alarms, monitoring ---------------------------------
+# Custom metrics of the send pipeline (onlyfans/cloudwatch.py), published by beat once a
+# minute with PutMetricData; docs/operations.md. Locally they go to the moto server of the SQS
+# endpoint; CLOUDWATCH_ENABLED=0 turns publishing off.
+CLOUDWATCH_ENABLED = env.bool("CLOUDWATCH_ENABLED", default=True)
+CLOUDWATCH_NAMESPACE = env("CLOUDWATCH_NAMESPACE", default="FanCRM/OnlyFans")
+# The Installation dimension on every data point (one per deployment: production, staging…).
+CLOUDWATCH_INSTALLATION = env("CLOUDWATCH_INSTALLATION", default="fancrm")
+# Empty: the local SQS endpoint from CELERY_BROKER_URL when it names one (moto), else AWS.
+CLOUDWATCH_ENDPOINT_URL = env("CLOUDWATCH_ENDPOINT_URL", default="")
+CLOUDWATCH_REGION = env("CLOUDWATCH_REGION", default="")
+CLOUDWATCH_PUBLISH_SECONDS = env.int("CLOUDWATCH_PUBLISH_SECONDS", default=60)
+CLOUDWATCH_BATCH_SIZE = env.int("CLOUDWATCH_BATCH_SIZE", default=500)
+CLOUDWATCH_TIMEOUT_SECONDS = env.float("CLOUDWATCH_TIMEOUT_SECONDS", default=3.0)
+CLOUDWATCH_MAX_CATCHUP_MINUTES = env.int("CLOUDWATCH_MAX_CATCHUP_MINUTES", default=15)
+# Alarms (python manage.py cloudwatch_ensure_alarms): thresholds and an optional SNS topic.
+CLOUDWATCH_ALARM_QUEUE_DEPTH = env.int("CLOUDWATCH_ALARM_QUEUE_DEPTH", default=100)
+CLOUDWATCH_ALARM_DEAD_LETTER = env.int("CLOUDWATCH_ALARM_DEAD_LETTER", default=10)
+CLOUDWATCH_ALARM_FAILURE_RATE_PERCENT = env.float(
+    "CLOUDWATCH_ALARM_FAILURE_RATE_PERCENT", default=5.0
+)
+CLOUDWATCH_ALARM_WORKER_ERRORS_PER_MINUTE = env.int(
+    "CLOUDWATCH_ALARM_WORKER_ERRORS_PER_MINUTE", default=10
+)
+CLOUDWATCH_ALARM_SNS_TOPIC_ARN = env("CLOUDWATCH_ALARM_SNS_TOPIC_ARN", default="")
+# GET /api/monitoring/onlyfans: staff users, or this bearer token when set.
+MONITORING_TOKEN = env("MONITORING_TOKEN", default="")
