@@ -280,9 +280,7 @@ class CampaignDetailApi(APIView):
     )
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
-        if campaign.state == Campaign.State.RUNNING:
-            services.campaign_finish_if_done(campaign_id=campaign.pk)
-            campaign.refresh_from_db()
+        services.campaign_progress_refresh(campaign=campaign)
         return Response(_detail(campaign))
 
 

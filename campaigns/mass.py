@@ -1,8 +1,58 @@
-"""Mass mode: the platform's own mass message, in chunks (written in step 6)."""
+"""Mass mode: the campaign goes out as the platform's own mass message, in chunks of
+``CAMPAIGN_MASS_CHUNK_SIZE`` fans, one gateway call each, each call taking a slot from the
+account's send limiter.
+
+The gateway has no idempotency key for mass messages, so a call's outcome is only certain when
+it answered: a chunk is marked ``sending`` (committed) before its call, and a call that timed
+out or failed ambiguously (5xx), or a ``sending`` chunk found after a crash, becomes
+``ambiguous``. An ambiguous chunk is looked for in the platform's list of recent mass
+messages (created after the call started, with the chunk's number of fans, not yet claimed by
+another chunk of the account) before anything else: found, it is the chunk's; still missing
+after ``CAMPAIGN_MASS_RECONCILE_ATTEMPTS`` reads, it was never made and is sent again. One
+chunk per account is in flight at a time (a Redis lock), so two chunks never compete for one
+entry of the list.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import re
 from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from redis.exceptions import LockError
+
+from campaigns.models import Campaign, CampaignRecipient, MassChunk
+from campaigns.rules import VARIABLE
+from crm.broadcasts import account_event_broadcast
+from crm.models import CreatorAccount
+from onlyfans import gateway
+from onlyfans.contracts import (
+    GatewayAccountUnavailable,
+    GatewayError,
+    GatewayRateLimited,
+    GatewayTransientError,
+    MassMessageStatus,
+    MassSendRequest,
+)
+from onlyfans.dispatch import account_rate_limit
+from onlyfans.ratelimit import rate_limit_acquire
+from onlyfans.redis_conn import redis_client
+from onlyfans.services import account_mark_expired
+
+log = structlog.get_logger(__name__)
+
+LOCK_TTL_SECONDS = 120
+# A platform clock a little behind ours must not hide our own message from the reconcile.
+CLOCK_SKEW_SECONDS = 5
+PROGRESS_POLL_SECONDS = 1.0
+BUSY_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -11,9 +61,284 @@ class MassStep:
     retry_in: float | None = None
 
 
+def mass_text(text: str) -> str:
+    """One text for every fan: variables take their fallback (a mass message cannot be
+    personalised), ``{name}`` without one is dropped."""
+    if not VARIABLE.search(text):
+        return text
+    generic = VARIABLE.sub(lambda m: m.group(2) or "", text)
+    return re.sub(r"[ \t]{2,}", " ", re.sub(r"[ \t]+([,.!?])", r"\1", generic)).strip()
+
+
+_CHUNKS_SQL = """
+WITH numbered AS (
+  SELECT r.id, f.platform_fan_id,
+         (row_number() OVER (ORDER BY r.id) - 1) / %(size)s AS idx
+  FROM {recipients} r JOIN {fans} f ON f.id = r.fan_id
+  WHERE r.campaign_id = %(campaign_id)s AND r.state = 'pending' AND r.chunk_id IS NULL
+    AND f.platform_fan_id IS NOT NULL
+), chunks AS (
+  INSERT INTO {chunks} (campaign_id, index, platform_fan_ids, state, platform_mass_id, total,
+                        pending, is_done, can_unsend, attempts, reconcile_reads, last_error,
+                        updated_at)
+  SELECT %(campaign_id)s, idx, array_agg(platform_fan_id ORDER BY id), 'pending', '', 0, 0,
+         false, false, 0, 0, '', now()
+  FROM numbered GROUP BY idx
+  RETURNING id, index
+)
+UPDATE {recipients} r SET chunk_id = chunks.id
+FROM numbered JOIN chunks ON chunks.index = numbered.idx
+WHERE r.id = numbered.id
+"""
+
+
+def _chunks_create(campaign: Campaign) -> int:
+    """Split the campaign's recipients into chunks (once; the recipients keep their chunk)."""
+    from crm.models import Fan
+
+    sql = _CHUNKS_SQL.format(
+        recipients=CampaignRecipient._meta.db_table,
+        fans=Fan._meta.db_table,
+        chunks=MassChunk._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"size": settings.CAMPAIGN_MASS_CHUNK_SIZE, "campaign_id": campaign.pk})
+        return int(cursor.rowcount)
+
+
+def _chunk_sent(chunk: MassChunk, status: MassMessageStatus) -> None:
+    now = timezone.now()
+    chunk.state = MassChunk.State.SENT
+    chunk.platform_mass_id = status.platform_mass_id
+    chunk.total = status.total or len(chunk.platform_fan_ids)
+    chunk.pending = status.pending
+    chunk.is_done = status.is_done
+    chunk.can_unsend = status.can_unsend
+    chunk.sent_at = now
+    chunk.last_error = ""
+    chunk.save()
+    CampaignRecipient.objects.filter(
+        chunk_id=chunk.pk, state=CampaignRecipient.State.PENDING
+    ).update(state=CampaignRecipient.State.MASS_SENT, sent_at=now)
+    Campaign.objects.filter(pk=chunk.campaign_id).update(
+        fanned_out=F("fanned_out") + len(chunk.platform_fan_ids), updated_at=now
+    )
+
+
+def _broadcast(campaign: Campaign) -> None:
+    account_id, campaign_id, state = campaign.account_id, campaign.pk, campaign.state
+    transaction.on_commit(
+        lambda: account_event_broadcast(
+            account_id=account_id,
+            event="campaign.progress",
+            payload={"campaign_id": campaign_id, "state": state},
+        )
+    )
+
+
+def _claimed_ids(account_id: int) -> set[str]:
+    return set(
+        MassChunk.objects.filter(campaign__account_id=account_id)
+        .exclude(platform_mass_id="")
+        .values_list("platform_mass_id", flat=True)
+    )
+
+
+def _reconcile(campaign: Campaign, chunk: MassChunk) -> MassStep:
+    """Find an ambiguous chunk's message in the platform's list, or give it up as not made."""
+    account = campaign.account
+    try:
+        listed = gateway.mass_messages_list(account_platform_id=account.platform_account_id)
+    except GatewayError as exc:
+        log.info("campaign.mass_reconcile_unavailable", campaign_id=campaign.pk, code=exc.code)
+        return MassStep("reconciling", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+    claimed = _claimed_ids(account.pk)
+    since = (chunk.started_at or timezone.now()) - timedelta(seconds=CLOCK_SKEW_SECONDS)
+    size = len(chunk.platform_fan_ids)
+    for status in listed:
+        if (
+            status.platform_mass_id not in claimed
+            and status.total == size
+            and (status.created_at is None or status.created_at >= since)
+            and not status.is_canceled
+        ):
+            with transaction.atomic():
+                _chunk_sent(chunk, status)
+            log.info(
+                "campaign.mass_reconciled_found",
+                campaign_id=campaign.pk,
+                chunk=chunk.index,
+                platform_mass_id=status.platform_mass_id,
+            )
+            return MassStep("reconciled", retry_in=0)
+    chunk.reconcile_reads += 1
+    if chunk.reconcile_reads < settings.CAMPAIGN_MASS_RECONCILE_ATTEMPTS:
+        chunk.save(update_fields=["reconcile_reads", "updated_at"])
+        return MassStep("reconciling", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+    # Not on the platform after every read: the call never made it. Send it again.
+    chunk.state = MassChunk.State.PENDING
+    chunk.reconcile_reads = 0
+    chunk.save(update_fields=["state", "reconcile_reads", "updated_at"])
+    log.info("campaign.mass_reconciled_missing", campaign_id=campaign.pk, chunk=chunk.index)
+    return MassStep("resend", retry_in=0)
+
+
+def _send_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
+    account: CreatorAccount = campaign.account
+    slot = rate_limit_acquire(account_id=account.pk, limit=account_rate_limit(account))
+    if not slot.granted:
+        return MassStep("throttled", retry_in=max(slot.wait_seconds, 0.05))
+    # Committed before the call: a crash during it leaves ``sending``, which is reconciled.
+    chunk.state = MassChunk.State.SENDING
+    chunk.attempts += 1
+    chunk.started_at = timezone.now()
+    chunk.save(update_fields=["state", "attempts", "started_at", "updated_at"])
+    request = MassSendRequest(
+        account_platform_id=account.platform_account_id,
+        user_ids=tuple(chunk.platform_fan_ids),
+        text=mass_text(campaign.text),
+        price_cents=campaign.price_cents,
+        media_ids=tuple(campaign.media_ids),
+        block_banned_words=campaign.block_banned_words or None,
+    )
+    try:
+        status = gateway.mass_message_send(request)
+    except GatewayRateLimited as exc:
+        chunk.state = MassChunk.State.PENDING  # a 429 made nothing
+        chunk.save(update_fields=["state", "updated_at"])
+        return MassStep("rate_limited", retry_in=exc.retry_after_seconds or 5.0)
+    except GatewayTransientError as exc:
+        chunk.state = MassChunk.State.AMBIGUOUS
+        chunk.last_error = f"{exc.code}: {exc.message}"[:500]
+        chunk.save(update_fields=["state", "last_error", "updated_at"])
+        log.warning(
+            "campaign.mass_ambiguous", campaign_id=campaign.pk, chunk=chunk.index, code=exc.code
+        )
+        return MassStep("ambiguous", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+    except GatewayAccountUnavailable as exc:
+        account_mark_expired(account_id=account.pk, reason=exc.code)
+        chunk.state = MassChunk.State.PENDING
+        chunk.save(update_fields=["state", "updated_at"])
+        return MassStep("paused", retry_in=60.0)
+    except GatewayError as exc:
+        # Refused (a 422 listing banned words, a bad price...): every chunk would be refused
+        # alike, so the campaign stops with the reason shown.
+        error = f"{exc.code}: {exc.message}"[:500]
+        with transaction.atomic():
+            MassChunk.objects.filter(
+                campaign_id=campaign.pk,
+                state__in=[MassChunk.State.PENDING, MassChunk.State.SENDING],
+            ).update(state=MassChunk.State.FAILED, last_error=error, updated_at=timezone.now())
+            Campaign.objects.filter(pk=campaign.pk).update(last_error=error)
+        log.warning("campaign.mass_refused", campaign_id=campaign.pk, code=exc.code)
+        return MassStep("refused", retry_in=0)
+    with transaction.atomic():
+        _chunk_sent(chunk, status)
+    return MassStep("sent", retry_in=0)
+
+
+def _account_lock(account_id: int):  # type: ignore[no-untyped-def]
+    return redis_client().lock(
+        f"campaign:mass:lock:{account_id}", timeout=LOCK_TTL_SECONDS, blocking=False
+    )
+
+
 def campaign_mass_step(*, campaign_id: int) -> MassStep:
-    return MassStep("skipped")
+    """Advance a running mass campaign by one step: create its chunks, reconcile an ambiguous
+    chunk, send the next chunk, or read the platform's progress; ``retry_in`` says when the
+    task should run again (None: nothing left)."""
+    campaign = Campaign.objects.select_related("account").filter(pk=campaign_id).first()
+    if (
+        campaign is None
+        or campaign.state != Campaign.State.RUNNING
+        or campaign.send_mode != Campaign.Mode.MASS
+    ):
+        return MassStep("skipped")
+    if not MassChunk.objects.filter(campaign_id=campaign.pk).exists():
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+            if not MassChunk.objects.filter(campaign_id=campaign.pk).exists():
+                created = _chunks_create(locked)
+                log.info("campaign.mass_chunks", campaign_id=campaign.pk, chunks=created)
+    lock = _account_lock(campaign.account_id)
+    if not lock.acquire():
+        return MassStep("busy", retry_in=BUSY_RETRY_SECONDS)
+    try:
+        chunk = (
+            MassChunk.objects.filter(
+                campaign_id=campaign.pk,
+                state__in=[
+                    MassChunk.State.SENDING,
+                    MassChunk.State.AMBIGUOUS,
+                    MassChunk.State.PENDING,
+                ],
+            )
+            .order_by("index")
+            .first()
+        )
+        if chunk is not None and chunk.state == MassChunk.State.SENDING:
+            # Found mid-call: the worker that made the call is gone.
+            chunk.state = MassChunk.State.AMBIGUOUS
+            chunk.save(update_fields=["state", "updated_at"])
+        if chunk is not None and chunk.state == MassChunk.State.AMBIGUOUS:
+            step = _reconcile(campaign, chunk)
+        elif chunk is not None:
+            step = _send_chunk(campaign, chunk)
+        else:
+            step = _progress_step(campaign)
+    finally:
+        # Expired meanwhile: another step may have run, which is harmless.
+        with contextlib.suppress(LockError):
+            lock.release()
+    _broadcast(campaign)
+    return step
 
 
-def campaign_mass_refresh(*, campaign_id: int) -> None:
-    return None
+def _progress_step(campaign: Campaign) -> MassStep:
+    if campaign_mass_refresh(campaign_id=campaign.pk):
+        from campaigns.services import campaign_finish_if_done
+
+        campaign_finish_if_done(campaign_id=campaign.pk)
+        return MassStep("done")
+    return MassStep("delivering", retry_in=PROGRESS_POLL_SECONDS)
+
+
+def campaign_mass_refresh(*, campaign_id: int) -> bool:
+    """Read the platform's counters of the campaign's sent chunks that are not done yet;
+    True when every sent chunk is done (and no chunk waits to be sent)."""
+    campaign = Campaign.objects.select_related("account").filter(pk=campaign_id).first()
+    if campaign is None:
+        return True
+    chunks = list(MassChunk.objects.filter(campaign_id=campaign_id))
+    done = True
+    for chunk in chunks:
+        if chunk.state in (
+            MassChunk.State.PENDING,
+            MassChunk.State.SENDING,
+            MassChunk.State.AMBIGUOUS,
+        ):
+            done = False
+            continue
+        if chunk.state != MassChunk.State.SENT or (chunk.is_done and not chunk.can_unsend):
+            continue
+        try:
+            status = gateway.mass_message_retrieve(
+                account_platform_id=campaign.account.platform_account_id,
+                platform_mass_id=chunk.platform_mass_id,
+            )
+        except GatewayError:
+            done = done and chunk.is_done
+            continue
+        MassChunk.objects.filter(pk=chunk.pk).update(
+            total=status.total or chunk.total,
+            pending=status.pending,
+            is_done=status.is_done,
+            can_unsend=status.can_unsend,
+            updated_at=timezone.now(),
+        )
+        done = done and status.is_done
+    return done
+
+
+def mass_chunks_needed(recipients: int) -> int:
+    return math.ceil(recipients / settings.CAMPAIGN_MASS_CHUNK_SIZE) if recipients else 0

@@ -63,9 +63,7 @@ class Campaign(models.Model):
     ACTIVE_STATES = (State.RUNNING, State.PAUSED)
     FINAL_STATES = (State.CANCELLED, State.DONE)
 
-    account = models.ForeignKey(
-        CreatorAccount, on_delete=models.CASCADE, related_name="campaigns"
-    )
+    account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
     text = models.TextField()
     price_cents = models.PositiveIntegerField(default=0)
@@ -208,6 +206,8 @@ class MassChunk(models.Model):
     is_done = models.BooleanField(default=False)
     can_unsend = models.BooleanField(default=False)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Reads of the platform's list that did not find an ambiguous chunk yet.
+    reconcile_reads = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)

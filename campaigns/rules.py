@@ -42,7 +42,7 @@ class SegmentRules:
         return {
             key: list(value) if isinstance(value, tuple) else value
             for key, value in data.items()
-            if value != default[key] or key == "include_tags_mode" and self.include_tags
+            if value != default[key] or (key == "include_tags_mode" and self.include_tags)
         }
 
 

@@ -574,7 +574,7 @@ def campaigns_results(*, campaigns: Sequence[Campaign]) -> dict[int, Results]:
     groups: dict[tuple[int, bool], GroupResults] = {}
     launched = [c.pk for c in campaigns if c.launched_at is not None]
     if launched:
-        params = {
+        params: dict[str, Any] = {
             "campaign_ids": launched,
             "window": timedelta(hours=settings.CAMPAIGN_ATTRIBUTION_HOURS),
         }
@@ -623,13 +623,16 @@ def campaigns_send_counts(*, campaigns: Sequence[Campaign]) -> dict[int, SendCou
         )
     )
     for row in rows:
-        counts[row["campaign_id"]] = SendCounts(row["sent"], row["failed"], row["pending"])
+        counts[cast(int, row["campaign_id"])] = SendCounts(
+            row["sent"], row["failed"], row["pending"]
+        )
     mass = [c.pk for c in campaigns if c.send_mode == Campaign.Mode.MASS]
     if mass:
         for chunk in MassChunk.objects.filter(campaign_id__in=mass).only(
             "campaign_id", "state", "total", "pending", "platform_fan_ids"
         ):
-            before = counts.get(chunk.campaign_id, SendCounts())
+            campaign_id = cast(int, chunk.campaign_id)
+            before = counts.get(campaign_id, SendCounts())
             size = len(chunk.platform_fan_ids)
             if chunk.state == MassChunk.State.SENT:
                 total = chunk.total or size
@@ -642,7 +645,7 @@ def campaigns_send_counts(*, campaigns: Sequence[Campaign]) -> dict[int, SendCou
                 before = SendCounts(before.sent, before.failed + size, before.pending)
             elif chunk.state != MassChunk.State.CANCELLED:
                 before = SendCounts(before.sent, before.failed, before.pending + size)
-            counts[chunk.campaign_id] = before
+            counts[campaign_id] = before
     return counts
 
 

@@ -271,8 +271,9 @@ def campaign_start_task_publish(campaign_id: int, delay_seconds: float) -> None:
     task publishes itself again until it is due, and the campaigns sweep covers a lost one)."""
     from campaigns.tasks import campaign_start_task
 
-    delay = int(max(0.0, min(delay_seconds, 900.0)))
-    campaign_start_task.apply_async((campaign_id,), delay_seconds=delay)
+    # Whole seconds on SQS (kombu's ``delay_seconds``), as the send pipeline publishes.
+    options: dict[str, Any] = {"delay_seconds": int(max(0.0, min(delay_seconds, 900.0)))}
+    campaign_start_task.apply_async((campaign_id,), **options)
 
 
 @transaction.atomic
@@ -665,6 +666,21 @@ def campaign_finish_if_done(*, campaign_id: int, now: datetime | None = None) ->
     log.info("campaign.done", campaign_id=campaign.pk, account_id=campaign.account_id)
     _progress_on_commit(campaign)
     return True
+
+
+def campaign_progress_refresh(*, campaign: Campaign) -> None:
+    """Bring a campaign's state up to date before it is shown: a running one that has nothing
+    left is done; a mass one reads the platform's counters of messages still delivering."""
+    if campaign.send_mode == Campaign.Mode.MASS and campaign.launched_at is not None:
+        from campaigns.mass import campaign_mass_refresh
+
+        if MassChunk.objects.filter(
+            campaign_id=campaign.pk, state=MassChunk.State.SENT, is_done=False
+        ).exists():
+            campaign_mass_refresh(campaign_id=campaign.pk)
+    if campaign.state == Campaign.State.RUNNING:
+        campaign_finish_if_done(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
 
 
 # --- the bulk API ---------------------------------------------------------------------------

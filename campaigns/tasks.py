@@ -91,15 +91,21 @@ def campaigns_sweep() -> dict[str, int]:
     for campaign_id, sent_as, updated_at in running:
         if sent_as == Campaign.Mode.MASS:
             campaign_mass_refresh(campaign_id=campaign_id)
-            if updated_at < stalled_before and MassChunk.objects.filter(
-                campaign_id=campaign_id,
-                state__in=[MassChunk.State.PENDING, MassChunk.State.AMBIGUOUS],
-            ).exists():
+            if (
+                updated_at < stalled_before
+                and MassChunk.objects.filter(
+                    campaign_id=campaign_id,
+                    state__in=[MassChunk.State.PENDING, MassChunk.State.AMBIGUOUS],
+                ).exists()
+            ):
                 task_publish_or_log(campaign_mass_send_task, campaign_id)
                 restarted += 1
-        elif updated_at < stalled_before and CampaignRecipient.objects.filter(
-            campaign_id=campaign_id, state=CampaignRecipient.State.PENDING
-        ).exists():
+        elif (
+            updated_at < stalled_before
+            and CampaignRecipient.objects.filter(
+                campaign_id=campaign_id, state=CampaignRecipient.State.PENDING
+            ).exists()
+        ):
             task_publish_or_log(campaign_fan_out_task, campaign_id)
             restarted += 1
         done += campaign_finish_if_done(campaign_id=campaign_id, now=now)

@@ -264,9 +264,7 @@ def campaign_detail(
     if isinstance(membership, HttpResponse):
         return membership
     campaign = _campaign(request, account_id, campaign_id)
-    if campaign.state == Campaign.State.RUNNING:
-        services.campaign_finish_if_done(campaign_id=campaign.pk)
-        campaign.refresh_from_db()
+    services.campaign_progress_refresh(campaign=campaign)
     context = _detail_context(request, membership, campaign)
     if request.htmx and request.htmx.target == "campaign-progress":
         return render(request, "campaigns/detail.html#progress", context)

@@ -28,6 +28,32 @@ class SendResult:
 
 
 @dataclass(frozen=True)
+class MassSendRequest:
+    """One call of the platform's mass messaging: the same message to ``user_ids``."""
+
+    account_platform_id: str
+    user_ids: tuple[str, ...]
+    text: str
+    price_cents: int = 0
+    media_ids: tuple[str, ...] = ()
+    block_banned_words: str | None = None  # strict_ban, risky or replace_soften
+
+
+@dataclass(frozen=True)
+class MassMessageStatus:
+    """A mass message as the platform counts it: ``pending`` of ``total`` copies to go."""
+
+    platform_mass_id: str
+    total: int
+    pending: int
+    is_done: bool
+    is_canceled: bool = False
+    can_unsend: bool = False
+    unsend_seconds: int = 0
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class PlatformAccount:
     platform_account_id: str
     display_name: str

@@ -28,6 +28,8 @@ from onlyfans.contracts import (
     GatewayRateLimited,
     GatewayRejected,
     GatewayTransientError,
+    MassMessageStatus,
+    MassSendRequest,
     PlatformAccount,
     PlatformChat,
     PlatformFan,
@@ -224,6 +226,86 @@ def messages_list(*, account_platform_id: str, chat_id: str, limit: int) -> list
                 break
             payload = client.get(next_page, cast_to=object)
     return messages[:limit]
+
+
+# --- mass messages ----------------------------------------------------------------------------
+def mass_message_send(request: MassSendRequest) -> MassMessageStatus:
+    """Send one message to many fans at once (``POST /api/{account}/mass-messaging``); the
+    platform makes each fan's copy itself and counts them down in ``pending``.
+
+    The gateway documents no idempotency key here: after a ``GatewayTransientError`` (timeout,
+    5xx) the message may or may not exist, and only ``mass_messages_list`` can tell. A 422
+    listing banned words (with ``block_banned_words``) is a ``GatewayRejected``.
+    """
+    started = time.perf_counter()
+    options: dict[str, Any] = {}
+    if request.media_ids:
+        options["media_files"] = [_media_id(m) for m in request.media_ids]
+    if request.price_cents:
+        options["price"] = _dollars(request.price_cents)
+    if request.block_banned_words:
+        options["block_banned_words"] = request.block_banned_words
+    with _gateway_errors("mass_send", account=request.account_platform_id):
+        raw = api_client().mass_messaging.with_raw_response.send(
+            request.account_platform_id,
+            text=request.text,
+            user_ids=list(request.user_ids),
+            **options,
+        )
+        payload = raw.json()
+    data = payload.get("data") if isinstance(payload, dict) else None
+    status = _mass_status(data)
+    if status is None:
+        raise GatewayError("The gateway's reply has no mass message id.", code="invalid_reply")
+    log.info(
+        "gateway.mass_send",
+        account=request.account_platform_id,
+        status=raw.status_code,
+        platform_mass_id=status.platform_mass_id,
+        fans=len(request.user_ids),
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return status
+
+
+def mass_messages_list(*, account_platform_id: str) -> list[MassMessageStatus]:
+    """The account's pending, scheduled and recently sent mass messages, newest first."""
+    with _gateway_errors("mass_list", account=account_platform_id):
+        payload = api_client().mass_messaging.with_raw_response.list(account_platform_id).json()
+    return [s for s in (_mass_status(item) for item in _data_list(payload)) if s is not None]
+
+
+def mass_message_retrieve(*, account_platform_id: str, platform_mass_id: str) -> MassMessageStatus:
+    """One mass message's counters (``pending``, ``total``, ``isDone``, ``canUnsend``)."""
+    with _gateway_errors("mass_retrieve", account=account_platform_id):
+        payload = (
+            api_client()
+            .mass_messaging.with_raw_response.retrieve(
+                platform_mass_id, account=account_platform_id
+            )
+            .json()
+        )
+    status = _mass_status(payload.get("data") if isinstance(payload, dict) else None)
+    if status is None:
+        raise GatewayError("The gateway's reply has no mass message.", code="invalid_reply")
+    return status
+
+
+def _mass_status(data: object) -> MassMessageStatus | None:
+    if not isinstance(data, dict) or data.get("id") is None:
+        return None
+    total = int(data.get("total") or 0)
+    pending = int(data.get("pending") or 0)
+    return MassMessageStatus(
+        platform_mass_id=str(data["id"]),
+        total=total,
+        pending=pending,
+        is_done=bool(data.get("isDone", pending == 0)),
+        is_canceled=bool(data.get("isCanceled")),
+        can_unsend=bool(data.get("canUnsend")),
+        unsend_seconds=int(data.get("unsendSeconds") or 0),
+        created_at=_datetime(data.get("date") or data.get("createdAt")),
+    )
 
 
 # --- webhooks ---------------------------------------------------------------------------------

@@ -7,149 +7,371 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('crm', '0008_message_campaign_lanes'),
+        ("crm", "0008_message_campaign_lanes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Campaign',
+            name="Campaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('text', models.TextField()),
-                ('price_cents', models.PositiveIntegerField(default=0)),
-                ('media_ids', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=100), blank=True, default=list, size=None)),
-                ('rules', models.JSONField(blank=True, default=dict)),
-                ('mode', models.CharField(choices=[('individual', 'One by one (personalised)'), ('mass', 'Platform mass message'), ('auto', 'Automatic')], default='individual', max_length=10)),
-                ('sent_as', models.CharField(blank=True, max_length=10)),
-                ('drain_window_minutes', models.PositiveIntegerField(default=120, help_text='Auto mode sends one by one when the audience drains within this.')),
-                ('control_percent', models.PositiveSmallIntegerField(default=0, help_text='Share of the audience held out (gets nothing), in percent.')),
-                ('block_banned_words', models.CharField(blank=True, choices=[('', 'Do not screen'), ('strict_ban', 'Refuse banned words'), ('risky', 'Refuse risky words too'), ('replace_soften', 'Soften them')], default='', max_length=20)),
-                ('scheduled_at', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('draft', 'Draft'), ('scheduled', 'Scheduled'), ('running', 'Running'), ('paused', 'Paused'), ('cancelled', 'Cancelled'), ('done', 'Done')], default='draft', max_length=10)),
-                ('recipients_total', models.PositiveIntegerField(default=0)),
-                ('control_total', models.PositiveIntegerField(default=0)),
-                ('unlinked_skipped', models.PositiveIntegerField(default=0)),
-                ('fanned_out', models.PositiveIntegerField(default=0)),
-                ('preflight', models.JSONField(blank=True, default=dict)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('launched_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='campaigns', to='crm.creatoraccount')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("text", models.TextField()),
+                ("price_cents", models.PositiveIntegerField(default=0)),
+                (
+                    "media_ids",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=100),
+                        blank=True,
+                        default=list,
+                        size=None,
+                    ),
+                ),
+                ("rules", models.JSONField(blank=True, default=dict)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("individual", "One by one (personalised)"),
+                            ("mass", "Platform mass message"),
+                            ("auto", "Automatic"),
+                        ],
+                        default="individual",
+                        max_length=10,
+                    ),
+                ),
+                ("sent_as", models.CharField(blank=True, max_length=10)),
+                (
+                    "drain_window_minutes",
+                    models.PositiveIntegerField(
+                        default=120,
+                        help_text="Auto mode sends one by one when the audience drains within this.",
+                    ),
+                ),
+                (
+                    "control_percent",
+                    models.PositiveSmallIntegerField(
+                        default=0,
+                        help_text="Share of the audience held out (gets nothing), in percent.",
+                    ),
+                ),
+                (
+                    "block_banned_words",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Do not screen"),
+                            ("strict_ban", "Refuse banned words"),
+                            ("risky", "Refuse risky words too"),
+                            ("replace_soften", "Soften them"),
+                        ],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                ("scheduled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("scheduled", "Scheduled"),
+                            ("running", "Running"),
+                            ("paused", "Paused"),
+                            ("cancelled", "Cancelled"),
+                            ("done", "Done"),
+                        ],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                ("recipients_total", models.PositiveIntegerField(default=0)),
+                ("control_total", models.PositiveIntegerField(default=0)),
+                ("unlinked_skipped", models.PositiveIntegerField(default=0)),
+                ("fanned_out", models.PositiveIntegerField(default=0)),
+                ("preflight", models.JSONField(blank=True, default=dict)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                ("launched_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="campaigns",
+                        to="crm.creatoraccount",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='MassChunk',
+            name="MassChunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveIntegerField()),
-                ('platform_fan_ids', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=64), default=list, size=None)),
-                ('state', models.CharField(choices=[('pending', 'Not sent yet'), ('sending', 'Call in progress'), ('ambiguous', 'Outcome unknown (reconciling)'), ('sent', 'Accepted by the platform'), ('failed', 'Refused'), ('cancelled', 'Cancelled')], default='pending', max_length=10)),
-                ('platform_mass_id', models.CharField(blank=True, max_length=64)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('pending', models.PositiveIntegerField(default=0)),
-                ('is_done', models.BooleanField(default=False)),
-                ('can_unsend', models.BooleanField(default=False)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='campaigns.campaign')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveIntegerField()),
+                (
+                    "platform_fan_ids",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=64), default=list, size=None
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Not sent yet"),
+                            ("sending", "Call in progress"),
+                            ("ambiguous", "Outcome unknown (reconciling)"),
+                            ("sent", "Accepted by the platform"),
+                            ("failed", "Refused"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("platform_mass_id", models.CharField(blank=True, max_length=64)),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("pending", models.PositiveIntegerField(default=0)),
+                ("is_done", models.BooleanField(default=False)),
+                ("can_unsend", models.BooleanField(default=False)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chunks",
+                        to="campaigns.campaign",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['campaign', 'index'],
+                "ordering": ["campaign", "index"],
             },
         ),
         migrations.CreateModel(
-            name='CampaignRecipient',
+            name="CampaignRecipient",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('pending', 'Waiting for fan-out'), ('queued', 'Message queued'), ('control', 'Control group (gets nothing)'), ('withdrawn', 'Withdrawn (campaign cancelled)'), ('mass_sent', 'Sent in a platform mass message')], default='pending', max_length=10)),
-                ('is_control', models.BooleanField(default=False)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='campaigns.campaign')),
-                ('fan', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='campaign_recipients', to='crm.fan')),
-                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='crm.message')),
-                ('chunk', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='recipients', to='campaigns.masschunk')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting for fan-out"),
+                            ("queued", "Message queued"),
+                            ("control", "Control group (gets nothing)"),
+                            ("withdrawn", "Withdrawn (campaign cancelled)"),
+                            ("mass_sent", "Sent in a platform mass message"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("is_control", models.BooleanField(default=False)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="recipients",
+                        to="campaigns.campaign",
+                    ),
+                ),
+                (
+                    "fan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="campaign_recipients",
+                        to="crm.fan",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="crm.message",
+                    ),
+                ),
+                (
+                    "chunk",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="recipients",
+                        to="campaigns.masschunk",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Segment',
+            name="Segment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('rules', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='segments', to='crm.creatoraccount')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("rules", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="segments",
+                        to="crm.creatoraccount",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='segment',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='campaigns', to='campaigns.segment'),
+            model_name="campaign",
+            name="segment",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="campaigns",
+                to="campaigns.segment",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='masschunk',
-            constraint=models.UniqueConstraint(fields=('campaign', 'index'), name='mass_chunk_unique_index'),
+            model_name="masschunk",
+            constraint=models.UniqueConstraint(
+                fields=("campaign", "index"), name="mass_chunk_unique_index"
+            ),
         ),
         migrations.AddIndex(
-            model_name='campaignrecipient',
-            index=models.Index(condition=models.Q(('state', 'pending')), fields=['campaign', 'id'], name='recipient_campaign_pending'),
+            model_name="campaignrecipient",
+            index=models.Index(
+                condition=models.Q(("state", "pending")),
+                fields=["campaign", "id"],
+                name="recipient_campaign_pending",
+            ),
         ),
         migrations.AddIndex(
-            model_name='campaignrecipient',
-            index=models.Index(fields=['campaign', 'state'], name='recipient_campaign_state'),
+            model_name="campaignrecipient",
+            index=models.Index(fields=["campaign", "state"], name="recipient_campaign_state"),
         ),
         migrations.AddConstraint(
-            model_name='campaignrecipient',
-            constraint=models.UniqueConstraint(fields=('campaign', 'fan'), name='recipient_unique_fan'),
+            model_name="campaignrecipient",
+            constraint=models.UniqueConstraint(
+                fields=("campaign", "fan"), name="recipient_unique_fan"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='campaignrecipient',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('state', 'control'), _negated=True), ('is_control', True), _connector='OR'), name='recipient_control_flag'),
+            model_name="campaignrecipient",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("state", "control"), _negated=True),
+                    ("is_control", True),
+                    _connector="OR",
+                ),
+                name="recipient_control_flag",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='segment',
-            constraint=models.UniqueConstraint(fields=('account', 'name'), name='segment_unique_name'),
+            model_name="segment",
+            constraint=models.UniqueConstraint(
+                fields=("account", "name"), name="segment_unique_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='campaign',
-            index=models.Index(fields=['account', '-created_at', '-id'], name='campaign_account_recent'),
+            model_name="campaign",
+            index=models.Index(
+                fields=["account", "-created_at", "-id"], name="campaign_account_recent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='campaign',
-            index=models.Index(condition=models.Q(('state__in', ['scheduled', 'running'])), fields=['state', 'scheduled_at'], name='campaign_active'),
+            model_name="campaign",
+            index=models.Index(
+                condition=models.Q(("state__in", ["scheduled", "running"])),
+                fields=["state", "scheduled_at"],
+                name="campaign_active",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='campaign',
-            constraint=models.CheckConstraint(condition=models.Q(('price_cents', 0), models.Q(('price_cents__gte', 300), ('price_cents__lte', 20000)), _connector='OR'), name='campaign_price_range'),
+            model_name="campaign",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("price_cents", 0),
+                    models.Q(("price_cents__gte", 300), ("price_cents__lte", 20000)),
+                    _connector="OR",
+                ),
+                name="campaign_price_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='campaign',
-            constraint=models.CheckConstraint(condition=models.Q(('control_percent__lte', 50)), name='campaign_control_at_most_half'),
+            model_name="campaign",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("control_percent__lte", 50)),
+                name="campaign_control_at_most_half",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='campaign',
-            constraint=models.CheckConstraint(condition=models.Q(('drain_window_minutes__gte', 1)), name='campaign_drain_window_positive'),
+            model_name="campaign",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("drain_window_minutes__gte", 1)),
+                name="campaign_drain_window_positive",
+            ),
         ),
     ]

@@ -16,12 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from onlyfans.sandbox.mass import MassMessaging
 from onlyfans.sandbox.state import Reply, SandboxConfig, SandboxState, idempotency_key_valid
 from onlyfans.sandbox.webhooks import FanPlayer, WebhookPoster, events_emit
 
 _SEND_PATH = re.compile(r"^/api/([^/]+)/chats/([^/]+)/messages/?$")
 _CHATS_PATH = re.compile(r"^/api/([^/]+)/chats/?$")
 _FANS_PATH = re.compile(r"^/api/([^/]+)/fans/(all|active|expired)/?$")
+_MASS_PATH = re.compile(r"^/api/([^/]+)/mass-messaging/?$")
+_MASS_ONE_PATH = re.compile(r"^/api/([^/]+)/mass-messaging/(\d+)/?$")
 FANS_PAGE_MAX = 20  # OnlyFans gives at most 20 fans a page
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
@@ -35,6 +38,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
         self.state = state
+        self.mass = MassMessaging(state)
         self.stopping = threading.Event()
         self.poster = WebhookPoster()
         self._open: set[socket.socket] = set()
@@ -198,7 +202,31 @@ class _Handler(BaseHTTPRequestHandler):
                     account_id, limit=limit, offset=int(query.get("offset") or 0), kind=match[2]
                 ),
             )
+        mass = self._mass(method, path, body)
+        if mass is not None and mass.hang_seconds is not None:
+            self._hang(mass.hang_seconds)
+            return None
+        if mass is not None:
+            return mass
         return Reply(404, {"error": "Not found.", "message": "Not found.", "code": "not_found"})
+
+    def _mass(self, method: str, path: str, body: bytes) -> Reply | None:
+        """Mass messaging (onlyfans/sandbox/mass.py); None when the path is not one of it."""
+        match = _MASS_PATH.match(path) or _MASS_ONE_PATH.match(path)
+        if not match:
+            return None
+        account_id = unquote(match[1])
+        error = self.server.state.account_error(account_id)
+        if error is not None:
+            return error
+        mass = self.server.mass
+        if match.re is _MASS_ONE_PATH and method == "GET":
+            return mass.retrieve_json(account_id, int(match[2]))
+        if match.re is _MASS_PATH and method == "GET":
+            return mass.list_json(account_id)
+        if match.re is _MASS_PATH and method == "POST":
+            return mass.send(account_id, body)
+        return Reply(405, {"error": "Method not allowed.", "message": "Method not allowed."})
 
     def _send(self, account_id: str, chat_id: str, body: bytes) -> Reply | None:
         state = self.server.state
@@ -247,6 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(200, state.stats_json())
         if route == "accounts" and method == "GET":
             return Reply(200, {"data": state.accounts_json()})
+        if route == "mass" and method == "GET":
+            return Reply(200, {"data": self.server.mass.control_json(query.get("account"))})
         if route == "fans/seed" and method == "POST":
             return Reply(200, {"data": state.fans_seed(data)})
         if route == "webhooks/emit" and method == "POST":

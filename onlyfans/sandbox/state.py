@@ -53,6 +53,12 @@ class SandboxConfig:
     # Reads (fans, chats, messages): the gateway's own per-minute limit, apart from sends.
     read_rate_limit_per_minute: int = 1000  # per account, sliding 60 s window; 0 turns it off
     read_fail_next: int = 0  # the next N reads answer ``fail_status``
+    # Mass messaging (onlyfans/sandbox/mass.py).
+    mass_delivery_per_second: float = 100_000.0  # copies made per second after the call
+    mass_unlock_share: float = 0.0  # share of fans who unlock a paid mass message (webhooks)
+    mass_timeout_next: int = 0  # the next N calls create the message, then never answer
+    mass_fail_next: int = 0  # the next N calls answer 500 and create nothing
+    banned_words: list[str] = field(default_factory=list)  # refused with blockBannedWords
 
     def update(self, changes: dict[str, Any]) -> list[str]:
         """Apply known keys; return the unknown ones so the caller can complain."""
@@ -503,6 +509,14 @@ class SandboxState:
     def next_id(self) -> int:
         with self._lock:
             return next(self._ids)
+
+    def mass_copy_record(
+        self, account_id: str, fan: dict[str, Any], payload: dict[str, Any]
+    ) -> None:
+        """Keep a fan's copy of a mass message in their chat (onlyfans/sandbox/mass.py)."""
+        with self._lock:
+            self._account(account_id)
+            self._chats.setdefault((account_id, str(fan["id"])), []).append(dict(payload))
 
     def _fan_json(self, account_id: str, chat_id: str) -> dict[str, Any]:
         fan = self._fans.get((account_id, chat_id))

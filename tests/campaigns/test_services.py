@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from campaigns import services
 from campaigns.models import Campaign, CampaignRecipient
-from campaigns.selectors import campaign_preflight, campaign_progress
 from campaigns.rules import segment_rules_parse
+from campaigns.selectors import campaign_preflight, campaign_progress
 from crm.errors import ApplicationError
 from crm.models import Conversation, Message
 from onlyfans.pipeline import message_deliver
@@ -199,6 +199,7 @@ def test_cancel_withdraws_queued_messages_and_sends_nothing_more(
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
     services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=5)
     sent = Message.objects.filter(campaign_id=campaign.pk).first()
+    assert sent is not None
     Message.objects.filter(pk=sent.pk).update(status="sent", sent_at=timezone.now())
     # when
     campaign = services.campaign_cancel(actor=shop.owner, campaign=campaign)
@@ -223,7 +224,7 @@ def test_resend_failed_puts_back_only_real_failures(shop, make_fan, make_campaig
         make_fan()
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
     fan_out_all(campaign.pk)
-    first, second, third = Message.objects.order_by("id")
+    first, second, _third = Message.objects.order_by("id")
     Message.objects.filter(pk=first.pk).update(
         status="failed", last_error="rejected (HTTP 400)", attempts=1
     )

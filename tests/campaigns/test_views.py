@@ -139,6 +139,7 @@ def test_scheduled_time_is_read_in_the_accounts_time_zone(owner_client, shop, ma
     )
     campaign = Campaign.objects.get(name="Later")
     assert campaign.state == Campaign.State.SCHEDULED
+    assert campaign.scheduled_at is not None
     assert campaign.scheduled_at.isoformat() == "2031-06-01T18:00:00+00:00"
     page = owner_client.get(reverse("campaign_detail", args=[shop.account.pk, campaign.pk]))
     assert "Jun 1, 2031 20:00" in page.content.decode()
@@ -150,6 +151,7 @@ def test_campaign_page_progress_fragment_and_actions(owner_client, shop, make_fa
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
     fan_out_all(campaign.pk)
     first = Message.objects.order_by("id").first()
+    assert first is not None
     Message.objects.filter(pk=first.pk).update(status="sent", sent_at=timezone.now())
     url = reverse("campaign_detail", args=[shop.account.pk, campaign.pk])
     fragment = owner_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="campaign-progress")
