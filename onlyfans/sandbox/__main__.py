@@ -16,6 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default="sandbox-key", help="expected Bearer key; '' accepts any")
     p.add_argument("--rate-limit-per-minute", type=int, default=10, help="per account; 0: off")
     p.add_argument("--min-interval-ms", type=int, default=3000, help="per account; 0: off")
+    p.add_argument(
+        "--read-rate-limit-per-minute", type=int, default=1000, help="reads per account; 0: off"
+    )
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--fail-rate", type=float, default=0.0, help="share of sends answered 500")
     p.add_argument("--timeout-rate", type=float, default=0.0, help="share of sends never answered")
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key or None,
         rate_limit_per_minute=args.rate_limit_per_minute,
         min_interval_ms=args.min_interval_ms,
+        read_rate_limit_per_minute=args.read_rate_limit_per_minute,
         latency_ms=args.latency_ms,
         fail_rate=args.fail_rate,
         timeout_rate=args.timeout_rate,

@@ -256,6 +256,21 @@ def test_chats_are_imported_without_duplicating_webhook_and_sent_messages(sandbo
     assert Message.objects.filter(conversation=conversation).count() == 7
 
 
+def test_webhook_for_a_message_the_sync_imported_is_not_stored_twice(sandbox, account):
+    seed(sandbox, account, fans=[{"id": 990002, "username": "gus"}])
+    [posted] = sandbox.emit_webhooks(
+        url="http://127.0.0.1:9/unreachable", account_id=account.platform_account_id,
+        fan_id=990002,
+    )  # fmt: skip
+    run = the_run(account)
+    run_to_end(run)  # the sync imports the fan's message first...
+    run.refresh_from_db()
+    assert run.messages_imported == 1
+    post_webhook(posted["event"])  # ...then its webhook arrives late
+    [message] = Message.objects.filter(account=account)
+    assert message.platform_message_id == str(posted["event"]["payload"]["id"])
+
+
 def test_new_chat_gets_summary_and_platform_unread_count(sandbox, account):
     seed(
         sandbox,
