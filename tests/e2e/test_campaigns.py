@@ -1,0 +1,78 @@
+"""Campaigns in a real browser: build a segment, watch the pre-flight follow the rules, launch,
+and watch the progress move live while a real worker fans out and sends; then the results."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from campaigns.models import Campaign
+from crm.models import Message
+from tests.e2e.conftest import SHOTS
+from tests.factories import CreatorAccountFactory, FanFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORKER_BOOT_TIMEOUT_MS = 60_000
+
+
+def test_build_preflight_launch_and_watch_progress(login, member, send_worker):
+    # given: an owner, six VIP fans (one not linked to the platform) and three others
+    account = CreatorAccountFactory(send_rate_per_minute=1000, send_min_interval_ms=0)
+    owner = member(account, "owner")
+    for i in range(6):
+        FanFactory(
+            account=account,
+            username=f"vip{i}",
+            display_name=f"Vip {i}",
+            tags=["vip"],
+            platform_fan_id=None if i == 5 else str(700_000 + i),
+        )
+    for i in range(3):
+        FanFactory(account=account, username=f"casual{i}", tags=[])
+    assert send_worker.poll() is None  # booting while the owner builds the campaign
+    page = login(owner)
+
+    # when: the owner opens Campaigns from the top bar and builds one
+    page.goto("/")
+    page.get_by_role("link", name="Campaigns").click()
+    expect(page.locator("h1")).to_contain_text("Campaigns")
+    page.locator("#new-campaign").click()
+    page.fill("input[name=name]", "VIP weekend")
+    page.fill("textarea[name=text]", "Hey {name|babe}, something new for you")
+    page.select_option("select[name=mode]", "individual")
+    # then: the pre-flight counts every fan first, then follows the tag rule live
+    audience = page.locator("#preflight-audience")
+    expect(audience).to_have_text("8")
+    page.fill("input[name=include_tags]", "vip")
+    expect(audience).to_have_text("5")
+    expect(page.locator("#preflight-unlinked")).to_have_text("1")
+    expect(page.locator("#preflight-sample")).to_contain_text("Vip 0")
+    expect(page.locator("#preflight-mode")).to_have_text("one by one")
+    page.screenshot(path=str(SHOTS / "campaign-builder.png"), full_page=True)
+
+    # when: launched
+    page.locator("#launch-button").click()
+    # then: the campaign page shows it running, and the progress moves without a reload
+    expect(page.locator("h1")).to_have_text("VIP weekend")
+    campaign = Campaign.objects.get(name="VIP weekend")
+    assert campaign.recipients_total == 5
+    expect(page.locator("#progress-recipients")).to_contain_text("5")
+    page.evaluate("window.__e2eNoReload = true")
+    expect(page.locator("#progress-sent")).to_have_text("5", timeout=WORKER_BOOT_TIMEOUT_MS)
+    expect(page.locator("#campaign-state")).to_have_text("Done", timeout=10_000)
+    expect(page.locator("#progress-remaining")).to_have_text("0")
+    assert page.evaluate("window.__e2eNoReload === true"), "the page was reloaded"
+    page.screenshot(path=str(SHOTS / "campaign-progress.png"), full_page=True)
+    sent = Message.objects.filter(campaign_id=campaign.pk, status="sent")
+    assert sorted(sent.values_list("text", flat=True)) == sorted(
+        f"Hey Vip {i}, something new for you" for i in range(5)
+    )
+
+    # and the list shows it with its figures
+    page.goto(f"/accounts/{account.pk}/campaigns/")
+    row = page.locator(f"#campaign-row-{campaign.pk}")
+    expect(row).to_contain_text("VIP weekend")
+    expect(row).to_contain_text(re.compile(r"Done"))
