@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -490,7 +491,7 @@ def fan_delete(*, actor: User, fan: Fan, force: bool = False) -> None:
     fan.delete()
 
 
-CONVERSATION_SUMMARY_SQL = """
+_CONVERSATION_SUMMARY_SQL = """
 UPDATE crm_conversation c SET
   last_message_at = latest.created_at,
   last_message_preview = left(btrim(split_part(btrim(latest.text, E' \\n\\r\\t'), E'\\n', 1)), 140),
@@ -503,16 +504,24 @@ UPDATE crm_conversation c SET
         WHERE o.conversation_id = c.id AND o.direction = 'out'), '-infinity'))
 FROM (
   SELECT DISTINCT ON (conversation_id) conversation_id, created_at, text, direction
-  FROM crm_message WHERE account_id = ANY(%s)
+  FROM crm_message WHERE {scope} = ANY(%s)
   ORDER BY conversation_id, created_at DESC, id DESC
 ) latest
 WHERE c.id = latest.conversation_id
 """
 
 
-def conversation_summaries_recompute(*, account_ids: list[int]) -> int:
+def conversation_summaries_recompute(
+    *, account_ids: Sequence[int] = (), conversation_ids: Sequence[int] = ()
+) -> int:
     """Recompute the list's denormalised columns (last message, waiting since) from the
-    messages, for data loaded in bulk (the demo seed, imports) rather than through services."""
+    messages, for data loaded in bulk (the demo seed, imports, the platform sync) rather than
+    through services: whole accounts, or just the given conversations."""
+    if bool(account_ids) == bool(conversation_ids):
+        raise ValueError("Pass account_ids or conversation_ids.")
+    scope, ids = (
+        ("account_id", account_ids) if account_ids else ("conversation_id", conversation_ids)
+    )
     with connection.cursor() as cursor:
-        cursor.execute(CONVERSATION_SUMMARY_SQL, [account_ids])
+        cursor.execute(_CONVERSATION_SUMMARY_SQL.format(scope=scope), [list(ids)])
         return cursor.rowcount

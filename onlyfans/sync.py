@@ -35,6 +35,7 @@ from django.utils import timezone
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Conversation, CreatorAccount, Fan, Membership, Message
+from crm.services import conversation_summaries_recompute
 from onlyfans import gateway
 from onlyfans.contracts import (
     GatewayAccountUnavailable,
@@ -607,27 +608,6 @@ ON CONFLICT (account_id, platform_message_id) WHERE platform_message_id IS NOT N
 RETURNING direction, created_at
 """
 
-# crm.services.conversation_summaries_recompute, for the given conversations only (that one
-# recomputes a whole account, too much once per chat on a large one).
-_SUMMARY_SQL = """
-UPDATE crm_conversation c SET
-  last_message_at = latest.created_at,
-  last_message_preview = left(btrim(split_part(btrim(latest.text, E' \\n\\r\\t'), E'\\n', 1)), 140),
-  last_message_direction = latest.direction,
-  waiting_since = (
-    SELECT min(m.created_at) FROM crm_message m
-    WHERE m.conversation_id = c.id AND m.direction = 'in'
-      AND m.created_at > COALESCE((
-        SELECT max(o.created_at) FROM crm_message o
-        WHERE o.conversation_id = c.id AND o.direction = 'out'), '-infinity'))
-FROM (
-  SELECT DISTINCT ON (conversation_id) conversation_id, created_at, text, direction
-  FROM crm_message WHERE conversation_id = ANY(%s)
-  ORDER BY conversation_id, created_at DESC, id DESC
-) latest
-WHERE c.id = latest.conversation_id
-"""
-
 
 def _message_row(message: PlatformMessage) -> dict[str, Any]:
     price = message.price_cents
@@ -679,7 +659,7 @@ def chat_store(
         )
         inserted = cursor.fetchall()
         if inserted:
-            cursor.execute(_SUMMARY_SQL, [[conversation.pk]])
+            conversation_summaries_recompute(conversation_ids=[conversation.pk])
     if not inserted:
         return 0, stored
     seen = [created_at for direction, created_at in inserted if direction == Message.Direction.IN]
