@@ -9,7 +9,7 @@ exact one; the page shows it rounded to seconds, minutes or hours.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import operator
 
 RATIO = 1.1
 BUCKETS = 160  # 1.1**159 - 1 s is about 11 months
@@ -24,15 +24,17 @@ def bucket_bounds(bucket: int) -> tuple[float, float]:
     return RATIO**bucket - 1, RATIO ** (bucket + 1) - 1
 
 
-def histogram_add(total: list[int], part: Iterable[int]) -> list[int]:
-    """``total`` plus ``part``, element by element (either may be shorter)."""
-    part = list(part)
-    if len(part) > len(total):
-        total = total + [0] * (len(part) - len(total))
-    for i, n in enumerate(part):
-        if n:
-            total[i] += n
-    return total
+def histogram_add(total: list[int], part: list[int]) -> list[int]:
+    """``total`` plus ``part``, element by element (either may be empty)."""
+    if not part:
+        return total
+    if not total:
+        return list(part)
+    if len(part) != len(total):
+        width = max(len(part), len(total))
+        total = total + [0] * (width - len(total))
+        part = list(part) + [0] * (width - len(part))
+    return list(map(operator.add, total, part))
 
 
 def histogram_median(counts: list[int]) -> float | None:

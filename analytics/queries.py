@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection
 
 from analytics.histogram import SQL_BUCKET
-from analytics.models import AttributionRule, PurchaseCredit
+from analytics.models import ActiveGap, AttributionRule, PurchaseCredit
 from crm.models import Conversation, Fan, Message, Purchase
 
 FAN = Fan._meta.db_table
@@ -26,6 +26,7 @@ CONVERSATION = Conversation._meta.db_table
 MESSAGE = Message._meta.db_table
 PURCHASE = Purchase._meta.db_table
 CREDIT = PurchaseCredit._meta.db_table
+GAP = ActiveGap._meta.db_table
 
 # Lifetime-spend bands of the distribution chart: (label, low cents, high cents or None).
 SPEND_BANDS: list[tuple[str, int, int | None]] = [
@@ -167,6 +168,58 @@ def spend_distribution(*, account_id: int) -> list[tuple[str, int]]:
     """Fans per lifetime-spend band (all of the account's fans, as the fans page shows them)."""
     ((*counts,),) = _rows(SPEND_DISTRIBUTION, {"account": account_id})
     return [(label, int(n)) for (label, _, _), n in zip(SPEND_BANDS, counts, strict=True)]
+
+
+# --- Active fans from the roll-up's gap counts ---------------------------------------------------
+# A fan active at all in [a, b] has exactly one active day d in it with next_day > b (its last).
+
+ACTIVE_GAPS_WINDOWS = f"""
+SELECT COALESCE(SUM(fans) FILTER (WHERE day >= %(a1)s AND day <= %(b1)s AND next_day > %(b1)s), 0),
+       COALESCE(SUM(fans) FILTER (WHERE day >= %(a2)s AND day <= %(b2)s AND next_day > %(b2)s), 0)
+FROM {GAP} WHERE account_id = %(account)s AND day >= %(low)s AND day <= %(high)s
+"""  # noqa: S608
+
+
+def active_from_gaps(*, account_id: int, windows: list[tuple[date, date]]) -> tuple[int, int]:
+    """Distinct active fans of two windows of whole local days (first, last inclusive)."""
+    (a1, b1), (a2, b2) = windows
+    params = {
+        "account": account_id,
+        "a1": a1,
+        "b1": b1,
+        "a2": a2,
+        "b2": b2,
+        "low": min(a1, a2),
+        "high": max(b1, b2),
+    }
+    ((first, second),) = _rows(ACTIVE_GAPS_WINDOWS, params)
+    return int(first), int(second)
+
+
+ACTIVE_GAPS_BUCKETS = f"""
+SELECT bucket, SUM(fans) FROM (
+    SELECT date_trunc(%(interval)s, day)::date AS bucket, next_day, fans
+    FROM {GAP} WHERE account_id = %(account)s AND day >= %(first)s AND day <= %(last)s
+) g
+WHERE next_day > LEAST(%(last)s, (bucket + %(step)s::interval)::date - 1)
+GROUP BY bucket
+"""  # noqa: S608
+
+STEPS = {"day": "1 day", "week": "7 days", "month": "1 month"}
+
+
+def active_by_bucket_from_gaps(
+    *, account_id: int, interval: str, first_day: date, last_day: date
+) -> dict[date, int]:
+    """Distinct active fans per chart bucket (the part of it inside first..last)."""
+    params = {
+        "account": account_id,
+        "interval": interval,
+        "step": STEPS[interval],
+        "first": first_day,
+        "last": last_day,
+    }
+    return {bucket: int(n) for bucket, n in _rows(ACTIVE_GAPS_BUCKETS, params)}
 
 
 # --- Messages ----------------------------------------------------------------------------------
@@ -437,23 +490,52 @@ def attribution_one(
 
 # --- Campaigns ---------------------------------------------------------------------------------
 
-# Ready for the campaigns app: per campaign that sent in the range, its recipients (distinct
-# conversations), messages, and the purchases that point at its messages. Uplift needs the
-# campaign's control group, which only the Campaign model knows.
-CAMPAIGN_TOTALS = f"""
-SELECT m.campaign_id, COUNT(DISTINCT m.conversation_id), COUNT(*),
-       COALESCE(SUM(p.amount_cents), 0), COUNT(p.id)
-FROM {MESSAGE} m
-LEFT JOIN {PURCHASE} p ON p.message_id = m.id
-WHERE m.account_id = %(account)s AND m.campaign_id IS NOT NULL
-  AND m.created_at >= %(start)s AND m.created_at < %(end)s
-GROUP BY 1
-"""  # noqa: S608
+# Per campaign created in the range: its recipients (control group apart), the revenue of the
+# purchases that point at its messages, and what each group's fans bought in the window after
+# it (the uplift: the campaign's fans against the control group, who got nothing).
+CAMPAIGNS = """
+WITH c AS (
+    SELECT id, name, created_at FROM {campaign}
+    WHERE account_id = %(account)s AND created_at >= %(start)s AND created_at < %(end)s
+), rev AS (
+    SELECT m.campaign_id, SUM(p.amount_cents) AS cents, COUNT(*) AS n
+    FROM {message} m JOIN {purchase} p ON p.message_id = m.id
+    WHERE m.campaign_id IN (SELECT id FROM c) AND m.account_id = %(account)s
+    GROUP BY 1
+), groups AS (
+    SELECT r.campaign_id, r.is_control, COUNT(DISTINCT r.fan_id) AS fans,
+           COALESCE(SUM(p.amount_cents), 0) AS cents
+    FROM {recipient} r JOIN c ON c.id = r.campaign_id
+    LEFT JOIN {purchase} p ON p.fan_id = r.fan_id AND p.account_id = %(account)s
+         AND p.purchased_at >= c.created_at AND p.purchased_at < c.created_at + %(window)s
+    GROUP BY 1, 2
+)
+SELECT c.id, c.name, COALESCE(rev.cents, 0), COALESCE(rev.n, 0),
+       COALESCE(t.fans, 0), COALESCE(t.cents, 0), COALESCE(k.fans, 0), COALESCE(k.cents, 0)
+FROM c
+LEFT JOIN rev ON rev.campaign_id = c.id
+LEFT JOIN groups t ON t.campaign_id = c.id AND NOT t.is_control
+LEFT JOIN groups k ON k.campaign_id = c.id AND k.is_control
+ORDER BY c.created_at DESC, c.id DESC
+"""
 
 
 def campaign_totals(
-    *, account_id: int, start: datetime, end: datetime
-) -> list[tuple[int, int, int, int, int]]:
-    """(campaign id, recipients, messages, revenue cents, purchases) per campaign."""
-    params = {"account": account_id, "start": start, "end": end}
-    return [tuple(int(v) for v in row) for row in _rows(CAMPAIGN_TOTALS, params)]  # type: ignore[misc]
+    *,
+    account_id: int,
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+    campaign_table: str,
+    recipient_table: str,
+) -> list[tuple[int, str, int, int, int, int, int, int]]:
+    """(campaign id, name, revenue cents, purchases, recipients, their window cents, control
+    fans, control window cents) per campaign created in [start, end)."""
+    sql = CAMPAIGNS.format(
+        campaign=campaign_table, recipient=recipient_table, message=MESSAGE, purchase=PURCHASE
+    )
+    params = {"account": account_id, "start": start, "end": end, "window": window}
+    return [
+        (int(cid), str(name), *(int(v) for v in rest))  # type: ignore[misc]
+        for cid, name, *rest in _rows(sql, params)
+    ]

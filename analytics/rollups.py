@@ -247,7 +247,14 @@ def account_rollup_rebuild(*, account: CreatorAccount) -> None:
 
 
 def _cursor(table: str) -> RollupCursor:
-    cursor, _ = RollupCursor.objects.select_for_update().get_or_create(table=table)
+    """The table's cursor; a new one starts at the table's current end (accounts without a
+    roll-up state yet are rebuilt whole by the same run, so nothing before it is missed)."""
+    cursor = RollupCursor.objects.select_for_update().filter(table=table).first()
+    if cursor is None:
+        with connection.cursor() as db:
+            db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608
+            (high,) = db.fetchone() or (0,)
+        cursor = RollupCursor.objects.create(table=table, last_id=int(high))
     return cursor
 
 

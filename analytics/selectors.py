@@ -14,12 +14,12 @@ from datetime import date, datetime, timedelta
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from analytics import queries, rollups
 from analytics.histogram import histogram_add, histogram_median
-from analytics.models import ActiveGap, DayRollup, PurchaseCreditChange
+from analytics.models import DayRollup, PurchaseCreditChange
 from analytics.periods import Period, bucket_start, buckets
 from crm.errors import NotFoundError
 from crm.models import CreatorAccount, Fan, Membership, Purchase
@@ -390,35 +390,66 @@ class CampaignRow:
     campaign_id: int
     name: str
     recipients: int
-    messages: int
-    revenue_cents: int
+    revenue_cents: int  # purchases of its messages
     purchases: int
-    uplift: float | None  # needs a control group; None until campaigns record one
+    window_cents: int  # what its recipients bought in the window after it
+    control_fans: int
+    control_cents: int  # what the control group bought in the same window
 
     @property
     def revenue_per_recipient(self) -> int:
         return round(self.revenue_cents / self.recipients) if self.recipients else 0
 
+    @property
+    def uplift_cents(self) -> int | None:
+        """Per fan, what recipients bought in the window minus what the control group did;
+        None without a control group."""
+        if not self.control_fans or not self.recipients:
+            return None
+        return round(self.window_cents / self.recipients - self.control_cents / self.control_fans)
+
+    @property
+    def uplift(self) -> float | None:
+        """The same, relative to the control group (None when the control bought nothing)."""
+        if not self.control_fans or not self.recipients or not self.control_cents:
+            return None
+        control = self.control_cents / self.control_fans
+        return (self.window_cents / self.recipients - control) / control
+
 
 def campaign_model_ready() -> bool:
     try:
-        apps.get_model("campaigns", "Campaign")
+        apps.get_model("campaigns", "CampaignRecipient")
     except LookupError:
         return False
     return True
 
 
 def campaign_rows(*, account_id: int, period: Period) -> list[CampaignRow]:
-    """Campaigns that sent in the range; empty until the campaigns app has its Campaign model
-    (messages carry ``campaign_id`` already, so the figures come from real rows only)."""
+    """Campaigns created in the range, from the campaigns app's rows; empty while that app
+    has no Campaign model (nothing is estimated)."""
     if not campaign_model_ready():
         return []
-    model = apps.get_model("campaigns", "Campaign")
-    totals = queries.campaign_totals(account_id=account_id, start=period.start, end=period.end)
-    names = dict(model.objects.filter(pk__in=[t[0] for t in totals]).values_list("pk", "name"))
+    rows = queries.campaign_totals(
+        account_id=account_id,
+        start=period.start,
+        end=period.end,
+        window=timedelta(days=settings.ANALYTICS_CAMPAIGN_WINDOW_DAYS),
+        campaign_table=apps.get_model("campaigns", "Campaign")._meta.db_table,
+        recipient_table=apps.get_model("campaigns", "CampaignRecipient")._meta.db_table,
+    )
     return [
-        CampaignRow(cid, str(names.get(cid, f"Campaign {cid}")), rec, msgs, cents, n, None)
-        for cid, rec, msgs, cents, n in totals
+        CampaignRow(
+            campaign_id=cid,
+            name=name,
+            revenue_cents=cents,
+            purchases=n,
+            recipients=fans,
+            window_cents=window_cents,
+            control_fans=control_fans,
+            control_cents=control_cents,
+        )
+        for cid, name, cents, n, fans, window_cents, control_fans, control_cents in rows
     ]
 
 
@@ -520,8 +551,13 @@ def _inputs_rollup(account: CreatorAccount, period: Period, interval: str) -> In
         ).aggregate(n=Sum("new_fans"))["n"]
         or 0
     )
+    # The account's rows of both periods; chatters' rows of the range only (the previous
+    # period's chatter figures are not shown, and its totals are on the account rows).
     rows = DayRollup.objects.filter(
-        account_id=account.pk, day__gte=previous.first_day, day__lte=period.last_day
+        Q(user__isnull=True) | Q(day__gte=period.first_day),
+        account_id=account.pk,
+        day__gte=previous.first_day,
+        day__lte=period.last_day,
     ).values_list(
         "day", "user_id", "revenue_subscription", "revenue_tip", "revenue_ppv", "purchases",
         "new_fans", "messages_sent", "messages_received", "ppv_sent", "ppv_unlocked", "replies",
@@ -594,32 +630,25 @@ def _active_from_gaps(
     account_id: int, period: Period, interval: str
 ) -> tuple[int, int, dict[date, int]]:
     """Distinct active fans of the two 30-day windows and of each chart bucket: a fan counts
-    in [a, b) once, on the row of their last active day in it (day < b <= next_day)."""
+    in [a, b] once, on the row of their last active day in it (day <= b < next_day)."""
     previous = period.previous()
-    window_days = ACTIVE_WINDOW.days
-    low = min(previous.last_day - timedelta(days=window_days - 1), period.first_day)
-    gaps = list(
-        ActiveGap.objects.filter(
-            account_id=account_id, day__gte=low, day__lte=period.last_day
-        ).values_list("day", "next_day", "fans")
+    days = ACTIVE_WINDOW.days - 1
+    now_count, before_count = queries.active_from_gaps(
+        account_id=account_id,
+        windows=[
+            (period.last_day - timedelta(days=days), period.last_day),
+            (previous.last_day - timedelta(days=days), previous.last_day),
+        ],
     )
-
-    def active(first: date, last: date) -> int:
-        return sum(n for day, nxt, n in gaps if first <= day <= last and nxt > last)
-
-    now_count = active(period.last_day - timedelta(days=window_days - 1), period.last_day)
-    before_count = active(previous.last_day - timedelta(days=window_days - 1), previous.last_day)
-    starts = buckets(period, interval)
-    lasts = {
-        start: (starts[i + 1] - timedelta(days=1) if i + 1 < len(starts) else period.last_day)
-        for i, start in enumerate(starts)
-    }
-    per_bucket = dict.fromkeys(starts, 0)
-    for day, nxt, n in gaps:
-        if period.first_day <= day <= period.last_day:
-            start = bucket_start(day, interval)
-            if nxt > lasts[start]:
-                per_bucket[start] += n
+    per_bucket = dict.fromkeys(buckets(period, interval), 0)
+    per_bucket.update(
+        queries.active_by_bucket_from_gaps(
+            account_id=account_id,
+            interval=interval,
+            first_day=period.first_day,
+            last_day=period.last_day,
+        )
+    )
     return now_count, before_count, per_bucket
 
 

@@ -18,6 +18,7 @@ from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import charts, exports, selectors, services
@@ -88,8 +89,16 @@ def _attribution_context(
         "credit_changes": selectors.credit_changes(account=account),
     }
     if membership.can_manage_members:
-        context["assignable"] = crm_selectors.members_for_account(
-            user=request.user, account_id=account.pk
+        members = crm_selectors.members_for_account(user=request.user, account_id=account.pk)
+        # One <select> for every row: rendered once here, not once per row in the template.
+        context["assign_options"] = format_html_join(
+            "",
+            '<option value="{}">{}</option>',
+            [
+                ("rule", "Back to the rule"),
+                ("none", "Nobody (unattributed)"),
+                *((m.user_id, f"{m.user.get_username()} ({m.role})") for m in members),
+            ],
         )
     return context
 
@@ -124,6 +133,7 @@ def _page_context(
             interval=interval,
             stacked=("subscription", "tip", "ppv"),
             labels=KIND_LABELS,
+            label=f"Revenue by {interval}, stacked by kind",
         ),
         "fans_chart": charts.column_chart(
             report.series["fans"],
@@ -131,6 +141,7 @@ def _page_context(
             stacked=("new",),
             labels=FAN_LABELS,
             line_key="active",
+            label=f"New fans (bars) and active fans (line) by {interval}",
         ),
         "top_fan_bars": charts.hbars(
             [
@@ -156,6 +167,7 @@ def _page_context(
         "tip_hours": settings.ANALYTICS_TIP_ATTRIBUTION_HOURS,
         "rules": AttributionRule.choices,
         "campaigns_ready": selectors.campaign_model_ready(),
+        "campaign_window_days": settings.ANALYTICS_CAMPAIGN_WINDOW_DAYS,
         "campaigns": selectors.campaign_rows(account_id=account.pk, period=period),
         **_attribution_context(request, membership, period),
     }

@@ -75,3 +75,11 @@ def change_class(kpi: Kpi) -> str:
 @register.filter
 def get_item(mapping: dict, key: str) -> object:
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def signed_dollars(cents: int | None) -> str:
+    """``+$1.20`` or ``\u2212$0.50`` (a minus sign)."""
+    if cents is None:
+        return "—"
+    return f"+{dollars(cents)}" if cents >= 0 else f"\u2212{dollars(-cents)}"
