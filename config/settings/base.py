@@ -311,6 +311,8 @@ ANALYTICS_TIP_ATTRIBUTION_HOURS = env.int("ANALYTICS_TIP_ATTRIBUTION_HOURS", def
 ANALYTICS_RESPONSE_LOOKBACK_DAYS = env.int("ANALYTICS_RESPONSE_LOOKBACK_DAYS", default=7)
 # "Big spender" in "fans to talk to today": lifetime spend of at least this many cents.
 ANALYTICS_BIG_SPENDER_CENTS = env.int("ANALYTICS_BIG_SPENDER_CENTS", default=10_000)
+# Campaign uplift compares what recipients and the control group bought this many days after.
+ANALYTICS_CAMPAIGN_WINDOW_DAYS = env.int("ANALYTICS_CAMPAIGN_WINDOW_DAYS", default=7)
 
 # --- Campaigns ---------------------------------------------------------------------------
 # Recipients the fan-out turns into queued messages per task run (the task re-enqueues itself).
