@@ -167,14 +167,15 @@ class ActiveGap(models.Model):
 
 
 class RollupState(models.Model):
-    """Per account: the time zone the roll-ups were cut in and when they were last brought
-    up to date (the page's "as of")."""
+    """Per account: the time zone the roll-ups were cut in, when they were last brought up to
+    date (the page's "as of"), and fans per lifetime-spend band at that time."""
 
     account = models.OneToOneField(
         CreatorAccount, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
     time_zone = models.CharField(max_length=64)
     refreshed_at = models.DateTimeField()
+    spend_bands = ArrayField(models.IntegerField(), default=list, blank=True)
 
     def __str__(self) -> str:
         return f"{self.account_id} as of {self.refreshed_at}"
@@ -185,6 +186,9 @@ class RollupCursor(models.Model):
 
     table = models.CharField(max_length=64, primary_key=True)
     last_id = models.BigIntegerField(default=0)
+    # Rows with ids in (last_id - overlap, last_id] when it was read: a later count that
+    # differs means a transaction committed a lower id after the read (read that stretch again).
+    window_count = models.IntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection
 
 from analytics.histogram import SQL_BUCKET
-from analytics.models import ActiveGap, AttributionRule, PurchaseCredit
+from analytics.models import ActiveGap, AttributionRule, DayRollup, PurchaseCredit
 from crm.models import Conversation, Fan, Message, Purchase
 
 FAN = Fan._meta.db_table
@@ -27,6 +27,7 @@ MESSAGE = Message._meta.db_table
 PURCHASE = Purchase._meta.db_table
 CREDIT = PurchaseCredit._meta.db_table
 GAP = ActiveGap._meta.db_table
+DAY_ROLLUP = DayRollup._meta.db_table
 
 # Lifetime-spend bands of the distribution chart: (label, low cents, high cents or None).
 SPEND_BANDS: list[tuple[str, int, int | None]] = [
@@ -168,6 +169,26 @@ def spend_distribution(*, account_id: int) -> list[tuple[str, int]]:
     """Fans per lifetime-spend band (all of the account's fans, as the fans page shows them)."""
     ((*counts,),) = _rows(SPEND_DISTRIBUTION, {"account": account_id})
     return [(label, int(n)) for (label, _, _), n in zip(SPEND_BANDS, counts, strict=True)]
+
+
+# --- Reading the roll-ups ---------------------------------------------------------------------
+
+ROLLUP_ROWS = f"""
+SELECT day, user_id, revenue_subscription, revenue_tip, revenue_ppv, purchases, new_fans,
+       messages_sent, messages_received, ppv_sent, ppv_unlocked, replies,
+       CASE WHEN replies > 0 THEN response_histogram END,
+       credited_cents, credited_purchases,
+       CASE WHEN user_id IS NULL AND day >= %(first)s THEN by_rule::text END
+FROM {DAY_ROLLUP}
+WHERE account_id = %(account)s AND day >= %(low)s AND day <= %(last)s
+  AND (user_id IS NULL OR day >= %(first)s)
+"""  # noqa: S608
+
+
+def rollup_rows(*, account_id: int, low: date, first: date, last: date) -> list[tuple[Any, ...]]:
+    """The account's day rows from ``low`` to ``last`` and its chatters' from ``first`` on
+    (the columns of ROLLUP_ROWS; ``by_rule`` as JSON text, only where it is used)."""
+    return _rows(ROLLUP_ROWS, {"account": account_id, "low": low, "first": first, "last": last})
 
 
 # --- Active fans from the roll-up's gap counts ---------------------------------------------------

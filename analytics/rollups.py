@@ -123,6 +123,9 @@ def rollup_recompute(*, account: CreatorAccount, first_day: date, last_day: date
             mine.credited_purchases += count
             mine.credited_cents += cents
 
+    for r in rows.values():  # stored up to the last bucket used: less to read back
+        while r.response_histogram and not r.response_histogram[-1]:
+            r.response_histogram.pop()
     DayRollup.objects.filter(account_id=account.pk, day__gte=first_day, day__lte=last_day).delete()
     DayRollup.objects.bulk_create(rows.values(), batch_size=2_000)
     _active_days_replace(
@@ -131,10 +134,15 @@ def rollup_recompute(*, account: CreatorAccount, first_day: date, last_day: date
         last_day=last_day,
         found=queries.fan_active_days(account_id=account.pk, tz=tz, start=start, end=end),
     )
+    bands = [n for _, n in queries.spend_distribution(account_id=account.pk)]
     RollupState.objects.update_or_create(
         account_id=account.pk,
-        defaults={"time_zone": account.time_zone},
-        create_defaults={"time_zone": account.time_zone, "refreshed_at": timezone.now()},
+        defaults={"time_zone": account.time_zone, "spend_bands": bands},
+        create_defaults={
+            "time_zone": account.time_zone,
+            "refreshed_at": timezone.now(),
+            "spend_bands": bands,
+        },
     )
 
 
@@ -254,8 +262,22 @@ def _cursor(table: str) -> RollupCursor:
         with connection.cursor() as db:
             db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608
             (high,) = db.fetchone() or (0,)
-        cursor = RollupCursor.objects.create(table=table, last_id=int(high))
+        cursor = RollupCursor.objects.create(
+            table=table,
+            last_id=int(high),
+            window_count=_count_between(table, max(int(high) - CURSOR_OVERLAP, 0), int(high)),
+        )
     return cursor
+
+
+def _count_between(table: str, low: int, high: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE id > %s AND id <= %s",  # noqa: S608
+            [low, high],
+        )
+        (count,) = cursor.fetchone() or (0,)
+    return int(count)
 
 
 def _new_ids(table: str, after: int) -> int:
@@ -337,7 +359,13 @@ def rollups_refresh() -> dict[str, int]:
         cursors = {name: _cursor(name) for name in (queries.MESSAGE, queries.PURCHASE, queries.FAN)}
         previous = {name: c.last_id for name, c in cursors.items()}
         highs = {name: _new_ids(name, c.last_id) for name, c in cursors.items()}
-        lows = {name: max(c.last_id - CURSOR_OVERLAP, 0) for name, c in cursors.items()}
+        lows = {}
+        for name, c in cursors.items():
+            # The stretch before the cursor is read again only when a row has appeared in it
+            # since (a transaction that took its id earlier and committed after the last read).
+            window = max(c.last_id - CURSOR_OVERLAP, 0)
+            late = _count_between(name, window, c.last_id) != c.window_count
+            lows[name] = window if late else c.last_id
 
         for account_id, created, sent, direction, late in _fetch(
             DIRTY_MESSAGES, [lows[queries.MESSAGE], highs[queries.MESSAGE]]
@@ -365,7 +393,10 @@ def rollups_refresh() -> dict[str, int]:
                 dirty[account_id].add(sent)
         for name, cursor_row in cursors.items():
             cursor_row.last_id = highs[name]
-            cursor_row.save(update_fields=["last_id", "updated_at"])
+            cursor_row.window_count = _count_between(
+                name, max(highs[name] - CURSOR_OVERLAP, 0), highs[name]
+            )
+            cursor_row.save(update_fields=["last_id", "window_count", "updated_at"])
 
         accounts = {a.pk: a for a in CreatorAccount.objects.all()}
         rebuilt = recomputed = 0

@@ -7,6 +7,7 @@ same objects, so a number is the same wherever it appears.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -14,7 +15,7 @@ from datetime import date, datetime, timedelta
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Exists, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
 from analytics import queries, rollups
@@ -489,6 +490,7 @@ class Inputs:
     credited: dict[int, tuple[int, int]]  # chatter -> (purchases, cents) in the range
     by_rule: dict[str, tuple[int, int]]  # rule -> (purchases, cents) in the range
     as_of: datetime
+    spend_bands: list[int] | None = None  # kept with the roll-ups' state
 
 
 def _inputs_raw(account: CreatorAccount, period: Period, interval: str) -> Inputs:
@@ -553,16 +555,12 @@ def _inputs_rollup(account: CreatorAccount, period: Period, interval: str) -> In
     )
     # The account's rows of both periods; chatters' rows of the range only (the previous
     # period's chatter figures are not shown, and its totals are on the account rows).
-    rows = DayRollup.objects.filter(
-        Q(user__isnull=True) | Q(day__gte=period.first_day),
+    rows = queries.rollup_rows(
         account_id=account.pk,
-        day__gte=previous.first_day,
-        day__lte=period.last_day,
-    ).values_list(
-        "day", "user_id", "revenue_subscription", "revenue_tip", "revenue_ppv", "purchases",
-        "new_fans", "messages_sent", "messages_received", "ppv_sent", "ppv_unlocked", "replies",
-        "response_histogram", "credited_cents", "credited_purchases", "by_rule",
-    )  # fmt: skip
+        low=previous.first_day,
+        first=period.first_day,
+        last=period.last_day,
+    )
     account_sent: dict[date, tuple[int, int, int]] = {}
     chatter_sent: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
     for (
@@ -578,8 +576,8 @@ def _inputs_rollup(account: CreatorAccount, period: Period, interval: str) -> In
             if n_received:
                 received[day] = n_received
             account_sent[day] = (n_sent, n_ppv, n_unlocked)
-            if current:
-                for rule, (n, cents) in rules.items():
+            if current and rules:
+                for rule, (n, cents) in json.loads(rules).items():
                     count, amount = by_rule.get(rule, (0, 0))
                     by_rule[rule] = (count + n, amount + cents)
         else:
@@ -623,6 +621,7 @@ def _inputs_rollup(account: CreatorAccount, period: Period, interval: str) -> In
         credited=credited,
         by_rule=by_rule,
         as_of=state.refreshed_at if state else timezone.now(),
+        spend_bands=state.spend_bands if state else None,
     )
 
 
@@ -650,6 +649,14 @@ def _active_from_gaps(
         )
     )
     return now_count, before_count, per_bucket
+
+
+def _spend_bands(account_id: int, kept: list[int] | None) -> list[tuple[str, int]]:
+    """Fans per lifetime-spend band: as of the roll-ups' refresh (kept with their state), or
+    counted now (the raw report, or before the first refresh)."""
+    if kept is None or len(kept) != len(queries.SPEND_BANDS):
+        return queries.spend_distribution(account_id=account_id)
+    return [(label, n) for (label, _, _), n in zip(queries.SPEND_BANDS, kept, strict=True)]
 
 
 def report_compute(
@@ -701,7 +708,7 @@ def report_compute(
         series=_series(inputs.daily, period, interval, inputs.active_buckets),
         chatters=_chatters(account.pk, period, inputs),
         attribution=summary,
-        spend_bands=queries.spend_distribution(account_id=account.pk) if with_fans else [],
+        spend_bands=_spend_bands(account.pk, inputs.spend_bands) if with_fans else [],
         top_fans=top_fans(account_id=account.pk) if with_fans else [],
     )
 

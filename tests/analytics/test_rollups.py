@@ -75,7 +75,7 @@ def _comparable(report):
         c.user_id: (c.messages_sent, c.replies, c.ppv_sent, c.ppv_unlocked, c.revenue_cents)
         for c in report.chatters
     }
-    return kpis, series, chatters, report.attribution
+    return kpis, series, chatters, report.attribution, report.spend_bands
 
 
 def _assert_equal(account, period, interval):
