@@ -81,9 +81,7 @@ def setup_django() -> None:
     except DatabaseError:
         # Migrations rewritten since the last run: the bench's data is disposable.
         connection.close()
-        with psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-        ) as c:
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
             c.execute(f'drop database "{DATABASE}" with (force)')
             c.execute(f'create database "{DATABASE}"')
         call_command("migrate", verbosity=0, interactive=False)
@@ -261,6 +259,10 @@ def size_run(name: str, rows: int, *, orm: bool) -> dict[str, Any]:
     measured = json.loads(child.stdout.strip().splitlines()[-1])
     fan_import = FanImport.objects.get(pk=import_id)
     assert fan_import.state == "done", (fan_import.error_code, fan_import.error_message)
+    # The stored upload and its report are the bench's litter (100+ MB each at 1M rows).
+    for leftover in (fan_import.file_path, fan_import.errors_path):
+        if leftover:
+            Path(leftover).unlink(missing_ok=True)
     copy_seconds = min(plain_copy(path) for _ in range(2))
     result = {
         "size": name,
