@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
+from crm.models import (
+    Conversation,
+    CreatorAccount,
+    Fan,
+    Membership,
+    Message,
+    Purchase,
+    SavedReply,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -113,3 +121,13 @@ class PurchaseAdmin(admin.ModelAdmin):
     readonly_fields = ["platform_event_id", "created_at"]
     ordering = ["-id"]
     show_full_result_count = False
+
+
+@admin.register(SavedReply)
+class SavedReplyAdmin(admin.ModelAdmin):
+    list_display = ["title", "account", "price_cents", "updated_at"]
+    list_filter = ["account"]
+    search_fields = ["title"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account", "created_by"]
+    ordering = ["account_id", "title"]

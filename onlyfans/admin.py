@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from onlyfans.models import WebhookEvent
+from onlyfans.models import FanSync, WebhookEvent
 
 
 @admin.register(WebhookEvent)
@@ -15,3 +15,16 @@ class WebhookEventAdmin(admin.ModelAdmin):
     readonly_fields = ["event_key", "received_at"]
     ordering = ["-id"]
     show_full_result_count = False
+
+
+@admin.register(FanSync)
+class FanSyncAdmin(admin.ModelAdmin):
+    list_display = ["id", "account", "state", "phase", "trigger", "created_at", "finished_at"]
+    list_filter = ["state", "trigger"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False  # runs start from the fans page, the schedule or a reconnect
