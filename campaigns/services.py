@@ -25,10 +25,10 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk, Segment
 from campaigns.rules import (
+    VARIABLE,
     SegmentRules,
     segment_rules_parse,
     text_max_length,
-    text_personalise,
     text_variables_check,
 )
 from campaigns.selectors import (
@@ -40,7 +40,7 @@ from campaigns.selectors import (
 )
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
-from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
+from crm.models import PREVIEW_LENGTH, Conversation, CreatorAccount, Fan, Message
 from onlyfans.services import message_validate
 
 log = structlog.get_logger(__name__)
@@ -382,11 +382,80 @@ class FanOutResult:
     more: bool
 
 
-_RECIPIENTS_QUEUED_SQL = """
-UPDATE {recipients} AS r SET state = 'queued', message_id = v.message_id
-FROM unnest(%s::bigint[], %s::bigint[]) AS v(recipient_id, message_id)
-WHERE r.id = v.recipient_id
+_FAN_OUT_SQL = r"""
+WITH batch AS (
+  SELECT r.id, r.fan_id FROM {recipients} r
+  WHERE r.campaign_id = %(campaign_id)s AND r.state = 'pending'
+  ORDER BY r.id LIMIT %(size)s FOR UPDATE OF r SKIP LOCKED
+), fans AS (
+  SELECT b.id AS recipient_id, f.id AS fan_id, {text} AS text
+  FROM batch b JOIN {fans} f ON f.id = b.fan_id
+  WHERE f.platform_fan_id IS NOT NULL
+), gone AS (
+  -- Unlinked since the snapshot: nothing can be sent to them.
+  UPDATE {recipients} r SET state = 'withdrawn' FROM batch b
+  WHERE r.id = b.id AND NOT EXISTS (SELECT 1 FROM fans WHERE fans.recipient_id = b.id)
+  RETURNING r.id
+), conversations AS (
+  -- A campaign message does not answer the fan: waiting_since is left as it is.
+  INSERT INTO {conversations} AS c (account_id, fan_id, last_message_at, last_message_preview,
+    last_message_direction, unread_count, waiting_since, assigned_to_id, created_at)
+  SELECT %(account_id)s, fans.fan_id, %(now)s,
+    left(btrim(coalesce((regexp_match(fans.text, '^\s*([^\n]*\S[^\n]*)'))[1], '')), %(preview)s),
+    'out', 0, NULL, NULL, %(now)s
+  FROM fans
+  ON CONFLICT (fan_id) DO UPDATE SET last_message_at = EXCLUDED.last_message_at,
+    last_message_preview = EXCLUDED.last_message_preview,
+    last_message_direction = EXCLUDED.last_message_direction
+  RETURNING c.id, c.fan_id
+), messages AS (
+  INSERT INTO {messages} (account_id, conversation_id, direction, text, price_cents, media_ids,
+    status, platform_message_id, idempotency_key, sender_kind, sent_by_id, campaign_id,
+    attempts, last_error, queued_at, dispatched_at, sent_at, created_at, updated_at)
+  SELECT %(account_id)s, c.id, 'out', fans.text, %(price)s, %(media)s::varchar(100)[],
+    'queued', NULL, gen_random_uuid(), 'campaign', NULL, %(campaign_id)s,
+    0, '', %(now)s, NULL, NULL, %(now)s, %(now)s
+  FROM fans JOIN conversations c ON c.fan_id = fans.fan_id
+  ORDER BY fans.recipient_id
+  RETURNING id, conversation_id
+), queued AS (
+  UPDATE {recipients} r SET state = 'queued', message_id = m.id
+  FROM messages m JOIN conversations c ON c.id = m.conversation_id
+  JOIN fans ON fans.fan_id = c.fan_id
+  WHERE r.id = fans.recipient_id
+  RETURNING r.id
+)
+SELECT (SELECT count(*) FROM queued), (SELECT count(*) FROM gone)
 """
+
+
+def _personalised_sql(text: str) -> tuple[str, dict[str, str]]:
+    """The campaign's text as a SQL expression over the fan ``f`` (the same values as
+    ``text_personalise``), with its literal parts as parameters."""
+    parts: list[str] = []
+    params: dict[str, str] = {}
+
+    def param(value: str) -> str:
+        name = f"t{len(params)}"
+        params[name] = value
+        return f"%({name})s::text"
+
+    position = 0
+    for match in VARIABLE.finditer(text):
+        if match.start() > position:
+            parts.append(param(text[position : match.start()]))
+        variable, fallback = match.group(1), match.group(2)
+        if variable == "name":
+            other = param(fallback) if fallback is not None else "f.username"
+            parts.append(f"coalesce(nullif(btrim(f.display_name), ''), {other})")
+        elif variable == "username":
+            parts.append(f"coalesce(nullif(f.username, ''), {param(fallback or '')})")
+        else:
+            parts.append(param(match.group(0)))
+        position = match.end()
+    if position < len(text) or not parts:
+        parts.append(param(text[position:]))
+    return "(" + " || ".join(parts) + ")", params
 
 
 @transaction.atomic
@@ -394,9 +463,10 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
     """Queue the next batch of a running individual campaign's recipients as messages.
 
     Locks the campaign row (FOR UPDATE) for the batch, so pause and cancel wait for it and the
-    next batch sees them; the batch's recipients are taken with SKIP LOCKED. Messages, the
-    recipients' new state and the counter commit together: run again after a crash anywhere,
-    it continues with exactly the recipients that have no message yet.
+    next batch sees them; the batch's recipients are taken with SKIP LOCKED. One statement
+    personalises the texts, opens or touches the conversations, inserts the messages (each
+    with its own idempotency key) and moves the recipients to ``queued``: run again after a
+    crash anywhere, it continues with exactly the recipients that have no message yet.
     """
     size = batch_size or settings.CAMPAIGN_FAN_OUT_BATCH_SIZE
     campaign = (
@@ -411,84 +481,47 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
         or campaign.send_mode != Campaign.Mode.INDIVIDUAL
     ):
         return FanOutResult(queued=0, more=False)
-    rows = list(
-        CampaignRecipient.objects.select_for_update(of=("self",), skip_locked=True)
-        .filter(campaign_id=campaign_id, state=CampaignRecipient.State.PENDING)
-        .order_by("id")
-        .values_list("id", "fan_id", "fan__display_name", "fan__username", "fan__platform_fan_id")[
-            : size + 1
-        ]
+    text_sql, text_params = _personalised_sql(campaign.text)
+    sql = _FAN_OUT_SQL.format(
+        recipients=CampaignRecipient._meta.db_table,
+        fans=Fan._meta.db_table,
+        conversations=Conversation._meta.db_table,
+        messages=Message._meta.db_table,
+        text=text_sql,
     )
-    more = len(rows) > size
-    rows = rows[:size]
-    if not rows:
-        return FanOutResult(queued=0, more=False)
-    linked = [r for r in rows if r[4]]
-    unlinked = [r[0] for r in rows if not r[4]]
-    if unlinked:
-        # Unlinked since the snapshot: nothing can be sent to them.
-        CampaignRecipient.objects.filter(pk__in=unlinked).update(
-            state=CampaignRecipient.State.WITHDRAWN
-        )
     now = timezone.now()
-    texts = {
-        fan_id: text_personalise(campaign.text, display_name=name, username=username)
-        for _rid, fan_id, name, username, _pid in linked
+    params: dict[str, Any] = {
+        "campaign_id": campaign.pk,
+        "account_id": campaign.account_id,
+        "size": size,
+        "now": now,
+        "price": campaign.price_cents,
+        "media": list(campaign.media_ids),
+        "preview": PREVIEW_LENGTH,
+        **text_params,
     }
-    # Open or touch each fan's conversation (one upsert). A campaign message does not answer
-    # the fan, so a conversation someone waits in keeps waiting.
-    conversations = Conversation.objects.bulk_create(
-        [
-            Conversation(
-                account_id=campaign.account_id,
-                fan_id=fan_id,
-                last_message_at=now,
-                last_message_preview=message_preview(texts[fan_id]),
-                last_message_direction=Message.Direction.OUT,
-            )
-            for _rid, fan_id, _n, _u, _p in linked
-        ],
-        update_conflicts=True,
-        unique_fields=["fan"],
-        update_fields=["last_message_at", "last_message_preview", "last_message_direction"],
-    )
-    conversation_of = {c.fan_id: c.pk for c in conversations}
-    messages = Message.objects.bulk_create(
-        [
-            Message(
-                account_id=campaign.account_id,
-                conversation_id=conversation_of[fan_id],
-                direction=Message.Direction.OUT,
-                status=Message.Status.QUEUED,
-                text=texts[fan_id],
-                price_cents=campaign.price_cents,
-                media_ids=list(campaign.media_ids),
-                sender_kind=Message.SenderKind.CAMPAIGN,
-                campaign_id=campaign.pk,
-                queued_at=now,
-            )
-            for _rid, fan_id, _n, _u, _p in linked
-        ]
-    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            _RECIPIENTS_QUEUED_SQL.format(recipients=CampaignRecipient._meta.db_table),
-            [[r[0] for r in linked], [m.pk for m in messages]],
-        )
+        cursor.execute(sql, params)
+        queued, gone = cursor.fetchone() or (0, 0)
+    if not queued and not gone:
+        return FanOutResult(queued=0, more=False)
     Campaign.objects.filter(pk=campaign.pk).update(
-        fanned_out=F("fanned_out") + len(linked) + len(unlinked), updated_at=now
+        fanned_out=F("fanned_out") + queued + gone, updated_at=now
     )
+    more = CampaignRecipient.objects.filter(
+        campaign_id=campaign.pk, state=CampaignRecipient.State.PENDING
+    ).exists()
     log.info(
         "campaign.fanned_out",
         campaign_id=campaign.pk,
         account_id=campaign.account_id,
-        queued=len(messages),
+        queued=queued,
     )
     from onlyfans.dispatch_coalescer import dispatch_on_commit
 
     dispatch_on_commit(account_id=campaign.account_id)
     _progress_on_commit(campaign)
-    return FanOutResult(queued=len(messages), more=more)
+    return FanOutResult(queued=int(queued), more=more)
 
 
 # --- pause, resume, cancel, resend ----------------------------------------------------------

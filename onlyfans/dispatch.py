@@ -64,14 +64,15 @@ def dispatch_budget_for(limit: RateLimit) -> int:
 
 
 def campaign_lane_budget_for(limit: RateLimit) -> int:
-    """How many campaign messages of the account may be on the broker at once: about
-    ``CAMPAIGN_LANE_HORIZON_SECONDS`` of its sends, at least one. A reply queued meanwhile is
-    scheduled ahead of them (they are not counted in its forecast), and those it displaces are
-    refused by the limiter and wait for the next slot: a short lane keeps that reshuffle small."""
+    """How many campaign messages of the account may be on the broker at once: the sends of
+    ``CAMPAIGN_LANE_HORIZON_SECONDS``, at least one (one at the usual rates of a few sends a
+    minute). A reply queued meanwhile is scheduled ahead of them (they are not counted in its
+    forecast); each one that wakes with it may still win the slot, so the reply waits at most
+    that many slots: one, or at high rates about the horizon's time."""
     horizon = settings.CAMPAIGN_LANE_HORIZON_SECONDS
-    by_rate = math.ceil(limit.per_minute * horizon / 60)
+    by_rate = math.floor(limit.per_minute * horizon / 60)
     if limit.min_interval_ms:
-        by_rate = min(by_rate, math.ceil(horizon * 1000 / limit.min_interval_ms))
+        by_rate = min(by_rate, math.floor(horizon * 1000 / limit.min_interval_ms))
     # One place of the account's budget always stays free for a reply.
     return max(1, min(by_rate, dispatch_budget_for(limit) - 1))
 

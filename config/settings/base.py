@@ -319,9 +319,9 @@ ANALYTICS_CAMPAIGN_WINDOW_DAYS = env.int("ANALYTICS_CAMPAIGN_WINDOW_DAYS", defau
 CAMPAIGN_FAN_OUT_BATCH_SIZE = env.int("CAMPAIGN_FAN_OUT_BATCH_SIZE", default=2000)
 # Fans per call of the platform's mass-messaging endpoint (each call takes one send slot).
 CAMPAIGN_MASS_CHUNK_SIZE = env.int("CAMPAIGN_MASS_CHUNK_SIZE", default=1000)
-# The campaign lane holds at most this many seconds of an account's sends on the broker, so a
-# chatter's reply queued meanwhile waits behind at most about one campaign message.
-CAMPAIGN_LANE_HORIZON_SECONDS = env.int("CAMPAIGN_LANE_HORIZON_SECONDS", default=5)
+# The campaign lane holds at most this many seconds of an account's sends on the broker (at
+# least one message), so a chatter's reply queued meanwhile waits at most about one slot.
+CAMPAIGN_LANE_HORIZON_SECONDS = env.int("CAMPAIGN_LANE_HORIZON_SECONDS", default=1)
 # Replies and tips count for a campaign within this many hours of its message.
 CAMPAIGN_ATTRIBUTION_HOURS = env.int("CAMPAIGN_ATTRIBUTION_HOURS", default=72)
 CAMPAIGN_DRAIN_WINDOW_DEFAULT_MINUTES = env.int(
