@@ -53,7 +53,9 @@ def kpi_value(kpi: Kpi, which: str = "value") -> str:
 def change_text(kpi: Kpi) -> str:
     change = kpi.change
     if change is None:
-        if kpi.previous in (0, None) and kpi.value:
+        if kpi.previous is None:
+            return "—"
+        if kpi.previous == 0 and kpi.value:
             return "new"
         return "no change" if kpi.value == kpi.previous else "—"
     if kpi.unit == "ratio" and kpi.delta is not None:
