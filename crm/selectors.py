@@ -11,9 +11,7 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
-    Exists,
     IntegerField,
-    OuterRef,
     Q,
     QuerySet,
     Value,
@@ -211,6 +209,27 @@ def _row_compare(columns: str, op: str, moment: datetime, pk: int) -> RawSQL:
     return RawSQL(f"({columns}) {op} (%s, %s)", (moment, pk), output_field=BooleanField())  # noqa: S611
 
 
+SEARCH_PREFILTER_MAX = 2000
+
+
+def _fans_matching(*, account_id: int, query: str) -> list[int] | QuerySet[Fan, int]:
+    """The account's fans whose username or name contains ``query``.
+
+    Fetched first, through the trigram indexes, when they are few: joined into the list's
+    query instead, PostgreSQL walked every conversation by recency checking each fan (about a
+    second on 100,000 fans for a rare term). A common term (more than the cap) stays a
+    subquery: walking by recency finds a page of matches quickly then.
+    """
+    matching = Fan.objects.filter(account_id=account_id).filter(
+        Q(username__icontains=query) | Q(display_name__icontains=query)
+    )
+    matching_ids = matching.values_list("id", flat=True)
+    ids = list(matching_ids[: SEARCH_PREFILTER_MAX + 1])
+    if len(ids) <= SEARCH_PREFILTER_MAX:
+        return ids
+    return matching_ids
+
+
 def conversations_for_account(
     *,
     user: User,
@@ -241,7 +260,7 @@ def conversations_for_account(
     query = filters.query.strip()
     if query:
         conversations = conversations.filter(
-            Q(fan__username__icontains=query) | Q(fan__display_name__icontains=query)
+            fan_id__in=_fans_matching(account_id=account_id, query=query)
         )
     if filters.unread:
         conversations = conversations.filter(unread_count__gt=0)
@@ -291,9 +310,25 @@ def conversation_get(
 
 
 def _messages_with_display(messages: QuerySet[Message]) -> QuerySet[Message]:
-    return messages.select_related("sent_by").annotate(
-        unlocked=Exists(Purchase.objects.filter(message_id=OuterRef("pk"), kind=Purchase.Kind.PPV))
+    return messages.select_related("sent_by")
+
+
+def _unlocked_mark(messages: list[Message]) -> list[Message]:
+    """Set ``unlocked`` on each message: a PPV purchase points at it.
+
+    One query for the page's ids, after the page is taken: as a correlated EXISTS the planner
+    hashed every PPV purchase of every account on long threads (tens of ms).
+    """
+    if not messages:
+        return messages
+    bought = set(
+        Purchase.objects.filter(
+            message_id__in=[m.pk for m in messages], kind=Purchase.Kind.PPV
+        ).values_list("message_id", flat=True)
     )
+    for message in messages:
+        message.unlocked = message.pk in bought  # type: ignore[attr-defined]
+    return messages
 
 
 def conversation_messages(
@@ -317,16 +352,17 @@ def conversation_messages(
         rows = rows[:limit]
         older_cursor = _cursor_encode(rows[-1].created_at, rows[-1].pk)
     rows.reverse()
-    return MessagePage(messages=rows, older_cursor=older_cursor)
+    return MessagePage(messages=_unlocked_mark(rows), older_cursor=older_cursor)
 
 
 def message_for_display(*, message_id: int) -> Message | None:
     """One message as a thread shows it (for live events, which run after commit)."""
-    return (
+    message = (
         _messages_with_display(Message.objects.filter(pk=message_id))
         .select_related("conversation__fan", "conversation__assigned_to")
         .first()
     )
+    return _unlocked_mark([message])[0] if message is not None else None
 
 
 def conversation_for_display(*, conversation_id: int) -> Conversation | None:
@@ -342,7 +378,7 @@ def conversation_message_get(*, conversation: Conversation, message_id: int) -> 
     ).first()
     if message is None:
         raise NotFoundError("Message not found.", code="message_not_found")
-    return message
+    return _unlocked_mark([message])[0]
 
 
 def saved_replies_for_account(
