@@ -174,6 +174,11 @@ def spend_distribution(*, account_id: int) -> list[tuple[str, int]]:
 # --- Reading the roll-ups ---------------------------------------------------------------------
 
 ROLLUP_ROWS = f"""
+SELECT NULL::date, NULL::integer, 0::bigint, 0::bigint, 0::bigint, 0,
+       COALESCE(SUM(new_fans), 0)::integer, 0, 0, 0, 0, 0, NULL::integer[], 0::bigint, 0,
+       NULL::text
+FROM {DAY_ROLLUP} WHERE account_id = %(account)s AND user_id IS NULL AND day < %(low)s
+UNION ALL
 SELECT day, user_id, revenue_subscription, revenue_tip, revenue_ppv, purchases, new_fans,
        messages_sent, messages_received, ppv_sent, ppv_unlocked, replies,
        CASE WHEN replies > 0 THEN response_histogram END,
@@ -187,38 +192,24 @@ WHERE account_id = %(account)s AND day >= %(low)s AND day <= %(last)s
 
 def rollup_rows(*, account_id: int, low: date, first: date, last: date) -> list[tuple[Any, ...]]:
     """The account's day rows from ``low`` to ``last`` and its chatters' from ``first`` on
-    (the columns of ROLLUP_ROWS; ``by_rule`` as JSON text, only where it is used)."""
+    (the columns of ROLLUP_ROWS; ``by_rule`` as JSON text, only where it is used), after a
+    first row without a day whose ``new_fans`` counts the fans who joined before ``low``."""
     return _rows(ROLLUP_ROWS, {"account": account_id, "low": low, "first": first, "last": last})
 
 
 # --- Active fans from the roll-up's gap counts ---------------------------------------------------
 # A fan active at all in [a, b] has exactly one active day d in it with next_day > b (its last).
 
-ACTIVE_GAPS_WINDOWS = f"""
-SELECT COALESCE(SUM(fans) FILTER (WHERE day >= %(a1)s AND day <= %(b1)s AND next_day > %(b1)s), 0),
+ACTIVE_GAPS = f"""
+SELECT 'window', %(b1)s::date,
+       COALESCE(SUM(fans) FILTER (WHERE day >= %(a1)s AND day <= %(b1)s AND next_day > %(b1)s), 0)
+FROM {GAP} WHERE account_id = %(account)s AND day >= %(a1)s AND day <= %(b1)s
+UNION ALL
+SELECT 'window', %(b2)s::date,
        COALESCE(SUM(fans) FILTER (WHERE day >= %(a2)s AND day <= %(b2)s AND next_day > %(b2)s), 0)
-FROM {GAP} WHERE account_id = %(account)s AND day >= %(low)s AND day <= %(high)s
-"""  # noqa: S608
-
-
-def active_from_gaps(*, account_id: int, windows: list[tuple[date, date]]) -> tuple[int, int]:
-    """Distinct active fans of two windows of whole local days (first, last inclusive)."""
-    (a1, b1), (a2, b2) = windows
-    params = {
-        "account": account_id,
-        "a1": a1,
-        "b1": b1,
-        "a2": a2,
-        "b2": b2,
-        "low": min(a1, a2),
-        "high": max(b1, b2),
-    }
-    ((first, second),) = _rows(ACTIVE_GAPS_WINDOWS, params)
-    return int(first), int(second)
-
-
-ACTIVE_GAPS_BUCKETS = f"""
-SELECT bucket, SUM(fans) FROM (
+FROM {GAP} WHERE account_id = %(account)s AND day >= %(a2)s AND day <= %(b2)s
+UNION ALL
+SELECT 'bucket', bucket, SUM(fans) FROM (
     SELECT date_trunc(%(interval)s, day)::date AS bucket, next_day, fans
     FROM {GAP} WHERE account_id = %(account)s AND day >= %(first)s AND day <= %(last)s
 ) g
@@ -229,18 +220,33 @@ GROUP BY bucket
 STEPS = {"day": "1 day", "week": "7 days", "month": "1 month"}
 
 
-def active_by_bucket_from_gaps(
-    *, account_id: int, interval: str, first_day: date, last_day: date
-) -> dict[date, int]:
-    """Distinct active fans per chart bucket (the part of it inside first..last)."""
+def active_from_gaps(
+    *,
+    account_id: int,
+    windows: list[tuple[date, date]],
+    interval: str,
+    first_day: date,
+    last_day: date,
+) -> tuple[int, int, dict[date, int]]:
+    """Distinct active fans of two windows of whole local days (first, last inclusive), and
+    per chart bucket of first_day..last_day (the part of it inside), in one statement."""
+    (a1, b1), (a2, b2) = windows
     params = {
         "account": account_id,
+        "a1": a1,
+        "b1": b1,
+        "a2": a2,
+        "b2": b2,
         "interval": interval,
         "step": STEPS[interval],
         "first": first_day,
         "last": last_day,
     }
-    return {bucket: int(n) for bucket, n in _rows(ACTIVE_GAPS_BUCKETS, params)}
+    counts: dict[date, int] = {}
+    per_bucket: dict[date, int] = {}
+    for kind, day, n in _rows(ACTIVE_GAPS, params):
+        (counts if kind == "window" else per_bucket)[day] = int(n)
+    return counts.get(b1, 0), counts.get(b2, 0), per_bucket
 
 
 # --- Messages ----------------------------------------------------------------------------------

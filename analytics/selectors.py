@@ -15,12 +15,12 @@ from datetime import date, datetime, timedelta
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from analytics import queries, rollups
 from analytics.histogram import histogram_add, histogram_median
-from analytics.models import DayRollup, PurchaseCreditChange
+from analytics.models import PurchaseCreditChange
 from analytics.periods import Period, bucket_start, buckets
 from crm.errors import NotFoundError
 from crm.models import CreatorAccount, Fan, Membership, Purchase
@@ -547,12 +547,7 @@ def _inputs_rollup(account: CreatorAccount, period: Period, interval: str) -> In
     replies: dict[tuple[bool, int | None], int] = defaultdict(int)
     credited: dict[int, tuple[int, int]] = {}
     by_rule: dict[str, tuple[int, int]] = {}
-    fans_before = (
-        DayRollup.objects.filter(
-            account_id=account.pk, user__isnull=True, day__lt=previous.first_day
-        ).aggregate(n=Sum("new_fans"))["n"]
-        or 0
-    )
+    fans_before = 0
     # The account's rows of both periods; chatters' rows of the range only (the previous
     # period's chatter figures are not shown, and its totals are on the account rows).
     rows = queries.rollup_rows(
@@ -567,6 +562,9 @@ def _inputs_rollup(account: CreatorAccount, period: Period, interval: str) -> In
         day, user, r_sub, r_tip, r_ppv, n_purchases, n_new, n_sent, n_received, n_ppv,
         n_unlocked, n_replies, histogram, credited_cents, credited_n, rules,
     ) in rows:  # fmt: skip
+        if day is None:  # the fans who joined before the previous period
+            fans_before = n_new
+            continue
         current = day >= period.first_day
         if user is None:
             revenue[day] = {"subscription": r_sub, "tip": r_tip, "ppv": r_ppv}
@@ -632,22 +630,18 @@ def _active_from_gaps(
     in [a, b] once, on the row of their last active day in it (day <= b < next_day)."""
     previous = period.previous()
     days = ACTIVE_WINDOW.days - 1
-    now_count, before_count = queries.active_from_gaps(
+    now_count, before_count, found = queries.active_from_gaps(
         account_id=account_id,
         windows=[
             (period.last_day - timedelta(days=days), period.last_day),
             (previous.last_day - timedelta(days=days), previous.last_day),
         ],
+        interval=interval,
+        first_day=period.first_day,
+        last_day=period.last_day,
     )
     per_bucket = dict.fromkeys(buckets(period, interval), 0)
-    per_bucket.update(
-        queries.active_by_bucket_from_gaps(
-            account_id=account_id,
-            interval=interval,
-            first_day=period.first_day,
-            last_day=period.last_day,
-        )
-    )
+    per_bucket.update(found)
     return now_count, before_count, per_bucket
 
 

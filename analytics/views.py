@@ -67,9 +67,11 @@ def _attribution_context(
         page = 1
     rows, has_next = selectors.attributed_purchases(account=account, period=period, page=page)
     fans = selectors.fans_by_id(account=account, ids={r.fan_id for r in rows})
-    people = selectors.usernames(
-        ids={u for r in rows for u in (r.credited_to_id, r.rule_user_id) if u is not None}
-    )
+    members = list(crm_selectors.members_for_account(user=request.user, account_id=account.pk))
+    people = {m.user_id: m.user.get_username() for m in members}
+    credited = {u for r in rows for u in (r.credited_to_id, r.rule_user_id) if u is not None}
+    if credited - set(people):  # former members
+        people.update(selectors.usernames(ids=credited - set(people)))
     items = [
         {
             "row": r,
@@ -89,7 +91,6 @@ def _attribution_context(
         "credit_changes": selectors.credit_changes(account=account),
     }
     if membership.can_manage_members:
-        members = crm_selectors.members_for_account(user=request.user, account_id=account.pk)
         # One <select> for every row: rendered once here, not once per row in the template.
         context["assign_options"] = format_html_join(
             "",

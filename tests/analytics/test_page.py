@@ -235,4 +235,4 @@ def test_page_query_count_is_pinned(client, hand, django_assert_num_queries):
         client.get(_url(hand), RANGE)
 
 
-PAGE_QUERIES = 21
+PAGE_QUERIES = 18
