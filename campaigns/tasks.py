@@ -3,6 +3,7 @@ delivery of the same SQS message finds nothing left to do, or does the next step
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -33,12 +34,19 @@ def task_publish_or_log(task: Any, *args: Any, **options: Any) -> None:
 
 @shared_task(name="campaigns.tasks.campaign_fan_out_task", acks_late=True, ignore_result=True)
 def campaign_fan_out_task(campaign_id: int) -> int:
-    """Queue one batch of an individual campaign's recipients as messages, then publish itself
-    for the next batch. A duplicate delivery queues the batch after (or nothing)."""
-    result = campaign_fan_out_batch(campaign_id=campaign_id)
-    if result.more:
-        task_publish_or_log(campaign_fan_out_task, campaign_id)
-    return result.queued
+    """Queue batches of an individual campaign's recipients as messages (each batch its own
+    transaction) for up to ``CAMPAIGN_FAN_OUT_TASK_SECONDS``, then publish itself for the
+    rest. A duplicate delivery queues the batches after (or nothing)."""
+    deadline = time.monotonic() + settings.CAMPAIGN_FAN_OUT_TASK_SECONDS
+    queued = 0
+    while True:
+        result = campaign_fan_out_batch(campaign_id=campaign_id)
+        queued += result.queued
+        if not result.more:
+            return queued
+        if time.monotonic() >= deadline:
+            task_publish_or_log(campaign_fan_out_task, campaign_id)
+            return queued
 
 
 @shared_task(name="campaigns.tasks.campaign_start_task", acks_late=True, ignore_result=True)

@@ -317,6 +317,8 @@ ANALYTICS_CAMPAIGN_WINDOW_DAYS = env.int("ANALYTICS_CAMPAIGN_WINDOW_DAYS", defau
 # --- Campaigns ---------------------------------------------------------------------------
 # Recipients the fan-out turns into queued messages per task run (the task re-enqueues itself).
 CAMPAIGN_FAN_OUT_BATCH_SIZE = env.int("CAMPAIGN_FAN_OUT_BATCH_SIZE", default=2000)
+# One fan-out task runs batches for up to this long, then publishes itself for the rest.
+CAMPAIGN_FAN_OUT_TASK_SECONDS = env.float("CAMPAIGN_FAN_OUT_TASK_SECONDS", default=10.0)
 # Fans per call of the platform's mass-messaging endpoint (each call takes one send slot).
 CAMPAIGN_MASS_CHUNK_SIZE = env.int("CAMPAIGN_MASS_CHUNK_SIZE", default=1000)
 # The campaign lane holds at most this many seconds of an account's sends on the broker (at
