@@ -48,7 +48,7 @@ def test_members_inbox_socket_gets_the_new_message_and_the_moved_row(redis_clien
         second = inbox_socket(membership.user, account.pk)
         assert (await first.connect())[0] and (await second.connect())[0]
         message = await sync_to_async(receive)(account, "hello <b>you</b>")
-        frames = [await first.receive_from(timeout=5), await second.receive_from(timeout=5)]
+        frames = [await first.receive_from(timeout=15), await second.receive_from(timeout=15)]
         await first.disconnect()
         await second.disconnect()
         return [*frames, str(message.pk), str(message.conversation_id)]
@@ -73,11 +73,11 @@ def test_status_changes_and_reads_are_sent_as_in_place_swaps(redis_client):
         socket = inbox_socket(membership.user, account.pk)
         assert (await socket.connect())[0]
         message = await sync_to_async(message_enqueue)(fan=fan, text="hi")
-        created = await socket.receive_from(timeout=5)
+        created = await socket.receive_from(timeout=15)
         await sync_to_async(message_mark_failed)(message=message, error="refused: blocked")
-        failed = await socket.receive_from(timeout=5)
+        failed = await socket.receive_from(timeout=15)
         await sync_to_async(_make_unread_then_read)(membership.user, message.conversation_id)
-        read = await socket.receive_from(timeout=5)
+        read = await socket.receive_from(timeout=15)
         await socket.disconnect()
         return [created, failed, read, str(message.pk)]
 
