@@ -395,3 +395,39 @@ class SavedReply(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ApiToken(models.Model):
+    """A user's API token for scripts: several per user, each named, stored only as a hash.
+
+    The key (``fcrm_`` + 40 random characters) is shown once, when it is made; the database
+    keeps its SHA-256 (a key this long needs no slow hash) and the first characters for people
+    to tell tokens apart. Revoked tokens stay, for the record, and never authenticate.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["user", "-created_at"],
+                condition=Q(revoked_at__isnull=True),
+                name="api_token_user_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -18,10 +18,10 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import RawSQL
-from rest_framework.authtoken.models import Token
 
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import (
+    ApiToken,
     Conversation,
     CreatorAccount,
     Fan,
@@ -141,11 +141,13 @@ def fan_recent_purchases(*, fan: Fan, limit: int = 10) -> list[Purchase]:
     return list(fan.purchases.order_by("-purchased_at", "-id")[:limit])
 
 
-def api_token_get(*, user: User) -> Token | None:
-    """The user's API token, or None when they have not created one yet."""
+def api_tokens_of_user(*, user: User) -> list[ApiToken]:
+    """The user's tokens, newest first (revoked ones too, marked), for the settings page."""
     if not user.is_authenticated:
-        return None
-    return Token.objects.filter(user_id=user.pk).first()
+        return []
+    return list(
+        ApiToken.objects.filter(user_id=user.pk).order_by("revoked_at", "-created_at", "-id")
+    )
 
 
 # --- Inbox ----------------------------------------------------------------------------------

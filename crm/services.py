@@ -13,11 +13,20 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
+from crm.authentication import api_token_hash, api_token_key_new
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError, NotFoundError
-from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, SavedReply
+from crm.models import (
+    ApiToken,
+    Conversation,
+    CreatorAccount,
+    Fan,
+    Membership,
+    Message,
+    SavedReply,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -187,17 +196,52 @@ def membership_delete(*, actor: User, membership: Membership) -> None:
 # --- API tokens ---------------------------------------------------------------------------
 
 
+API_TOKEN_NAME_MAX_LENGTH = 100
+API_TOKENS_PER_USER_MAX = 20
+
+
 @transaction.atomic
-def api_token_get_or_create(*, user: User) -> Token:
-    token, _ = Token.objects.get_or_create(user=user)
+def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
+    """A new named token for the user: the row (hash only) and the key, which is shown once
+    and cannot be read back. Locks the user's row so the per-user cap holds."""
+    name = " ".join(name.split())
+    if not name:
+        raise ApplicationError(
+            "Give the token a name.", code="invalid_name", fields={"name": ["Required."]}
+        )
+    if len(name) > API_TOKEN_NAME_MAX_LENGTH:
+        raise ApplicationError(
+            "The name is too long.",
+            code="invalid_name",
+            fields={"name": [f"At most {API_TOKEN_NAME_MAX_LENGTH} characters."]},
+        )
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    if (
+        ApiToken.objects.filter(user=user, revoked_at__isnull=True).count()
+        >= API_TOKENS_PER_USER_MAX
+    ):
+        raise ApplicationError(
+            f"You have {API_TOKENS_PER_USER_MAX} tokens; revoke one first.", code="too_many_tokens"
+        )
+    key = api_token_key_new()
+    token = ApiToken.objects.create(
+        user=user, name=name, key_hash=api_token_hash(key), key_prefix=key[:12]
+    )
+    log.info("api_token.created", user_id=user.pk, token_id=token.pk)
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens; it stops working at once. Idempotent."""
+    token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user).first()
+    if token is None:
+        raise NotFoundError("No such token.", code="token_not_found")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        log.info("api_token.revoked", user_id=user.pk, token_id=token.pk)
     return token
-
-
-@transaction.atomic
-def api_token_reset(*, user: User) -> Token:
-    """Replace the user's token with a new one; the old key stops working at once."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user)
 
 
 # --- Inbox ----------------------------------------------------------------------------------

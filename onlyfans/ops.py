@@ -24,7 +24,7 @@ import redis
 import structlog
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
@@ -34,6 +34,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
+from redis.exceptions import RedisError
 from rest_framework import permissions, serializers
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
@@ -362,3 +363,46 @@ class OnlyFansMonitoringView(APIView):
     def get(self, request: Request) -> Response:
         body, healthy = monitoring_snapshot()
         return Response(MonitoringSerializer(body).data, status=200 if healthy else 503)
+
+
+# --- A dependency down: 503 with a code, never a 500 ------------------------------------------
+
+
+class DependencyUnavailableMiddleware:
+    """A view that fails because PostgreSQL or Redis does not answer gets a 503 with
+    ``Retry-After``: JSON ``{code, detail}`` under ``/api/`` (``database_unavailable``,
+    ``redis_unavailable``), a short text page elsewhere. Other errors are left alone.
+
+    Nothing is lost by it: a send is accepted (202) only after its row committed.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        # Under ASGI get_response is a coroutine function: return its awaitable as is.
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, OperationalError | InterfaceError):
+            code, what = "database_unavailable", "The database"
+        elif isinstance(exception, RedisError):
+            code, what = "redis_unavailable", "Redis"
+        else:
+            return None
+        log.warning("request.dependency_unavailable", code=code, error=type(exception).__name__)
+        detail = f"{what} is not answering; try again in a few seconds."
+        response: HttpResponse
+        if request.path.startswith("/api/"):
+            response = JsonResponse({"code": code, "detail": detail}, status=503)
+        else:
+            response = HttpResponse(detail + "\n", status=503, content_type="text/plain")
+        response["Retry-After"] = "5"
+        return response

@@ -6,6 +6,7 @@ is safe by default: DEBUG is off, the secret key is required, cookies are secure
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served from static (no CDN)
     "django_htmx",
     "template_partials",
+    "axes",  # login lockout
+    "csp",  # Content-Security-Policy
     "channels",
     "crm",
     "onlyfans",
@@ -53,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,6 +65,15 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "crm.middleware.CurrentAccountMiddleware",
+    # While PostgreSQL (or Redis) is down the API answers 503 with a code, not a 500 page.
+    "onlyfans.ops.DependencyUnavailableMiddleware",
+    # Last, as django-axes asks: turns a lockout raised by the login into its answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses logins while locked out; counts failures
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -161,11 +174,33 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = False
+# Ask browsers to preload HSTS (then submit the domain to the preload list) once every
+# subdomain is HTTPS-only; .env.example turns it on for production.
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Scripts only from our own static files (htmx, its ws extension, the pages' small scripts,
+# Swagger UI's split start-up script): no inline script, no eval. Styles allow inline style
+# attributes (the server-rendered charts and progress bars set widths and positions); they
+# cannot run code. Frames are refused (as X-Frame-Options), forms post only to us.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -369,3 +404,20 @@ CLOUDWATCH_ALARM_WORKER_ERRORS_PER_MINUTE = env.int(
 CLOUDWATCH_ALARM_SNS_TOPIC_ARN = env("CLOUDWATCH_ALARM_SNS_TOPIC_ARN", default="")
 # GET /api/monitoring/onlyfans: staff users, or this bearer token when set.
 MONITORING_TOKEN = env("MONITORING_TOKEN", default="")
+
+# --- Login lockout (django-axes): failures per username and address ---------------------------
+# After AXES_FAILURE_LIMIT failed logins for one username from one address, that pair is
+# locked for AXES_COOLOFF_MINUTES (HTTP 429 with a plain page, event auth.locked_out); a
+# success resets the count. Attempts and lockouts are in admin (Axes); unlock there or with
+# `python manage.py axes_reset_username USERNAME`.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "crm.authentication.login_lockout_response"
+# Behind a load balancer set AXES_IPWARE_PROXY_COUNT to the number of proxies in front, so
+# the client's address comes from X-Forwarded-For instead of the proxy's own.
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)

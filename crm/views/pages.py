@@ -223,9 +223,33 @@ def member_delete(
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_page(request: AuthenticatedRequest) -> HttpResponse:
+    """API tokens: create (named; the key is shown in this one answer, never again), list with
+    last use, revoke."""
+    new_key = ""
+    error = ""
+    status = 200
     if request.method == "POST":
-        services.api_token_reset(user=request.user)
-        messages.success(request, "A new API token was created; the old one no longer works.")
-        return redirect(reverse("settings"))
-    token = selectors.api_token_get(user=request.user)
-    return render(request, "crm/settings.html", {"token": token})
+        action = request.POST.get("action", "create")
+        try:
+            if action == "revoke":
+                token_id = request.POST.get("token_id", "")
+                if not token_id.isdigit():
+                    raise NotFoundError("No such token.", code="token_not_found")
+                token = services.api_token_revoke(user=request.user, token_id=int(token_id))
+                messages.success(request, f"Revoked “{token.name}”: it no longer works.")
+                return redirect(reverse("settings"))
+            _token, new_key = services.api_token_create(
+                user=request.user, name=request.POST.get("name", "")
+            )
+        except ApplicationError as exc:
+            error, status = exc.message, exc.status_code
+    tokens = selectors.api_tokens_of_user(user=request.user)
+    response = render(
+        request,
+        "crm/settings.html",
+        {"tokens": tokens, "new_key": new_key, "error": error},
+        status=status,
+    )
+    if new_key:
+        response["Cache-Control"] = "no-store"  # the key must not stay in any cache
+    return response

@@ -96,10 +96,13 @@ def test_fan_detail_api(chatter, fan):
 def test_create_api_token_prints_a_token_that_authenticates(capsys, chatter, account):
     call_command("create_api_token", chatter.username)
     key = capsys.readouterr().out.strip()
-    assert key == Token.objects.get(user=chatter).key
+    # Hashed tokens (issue 11): each run makes a new named token; only its hash is stored.
+    from crm.models import ApiToken
 
-    call_command("create_api_token", chatter.username)
-    assert capsys.readouterr().out.strip() == key  # the same token, not a new one
+    assert ApiToken.objects.get(user=chatter).key_prefix == key[:12]
+    call_command("create_api_token", chatter.username, "--name", "second")
+    assert capsys.readouterr().out.strip() != key
+    assert ApiToken.objects.filter(user=chatter).count() == 2
 
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from crm.errors import ApplicationError, NotFoundError
-from crm.models import Membership
+from crm.models import ApiToken, Membership
 from crm.services import (
-    api_token_get_or_create,
-    api_token_reset,
+    api_token_create,
+    api_token_revoke,
     fan_update,
     membership_create,
     membership_delete,
@@ -237,9 +236,12 @@ def test_page_shows_unknown_username_error(client, owner, account):
 # --- API tokens ----------------------------------------------------------------------------
 
 
-def test_api_token_get_or_create_is_stable_and_reset_replaces_it(chatter):
-    first = api_token_get_or_create(user=chatter)
-    assert api_token_get_or_create(user=chatter).key == first.key
-    second = api_token_reset(user=chatter)
-    assert second.key != first.key
-    assert list(Token.objects.filter(user=chatter).values_list("key", flat=True)) == [second.key]
+def test_api_tokens_are_stored_hashed_and_revoked_one_by_one(chatter):
+    # Hashed tokens (issue 11): several per user, the key shown once, only its hash stored.
+    first, first_key = api_token_create(user=chatter, name="export")
+    second, second_key = api_token_create(user=chatter, name="sync")
+    assert first_key != second_key and first_key.startswith("fcrm_")
+    stored = ApiToken.objects.get(pk=first.pk)
+    assert first_key not in (stored.key_hash, stored.key_prefix)
+    api_token_revoke(user=chatter, token_id=first.pk)
+    assert list(ApiToken.objects.filter(user=chatter, revoked_at__isnull=True)) == [second]
