@@ -440,13 +440,14 @@ def pacing(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
 
 def api_token(username: str, account: Any) -> str:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
-    from crm.models import Membership
+    from crm.models import ApiToken, Membership
+    from crm.services import api_token_create
 
     user, _ = get_user_model().objects.get_or_create(username=username)
     Membership.objects.get_or_create(user=user, account=account, defaults={"role": "chatter"})
-    return Token.objects.get_or_create(user=user)[0].key
+    ApiToken.objects.filter(user=user).delete()  # earlier runs' tokens (20 per user at most)
+    return api_token_create(user=user, name="bench")[1]
 
 
 def api_load(base: str, busy: list[Any], seconds: float, tag: str) -> dict[str, Any]:
