@@ -376,6 +376,10 @@ CAMPAIGN_MASS_RECONCILE_ATTEMPTS = env.int("CAMPAIGN_MASS_RECONCILE_ATTEMPTS", d
 CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS = env.float(
     "CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS", default=2.0
 )
+# The campaign's states get their own name in the OpenAPI schema (other models have a "state").
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["CampaignStateEnum"] = (
+    "campaigns.models.Campaign.State"
+)
 
 # --- Operations: CloudWatch metrics and alarms, monitoring ---------------------------------
 # Custom metrics of the send pipeline (onlyfans/cloudwatch.py), published by beat once a
