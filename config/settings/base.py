@@ -377,9 +377,9 @@ CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS = env.float(
     "CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS", default=2.0
 )
 # The campaign's states get their own name in the OpenAPI schema (other models have a "state").
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["CampaignStateEnum"] = (
-    "campaigns.models.Campaign.State"
-)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "CampaignStateEnum": "campaigns.models.Campaign.State"
+}
 
 # --- Operations: CloudWatch metrics and alarms, monitoring ---------------------------------
 # Custom metrics of the send pipeline (onlyfans/cloudwatch.py), published by beat once a
