@@ -222,8 +222,11 @@ def _fans_matching(*, account_id: int, query: str) -> list[int] | QuerySet[Fan, 
     second on 100,000 fans for a rare term). A common term (more than the cap) stays a
     subquery: walking by recency finds a page of matches quickly then.
     """
-    matching = Fan.objects.filter(account_id=account_id).filter(
-        Q(username__icontains=query) | Q(display_name__icontains=query)
+    # No ORDER BY: Fan's default (by spend) made PostgreSQL walk the spend index instead.
+    matching = (
+        Fan.objects.filter(account_id=account_id)
+        .filter(Q(username__icontains=query) | Q(display_name__icontains=query))
+        .order_by()
     )
     matching_ids = matching.values_list("id", flat=True)
     ids = list(matching_ids[: SEARCH_PREFILTER_MAX + 1])
