@@ -211,7 +211,7 @@ def _row_compare(columns: str, op: str, moment: datetime, pk: int) -> RawSQL:
     return RawSQL(f"({columns}) {op} (%s, %s)", (moment, pk), output_field=BooleanField())  # noqa: S611
 
 
-SEARCH_PREFILTER_MAX = 2000
+SEARCH_PREFILTER_MAX = 500
 
 
 def _fans_matching(*, account_id: int, query: str) -> list[int] | QuerySet[Fan, int]:
