@@ -9,9 +9,15 @@ the platform cannot show the platform ``limit+1`` sends in its own 60 s, or two 
 Redis is a cache here; PostgreSQL is the source of truth. When an account's log is missing
 (Redis restarted and lost its data, or the account was idle for a whole window) the acquire
 refuses to grant on an empty log: the window is first rebuilt from the messages PostgreSQL says
-went out in the last 60 s (sent, or sending since their slot was taken), then the acquire runs
-again. So a Redis restart can never let an account exceed its limit. Each refusal is also
-counted per account and minute for the CloudWatch publisher (``onlyfans.cloudwatch``).
+went out in the last 60 s, then the acquire runs again. Sent messages count at their
+``sent_at`` (after they reached the platform: later than their arrival, so conservative);
+messages still ``sending`` count as sent now (their call may still be on its way). A log that
+is missing while PostgreSQL shows sends in the window was lost (an idle account's log expires
+only a window after its last send), and a slot granted just before the loss may not be in
+PostgreSQL yet: the rebuilt window then also holds one send at the present moment. So a Redis
+restart can never let an account exceed its limit or its interval.
+Each refusal is also counted per account and minute for the CloudWatch publisher
+(``onlyfans.cloudwatch``).
 """
 
 from __future__ import annotations
@@ -119,11 +125,20 @@ class LimiterState:
 _REBUILD = """
 local key = KEYS[1]
 local ttl = tonumber(ARGV[1])
-for i = 2, #ARGV, 2 do
-  redis.call('ZADD', key, 'NX', ARGV[i], ARGV[i + 1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[2] == '1' then
+  redis.call('ZADD', key, now, 'rebuilt:now:' .. now)
 end
-redis.call('PEXPIRE', key, ttl)
-return #ARGV / 2
+for i = 3, #ARGV, 2 do
+  local score = tonumber(ARGV[i])
+  if score < 0 then score = now end
+  redis.call('ZADD', key, 'NX', score, ARGV[i + 1])
+end
+if redis.call('EXISTS', key) == 1 then
+  redis.call('PEXPIRE', key, ttl)
+end
+return #ARGV / 2 - 1
 """
 
 
@@ -178,7 +193,7 @@ SELECT 'm' || id, (extract(epoch FROM sent_at) * 1000)::bigint FROM {_M}
   WHERE account_id = %(account)s AND direction = 'out' AND status = 'sent'
     AND sent_at >= %(since)s
 UNION ALL
-SELECT 'm' || id, (extract(epoch FROM updated_at) * 1000)::bigint FROM {_M}
+SELECT 'm' || id, -1 FROM {_M}
   WHERE account_id = %(account)s AND status = 'sending' AND updated_at >= %(since)s
 UNION ALL
 SELECT 'c' || c.id, (extract(epoch FROM c.sent_at) * 1000)::bigint
@@ -188,10 +203,13 @@ SELECT 'c' || c.id, (extract(epoch FROM c.sent_at) * 1000)::bigint
 
 
 def rate_limit_rebuild(*, account_id: int, limit: RateLimit) -> int:
-    """Fill the account's missing log from the sends PostgreSQL recorded in the last window.
+    """Fill the account's missing log from the sends PostgreSQL recorded in the last window
+    (``sending`` ones at the present moment: -1 in the script's arguments), plus one send now
+    when there were any (the log was lost, not expired). Returns how many sends PostgreSQL
+    knew of.
 
-    Returns how many sends were found. The database is the source of truth: after Redis lost
-    its data no account may exceed its limit, so the acquire waits for this before granting.
+    The database is the source of truth: after Redis lost its data no account may exceed its
+    limit, so the acquire waits for this before granting.
     """
     from datetime import UTC, datetime, timedelta
 
@@ -201,12 +219,13 @@ def rate_limit_rebuild(*, account_id: int, limit: RateLimit) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_RECENT_SENDS_SQL, {"account": account_id, "since": since})
         rows = cursor.fetchall()
-    args: list[int | str] = [limit.window_ms + limit.spacing_ms + 1000]
+    if not rows:
+        return 0  # idle: nothing sent in the window, nothing in flight
+    args: list[int | str] = [limit.window_ms + limit.spacing_ms + 1000, 1]
     for member, score in rows:
         args.extend([int(score), f"db:{member}"])
-    if rows:
-        _scripts()[2](keys=[_key(account_id)], args=args)
-        log.info("ratelimit.rebuilt", account_id=account_id, sends=len(rows))
+    _scripts()[2](keys=[_key(account_id)], args=args)
+    log.info("ratelimit.rebuilt", account_id=account_id, sends=len(rows))
     return len(rows)
 
 

@@ -78,8 +78,9 @@ def test_rebuild_counts_sent_and_sending_messages_of_the_window(redis_client):
     outgoing("queued")
     limit = RateLimit(per_minute=3, min_interval_ms=0)
 
+    # the one sent 10 s ago, the one sending (as now), and one more now: the log was lost,
+    # not expired, so a slot granted just before the loss may not be in PostgreSQL yet
     assert rate_limit_rebuild(account_id=account.pk, limit=limit) == 2
-    assert rate_limit_acquire(account_id=account.pk, limit=limit).granted
     refused = rate_limit_acquire(account_id=account.pk, limit=limit)
     assert not refused.granted
     assert 45 < refused.wait_seconds <= 60.2
