@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from crm.models import (
+    ApiToken,
     Conversation,
     CreatorAccount,
     Fan,
@@ -131,3 +132,20 @@ class SavedReplyAdmin(admin.ModelAdmin):
     list_select_related = ["account"]
     raw_id_fields = ["account", "created_by"]
     ordering = ["account_id", "title"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made on the settings page or by create_api_token; here they can be seen and
+    revoked (set "revoked at"). The key itself is never stored."""
+
+    list_display = ["name", "user", "key_prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "key_prefix", "user__username"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["user", "key_hash", "key_prefix", "created_at", "last_used_at"]
+    ordering = ["-id"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

@@ -28,7 +28,7 @@ from onlyfans.contracts import (
     SendRequest,
 )
 from onlyfans.dispatch import account_rate_limit
-from onlyfans.ratelimit import rate_limit_acquire
+from onlyfans.ratelimit import rate_limit_acquire, rate_limit_retake
 from onlyfans.redis_conn import redis_client
 from onlyfans.services import (
     account_mark_expired,
@@ -177,7 +177,8 @@ def _deliver_locked(message_id: int) -> Outcome:
             retry_in=max(1.0, account.send_min_interval_ms / 1000),
         )
 
-    slot = rate_limit_acquire(account_id=account.pk, limit=account_rate_limit(account))
+    limit = account_rate_limit(account)
+    slot = rate_limit_acquire(account_id=account.pk, limit=limit)
     if not slot.granted:
         metrics.LIMITER_WAITS.inc()
         log.debug(
@@ -188,8 +189,26 @@ def _deliver_locked(message_id: int) -> Outcome:
         )
         return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
 
+    slot_taken = time.perf_counter()
     if not message_mark_sending(message=message):
         return Outcome("skipped")
+    late = time.perf_counter() - slot_taken
+    if late > settings.SEND_RATE_GUARD_MS / 2000:
+        # The database was slow or away between the slot and now (the PostgreSQL restart
+        # drill saw seconds): sent now, the message would reach the platform among the sends
+        # of later slots. Give the slot back and take one now, or wait for the next.
+        slot = rate_limit_retake(account_id=account.pk, limit=limit, stale=slot)
+        log.info(
+            "send.slot_retaken",
+            message_id=message.pk,
+            account_id=account.pk,
+            late_ms=round(late * 1000),
+            granted=slot.granted,
+        )
+        if not slot.granted:
+            message_requeue(message=message, undo_attempt=True)
+            metrics.SEND_RETRIES.labels("stale_slot").inc()
+            return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
     started = time.perf_counter()
     try:
         result = gateway.message_send(_send_request(message, chat_id))

@@ -54,6 +54,9 @@ local rebuilt = ARGV[5] == '1'
 local account = ARGV[6]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[9] ~= '' then
+  redis.call('ZREM', key, ARGV[9])
+end
 if not rebuilt and redis.call('EXISTS', key) == 0 then
   return {-1, 0, now}
 end
@@ -111,6 +114,7 @@ class RateLimit:
 class Acquired:
     granted: bool
     wait_seconds: float
+    member: str = ""  # the slot's entry in the log, for rate_limit_retake
 
 
 @dataclass(frozen=True)
@@ -156,14 +160,16 @@ def _key(account_id: int) -> str:
     return f"ratelimit:send:{account_id}"
 
 
-def rate_limit_acquire(*, account_id: int, limit: RateLimit) -> Acquired:
+def rate_limit_acquire(*, account_id: int, limit: RateLimit, _stale: str = "") -> Acquired:
     """Take one send slot for the account now, or say how long until one is free.
 
     A missing log is rebuilt from PostgreSQL first (one query), then the slot is taken.
     """
     script = _scripts()[0]
     member = uuid.uuid4().hex
-    rebuilt = False
+    # Retaking a stale slot: removed in the same script, and never a rebuild (the log was
+    # there a moment ago; a rebuild would count the message being retaken as sending).
+    rebuilt = bool(_stale)
     while True:
         granted, wait_ms, _now = script(
             keys=[_key(account_id)],
@@ -176,12 +182,28 @@ def rate_limit_acquire(*, account_id: int, limit: RateLimit) -> Acquired:
                 account_id,
                 DEFERRALS_KEY_PREFIX,
                 DEFERRALS_TTL_SECONDS,
+                _stale,
             ],
         )
         if int(granted) != -1:
-            return Acquired(granted=bool(granted), wait_seconds=max(0.0, int(wait_ms) / 1000))
+            return Acquired(
+                granted=bool(granted),
+                wait_seconds=max(0.0, int(wait_ms) / 1000),
+                member=member if granted else "",
+            )
         rate_limit_rebuild(account_id=account_id, limit=limit)
         rebuilt = True
+
+
+def rate_limit_retake(*, account_id: int, limit: RateLimit, stale: Acquired) -> Acquired:
+    """Give back a slot taken too long ago to be used now, and take one now if it is free.
+
+    A send must reach the platform right after its slot (within the guard): one delayed
+    between the two (a slow or restarting database) would land among the sends of later slots.
+    The stale slot is removed, so it costs nothing; the new one is checked against everything
+    taken since.
+    """
+    return rate_limit_acquire(account_id=account_id, limit=limit, _stale=stale.member or "-")
 
 
 _M = Message._meta.db_table

@@ -157,3 +157,21 @@ def test_the_api_answers_503_with_a_code_while_postgresql_is_down(server_without
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"]["ok"] is False
     assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+
+
+def test_a_stale_slot_is_given_back_when_retaken(redis_client):
+    """The send path retakes a slot that a slow database made stale; the old one costs
+    nothing (before: it stayed in the window, and a message sent late could land among the
+    sends of later slots)."""
+    from onlyfans.ratelimit import rate_limit_retake
+
+    account = CreatorAccountFactory()
+    limit = RateLimit(per_minute=2, min_interval_ms=0)
+    stale = rate_limit_acquire(account_id=account.pk, limit=limit)
+
+    fresh = rate_limit_retake(account_id=account.pk, limit=limit, stale=stale)
+
+    assert fresh.granted and fresh.member != stale.member
+    assert redis_client.zcard(f"ratelimit:send:{account.pk}") == 1
+    assert rate_limit_acquire(account_id=account.pk, limit=limit).granted
+    assert not rate_limit_acquire(account_id=account.pk, limit=limit).granted
