@@ -7,6 +7,8 @@ from typing import Any
 import structlog
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init, worker_shutdown
+from django.db import InterfaceError, OperationalError
+from redis.exceptions import RedisError
 
 from onlyfans import metrics
 from onlyfans.dispatch import outbox_sweep, task_publish
@@ -17,6 +19,8 @@ from onlyfans.sync import fan_sync_task_run, fan_syncs_schedule
 
 log = structlog.get_logger(__name__)
 
+INFRASTRUCTURE_RETRY_SECONDS = 5.0
+
 
 @shared_task(name="onlyfans.tasks.message_send_task", acks_late=True, ignore_result=True)
 def message_send_task(message_id: int) -> str:
@@ -26,7 +30,18 @@ def message_send_task(message_id: int) -> str:
     still pending, a transient gateway error) publishes a new task delayed on SQS and returns,
     so no worker waits. A finished send tops up the account's share of the queue.
     """
-    outcome = message_deliver(message_id=message_id)
+    try:
+        outcome = message_deliver(message_id=message_id)
+    except (OperationalError, InterfaceError, RedisError):
+        # PostgreSQL or Redis away for a moment (a restart): try again in a few seconds rather
+        # than leave the message to the sweep (SEND_REDISPATCH_AFTER_SECONDS). Raised after, so
+        # the failure is counted and logged; a duplicate delivery is harmless.
+        metrics.TASK_EXECUTIONS.labels("infrastructure_error").inc()
+        try:
+            task_publish(message_id=message_id, delay_seconds=INFRASTRUCTURE_RETRY_SECONDS)
+        except Exception:
+            log.warning("send.republish_failed", message_id=message_id, exc_info=True)
+        raise
     metrics.TASK_EXECUTIONS.labels(outcome.result).inc()
     if outcome.retry_in is not None:
         task_publish(message_id=message_id, delay_seconds=outcome.retry_in)

@@ -175,3 +175,29 @@ def test_a_stale_slot_is_given_back_when_retaken(redis_client):
     assert redis_client.zcard(f"ratelimit:send:{account.pk}") == 1
     assert rate_limit_acquire(account_id=account.pk, limit=limit).granted
     assert not rate_limit_acquire(account_id=account.pk, limit=limit).granted
+
+
+def test_a_send_task_that_meets_a_database_restart_tries_again_in_seconds(
+    send_queue, sandbox, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Without this the message waited for the sweep (SEND_REDISPATCH_AFTER_SECONDS, 6 min)."""
+    from django.db import OperationalError
+
+    from onlyfans import tasks
+
+    fan = FanFactory(account=CreatorAccountFactory(send_rate_per_minute=1000))
+    with django_capture_on_commit_callbacks(execute=True):
+        message = services.message_enqueue(fan=fan, text="hello")
+    [delivery] = send_queue.receive(wait_seconds=5)
+    monkeypatch.setattr(tasks, "INFRASTRUCTURE_RETRY_SECONDS", 0.0)
+
+    def database_restarting(**kwargs):
+        raise OperationalError("terminating connection due to administrator command")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tasks, "message_deliver", database_restarting)
+        with pytest.raises(OperationalError):
+            send_queue.run(delivery)
+
+    send_queue.drain(until=lambda: Message.objects.get(pk=message.pk).status == "sent")
+    assert len(sandbox.messages(account=fan.account.platform_account_id)) == 1
