@@ -3,4 +3,5 @@
 # the tests' fixtures when none runs). Extra arguments go to pytest.
 set -euo pipefail
 export DJANGO_SETTINGS_MODULE=config.settings.test
-exec .venv/bin/pytest "$@"
+# --create-db: a test database left by an older checkout (other migrations) must never be reused.
+exec .venv/bin/pytest --create-db "$@"
