@@ -17,6 +17,16 @@ SEND_DURATION = Histogram(
     "Time of one gateway send call.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+SEND_SLOT_TO_ANSWER = Histogram(
+    "crm_send_slot_to_answer_seconds",
+    "From asking for a send's limiter slot to the gateway's answer (the request arrived between).",
+    buckets=(0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30),
+)
+SEND_SLOT_LATE = Counter(
+    "crm_send_slot_late_total",
+    "Sends answered later than SEND_RATE_GUARD_MS after their slot: the account's next slot "
+    "waited for the answer.",
+)
 LIMITER_WAITS = Counter(
     "crm_rate_limiter_waits_total", "Send tasks deferred because the account's limit was reached."
 )

@@ -28,7 +28,14 @@ from onlyfans.contracts import (
     SendRequest,
 )
 from onlyfans.dispatch import account_rate_limit
-from onlyfans.ratelimit import rate_limit_acquire, rate_limit_retake
+from onlyfans.ratelimit import (
+    Acquired,
+    RateLimit,
+    rate_limit_acquire,
+    rate_limit_release,
+    rate_limit_retake,
+    rate_limit_slot_usable,
+)
 from onlyfans.redis_conn import redis_client
 from onlyfans.services import (
     account_mark_expired,
@@ -178,7 +185,7 @@ def _deliver_locked(message_id: int) -> Outcome:
         )
 
     limit = account_rate_limit(account)
-    slot = rate_limit_acquire(account_id=account.pk, limit=limit)
+    slot = rate_limit_acquire(account_id=account.pk, limit=limit, hold=True, message_id=message.pk)
     if not slot.granted:
         metrics.LIMITER_WAITS.inc()
         log.debug(
@@ -188,30 +195,72 @@ def _deliver_locked(message_id: int) -> Outcome:
             wait_ms=round(slot.wait_seconds * 1000),
         )
         return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
+    held = _HeldSlot(account_id=account.pk, message_id=message.pk, limit=limit, slot=slot)
+    try:
+        return _send_on_slot(message, chat_id, held)
+    finally:
+        held.release()  # if the call was never made (or raised before it)
 
-    slot_taken = time.perf_counter()
+
+# Retakes of a slot that went stale before its call, at most, in one delivery.
+SLOT_RETAKES = 3
+
+
+@dataclass
+class _HeldSlot:
+    """The slot a delivery holds: released once, as soon as its call is answered (or when
+    the delivery ends without one), so the account's next send never waits for more."""
+
+    account_id: int
+    message_id: int
+    limit: RateLimit
+    slot: Acquired
+    released: bool = False
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        late = rate_limit_release(
+            account_id=self.account_id, limit=self.limit, slot=self.slot, message_id=self.message_id
+        )
+        if late:
+            metrics.SEND_SLOT_LATE.inc()
+            log.info("send.slot_late", message_id=self.message_id, account_id=self.account_id)
+
+
+def _send_on_slot(message: Message, chat_id: str, held: _HeldSlot) -> Outcome:
+    """Claim the message, check the slot is still usable right before the call (retaking it
+    if not), call the gateway, release the slot as soon as the call is answered."""
+    account, limit = message.account, held.limit
     if not message_mark_sending(message=message):
         return Outcome("skipped")
-    late = time.perf_counter() - slot_taken
-    if late > settings.SEND_RATE_GUARD_MS / 2000:
-        # The database was slow or away between the slot and now (the PostgreSQL restart
-        # drill saw seconds): sent now, the message would reach the platform among the sends
-        # of later slots. Give the slot back and take one now, or wait for the next.
-        slot = rate_limit_retake(account_id=account.pk, limit=limit, stale=slot)
+    request = _send_request(message, chat_id)
+    for _ in range(SLOT_RETAKES):
+        if rate_limit_slot_usable(account_id=account.pk, limit=limit, slot=held.slot):
+            break
+        # Taken too long ago (a slow or restarting database, a starved worker) or lost with
+        # Redis: give it back and take one now, or wait for the next.
+        held.slot = rate_limit_retake(
+            account_id=account.pk, limit=limit, stale=held.slot, message_id=message.pk
+        )
         log.info(
             "send.slot_retaken",
             message_id=message.pk,
             account_id=account.pk,
-            late_ms=round(late * 1000),
-            granted=slot.granted,
+            granted=held.slot.granted,
         )
-        if not slot.granted:
+        if not held.slot.granted:
             message_requeue(message=message, undo_attempt=True)
             metrics.SEND_RETRIES.labels("stale_slot").inc()
-            return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
+            return Outcome("throttled", account_id=account.pk, retry_in=held.slot.wait_seconds)
+    else:
+        message_requeue(message=message, undo_attempt=True)
+        metrics.SEND_RETRIES.labels("stale_slot").inc()
+        return Outcome("throttled", account_id=account.pk, retry_in=1.0)
     started = time.perf_counter()
     try:
-        result = gateway.message_send(_send_request(message, chat_id))
+        result = gateway.message_send(request)
     except GatewayRateLimited as exc:
         message_requeue(message=message, error="rate_limited", undo_attempt=True)
         metrics.SEND_RETRIES.labels("rate_limited").inc()
@@ -255,6 +304,8 @@ def _deliver_locked(message_id: int) -> Outcome:
         message_mark_failed(message=message, error=_error_text(exc))
         return Outcome("failed", account_id=account.pk)
     finally:
+        metrics.SEND_SLOT_TO_ANSWER.observe(time.monotonic() - held.slot.asked_at)
+        held.release()
         metrics.SEND_DURATION.observe(time.perf_counter() - started)
     message_mark_sent(message=message, platform_message_id=result.platform_message_id)
     return Outcome("sent", account_id=account.pk)

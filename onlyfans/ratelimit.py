@@ -2,20 +2,41 @@
 
 Two rules, checked and recorded atomically by one Lua script with Redis' own clock:
 at most ``limit`` sends in any sliding window of 60 s (a log of send times in a sorted set),
-and at least ``min_interval`` between two sends. The window and the interval are widened by a
-small guard (``SEND_RATE_GUARD_MS``) so that jitter between taking a slot here and arriving at
-the platform cannot show the platform ``limit+1`` sends in its own 60 s, or two sends too close.
+and at least ``min_interval`` between two sends. The platform judges both by when a request
+*arrives*, which is some time after its slot; the limiter makes that delay harmless:
+
+- the window and the interval are widened by a guard ``G`` (``SEND_RATE_GUARD_MS``);
+- a slot taken with ``hold=True`` (the send pipeline) stays *held* until its caller says the
+  call was answered (``rate_limit_release``). While any held slot of the account is older than
+  ``G``, no new slot is granted (the fence), and on release a slot older than ``G`` is moved
+  to ``answer - G`` in the log (its request arrived before its answer came back);
+- the caller confirms just before the call that its slot is still held
+  (``rate_limit_confirm``: not lost with Redis, not past its lease), or gives it back and
+  takes a new one (``rate_limit_retake``).
+
+So for two sends j, n of an account, n's slot comes at least ``interval + G`` after j's entry,
+and j's request arrived at most ``G`` after its entry: either it was answered within ``G`` of its
+slot, or n waited for its answer and j's entry moved to ``answer - G``. Hence their arrivals are
+at least ``interval`` apart, and no 60 s of arrivals holds more than ``limit`` (the same argument
+over the 60 s + ``G`` window), *whatever* the delay between a slot and its arrival (CPU
+starvation, a slow database, a slow network), as long as a request arrives before its answer
+and a call that is never answered (its worker died) arrives, if ever, within the lease
+(``lease_ms``: ``SEND_SLOT_MAX_AGE_MS`` to start the call plus twice the gateway's timeout).
+The cost: ``G`` on the window and the interval (0.3 % of a minute at 200 ms), two more Redis
+round trips per send, and an account waits for an answer that comes later than ``G`` after its
+slot before its next one.
 
 Redis is a cache here; PostgreSQL is the source of truth. When an account's log is missing
 (Redis restarted and lost its data, or the account was idle for a whole window) the acquire
 refuses to grant on an empty log: the window is first rebuilt from the messages PostgreSQL says
 went out in the last 60 s, then the acquire runs again. Sent messages count at their
 ``sent_at`` (after they reached the platform: later than their arrival, so conservative);
-messages still ``sending`` count as sent now (their call may still be on its way). A log that
-is missing while PostgreSQL shows sends in the window was lost (an idle account's log expires
-only a window after its last send), and a slot granted just before the loss may not be in
-PostgreSQL yet: the rebuilt window then also holds one send at the present moment. So a Redis
-restart can never let an account exceed its limit or its interval.
+messages still ``sending`` count as sent now and are held (their call may still be on its way;
+their caller releases them, or the lease ends). A log that is missing while PostgreSQL shows
+sends in the window was lost (an idle account's log expires only a window after its last send),
+and a slot granted just before the loss may not be in PostgreSQL yet: the rebuilt window then
+also holds one send at the present moment. So a Redis restart can never let an account exceed
+its limit or its interval.
 Each refusal is also counted per account and minute for the CloudWatch publisher
 (``onlyfans.cloudwatch``).
 """
@@ -32,6 +53,7 @@ import structlog
 from django.conf import settings
 from django.db import connection
 from redis.commands.core import Script
+from redis.exceptions import RedisError
 
 from crm.models import Message
 from onlyfans.redis_conn import redis_client
@@ -44,23 +66,33 @@ DEFERRALS_KEY_PREFIX = "cloudwatch:deferrals:"
 DEFERRALS_TTL_SECONDS = 3600
 
 # Returns {granted, wait_ms, now}; granted -1 means "the log is missing: rebuild it first".
+# KEYS: the log, the held slots. ARGV[9], ARGV[10]: a stale slot being given back and the
+# member a rebuild gives its message ('' for none); the fence ignores the latter's hold.
 _ACQUIRE = """
 local key = KEYS[1]
+local held = KEYS[2]
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local interval = tonumber(ARGV[3])
 local member = ARGV[4]
 local rebuilt = ARGV[5] == '1'
 local account = ARGV[6]
+local own = ARGV[10]
+local guard = tonumber(ARGV[11])
+local lease = tonumber(ARGV[12])
+local fence_wait = tonumber(ARGV[13])
+local hold = ARGV[14] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[9] ~= '' then
   redis.call('ZREM', key, ARGV[9])
+  redis.call('ZREM', held, ARGV[9])
 end
 if not rebuilt and redis.call('EXISTS', key) == 0 then
   return {-1, 0, now}
 end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', held, '-inf', now - lease)
 local wait = 0
 local count = redis.call('ZCARD', key)
 if count >= limit then
@@ -71,6 +103,14 @@ if count > 0 then
   local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   wait = math.max(wait, tonumber(last[2]) + interval - now)
 end
+-- The fence: a call still unanswered more than the guard after its slot may arrive at any
+-- moment until it is answered; the next slot waits for that answer.
+local overdue = redis.call('ZRANGEBYSCORE', held, '-inf', now - guard, 'LIMIT', 0, 2)
+for _, m in ipairs(overdue) do
+  if m ~= own then
+    wait = math.max(wait, fence_wait)
+  end
+end
 if wait > 0 then
   local deferrals = ARGV[7] .. math.floor(now / 60000)
   redis.call('HINCRBY', deferrals, account, 1)
@@ -79,7 +119,45 @@ if wait > 0 then
 end
 redis.call('ZADD', key, now, member)
 redis.call('PEXPIRE', key, window + interval + 1000)
+if hold then
+  redis.call('ZADD', held, now, member)
+  redis.call('PEXPIRE', held, lease)
+end
 return {1, 0, now}
+"""
+
+# 1 when the slot is still held (not lost with Redis, not past its lease) and in the log.
+_CONFIRM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 1
+end
+return 0
+"""
+
+# The call of these members was answered now: no longer held, and an entry older than the
+# guard moves to now - guard (its request arrived before the answer). Returns how many moved.
+_RELEASE = """
+local key = KEYS[1]
+local held = KEYS[2]
+local guard = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local moved = 0
+for i = 3, #ARGV do
+  redis.call('ZREM', held, ARGV[i])
+  local score = redis.call('ZSCORE', key, ARGV[i])
+  if score and tonumber(score) < now - guard then
+    redis.call('ZADD', key, now - guard, ARGV[i])
+    moved = moved + 1
+  end
+end
+if moved > 0 then
+  redis.call('PEXPIRE', key, tonumber(ARGV[2]))
+end
+return moved
 """
 
 _SNAPSHOT = """
@@ -109,12 +187,21 @@ class RateLimit:
         """The minimum interval as enforced: with the guard, unless no interval is asked."""
         return self.min_interval_ms + settings.SEND_RATE_GUARD_MS if self.min_interval_ms else 0
 
+    @property
+    def lease_ms(self) -> int:
+        """How long a held slot can hold back the account's next one: its call starts within
+        ``SEND_SLOT_MAX_AGE_MS`` of the slot (``rate_limit_slot_usable``), then the gateway's
+        timeouts (connecting, then writing the request) bound when the request can arrive."""
+        return settings.SEND_SLOT_MAX_AGE_MS + round(2000 * settings.ONLYFANS_API_TIMEOUT_SECONDS)
+
 
 @dataclass(frozen=True)
 class Acquired:
     granted: bool
     wait_seconds: float
     member: str = ""  # the slot's entry in the log, for rate_limit_retake
+    # time.monotonic() just before the slot was asked for: the slot is younger than this.
+    asked_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -125,34 +212,43 @@ class LimiterState:
 
 
 # Rebuilt entries are members "db:<kind>:<id>", so two workers rebuilding at once add each
-# send once; entries older than the window are trimmed by the next acquire.
+# send once; entries older than the window are trimmed by the next acquire. A score of -1 is a
+# message still sending: counted now, and held (its call may still be on its way).
 _REBUILD = """
 local key = KEYS[1]
+local held = KEYS[2]
 local ttl = tonumber(ARGV[1])
+local lease = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[2] == '1' then
   redis.call('ZADD', key, now, 'rebuilt:now:' .. now)
 end
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local score = tonumber(ARGV[i])
-  if score < 0 then score = now end
+  if score < 0 then
+    score = now
+    redis.call('ZADD', held, 'NX', now, ARGV[i + 1])
+    redis.call('PEXPIRE', held, lease)
+  end
   redis.call('ZADD', key, 'NX', score, ARGV[i + 1])
 end
 if redis.call('EXISTS', key) == 1 then
   redis.call('PEXPIRE', key, ttl)
 end
-return #ARGV / 2 - 1
+return (#ARGV - 3) / 2
 """
 
 
 @functools.cache
-def _scripts() -> tuple[Script, Script, Script]:
+def _scripts() -> tuple[Script, Script, Script, Script, Script]:
     client = redis_client()
     return (
         client.register_script(_ACQUIRE),
         client.register_script(_SNAPSHOT),
         client.register_script(_REBUILD),
+        client.register_script(_CONFIRM),
+        client.register_script(_RELEASE),
     )
 
 
@@ -160,19 +256,49 @@ def _key(account_id: int) -> str:
     return f"ratelimit:send:{account_id}"
 
 
-def rate_limit_acquire(*, account_id: int, limit: RateLimit, _stale: str = "") -> Acquired:
+def _held_key(account_id: int) -> str:
+    return f"ratelimit:held:{account_id}"
+
+
+def _rebuilt_member(message_id: int | None) -> str:
+    """The member a rebuild gives a message's send (see _RECENT_SENDS_SQL)."""
+    return f"db:m{message_id}" if message_id is not None else ""
+
+
+def rate_limit_acquire(
+    *, account_id: int, limit: RateLimit, hold: bool = False, message_id: int | None = None
+) -> Acquired:
     """Take one send slot for the account now, or say how long until one is free.
 
     A missing log is rebuilt from PostgreSQL first (one query), then the slot is taken.
+    ``hold=True``: the slot holds back the account's next one while its call is unanswered
+    more than the guard after it, until ``rate_limit_release`` (or its lease ends); the caller
+    confirms it with ``rate_limit_slot_usable`` right before the call. ``message_id``: the
+    message the slot is for (its own rebuilt entry does not hold it back).
     """
+    return _acquire(account_id=account_id, limit=limit, hold=hold, message_id=message_id)
+
+
+def _acquire(
+    *,
+    account_id: int,
+    limit: RateLimit,
+    hold: bool,
+    message_id: int | None,
+    stale: str = "",
+) -> Acquired:
     script = _scripts()[0]
     member = uuid.uuid4().hex
-    # Retaking a stale slot: removed in the same script, and never a rebuild (the log was
-    # there a moment ago; a rebuild would count the message being retaken as sending).
-    rebuilt = bool(_stale)
+    own = _rebuilt_member(message_id)
+    guard = settings.SEND_RATE_GUARD_MS
+    # When the fence holds a slot back, its answer comes at the earliest now and the next
+    # slot then waits the interval anyway: come back after that long.
+    fence_wait = max(guard, limit.spacing_ms - guard)
+    rebuilt = False
     while True:
+        asked_at = time.monotonic()
         granted, wait_ms, _now = script(
-            keys=[_key(account_id)],
+            keys=[_key(account_id), _held_key(account_id)],
             args=[
                 limit.window_ms,
                 limit.per_minute,
@@ -182,7 +308,12 @@ def rate_limit_acquire(*, account_id: int, limit: RateLimit, _stale: str = "") -
                 account_id,
                 DEFERRALS_KEY_PREFIX,
                 DEFERRALS_TTL_SECONDS,
-                _stale,
+                stale,
+                own,
+                guard,
+                limit.lease_ms,
+                fence_wait,
+                int(hold),
             ],
         )
         if int(granted) != -1:
@@ -190,20 +321,75 @@ def rate_limit_acquire(*, account_id: int, limit: RateLimit, _stale: str = "") -
                 granted=bool(granted),
                 wait_seconds=max(0.0, int(wait_ms) / 1000),
                 member=member if granted else "",
+                asked_at=asked_at,
             )
-        rate_limit_rebuild(account_id=account_id, limit=limit)
+        # A stale slot's own message is sending (its caller marked it) but its call was not
+        # made: the rebuild must not count it.
+        rate_limit_rebuild(
+            account_id=account_id, limit=limit, exclude_message_id=message_id if stale else None
+        )
         rebuilt = True
 
 
-def rate_limit_retake(*, account_id: int, limit: RateLimit, stale: Acquired) -> Acquired:
-    """Give back a slot taken too long ago to be used now, and take one now if it is free.
+def rate_limit_retake(
+    *, account_id: int, limit: RateLimit, stale: Acquired, message_id: int | None = None
+) -> Acquired:
+    """Give back a slot that can no longer be used (``rate_limit_slot_usable`` said no), and
+    take one now if it is free (held, like the pipeline's slots).
 
-    A send must reach the platform right after its slot (within the guard): one delayed
-    between the two (a slow or restarting database) would land among the sends of later slots.
-    The stale slot is removed, so it costs nothing; the new one is checked against everything
-    taken since.
+    The stale slot is removed from the log and from the held slots in the same script, so it
+    costs nothing; the new one is checked against everything taken since. If Redis lost the
+    account's log meanwhile, the log is rebuilt first, without the message being retaken
+    (``message_id``: its call was not made).
     """
-    return rate_limit_acquire(account_id=account_id, limit=limit, _stale=stale.member or "-")
+    return _acquire(
+        account_id=account_id,
+        limit=limit,
+        hold=True,
+        message_id=message_id,
+        stale=stale.member or "-",
+    )
+
+
+def rate_limit_slot_usable(*, account_id: int, limit: RateLimit, slot: Acquired) -> bool:
+    """Whether a call may start now on this slot: it was taken at most
+    ``SEND_SLOT_MAX_AGE_MS`` ago (so the call ends within its lease), and it is still held
+    and in the log (Redis did not lose it, and its lease did not end). Call it right before
+    the call, after everything else (the database's status claim) is done."""
+    held = _scripts()[3](
+        keys=[_key(account_id), _held_key(account_id)], args=[slot.member, limit.lease_ms]
+    )
+    age_ms = (time.monotonic() - slot.asked_at) * 1000
+    return bool(held) and age_ms <= settings.SEND_SLOT_MAX_AGE_MS
+
+
+def rate_limit_release(
+    *, account_id: int, limit: RateLimit, slot: Acquired, message_id: int | None = None
+) -> bool:
+    """The slot's call was answered (or never made): it no longer holds the account back, and
+    if the answer came later than the guard after the slot, the slot moves to ``now - guard``
+    in the log, so later slots keep their distance from the moment its request may have
+    arrived. Returns whether it moved (the call overran the guard).
+
+    Never raises: if Redis does not answer, the slot stays held until its lease ends, which
+    only delays the account's next send.
+    """
+    members = [slot.member]
+    if message_id is not None:
+        members.append(_rebuilt_member(message_id))  # held by a rebuild while it was sending
+    try:
+        moved = _scripts()[4](
+            keys=[_key(account_id), _held_key(account_id)],
+            args=[
+                settings.SEND_RATE_GUARD_MS,
+                limit.window_ms + limit.spacing_ms + 1000,
+                *members,
+            ],
+        )
+    except RedisError:
+        log.warning("ratelimit.release_failed", account_id=account_id, exc_info=True)
+        return False
+    return bool(moved)
 
 
 _M = Message._meta.db_table
@@ -224,11 +410,13 @@ SELECT 'c' || c.id, (extract(epoch FROM c.sent_at) * 1000)::bigint
 """  # noqa: S608 (table names only)
 
 
-def rate_limit_rebuild(*, account_id: int, limit: RateLimit) -> int:
+def rate_limit_rebuild(
+    *, account_id: int, limit: RateLimit, exclude_message_id: int | None = None
+) -> int:
     """Fill the account's missing log from the sends PostgreSQL recorded in the last window
-    (``sending`` ones at the present moment: -1 in the script's arguments), plus one send now
-    when there were any (the log was lost, not expired). Returns how many sends PostgreSQL
-    knew of.
+    (``sending`` ones at the present moment and held: -1 in the script's arguments), plus one
+    send now when there were any (the log was lost, not expired). Returns how many sends
+    PostgreSQL knew of.
 
     The database is the source of truth: after Redis lost its data no account may exceed its
     limit, so the acquire waits for this before granting.
@@ -243,10 +431,13 @@ def rate_limit_rebuild(*, account_id: int, limit: RateLimit) -> int:
         rows = cursor.fetchall()
     if not rows:
         return 0  # idle: nothing sent in the window, nothing in flight
-    args: list[int | str] = [limit.window_ms + limit.spacing_ms + 1000, 1]
+    excluded = f"m{exclude_message_id}"
+    args: list[int | str] = [limit.window_ms + limit.spacing_ms + 1000, 1, limit.lease_ms]
     for member, score in rows:
+        if member == excluded and int(score) < 0:
+            continue
         args.extend([int(score), f"db:{member}"])
-    _scripts()[2](keys=[_key(account_id)], args=args)
+    _scripts()[2](keys=[_key(account_id), _held_key(account_id)], args=args)
     log.info("ratelimit.rebuilt", account_id=account_id, sends=len(rows))
     return len(rows)
 

@@ -254,9 +254,13 @@ ONLYFANS_API_TIMEOUT_SECONDS = env.float("ONLYFANS_API_TIMEOUT_SECONDS", default
 # --- Send pipeline ------------------------------------------------------------------------
 SEND_RATE_DEFAULT_PER_MINUTE = env.int("SEND_RATE_DEFAULT_PER_MINUTE", default=10)
 SEND_MIN_INTERVAL_DEFAULT_MS = env.int("SEND_MIN_INTERVAL_DEFAULT_MS", default=3000)
-# Extra seconds the limiter keeps between windows so network jitter cannot make the
-# platform see more than N sends in its own 60 s window.
+# Extra ms the limiter keeps on the window and the interval; a send whose call is answered
+# later than this after its slot holds back the account's next slot until its answer.
 SEND_RATE_GUARD_MS = env.int("SEND_RATE_GUARD_MS", default=200)
+# A send's call must start within this long of its limiter slot, or the slot is given back and
+# taken again; with the gateway's timeout it bounds how long a held slot (its call unanswered,
+# its worker perhaps dead) holds back the account's next one (onlyfans/ratelimit.py).
+SEND_SLOT_MAX_AGE_MS = env.int("SEND_SLOT_MAX_AGE_MS", default=2000)
 # Tasks are scheduled this many ms after the slot the limiter forecasts for them.
 SEND_SCHEDULE_SLACK_MS = env.int("SEND_SCHEDULE_SLACK_MS", default=100)
 # The usual time from a task's scheduled moment to its send (receive, lock, queries).

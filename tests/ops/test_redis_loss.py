@@ -163,16 +163,18 @@ def test_a_stale_slot_is_given_back_when_retaken(redis_client):
     """The send path retakes a slot that a slow database made stale; the old one costs
     nothing (before: it stayed in the window, and a message sent late could land among the
     sends of later slots)."""
-    from onlyfans.ratelimit import rate_limit_retake
+    from onlyfans.ratelimit import rate_limit_release, rate_limit_retake
 
     account = CreatorAccountFactory()
     limit = RateLimit(per_minute=2, min_interval_ms=0)
-    stale = rate_limit_acquire(account_id=account.pk, limit=limit)
+    stale = rate_limit_acquire(account_id=account.pk, limit=limit, hold=True)
 
     fresh = rate_limit_retake(account_id=account.pk, limit=limit, stale=stale)
 
     assert fresh.granted and fresh.member != stale.member
     assert redis_client.zcard(f"ratelimit:send:{account.pk}") == 1
+    assert redis_client.zrange(f"ratelimit:held:{account.pk}", 0, -1) == [fresh.member.encode()]
+    rate_limit_release(account_id=account.pk, limit=limit, slot=fresh)  # its call answered
     assert rate_limit_acquire(account_id=account.pk, limit=limit).granted
     assert not rate_limit_acquire(account_id=account.pk, limit=limit).granted
 
