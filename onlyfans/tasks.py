@@ -20,10 +20,14 @@ from onlyfans.sync import fan_sync_task_run, fan_syncs_schedule
 log = structlog.get_logger(__name__)
 
 INFRASTRUCTURE_RETRY_SECONDS = 5.0
+# Republishes after PostgreSQL or Redis was away, one after the other (5, 10, 20, 40, 60, 60 s:
+# about 3 minutes); then the message is left to the sweep (SEND_REDISPATCH_AFTER_SECONDS).
+INFRASTRUCTURE_MAX_RETRIES = 6
+INFRASTRUCTURE_MAX_DELAY_SECONDS = 60.0
 
 
 @shared_task(name="onlyfans.tasks.message_send_task", acks_late=True, ignore_result=True)
-def message_send_task(message_id: int) -> str:
+def message_send_task(message_id: int, infrastructure_retries: int = 0) -> str:
     """Send one outgoing message, or publish itself again for when it can go.
 
     A delivery that cannot send yet (rate limit, an earlier message of the same conversation
@@ -33,14 +37,7 @@ def message_send_task(message_id: int) -> str:
     try:
         outcome = message_deliver(message_id=message_id)
     except (OperationalError, InterfaceError, RedisError):
-        # PostgreSQL or Redis away for a moment (a restart): try again in a few seconds rather
-        # than leave the message to the sweep (SEND_REDISPATCH_AFTER_SECONDS). Raised after, so
-        # the failure is counted and logged; a duplicate delivery is harmless.
-        metrics.TASK_EXECUTIONS.labels("infrastructure_error").inc()
-        try:
-            task_publish(message_id=message_id, delay_seconds=INFRASTRUCTURE_RETRY_SECONDS)
-        except Exception:
-            log.warning("send.republish_failed", message_id=message_id, exc_info=True)
+        _republish_after_infrastructure_error(message_id, infrastructure_retries)
         raise
     metrics.TASK_EXECUTIONS.labels(outcome.result).inc()
     if outcome.retry_in is not None:
@@ -49,6 +46,31 @@ def message_send_task(message_id: int) -> str:
     elif outcome.finished and outcome.account_id is not None:
         dispatch_after_send(account_id=outcome.account_id)
     return outcome.result
+
+
+def _republish_after_infrastructure_error(message_id: int, retries: int) -> None:
+    """PostgreSQL or Redis was away (a restart): publish the task again in a few seconds
+    rather than leave the message to the sweep (6 minutes in production). The caller raises
+    after, so the failure is counted and logged (task_acks_on_failure: this delivery is gone,
+    the new task is the message's only one). Bounded: after INFRASTRUCTURE_MAX_RETRIES in a
+    row the sweep takes over. Never a double send: a delivery re-reads the status under the
+    message's lock, and a call that reached the platform before the error is answered from
+    the idempotency key's record.
+    """
+    if retries >= INFRASTRUCTURE_MAX_RETRIES:
+        metrics.TASK_EXECUTIONS.labels("infrastructure_gave_up").inc()
+        log.warning("send.infrastructure_gave_up", message_id=message_id, retries=retries)
+        return
+    metrics.TASK_EXECUTIONS.labels("infrastructure_error").inc()
+    delay = min(INFRASTRUCTURE_MAX_DELAY_SECONDS, INFRASTRUCTURE_RETRY_SECONDS * 2**retries)
+    try:
+        # As dispatch.task_publish does (kombu's SQS delay), with the count of retries so far.
+        options: dict[str, Any] = {"delay_seconds": int(delay)}
+        message_send_task.apply_async(
+            (message_id,), {"infrastructure_retries": retries + 1}, **options
+        )
+    except Exception:
+        log.warning("send.republish_failed", message_id=message_id, exc_info=True)
 
 
 @shared_task(name="onlyfans.tasks.outbox_sweep_task", ignore_result=True)

@@ -203,3 +203,32 @@ def test_a_send_task_that_meets_a_database_restart_tries_again_in_seconds(
 
     send_queue.drain(until=lambda: Message.objects.get(pk=message.pk).status == "sent")
     assert len(sandbox.messages(account=fan.account.platform_account_id)) == 1
+
+
+def test_republishing_after_infrastructure_errors_is_counted_and_bounded(monkeypatch):
+    """One new task per failed delivery (the failed one is acknowledged), with a growing
+    delay, and none after INFRASTRUCTURE_MAX_RETRIES in a row: the sweep takes over."""
+    from django.db import OperationalError
+
+    from onlyfans import metrics, tasks
+
+    def database_away(**kwargs):
+        raise OperationalError("connection refused")
+
+    published: list[tuple[tuple, dict, dict]] = []
+    monkeypatch.setattr(tasks, "message_deliver", database_away)
+    monkeypatch.setattr(
+        tasks.message_send_task,
+        "apply_async",
+        lambda args, kwargs, **options: published.append((args, kwargs, options)),
+    )
+    gave_up = metrics.TASK_EXECUTIONS.labels("infrastructure_gave_up")
+    before = gave_up._value.get()
+
+    for retries in range(tasks.INFRASTRUCTURE_MAX_RETRIES + 1):
+        with pytest.raises(OperationalError):
+            tasks.message_send_task(7, infrastructure_retries=retries)
+
+    assert [kwargs["infrastructure_retries"] for _, kwargs, _ in published] == [1, 2, 3, 4, 5, 6]
+    assert [options["delay_seconds"] for *_, options in published] == [5, 10, 20, 40, 60, 60]
+    assert gave_up._value.get() == before + 1
