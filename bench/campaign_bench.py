@@ -37,15 +37,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline_bench import VAR, Processes, percentile, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
-SQS_PORT, SANDBOX_PORT = 4597, 8797
-DATABASE = "fancrm_bench_campaigns"
+# Ports, database and Redis database can be moved (BENCH_CAMPAIGNS_*) when another run or
+# another engineer's bench uses the defaults on the same machine.
+SQS_PORT = int(os.environ.get("BENCH_CAMPAIGNS_SQS_PORT", "4597"))
+SANDBOX_PORT = int(os.environ.get("BENCH_CAMPAIGNS_SANDBOX_PORT", "8797"))
+DATABASE = os.environ.get("BENCH_CAMPAIGNS_DATABASE", "fancrm_bench_campaigns")
+REDIS_DB = int(os.environ.get("BENCH_CAMPAIGNS_REDIS_DB", "8"))
 ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.base",
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": "bench-secret",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-    "REDIS_URL": "redis://127.0.0.1:6379/8",
+    "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
     "CACHE_KEY_PREFIX": "fancrm-bench-campaigns",
     "CHANNELS_PREFIX": "fancrm-bench-campaigns:asgi",
     "CELERY_BROKER_URL": f"sqs://test:test@127.0.0.1:{SQS_PORT}",

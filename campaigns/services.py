@@ -11,6 +11,7 @@ conversation_id)`` refuses a second message to one conversation outright).
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -382,50 +383,56 @@ class FanOutResult:
     more: bool
 
 
-_FAN_OUT_SQL = r"""
+# The fan-out in three statements, each joining a batch only to real tables through their
+# indexes. (One statement with CTEs joined to CTEs was planned as nested loops over CTE scans,
+# 2,000 x 2,000 rows four times, whenever the planner expected one row from the batch: a
+# generic plan of the prepared statement, or statistics taken before the snapshot. That is
+# what made a batch take 3-6 s in the workers instead of 0.6 s.)
+_FAN_OUT_BATCH_SQL = """
 WITH batch AS (
   SELECT r.id, r.fan_id FROM {recipients} r
   WHERE r.campaign_id = %(campaign_id)s AND r.state = 'pending'
-  ORDER BY r.id LIMIT %(size)s FOR UPDATE OF r SKIP LOCKED
-), fans AS (
-  SELECT b.id AS recipient_id, f.id AS fan_id, {text} AS text
-  FROM batch b JOIN {fans} f ON f.id = b.fan_id
-  WHERE f.platform_fan_id IS NOT NULL
+  ORDER BY r.id LIMIT {size} FOR UPDATE OF r SKIP LOCKED
 ), gone AS (
   -- Unlinked since the snapshot: nothing can be sent to them.
-  UPDATE {recipients} r SET state = 'withdrawn' FROM batch b
-  WHERE r.id = b.id AND NOT EXISTS (SELECT 1 FROM fans WHERE fans.recipient_id = b.id)
+  UPDATE {recipients} r SET state = 'withdrawn'
+  FROM batch b JOIN {fans} f ON f.id = b.fan_id
+  WHERE r.id = b.id AND f.platform_fan_id IS NULL
   RETURNING r.id
-), conversations AS (
-  -- A campaign message does not answer the fan: waiting_since is left as it is.
-  INSERT INTO {conversations} AS c (account_id, fan_id, last_message_at, last_message_preview,
-    last_message_direction, unread_count, waiting_since, assigned_to_id, created_at)
-  SELECT %(account_id)s, fans.fan_id, %(now)s,
-    left(btrim(coalesce((regexp_match(fans.text, '^\s*([^\n]*\S[^\n]*)'))[1], '')), %(preview)s),
-    'out', 0, NULL, NULL, %(now)s
-  FROM fans
-  ON CONFLICT (fan_id) DO UPDATE SET last_message_at = EXCLUDED.last_message_at,
-    last_message_preview = EXCLUDED.last_message_preview,
-    last_message_direction = EXCLUDED.last_message_direction
-  RETURNING c.id, c.fan_id
-), messages AS (
+)
+SELECT b.id, b.fan_id, f.platform_fan_id IS NOT NULL
+FROM batch b JOIN {fans} f ON f.id = b.fan_id
+ORDER BY b.id
+"""
+_FAN_OUT_CONVERSATIONS_SQL = r"""
+-- A campaign message does not answer the fan: waiting_since is left as it is.
+INSERT INTO {conversations} AS c (account_id, fan_id, last_message_at, last_message_preview,
+  last_message_direction, unread_count, waiting_since, assigned_to_id, created_at)
+SELECT %(account_id)s, f.id, %(now)s,
+  left(btrim(coalesce((regexp_match({text}, '^\s*([^\n]*\S[^\n]*)'))[1], '')), %(preview)s),
+  'out', 0, NULL, NULL, %(now)s
+FROM {fans} f WHERE f.id = ANY(%(fan_ids)s::bigint[])
+ON CONFLICT (fan_id) DO UPDATE SET last_message_at = EXCLUDED.last_message_at,
+  last_message_preview = EXCLUDED.last_message_preview,
+  last_message_direction = EXCLUDED.last_message_direction
+"""
+_FAN_OUT_MESSAGES_SQL = """
+WITH messages AS (
   INSERT INTO {messages} (account_id, conversation_id, direction, text, price_cents, media_ids,
     status, platform_message_id, idempotency_key, sender_kind, sent_by_id, campaign_id,
     attempts, last_error, queued_at, dispatched_at, sent_at, created_at, updated_at)
-  SELECT %(account_id)s, c.id, 'out', fans.text, %(price)s, %(media)s::varchar(100)[],
+  SELECT %(account_id)s, c.id, 'out', {text}, %(price)s, %(media)s::varchar(100)[],
     'queued', NULL, gen_random_uuid(), 'campaign', NULL, %(campaign_id)s,
     0, '', %(now)s, NULL, NULL, %(now)s, %(now)s
-  FROM fans JOIN conversations c ON c.fan_id = fans.fan_id
-  ORDER BY fans.recipient_id
+  FROM unnest(%(fan_ids)s::bigint[]) WITH ORDINALITY AS t(fan_id, n)
+  JOIN {fans} f ON f.id = t.fan_id
+  JOIN {conversations} c ON c.fan_id = t.fan_id
+  ORDER BY t.n
   RETURNING id, conversation_id
-), queued AS (
-  UPDATE {recipients} r SET state = 'queued', message_id = m.id
-  FROM messages m JOIN conversations c ON c.id = m.conversation_id
-  JOIN fans ON fans.fan_id = c.fan_id
-  WHERE r.id = fans.recipient_id
-  RETURNING r.id
 )
-SELECT (SELECT count(*) FROM queued), (SELECT count(*) FROM gone)
+UPDATE {recipients} r SET state = 'queued', message_id = m.id
+FROM messages m JOIN {conversations} c ON c.id = m.conversation_id
+WHERE r.campaign_id = %(campaign_id)s AND r.fan_id = c.fan_id AND r.state = 'pending'
 """
 
 
@@ -463,10 +470,11 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
     """Queue the next batch of a running individual campaign's recipients as messages.
 
     Locks the campaign row (FOR UPDATE) for the batch, so pause and cancel wait for it and the
-    next batch sees them; the batch's recipients are taken with SKIP LOCKED. One statement
-    personalises the texts, opens or touches the conversations, inserts the messages (each
-    with its own idempotency key) and moves the recipients to ``queued``: run again after a
-    crash anywhere, it continues with exactly the recipients that have no message yet.
+    next batch sees them; the batch's recipients are taken with SKIP LOCKED. In one
+    transaction, three statements take the batch (withdrawing fans unlinked since the
+    snapshot), open or touch the conversations, and insert the personalised messages (each
+    with its own idempotency key) while moving the recipients to ``queued``: run again after
+    a crash anywhere, it continues with exactly the recipients that have no message yet.
     """
     size = batch_size or settings.CAMPAIGN_FAN_OUT_BATCH_SIZE
     campaign = (
@@ -482,40 +490,51 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
     ):
         return FanOutResult(queued=0, more=False)
     text_sql, text_params = _personalised_sql(campaign.text)
-    sql = _FAN_OUT_SQL.format(
-        recipients=CampaignRecipient._meta.db_table,
-        fans=Fan._meta.db_table,
-        conversations=Conversation._meta.db_table,
-        messages=Message._meta.db_table,
-        text=text_sql,
-    )
-    now = timezone.now()
-    params: dict[str, Any] = {
-        "campaign_id": campaign.pk,
-        "account_id": campaign.account_id,
-        "size": size,
-        "now": now,
-        "price": campaign.price_cents,
-        "media": list(campaign.media_ids),
-        "preview": PREVIEW_LENGTH,
-        **text_params,
+    tables = {
+        "recipients": CampaignRecipient._meta.db_table,
+        "fans": Fan._meta.db_table,
+        "conversations": Conversation._meta.db_table,
+        "messages": Message._meta.db_table,
+        "text": text_sql,
+        "size": int(size),
     }
+    now = timezone.now()
+    started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        queued, gone = cursor.fetchone() or (0, 0)
-    if not queued and not gone:
+        cursor.execute(_FAN_OUT_BATCH_SQL.format(**tables), {"campaign_id": campaign.pk})
+        batch = cursor.fetchall()
+        # Recipient order (random at the snapshot) is the order the messages go out.
+        fan_ids = [fan_id for _, fan_id, linked in batch if linked]
+        if fan_ids:
+            params: dict[str, Any] = {
+                "campaign_id": campaign.pk,
+                "account_id": campaign.account_id,
+                "fan_ids": fan_ids,
+                "now": now,
+                "price": campaign.price_cents,
+                "media": list(campaign.media_ids),
+                "preview": PREVIEW_LENGTH,
+                **text_params,
+            }
+            cursor.execute(_FAN_OUT_CONVERSATIONS_SQL.format(**tables), params)
+            cursor.execute(_FAN_OUT_MESSAGES_SQL.format(**tables), params)
+            queued = cursor.rowcount
+        else:
+            queued = 0
+    if not batch:
         return FanOutResult(queued=0, more=False)
+    gone = len(batch) - len(fan_ids)
     Campaign.objects.filter(pk=campaign.pk).update(
         fanned_out=F("fanned_out") + queued + gone, updated_at=now
     )
-    more = CampaignRecipient.objects.filter(
-        campaign_id=campaign.pk, state=CampaignRecipient.State.PENDING
-    ).exists()
+    # A full batch may have left more; an empty one says there was none.
+    more = len(batch) >= size
     log.info(
         "campaign.fanned_out",
         campaign_id=campaign.pk,
         account_id=campaign.account_id,
         queued=queued,
+        ms=round((time.perf_counter() - started) * 1000),
     )
     from onlyfans.dispatch_coalescer import dispatch_on_commit
 

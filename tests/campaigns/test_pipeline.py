@@ -46,8 +46,10 @@ def test_campaign_reaches_each_recipient_once_even_after_a_crashed_fan_out(
     from campaigns import services as module
 
     with monkeypatch.context() as patch:
-        failing = module._FAN_OUT_SQL.replace("SELECT (SELECT", "SELECT 1/0, (SELECT")
-        patch.setattr(module, "_FAN_OUT_SQL", failing)
+        # (in the last statement: the batch was taken and its conversations written)
+        failing = module._FAN_OUT_MESSAGES_SQL.replace("0, '', %(now)s", "1/0, '', %(now)s")
+        assert failing != module._FAN_OUT_MESSAGES_SQL
+        patch.setattr(module, "_FAN_OUT_MESSAGES_SQL", failing)
         with pytest.raises(DatabaseError), django_capture_on_commit_callbacks(execute=True):
             services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=5)
     # the task is delivered again, twice
