@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import (
     BooleanField,
@@ -52,6 +53,21 @@ def membership_get(*, user: User, account_id: int) -> Membership:
     if membership is None:
         raise NotFoundError("Creator account not found.", code="account_not_found")
     return membership
+
+
+def _membership_checked(
+    *, user: User, account_id: int, membership: Membership | None
+) -> Membership:
+    """``membership`` when it is the user's membership of the account (a view that has just
+    checked access passes it, which saves reading it again), else ``membership_get``."""
+    if (
+        membership is not None
+        and user.is_authenticated
+        and membership.user_id == user.pk
+        and membership.account_id == account_id
+    ):
+        return membership
+    return membership_get(user=user, account_id=account_id)
 
 
 def fan_get(*, user: User, fan_id: int) -> Fan:
@@ -111,9 +127,12 @@ def fans_for_account(
     return fans.order_by("-lifetime_spend_cents", "id")
 
 
-def members_for_account(*, user: User, account_id: int) -> QuerySet[Membership]:
-    """Everyone in the account, owners first; NotFoundError when the user is not a member."""
-    membership_get(user=user, account_id=account_id)
+def members_for_account(
+    *, user: User, account_id: int, membership: Membership | None = None
+) -> QuerySet[Membership]:
+    """Everyone in the account, owners first; NotFoundError when the user is not a member.
+    ``membership``: the user's membership of the account when the caller has it already."""
+    _membership_checked(user=user, account_id=account_id, membership=membership)
     rank = Case(
         When(role=Membership.Role.OWNER, then=Value(0)),
         When(role=Membership.Role.MANAGER, then=Value(1)),
@@ -211,6 +230,18 @@ def _row_compare(columns: str, op: str, moment: datetime, pk: int) -> RawSQL:
     return RawSQL(f"({columns}) {op} (%s, %s)", (moment, pk), output_field=BooleanField())  # noqa: S611
 
 
+def _user_brief_defer(relation: str) -> list[str]:
+    """Every column of a related user but its id and username, which is all a list shows of it
+    (a password hash and dates on each of a page's rows cost decoding for nothing)."""
+    model = get_user_model()
+    keep = {model._meta.pk.name, model.USERNAME_FIELD}  # type: ignore[union-attr]
+    return [f"{relation}__{f.name}" for f in model._meta.concrete_fields if f.name not in keep]
+
+
+# What neither a list row nor the API shows of a fan (notes can hold 10,000 characters).
+_FAN_LIST_DEFER = ["fan__email", "fan__notes", "fan__subscribed_at", "fan__subscription_expires_at",
+                   "fan__created_at", "fan__updated_at"]  # fmt: skip
+
 SEARCH_PREFILTER_MAX = 500
 
 
@@ -242,17 +273,20 @@ def conversations_for_account(
     filters: InboxFilters,
     cursor: str = "",
     limit: int = INBOX_PAGE_SIZE,
+    membership: Membership | None = None,
 ) -> ConversationPage:
     """One page of an account's conversations (keyset pagination); NotFoundError for
-    non-members.
+    non-members. ``membership``: the user's membership of the account when the caller has it.
 
     ``recent`` sorts by newest activity; ``waiting`` lists only conversations where the fan
     waits for a reply, longest waiting first. Conversations without any message are not shown.
     """
-    membership_get(user=user, account_id=account_id)
+    _membership_checked(user=user, account_id=account_id, membership=membership)
     table = Conversation._meta.db_table
-    conversations = Conversation.objects.filter(account_id=account_id).select_related(
-        "fan", "assigned_to"
+    conversations = (
+        Conversation.objects.filter(account_id=account_id)
+        .select_related("fan", "assigned_to")
+        .defer(*_FAN_LIST_DEFER, *_user_brief_defer("assigned_to"))
     )
     if filters.sort == "waiting":
         conversations = conversations.filter(waiting_since__isnull=False).order_by(
@@ -327,9 +361,9 @@ def _unlocked_mark(messages: list[Message]) -> list[Message]:
     if not messages:
         return messages
     bought = set(
-        Purchase.objects.filter(
-            message_id__in=[m.pk for m in messages], kind=Purchase.Kind.PPV
-        ).values_list("message_id", flat=True)
+        Purchase.objects.filter(message_id__in=[m.pk for m in messages], kind=Purchase.Kind.PPV)
+        .order_by()
+        .values_list("message_id", flat=True)
     )
     for message in messages:
         message.unlocked = message.pk in bought  # type: ignore[attr-defined]
@@ -345,9 +379,13 @@ def conversation_messages(
     ``unlocked`` (a PPV purchase points at them).
     """
     table = Message._meta.db_table
-    messages = _messages_with_display(
-        Message.objects.filter(conversation_id=conversation.pk)
-    ).order_by("-created_at", "-id")
+    messages = (
+        _messages_with_display(Message.objects.filter(conversation_id=conversation.pk))
+        # Neither the page nor the API shows these; a page has 100 rows.
+        .defer("platform_message_id", "idempotency_key", "dispatched_at", "updated_at")
+        .defer(*_user_brief_defer("sent_by"))
+        .order_by("-created_at", "-id")
+    )
     if before:
         moment, pk = _cursor_decode(before)
         messages = messages.filter(_row_compare(f"{table}.created_at, {table}.id", "<", moment, pk))

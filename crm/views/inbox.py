@@ -64,13 +64,20 @@ def _list_context(
     filters = form.filters()
     try:
         page = selectors.conversations_for_account(
-            user=request.user, account_id=membership.account_id, filters=filters, cursor=cursor
+            user=request.user,
+            account_id=membership.account_id,
+            filters=filters,
+            cursor=cursor,
+            membership=membership,
         )
     except ApplicationError as exc:
         if exc.code != "invalid_cursor":
             raise
         page = selectors.conversations_for_account(
-            user=request.user, account_id=membership.account_id, filters=filters
+            user=request.user,
+            account_id=membership.account_id,
+            filters=filters,
+            membership=membership,
         )
     return {
         "filter_form": form,
@@ -89,18 +96,20 @@ def _thread_context(
         "fan": conversation.fan,
         "thread": thread,
         "composer": ComposerForm(),
-        **_fan_panel_context(membership, conversation),
+        **_fan_panel_context(request, membership, conversation),
     }
 
 
-def _fan_panel_context(membership: Membership, conversation: Conversation) -> dict[str, Any]:
+def _fan_panel_context(
+    request: AuthenticatedRequest, membership: Membership, conversation: Conversation
+) -> dict[str, Any]:
     context: dict[str, Any] = {
         "purchases": selectors.fan_recent_purchases(fan=conversation.fan, limit=RECENT_PURCHASES),
         "can_manage": membership.can_manage_members,
     }
     if membership.can_manage_members:
         context["assignable"] = selectors.members_for_account(
-            user=membership.user, account_id=membership.account_id
+            user=request.user, account_id=membership.account_id, membership=membership
         )
     return context
 
@@ -151,7 +160,8 @@ def inbox(
         context.update({"conversation": conversation, "thread": thread})
         return _render(request, "older-messages", context)
     if conversation is not None:
-        services.conversation_mark_read(actor=request.user, conversation=conversation)
+        if conversation.unread_count:  # a thread already read needs no write transaction
+            services.conversation_mark_read(actor=request.user, conversation=conversation)
         context.update(_thread_context(request, membership, conversation))
     if target == "thread-pane" and conversation is not None:
         context["filter_query"] = _filter_query(request)
@@ -316,7 +326,7 @@ def _fan_panel_part(
         "fan": conversation.fan,
         "error": error,
         "saved": saved,
-        **_fan_panel_context(membership, conversation),
+        **_fan_panel_context(request, membership, conversation),
     }
     return _render(request, partial, context, status=422 if error else 200)
 

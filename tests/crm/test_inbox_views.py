@@ -218,12 +218,12 @@ def test_list_query_count_does_not_grow_with_rows(
     client.force_login(chatter)
     url = reverse("inbox", args=[account.pk])
     client.get(url)  # session and middleware warm-up
-    with django_assert_num_queries(7) as few:
+    with django_assert_num_queries(6) as few:
         client.get(url)
     conversations(account, 30, start=datetime(2026, 2, 1, tzinfo=UTC))
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(url)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         client.get(url, headers={**HX, "HX-Target": "conversation-list"})
 
 
@@ -284,7 +284,7 @@ def test_thread_and_fan_panel_query_count_does_not_grow(
     client.force_login(chatter)
     url = thread_url(conv)
     client.get(url)
-    with django_assert_num_queries(15) as few:
+    with django_assert_num_queries(10) as few:  # already read: no write
         client.get(url)
     for _ in range(30):
         MessageFactory(conversation=conv, direction="out", status="sent", sender_kind="user",
@@ -292,8 +292,40 @@ def test_thread_and_fan_panel_query_count_does_not_grow(
         PurchaseFactory(fan=fan)
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(url)
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(7):
         client.get(url, headers={**HX, "HX-Target": "thread-pane"})
+
+
+def test_thread_query_count_for_a_manager_does_not_grow(
+    client, owner, account, django_assert_num_queries
+):
+    # An owner also gets the members to assign to: one query more, whatever the thread's size.
+    conv = ConversationFactory(fan=FanFactory(account=account))
+    MessageFactory(conversation=conv)
+    client.force_login(owner)
+    url = thread_url(conv)
+    client.get(url)
+    with django_assert_num_queries(11) as few:
+        client.get(url)
+    for _ in range(30):
+        MessageFactory(conversation=conv)
+        ConversationFactory(fan=FanFactory(account=account))
+    with django_assert_num_queries(len(few.captured_queries)):
+        client.get(url)
+    with django_assert_num_queries(8):
+        client.get(url, headers={**HX, "HX-Target": "thread-pane"})
+
+
+def test_opening_a_thread_writes_only_when_it_has_unread_messages(
+    client, chatter, account, django_assert_num_queries
+):
+    conv = inbound(account, fan_id="7", text="hi").conversation
+    client.force_login(chatter)
+    client.get(thread_url(conv))  # unread: marked read
+    assert Conversation.objects.get(pk=conv.pk).unread_count == 0
+    with django_assert_num_queries(10) as opened:
+        client.get(thread_url(conv))
+    assert not [q for q in opened.captured_queries if q["sql"].startswith("UPDATE")]
 
 
 # --- The composer ---------------------------------------------------------------------------
