@@ -283,9 +283,18 @@ def judge(stored: list[dict[str, Any]], keys: set[str]) -> dict[str, Any]:
             if b - a < INTERVAL_MS / 1000:
                 interval += 1
                 details.append(f"{account}: two sends {b - a:.3f} s apart at {a:.3f}")
+    gaps = [b - a for times in by_account.values() for a, b in itertools.pairwise(times)]
+    spans = [
+        times[i + PER_MINUTE] - times[i]
+        for times in by_account.values()
+        for i in range(len(times) - PER_MINUTE)
+    ]
     return {
         "expected": len(keys),
         "arrived": len(stored),
+        # How close the accounts came to their limits (1.0 s and 60.0 s are the limits).
+        "closest_two_sends_s": round(min(gaps), 3) if gaps else None,
+        "shortest_span_of_limit_plus_one_s": round(min(spans), 3) if spans else None,
         "lost": len(keys - set(counts)),
         "sent_twice": sum(c - 1 for c in counts.values() if c > 1),
         "unknown": len(set(counts) - keys),
@@ -329,6 +338,38 @@ def all_sent_after(ids: list[int], t0: float) -> float | None:
     return round(last.timestamp() - t0, 1) if last else 0.0
 
 
+def worker_figures() -> dict[str, Any]:
+    """What the workers counted (Prometheus, multiprocess files): how late after their slot
+    the sends were answered, how often a late answer held an account back, slots retaken."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    buckets: dict[str, float] = {}
+    figures: dict[str, Any] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "crm_send_slot_to_answer_seconds_bucket":
+                buckets[sample.labels["le"]] = buckets.get(sample.labels["le"], 0) + sample.value
+            elif sample.name == "crm_send_slot_late_total":
+                figures["answered_later_than_guard"] = int(sample.value)
+            elif sample.name == "crm_send_retries_total":
+                figures[f"retries_{sample.labels['reason']}"] = int(sample.value)
+            elif sample.name == "crm_send_task_executions_total" and sample.labels[
+                "outcome"
+            ].startswith("infrastructure"):
+                figures[f"tasks_{sample.labels['outcome']}"] = int(sample.value)
+    if buckets:
+        total = buckets.get("+Inf", 0)
+        figures["slot_to_answer_calls"] = int(total)
+        figures["slot_to_answer_over_s"] = {
+            le: int(total - n) for le, n in sorted(buckets.items(), key=lambda b: float(b[0]))
+            if le != "+Inf" and float(le) >= 0.2
+        }  # fmt: skip
+    return figures
+
+
 def rate_between(times: list[float], start: float, end: float) -> float:
     return sum(1 for t in times if start <= t < end) / max(end - start, 1e-9)
 
@@ -354,6 +395,7 @@ def main() -> None:
     for port in (SQS_PORT, SANDBOX_PORT):
         if port_open(port):
             raise SystemExit(f"port {port} is taken: stop whatever runs there first")
+    load_start = list(os.getloadavg())
     services.start()
     prom = VAR / "prometheus"
     shutil.rmtree(prom, ignore_errors=True)
@@ -515,6 +557,11 @@ def main() -> None:
             results["cloudwatch_series"] = len(listed)
         except Exception as error:
             results["cloudwatch_metrics"] = f"unavailable: {type(error).__name__}"
+        try:
+            results["workers"] = worker_figures()
+        except Exception as error:
+            results["workers"] = f"unavailable: {type(error).__name__}"
+        results["load_average_1_5_15"] = {"start": load_start, "end": list(os.getloadavg())}
         from django.db.models import Count
 
         statuses = dict(Message.objects.values_list("status").annotate(n=Count("id")).order_by())
@@ -546,6 +593,12 @@ def main() -> None:
         f"arrived, {results.get('lost')} lost, {results.get('sent_twice')} sent twice, "
         f"{results.get('window_violations')} window and "
         f"{results.get('min_interval_violations')} interval violations"
+    )
+    print(
+        f"  closest two sends of an account {results.get('closest_two_sends_s')} s (limit "
+        f"{INTERVAL_MS / 1000}), shortest span of {PER_MINUTE + 1} sends "
+        f"{results.get('shortest_span_of_limit_plus_one_s')} s (limit 60); load average "
+        f"{results.get('load_average_1_5_15')}"
     )
     for name, f in results["faults"].items():
         print(
