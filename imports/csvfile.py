@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -176,6 +177,53 @@ def rows_iter(handle: IO[str], delimiter: str) -> Iterator[tuple[int, list[str]]
         if not cells or not any(cell.strip() for cell in cells):
             continue
         yield number, cells
+
+
+def rows_batches(
+    handle: IO[str], delimiter: str, *, size: int, after_row: int = 0
+) -> Iterator[tuple[list[int], list[list[str]]]]:
+    """The data rows after ``after_row`` (the header skipped), ``size`` records at a time as
+    (spreadsheet row numbers, cells): ``rows_iter`` for the import's hot path, without a
+    Python step per row beyond the blank-record filter. Raises FileRefused as it does."""
+    _csv_limits()
+    reader = csv.reader(handle, delimiter=delimiter, strict=True)
+    consumed = 0  # records read so far; the header is record 1
+    header_seen = False
+    while True:
+        records: list[list[str]] = []
+        append = records.append
+        line = reader.line_num  # where the record being read starts, for the messages
+        try:
+            for cells in itertools.islice(reader, size):
+                append(cells)
+                line = reader.line_num
+        except csv.Error as exc:
+            raise _malformed(exc, line + 1) from exc
+        except UnicodeDecodeError as exc:
+            raise FileRefused(
+                f"The file is not valid {getattr(handle, 'encoding', 'text')} near line "
+                f"{line + 1}; choose its encoding (e.g. Windows-1252).",
+                code="bad_encoding",
+            ) from exc
+        if not records:
+            return
+        start = consumed + 1
+        consumed += len(records)
+        numbers: list[int] = []
+        rows: list[list[str]] = []
+        for offset, cells in enumerate(records):
+            # Blank records count as rows of the spreadsheet but carry nothing.
+            if not cells or (not cells[0].strip() and not any(c.strip() for c in cells)):
+                continue
+            if not header_seen:
+                header_seen = True  # the first non-blank record is the header
+                continue
+            number = start + offset
+            if number > after_row:
+                numbers.append(number)
+                rows.append(cells)
+        if rows:
+            yield numbers, rows
 
 
 def _malformed(exc: csv.Error, line: int) -> FileRefused:

@@ -69,7 +69,8 @@ def _text(max_length: int, label: str) -> Callable[[str], str]:
 
 
 display_name_convert = _text(DISPLAY_NAME_MAX_LENGTH, "A display name")
-notes_convert = _text(FAN_NOTES_MAX_LENGTH, "Notes")
+NOTES_MAX_LENGTH = FAN_NOTES_MAX_LENGTH
+notes_convert = _text(NOTES_MAX_LENGTH, "Notes")
 
 _PLATFORM_ID = re.compile(r"[A-Za-z0-9_.:-]+")
 
@@ -96,7 +97,7 @@ def platform_fan_id_convert(text: str) -> str:
     return text
 
 
-_USERNAME = re.compile(r"[\w.\-]+")
+USERNAME_PATTERN = re.compile(r"[\w.\-]+")
 
 
 def username_convert(text: str) -> str:
@@ -105,14 +106,14 @@ def username_convert(text: str) -> str:
         raise CellError("A username is required.")
     if len(name) > USERNAME_MAX_LENGTH:
         raise CellError(f"A username can have at most {USERNAME_MAX_LENGTH} characters.")
-    if not _USERNAME.fullmatch(name):
+    if not USERNAME_PATTERN.fullmatch(name):
         raise CellError(f"{name[:60]!r} is not a username (letters, digits, _ . - only).")
     return name
 
 
 # The WHATWG form rule for ASCII addresses: most rows take this path; Django's validator
 # (slower, it also takes internationalised domains) decides the rest.
-_EMAIL_ASCII = re.compile(
+EMAIL_ASCII = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}"
 )
@@ -121,7 +122,7 @@ _EMAIL_ASCII = re.compile(
 def email_convert(text: str) -> str:
     if len(text) > EMAIL_MAX_LENGTH:
         raise CellError(f"An email address can have at most {EMAIL_MAX_LENGTH} characters.")
-    if _EMAIL_ASCII.fullmatch(text) and ".." not in text and not text.startswith("."):
+    if EMAIL_ASCII.fullmatch(text) and ".." not in text and not text.startswith("."):
         return text
     try:
         validate_email(text)
@@ -139,6 +140,8 @@ def tags_convert(text: str) -> list[str]:
         tag = raw.strip().lower()
         if not tag:
             continue
+        if "\x00" in tag:
+            raise CellError("A tag contains a NUL character.")
         if len(tag) > FAN_TAG_MAX_LENGTH:
             raise CellError(
                 f"A tag can have at most {FAN_TAG_MAX_LENGTH} characters: {tag[:60]!r}."
@@ -188,6 +191,8 @@ _CURRENCY = re.compile(r"(?i)\b(usd|eur|gbp|cad|aud|us)\b|[$€£¥]|\s|\u00a0|\
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
+# Ten trillion: more is a typo, and the cents must fit the fan's bigint.
+MONEY_MAX_CENTS = 10**15
 _PLAIN_MONEY = re.compile(r"\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?")
 
 
@@ -197,7 +202,10 @@ def money_convert(text: str) -> int:
     # The common shapes ($1,234.50, 1234.5) without the general parser.
     if match := _PLAIN_MONEY.fullmatch(text):
         whole, fraction = match.groups()
-        return int(whole.replace(",", "")) * 100 + int((fraction or "0").ljust(2, "0"))
+        cents = int(whole.replace(",", "")) * 100 + int((fraction or "0").ljust(2, "0"))
+        if cents > MONEY_MAX_CENTS:
+            raise CellError(f"{text[:40]!r} is too large.")
+        return cents
     return _money_general(text)
 
 
@@ -233,7 +241,7 @@ def _money_general(text: str) -> int:
         cents = int(Decimal(f"{whole or '0'}.{fraction or '0'}") * 100)
     except InvalidOperation as exc:
         raise CellError(f"{raw[:40]!r} is not an amount of money.") from exc
-    if cents > 10**15:
+    if cents > MONEY_MAX_CENTS:
         raise CellError(f"{raw[:40]!r} is too large.")
     return cents
 
