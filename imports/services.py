@@ -614,6 +614,8 @@ def _report_step(import_id: int) -> None:
         fan_import.finished_at = timezone.now()
         fan_import.save()
         _upload_remove_on_commit(fan_import)
+        if fan_import.created or fan_import.updated:
+            _platform_sync_start(fan_import)
     log.info(
         "fan_import.done",
         import_id=fan_import.pk,
@@ -630,6 +632,29 @@ def _upload_remove_on_commit(fan_import: FanImport) -> None:
     # removed once the state that says so is committed.
     path = Path(fan_import.file_path)
     transaction.on_commit(lambda: path.unlink(missing_ok=True))
+
+
+def _platform_sync_start(fan_import: FanImport) -> None:
+    """Imported fans reach the inbox with their chats: the inbox lists conversations that have
+    messages, which only the platform has. One sync of the account (set-based and paged, the
+    same run "Sync now" starts; a run already active is reused) links the imported fans by
+    platform id or username and brings in their chats and recent history."""
+    from onlyfans.models import FanSync
+    from onlyfans.sync import fan_sync_start
+
+    account = fan_import.account
+    if not account.is_connected:
+        return
+    run, created = fan_sync_start(
+        account=account, trigger=FanSync.Trigger.BUTTON, requested_by=fan_import.created_by
+    )
+    log.info(
+        "fan_import.sync_started",
+        import_id=fan_import.pk,
+        account_id=account.pk,
+        sync_id=run.pk,
+        already_active=not created,
+    )
 
 
 def fan_import_advance(*, import_id: int, budget_seconds: float | None = None) -> bool:

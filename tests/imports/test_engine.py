@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from crm.models import Fan
 
@@ -297,3 +298,71 @@ def test_the_task_publishes_itself_again_on_the_default_queue(
     monkeypatch.setattr(services, "fan_import_advance", lambda import_id: False)
     assert tasks.fan_import_task.run(123) == "continued"
     assert published == [((123,), "fancrm-test-default")]
+
+
+# --- After the import --------------------------------------------------------------------------
+
+
+def test_a_finished_import_syncs_the_account_for_its_chats(run_import, account, owner):
+    from onlyfans.models import FanSync
+
+    # given the account's first sync has finished
+    FanSync.objects.filter(account=account).update(
+        state=FanSync.State.DONE, started_at=timezone.now(), finished_at=timezone.now()
+    )
+    # when an import adds fans
+    run_import("Username,Fan ID\nann,1\n")
+    # then one sync is queued, by the import's user, to bring their chats to the inbox
+    run = FanSync.objects.get(account=account, state=FanSync.State.QUEUED)
+    assert run.requested_by == owner
+
+
+def test_no_sync_for_a_disconnected_account_or_a_running_one(run_import, account):
+    from onlyfans.models import FanSync
+
+    run_import("Username,Fan ID\nann,1\n")
+    assert FanSync.objects.filter(account=account).count() == 1  # the one already queued
+    FanSync.objects.filter(account=account).update(
+        state=FanSync.State.DONE, started_at=timezone.now(), finished_at=timezone.now()
+    )
+    account.connection_state = "expired"
+    account.save(update_fields=["connection_state"])
+    run_import("Username,Fan ID\nbea,2\n")
+    assert not FanSync.objects.filter(account=account, state=FanSync.State.QUEUED).exists()
+
+
+def test_the_upload_is_removed_and_the_report_kept(
+    owner, account, write_file, django_capture_on_commit_callbacks
+):
+    from imports import services
+    from tests.imports.conftest import import_run
+
+    fan_import = services.fan_import_create(
+        actor=owner, account_id=account.pk, file_name="f.csv", start=True,
+        upload_path=write_file("Username,Fan ID,Total Spent\nann,1,5\nbea,2,-5\n"),
+    )  # fmt: skip
+    upload = Path(fan_import.file_path)
+    assert upload.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        fan_import = import_run(fan_import)
+    assert fan_import.state == "done" and fan_import.rejected == 1
+    assert not upload.exists()
+    assert "is negative" in Path(fan_import.errors_path).read_text(encoding="utf-8-sig")
+
+
+def test_a_failed_import_removes_its_upload(
+    owner, account, write_file, django_capture_on_commit_callbacks
+):
+    from imports import services
+
+    fan_import = services.fan_import_create(
+        actor=owner, account_id=account.pk, file_name="f.csv", start=True,
+        upload_path=write_file("Username,Fan ID\nann,1\n"),
+    )  # fmt: skip
+    upload = Path(fan_import.file_path)
+    # the task's last retry gives up
+    with django_capture_on_commit_callbacks(execute=True):
+        services.fan_import_mark_failed(import_id=fan_import.pk, code="import_error", message="x")
+    fan_import.refresh_from_db()
+    assert fan_import.state == "failed"
+    assert not upload.exists()
