@@ -289,6 +289,7 @@ ACTIONS = {
     "pause": services.campaign_pause,
     "resume": services.campaign_resume,
     "cancel": services.campaign_cancel,
+    "unsend": services.campaign_unsend,
 }
 
 
@@ -301,7 +302,9 @@ class CampaignActionApi(APIView):
         return Response(_detail(campaign))
 
 
-def _action_view(name: str, summary: str) -> type[CampaignActionApi]:
+def _action_view(
+    name: str, summary: str, conflicts: str = "not_launchable, invalid_state"
+) -> type[CampaignActionApi]:
     schema = extend_schema(
         operation_id=f"campaigns_{name}",
         summary=summary,
@@ -312,7 +315,7 @@ def _action_view(name: str, summary: str) -> type[CampaignActionApi]:
                 {
                     403: "permission_denied (chatters)",
                     404: "campaign_not_found",
-                    409: "not_launchable, invalid_state",
+                    409: conflicts,
                 }
             ),
         },
@@ -335,6 +338,12 @@ CampaignPauseApi = _action_view("pause", "Pause a running campaign (queued messa
 CampaignResumeApi = _action_view("resume", "Resume a paused campaign")
 CampaignCancelApi = _action_view(
     "cancel", "Cancel: nothing more is sent; queued messages are withdrawn"
+)
+CampaignUnsendApi = _action_view(
+    "unsend",
+    "Unsend a platform mass message while the platform's window lasts (progress.mass."
+    "unsend_until); chunks not sent yet are cancelled, sent ones unsent in the background",
+    conflicts="not_unsendable (not a mass message, or the window is over), already_unsent",
 )
 
 

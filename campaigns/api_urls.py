@@ -11,4 +11,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("<int:campaign_id>/pause", api.CampaignPauseApi.as_view(), name="api_campaign_pause"),
     path("<int:campaign_id>/resume", api.CampaignResumeApi.as_view(), name="api_campaign_resume"),
     path("<int:campaign_id>/cancel", api.CampaignCancelApi.as_view(), name="api_campaign_cancel"),
+    path("<int:campaign_id>/unsend", api.CampaignUnsendApi.as_view(), name="api_campaign_unsend"),
 ]

@@ -19,7 +19,7 @@ import contextlib
 import math
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
@@ -37,6 +37,7 @@ from onlyfans.contracts import (
     GatewayAccountUnavailable,
     GatewayError,
     GatewayRateLimited,
+    GatewayRejected,
     GatewayTransientError,
     MassMessageStatus,
     MassSendRequest,
@@ -114,6 +115,7 @@ def _chunk_sent(chunk: MassChunk, status: MassMessageStatus) -> None:
     chunk.pending = status.pending
     chunk.is_done = status.is_done
     chunk.can_unsend = status.can_unsend
+    chunk.unsend_until = _unsend_until(status, now)
     chunk.sent_at = now
     chunk.last_error = ""
     chunk.save()
@@ -123,6 +125,12 @@ def _chunk_sent(chunk: MassChunk, status: MassMessageStatus) -> None:
     Campaign.objects.filter(pk=chunk.campaign_id).update(
         fanned_out=F("fanned_out") + len(chunk.platform_fan_ids), updated_at=now
     )
+
+
+def _unsend_until(status: MassMessageStatus, now: datetime) -> datetime | None:
+    if not status.can_unsend or status.unsend_seconds <= 0:
+        return None
+    return now + timedelta(seconds=status.unsend_seconds)
 
 
 def _broadcast(campaign: Campaign) -> None:
@@ -329,12 +337,14 @@ def campaign_mass_refresh(*, campaign_id: int) -> bool:
         except GatewayError:
             done = done and chunk.is_done
             continue
+        now = timezone.now()
         MassChunk.objects.filter(pk=chunk.pk).update(
             total=status.total or chunk.total,
             pending=status.pending,
             is_done=status.is_done,
             can_unsend=status.can_unsend,
-            updated_at=timezone.now(),
+            unsend_until=_unsend_until(status, now),
+            updated_at=now,
         )
         done = done and status.is_done
     return done
@@ -342,3 +352,125 @@ def campaign_mass_refresh(*, campaign_id: int) -> bool:
 
 def mass_chunks_needed(recipients: int) -> int:
     return math.ceil(recipients / settings.CAMPAIGN_MASS_CHUNK_SIZE) if recipients else 0
+
+
+# --- unsend ------------------------------------------------------------------------------------
+
+
+def _chunk_unsent(chunk: MassChunk, now: datetime) -> None:
+    with transaction.atomic():
+        MassChunk.objects.filter(pk=chunk.pk).update(
+            state=MassChunk.State.UNSENT,
+            can_unsend=False,
+            unsent_at=now,
+            pending=0,
+            last_error="",
+            updated_at=now,
+        )
+        CampaignRecipient.objects.filter(
+            chunk_id=chunk.pk, state=CampaignRecipient.State.MASS_SENT
+        ).update(state=CampaignRecipient.State.UNSENT)
+
+
+def _chunk_unsend_refused(chunk: MassChunk, error: str) -> None:
+    MassChunk.objects.filter(pk=chunk.pk).update(
+        can_unsend=False, last_error=error[:500], updated_at=timezone.now()
+    )
+
+
+def _unsend_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
+    account: CreatorAccount = campaign.account
+    now = timezone.now()
+    if not chunk.can_unsend or (chunk.unsend_until is not None and chunk.unsend_until <= now):
+        _chunk_unsend_refused(chunk, "unsend_not_allowed: the platform's unsend window had passed")
+        return MassStep("window_passed", retry_in=0)
+    slot = rate_limit_acquire(account_id=account.pk, limit=account_rate_limit(account))
+    if not slot.granted:
+        return MassStep("throttled", retry_in=max(slot.wait_seconds, 0.05))
+    try:
+        gateway.mass_message_unsend(
+            account_platform_id=account.platform_account_id,
+            platform_mass_id=chunk.platform_mass_id,
+        )
+    except GatewayRateLimited as exc:
+        return MassStep("rate_limited", retry_in=exc.retry_after_seconds or 5.0)
+    except GatewayAccountUnavailable as exc:
+        account_mark_expired(account_id=account.pk, reason=exc.code)
+        return MassStep("paused", retry_in=60.0)
+    except GatewayTransientError as exc:
+        # Unknown outcome: calling again is harmless (an unsent message is refused, and the
+        # refusal below reads whether it was unsent).
+        log.warning(
+            "campaign.mass_unsend_retry", campaign_id=campaign.pk, chunk=chunk.index, code=exc.code
+        )
+        return MassStep("retrying", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+    except GatewayRejected as exc:
+        try:
+            status = gateway.mass_message_retrieve(
+                account_platform_id=account.platform_account_id,
+                platform_mass_id=chunk.platform_mass_id,
+            )
+        except GatewayError:
+            return MassStep("retrying", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+        if status.is_canceled:  # an earlier call did it, its answer was lost
+            _chunk_unsent(chunk, now)
+            return MassStep("unsent", retry_in=0)
+        _chunk_unsend_refused(chunk, f"{exc.code}: {exc.message}")
+        log.info("campaign.mass_unsend_refused", campaign_id=campaign.pk, chunk=chunk.index)
+        return MassStep("refused", retry_in=0)
+    _chunk_unsent(chunk, now)
+    log.info(
+        "campaign.mass_unsent",
+        campaign_id=campaign.pk,
+        chunk=chunk.index,
+        platform_mass_id=chunk.platform_mass_id,
+    )
+    return MassStep("unsent", retry_in=0)
+
+
+def campaign_unsend_step(*, campaign_id: int) -> MassStep:
+    """Unsend the next chunk of a campaign whose unsend was asked for (one limiter slot per
+    call, one chunk of the account in flight at a time, as for sending). A chunk whose send
+    is ambiguous is reconciled first: found, it is unsent too; never made, it is dropped.
+    ``retry_in`` None: nothing left to unsend."""
+    campaign = Campaign.objects.select_related("account").filter(pk=campaign_id).first()
+    if campaign is None or campaign.unsend_requested_at is None:
+        return MassStep("skipped")
+    lock = _account_lock(campaign.account_id)
+    if not lock.acquire():
+        return MassStep("busy", retry_in=BUSY_RETRY_SECONDS)
+    try:
+        unknown = (
+            MassChunk.objects.filter(
+                campaign_id=campaign.pk,
+                state__in=[MassChunk.State.SENDING, MassChunk.State.AMBIGUOUS],
+            )
+            .order_by("index")
+            .first()
+        )
+        chunk = (
+            MassChunk.objects.filter(campaign_id=campaign.pk, state=MassChunk.State.SENT)
+            .exclude(platform_mass_id="")
+            .filter(can_unsend=True)
+            .order_by("index")
+            .first()
+        )
+        if unknown is not None:
+            if unknown.state == MassChunk.State.SENDING:
+                unknown.state = MassChunk.State.AMBIGUOUS
+                unknown.save(update_fields=["state", "updated_at"])
+            step = _reconcile(campaign, unknown)
+            if step.result == "resend":  # never made: nothing to send or unsend
+                MassChunk.objects.filter(pk=unknown.pk).update(
+                    state=MassChunk.State.CANCELLED, updated_at=timezone.now()
+                )
+                step = MassStep("dropped", retry_in=0)
+        elif chunk is not None:
+            step = _unsend_chunk(campaign, chunk)
+        else:
+            step = MassStep("done")
+    finally:
+        with contextlib.suppress(LockError):
+            lock.release()
+    _broadcast(campaign)
+    return step

@@ -96,6 +96,8 @@ class Campaign(models.Model):
     # The pre-flight as it was at launch (counts per rule), for the campaign page.
     preflight = models.JSONField(default=dict, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    # Mass mode: when someone asked to unsend it from the platform (a task unsends each chunk).
+    unsend_requested_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -147,6 +149,7 @@ class CampaignRecipient(models.Model):
         CONTROL = "control", "Control group (gets nothing)"
         WITHDRAWN = "withdrawn", "Withdrawn (campaign cancelled)"
         MASS_SENT = "mass_sent", "Sent in a platform mass message"
+        UNSENT = "unsent", "Unsent from the platform"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
     fan = models.ForeignKey(Fan, on_delete=models.CASCADE, related_name="campaign_recipients")
@@ -195,6 +198,7 @@ class MassChunk(models.Model):
         SENT = "sent", "Accepted by the platform"
         FAILED = "failed", "Refused"
         CANCELLED = "cancelled", "Cancelled"
+        UNSENT = "unsent", "Unsent from the platform"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
@@ -205,6 +209,9 @@ class MassChunk(models.Model):
     pending = models.PositiveIntegerField(default=0)
     is_done = models.BooleanField(default=False)
     can_unsend = models.BooleanField(default=False)
+    # The end of the platform's unsend window (``unsendSeconds`` from the last read).
+    unsend_until = models.DateTimeField(null=True, blank=True)
+    unsent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     # Reads of the platform's list that did not find an ambiguous chunk yet.
     reconcile_reads = models.PositiveSmallIntegerField(default=0)

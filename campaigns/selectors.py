@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk, Segment
@@ -379,6 +379,9 @@ class Progress:
     mass_pending: int = 0
     mass_done: bool = False
     can_unsend: bool = False
+    unsend_until: datetime | None = None  # the platform's unsend window, while it lasts
+    unsent: int = 0  # fans whose copy was unsent from the platform (counted in withdrawn)
+    unsending: bool = False  # an unsend was asked for and chunks are still to be unsent
 
     @property
     def percent(self) -> int:
@@ -403,6 +406,9 @@ class Progress:
                 "pending": self.mass_pending,
                 "is_done": self.mass_done,
                 "can_unsend": self.can_unsend,
+                "unsend_until": self.unsend_until.isoformat() if self.unsend_until else None,
+                "unsent": self.unsent,
+                "unsending": self.unsending,
             },
         }
 
@@ -469,7 +475,9 @@ def _mass_progress(campaign: Campaign) -> Progress:
     fans = {c.pk: len(c.platform_fan_ids) for c in chunks}
     sent_chunks = [c for c in chunks if c.state == MassChunk.State.SENT]
     failed_chunks = [c for c in chunks if c.state == MassChunk.State.FAILED]
-    cancelled = sum(fans[c.pk] for c in chunks if c.state == MassChunk.State.CANCELLED)
+    cancelled = sum(
+        fans[c.pk] for c in chunks if c.state in (MassChunk.State.CANCELLED, MassChunk.State.UNSENT)
+    )
     total = sum(c.total or fans[c.pk] for c in sent_chunks)
     pending = sum(c.pending for c in sent_chunks)
     failed = sum(fans[c.pk] for c in failed_chunks)
@@ -483,6 +491,13 @@ def _mass_progress(campaign: Campaign) -> Progress:
     for c in failed_chunks:
         reasons[c.last_error] = reasons.get(c.last_error, 0) + fans[c.pk]
     remaining = 0 if campaign.state in Campaign.FINAL_STATES else unsent + pending
+    now = timezone.now()
+    windows = [
+        c.unsend_until
+        for c in sent_chunks
+        if c.can_unsend and c.unsend_until is not None and c.unsend_until > now
+    ]
+    unsend_until = max(windows) if windows and campaign.unsend_requested_at is None else None
     return Progress(
         recipients=campaign.recipients_total,
         control=campaign.control_total,
@@ -497,7 +512,30 @@ def _mass_progress(campaign: Campaign) -> Progress:
         mass_total=total,
         mass_pending=pending,
         mass_done=bool(chunks) and all(c.is_done for c in sent_chunks) and not unsent,
-        can_unsend=any(c.can_unsend for c in sent_chunks),
+        can_unsend=unsend_until is not None,
+        unsend_until=unsend_until,
+        unsent=sum(fans[c.pk] for c in chunks if c.state == MassChunk.State.UNSENT),
+        unsending=campaign.unsend_requested_at is not None
+        and any(c.can_unsend for c in sent_chunks),
+    )
+
+
+def campaign_unsend_until(*, campaign: Campaign, now: datetime | None = None) -> datetime | None:
+    """Until when the campaign's mass message can still be unsent on the platform (the last
+    chunk's window, as last read), or None: not a mass campaign, nothing sent, the window
+    over, or an unsend asked for already."""
+    if campaign.send_mode != Campaign.Mode.MASS or campaign.unsend_requested_at is not None:
+        return None
+    now = now or timezone.now()
+    return (
+        MassChunk.objects.filter(
+            campaign_id=campaign.pk,
+            state=MassChunk.State.SENT,
+            can_unsend=True,
+            unsend_until__gt=now,
+        )
+        .order_by()
+        .aggregate(until=Max("unsend_until"))["until"]
     )
 
 

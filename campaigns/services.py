@@ -35,6 +35,7 @@ from campaigns.rules import (
 from campaigns.selectors import (
     auto_mode_choose,
     campaign_preflight,
+    campaign_unsend_until,
     fan_ids_not_in_account,
     fans_for_segment,
     manager_membership_get,
@@ -654,6 +655,54 @@ def campaign_cancel(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
     # Places on the broker the withdrawn messages held go to the account's other messages.
     dispatch_on_commit(account_id=locked.account_id)
     _progress_on_commit(locked)
+    return locked
+
+
+@transaction.atomic
+def campaign_unsend(
+    *, actor: AbstractBaseUser, campaign: Campaign, now: datetime | None = None
+) -> Campaign:
+    """Withdraw a mass campaign's message from the fans' chats while the platform's unsend
+    window lasts: chunks not sent yet are cancelled (a running campaign stops), and a task
+    unsends the sent ones, one limiter slot each. Copies a fan already bought stay viewable
+    to them (the platform's rule). Locks the campaign row."""
+    locked = _locked_for_action(actor, campaign)
+    now = now or timezone.now()
+    if locked.unsend_requested_at is not None:
+        raise ApplicationError(
+            "This campaign is being unsent already.", code="already_unsent", status_code=409
+        )
+    if (
+        locked.send_mode != Campaign.Mode.MASS
+        or campaign_unsend_until(campaign=locked, now=now) is None
+    ):
+        raise ApplicationError(
+            "Only a platform mass message can be unsent, and only within the platform's "
+            "window after it was sent.",
+            code="not_unsendable",
+            status_code=409,
+        )
+    if locked.state not in Campaign.FINAL_STATES:
+        MassChunk.objects.filter(campaign_id=locked.pk, state=MassChunk.State.PENDING).update(
+            state=MassChunk.State.CANCELLED, updated_at=now
+        )
+        CampaignRecipient.objects.filter(
+            campaign_id=locked.pk, state=CampaignRecipient.State.PENDING
+        ).update(state=CampaignRecipient.State.WITHDRAWN)
+        locked.state = Campaign.State.CANCELLED
+        locked.finished_at = now
+    locked.unsend_requested_at = now
+    locked.save(update_fields=["state", "finished_at", "unsend_requested_at", "updated_at"])
+    log.info("campaign.unsend_requested", campaign_id=locked.pk, account_id=locked.account_id)
+    _progress_on_commit(locked)
+    campaign_id = locked.pk
+
+    def publish() -> None:
+        from campaigns.tasks import campaign_unsend_task, task_publish_or_log
+
+        task_publish_or_log(campaign_unsend_task, campaign_id)
+
+    transaction.on_commit(publish)
     return locked
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk
@@ -78,6 +79,22 @@ def campaign_mass_send_task(campaign_id: int) -> str:
     return step.result
 
 
+@shared_task(name="campaigns.tasks.campaign_unsend_task", acks_late=True, ignore_result=True)
+def campaign_unsend_task(campaign_id: int) -> str:
+    """Unsend a mass campaign's next chunk from the platform; publishes itself again for the
+    next one or when the limiter says wait."""
+    from campaigns.mass import campaign_unsend_step
+
+    step = campaign_unsend_step(campaign_id=campaign_id)
+    if step.retry_in is not None:
+        task_publish_or_log(
+            campaign_unsend_task,
+            campaign_id,
+            delay_seconds=int(min(900, max(0, round(step.retry_in)))),
+        )
+    return step.result
+
+
 def campaigns_sweep() -> dict[str, int]:
     """Start due scheduled campaigns, restart stalled fan-outs and mass sends, refresh mass
     progress and mark finished campaigns done."""
@@ -117,6 +134,22 @@ def campaigns_sweep() -> dict[str, int]:
             task_publish_or_log(campaign_fan_out_task, campaign_id)
             restarted += 1
         done += campaign_finish_if_done(campaign_id=campaign_id, now=now)
+    # Unsends that stalled (a lost task): chunks still to unsend while their window lasts.
+    for campaign_id in (
+        MassChunk.objects.filter(
+            campaign__unsend_requested_at__isnull=False,
+            updated_at__lt=stalled_before,
+        )
+        .filter(
+            Q(state=MassChunk.State.SENT, can_unsend=True, unsend_until__gt=now)
+            | Q(state__in=[MassChunk.State.SENDING, MassChunk.State.AMBIGUOUS])
+        )
+        .order_by()
+        .values_list("campaign_id", flat=True)
+        .distinct()
+    ):
+        task_publish_or_log(campaign_unsend_task, campaign_id)
+        restarted += 1
     result = {"started": started, "restarted": restarted, "done": done}
     if any(result.values()):
         log.info("campaigns.swept", **result)

@@ -278,6 +278,7 @@ ACTIONS = {
     "pause": services.campaign_pause,
     "resume": services.campaign_resume,
     "cancel": services.campaign_cancel,
+    "unsend": services.campaign_unsend,
 }
 
 

@@ -291,6 +291,44 @@ def mass_message_retrieve(*, account_platform_id: str, platform_mass_id: str) ->
     return status
 
 
+def mass_message_unsend(*, account_platform_id: str, platform_mass_id: str) -> MassMessageStatus:
+    """Unsend a mass message while the platform's window lasts (``DELETE
+    /api/{account}/mass-messaging/{id}``, the SDK's ``mass_messaging.delete``): every fan's copy
+    is withdrawn; copies already bought stay viewable for their buyers.
+
+    Raises ``GatewayRejected`` when the window has passed (or it was unsent already: read it
+    with ``mass_message_retrieve``, whose ``is_canceled`` says so), ``GatewayTransientError``
+    when the outcome is unknown (a second call is harmless: the first one's success makes it
+    a rejection). The reply's status is the message after the unsend; a gateway that answers
+    only ``success`` gives a status with ``is_canceled`` set and nothing else known.
+    """
+    started = time.perf_counter()
+    with _gateway_errors("mass_unsend", account=account_platform_id):
+        raw = api_client().mass_messaging.with_raw_response.delete(
+            platform_mass_id, account=account_platform_id
+        )
+        payload = raw.json()
+    data = payload.get("data") if isinstance(payload, dict) else None
+    queue = data.get("queue") if isinstance(data, dict) else None
+    status = _mass_status(queue)
+    if status is None:
+        if not (isinstance(data, dict) and data.get("success")):
+            raise GatewayError(
+                "The gateway's reply does not confirm the unsend.", code="invalid_reply"
+            )
+        status = MassMessageStatus(
+            platform_mass_id=platform_mass_id, total=0, pending=0, is_done=False, is_canceled=True
+        )
+    log.info(
+        "gateway.mass_unsend",
+        account=account_platform_id,
+        status=raw.status_code,
+        platform_mass_id=platform_mass_id,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return status
+
+
 def _mass_status(data: object) -> MassMessageStatus | None:
     if not isinstance(data, dict) or data.get("id") is None:
         return None

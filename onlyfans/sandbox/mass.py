@@ -1,4 +1,5 @@
-"""The sandbox's mass messaging: ``POST/GET /api/{account}/mass-messaging``, ``GET …/{id}``.
+"""The sandbox's mass messaging: ``POST/GET /api/{account}/mass-messaging``, ``GET …/{id}``
+and ``DELETE …/{id}`` (unsend, within ``mass_unsend_seconds`` of the send).
 
 A mass message makes one copy per fan in the fans' chats (so chat reads show it), and reports
 ``total``/``pending``/``isDone`` as the platform does: copies are delivered at
@@ -23,8 +24,6 @@ from typing import Any
 
 from onlyfans.sandbox.state import Reply, SandboxState, send_body_error
 
-UNSEND_SECONDS = 3600  # how long after sending a mass message can be unsent
-
 
 @dataclass
 class MassMessage:
@@ -37,6 +36,7 @@ class MassMessage:
     created: float
     message_ids: dict[str, int] = field(default_factory=dict)  # the copy's id per fan
     canceled: bool = False
+    unsend_seconds: int = 3600  # the window from ``created`` (the config's, at the send)
 
     def total(self) -> int:
         return len(self.user_ids)
@@ -47,9 +47,12 @@ class MassMessage:
         delivered = int((now - self.created) * rate)
         return max(0, self.total() - delivered)
 
+    def unsend_left(self, now: float) -> int:
+        return 0 if self.canceled else max(0, int(self.created + self.unsend_seconds - now))
+
     def as_json(self, now: float, rate: float) -> dict[str, Any]:
-        pending = self.pending(now, rate)
-        unsend = max(0, int(self.created + UNSEND_SECONDS - now))
+        pending = 0 if self.canceled else self.pending(now, rate)
+        unsend = self.unsend_left(now)
         return {
             "id": self.id,
             "date": datetime.fromtimestamp(self.created, tz=UTC).isoformat(timespec="seconds"),
@@ -59,7 +62,7 @@ class MassMessage:
             "isCanceled": self.canceled,
             "isReady": True,
             "hasError": False,
-            "canUnsend": unsend > 0 and not self.canceled,
+            "canUnsend": unsend > 0,
             "unsendSeconds": unsend,
         }
 
@@ -120,6 +123,7 @@ class MassMessaging:
                 media=list(data.get("mediaFiles") or []),
                 user_ids=user_ids,
                 created=now,
+                unsend_seconds=cfg.mass_unsend_seconds,
             )
             self._messages[message.id] = message
             hang = cfg.mass_timeout_next > 0
@@ -202,6 +206,28 @@ class MassMessaging:
             if message is None or message.account_id != account_id:
                 return _error(404, "not_found", "Mass message not found.")
             return Reply(200, {"data": message.as_json(now, rate)})
+
+    def unsend(self, account_id: str, mass_id: int) -> Reply:
+        """``DELETE …/mass-messaging/{id}``: unsend within the window (every fan's copy leaves
+        their chat); after it, or a second time, a 422 ``unsend_not_allowed``."""
+        now, rate = time.time(), self.state.config.mass_delivery_per_second
+        with self._lock:
+            self._reset_if_needed()
+            message = self._messages.get(mass_id)
+            if message is None or message.account_id != account_id:
+                return _error(404, "not_found", "Mass message not found.")
+            if message.unsend_left(now) <= 0:
+                return _error(
+                    422,
+                    "unsend_not_allowed",
+                    "This mass message can no longer be unsent.",
+                    isCanceled=message.canceled,
+                )
+            message.canceled = True
+            queue = message.as_json(now, rate)
+        self.state.mass_copies_remove(account_id, message.message_ids)
+        self.state.count("mass_unsent")
+        return Reply(200, {"data": {"success": True, "queue": queue}})
 
     def control_json(self, account_id: str | None) -> list[dict[str, Any]]:
         """For tests: every mass message with its fans (``GET /_sandbox/mass``)."""

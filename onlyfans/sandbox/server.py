@@ -222,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
         mass = self.server.mass
         if match.re is _MASS_ONE_PATH and method == "GET":
             return mass.retrieve_json(account_id, int(match[2]))
+        if match.re is _MASS_ONE_PATH and method == "DELETE":
+            return mass.unsend(account_id, int(match[2]))
         if match.re is _MASS_PATH and method == "GET":
             return mass.list_json(account_id)
         if match.re is _MASS_PATH and method == "POST":

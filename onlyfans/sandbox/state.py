@@ -59,6 +59,7 @@ class SandboxConfig:
     mass_timeout_next: int = 0  # the next N calls create the message, then never answer
     mass_fail_next: int = 0  # the next N calls answer 500 and create nothing
     banned_words: list[str] = field(default_factory=list)  # refused with blockBannedWords
+    mass_unsend_seconds: int = 3600  # how long after sending a mass message can be unsent
 
     def update(self, changes: dict[str, Any]) -> list[str]:
         """Apply known keys; return the unknown ones so the caller can complain."""
@@ -517,6 +518,19 @@ class SandboxState:
         with self._lock:
             self._account(account_id)
             self._chats.setdefault((account_id, str(fan["id"])), []).append(dict(payload))
+
+    def mass_copies_remove(self, account_id: str, copy_ids: dict[str, int]) -> int:
+        """Take an unsent mass message's copies out of the fans' chats; how many went."""
+        removed = 0
+        with self._lock:
+            for user_id, copy_id in copy_ids.items():
+                chat = self._chats.get((account_id, user_id))
+                if not chat:
+                    continue
+                kept = [m for m in chat if m.get("id") != copy_id]
+                removed += len(chat) - len(kept)
+                self._chats[(account_id, user_id)] = kept
+        return removed
 
     def _fan_json(self, account_id: str, chat_id: str) -> dict[str, Any]:
         fan = self._fans.get((account_id, chat_id))

@@ -65,6 +65,7 @@ def no_tasks(monkeypatch) -> list[tuple[str, tuple]]:
         tasks.campaign_fan_out_task,
         tasks.campaign_mass_send_task,
         tasks.campaign_start_task,
+        tasks.campaign_unsend_task,
     ):
         monkeypatch.setattr(
             task,
