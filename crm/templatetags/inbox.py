@@ -101,8 +101,9 @@ def _thread_url(context: template.Context, account_id: int, conversation_id: int
     return pattern.replace(str(_PK_MARK), str(conversation_id))
 
 
-def _oob(context: template.Context) -> str:
-    return ' hx-swap-oob="true"' if context.get("oob") else ""
+def _oob(context: template.Context, element_id: str) -> str:
+    """An out-of-band swap of the element, or of nothing on a page without it (#live-sink)."""
+    return f' hx-swap-oob="outerHTML:#{element_id}, #live-sink"' if context.get("oob") else ""
 
 
 @register.simple_tag(takes_context=True)
@@ -133,9 +134,10 @@ def conversation_row(context: template.Context, conversation: Any) -> SafeString
     if unread:
         meta.append(f'<span class="unread-badge" title="Unread messages">{unread}</span>')
     you = '<span class="muted">You: </span>' if conversation.last_message_direction == "out" else ""
+    oob = _oob(context, f"conversation-{conversation.pk}")
     return mark_safe(  # noqa: S308 - every value above is escaped or ours
         f'<li id="conversation-{conversation.pk}" class="conv-row{" unread" if unread else ""}" '
-        f'data-conversation-id="{conversation.pk}"{_oob(context)}>\n'
+        f'data-conversation-id="{conversation.pk}"{oob}>\n'
         f'<a class="conv-link" href="{url}" hx-get="{url}" hx-target="#thread-pane" '
         'hx-swap="outerHTML" hx-push-url="true">\n'
         f'<span class="avatar" aria-hidden="true">{escape(initials(fan))}</span>\n'
@@ -176,9 +178,10 @@ def message_status(context: template.Context, message: Any) -> SafeString:
             f'{CsrfTokenNode().render(context)}<button type="submit" class="retry">Retry</button>'
             "</form>\n"
         )
+    label = _STATUS_LABELS.get(message.status, message.status)
     return mark_safe(  # noqa: S308 - every value above is escaped or ours
         f'<span id="message-status-{message.pk}" class="msg-status st-{escape(message.status)}"'
-        f"{_oob(context)}>\n{escape(message.get_status_display())}\n{failed}</span>"
+        f"{_oob(context, f'message-status-{message.pk}')}>\n{escape(label)}\n{failed}</span>"
     )
 
 

@@ -124,6 +124,24 @@
     }, 300);
   }
 
+  // Live fragments name #live-sink beside their real target (see inbox.html): on a page that
+  // does not show that thread or row, the sink is the only match and the swap is dropped here,
+  // so htmx has no missing target to report. A bubble or row the page has already (the
+  // sender's own POST answer, a conversation moving to the top) is taken out before it is
+  // added again: it shows once.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var detail = event.detail;
+    if (detail.target.id === "live-sink") {
+      detail.shouldSwap = false;
+      return;
+    }
+    if (!detail.target.matches("#conversation-list, .thread-messages")) return;
+    Array.prototype.forEach.call(detail.fragment.children, function (element) {
+      var old = element.id && document.getElementById(element.id);
+      if (old && old !== detail.target && detail.target.contains(old)) old.remove();
+    });
+  });
+
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     markOpen();
     scrollThread(false);

@@ -53,12 +53,15 @@ def test_members_inbox_socket_gets_the_new_message_and_the_moved_row(redis_clien
         await second.disconnect()
         return [*frames, str(message.pk), str(message.conversation_id)]
 
-    first, second, message_id, conversation_id = async_to_sync(scenario)()
+    first, second, _message_id, conversation_id = async_to_sync(scenario)()
     assert first == second  # rendered once, the same for every member
-    assert f'id="message-{message_id}" hx-swap-oob="delete"' in first
-    assert f'hx-swap-oob="beforeend:#thread-messages-{conversation_id}"' in first
+    # Every swap names #live-sink beside its target, so a page without that thread or row
+    # drops it rather than htmx reporting a missing target (no delete-before-append either).
+    assert f'hx-swap-oob="beforeend:#thread-messages-{conversation_id}, #live-sink"' in first
     assert f'id="conversation-{conversation_id}"' in first
-    assert "afterbegin:#conversation-list.live-top" in first
+    assert f'hx-swap-oob="outerHTML:#conversation-{conversation_id}, #live-sink"' in first
+    assert 'hx-swap-oob="afterbegin:#conversation-list.live-top, #live-sink"' in first
+    assert 'hx-swap-oob="delete' not in first
     assert "hello &lt;b&gt;you&lt;/b&gt;" in first  # escaped, never raw fan HTML
     assert "<b>you</b>" not in first
 
@@ -83,11 +86,12 @@ def test_status_changes_and_reads_are_sent_as_in_place_swaps(redis_client):
 
     created, failed, read, message_id = async_to_sync(scenario)()
     assert f'id="message-{message_id}"' in created and "st-queued" in created
-    assert f'id="message-status-{message_id}" class="msg-status st-failed" hx-swap-oob="true"' in (
-        failed
-    )
+    assert (
+        f'id="message-status-{message_id}" class="msg-status st-failed" '
+        f'hx-swap-oob="outerHTML:#message-status-{message_id}, #live-sink"'
+    ) in failed
     assert "refused: blocked" in failed and 'class="retry"' in failed
-    assert 'hx-swap-oob="true"' in read and "unread-badge" not in read
+    assert 'hx-swap-oob="outerHTML:#conversation-' in read and "unread-badge" not in read
 
 
 def _make_unread_then_read(user, conversation_id: int) -> None:
