@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from django.contrib.auth import get_user_model
@@ -12,6 +12,9 @@ from django.db.models import (
     BooleanField,
     Case,
     Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
     IntegerField,
     Q,
     QuerySet,
@@ -242,7 +245,7 @@ def _user_brief_defer(relation: str) -> list[str]:
 _FAN_LIST_DEFER = ["fan__email", "fan__notes", "fan__subscribed_at", "fan__subscription_expires_at",
                    "fan__created_at", "fan__updated_at"]  # fmt: skip
 
-SEARCH_PREFILTER_MAX = 500
+SEARCH_PREFILTER_MAX = 1000
 
 
 def _fans_matching(*, account_id: int, query: str) -> list[int] | QuerySet[Fan, int]:
@@ -264,6 +267,20 @@ def _fans_matching(*, account_id: int, query: str) -> list[int] | QuerySet[Fan, 
     if len(ids) <= SEARCH_PREFILTER_MAX:
         return ids
     return matching_ids
+
+
+def _sorted_without_index(
+    conversations: QuerySet[Conversation], sort: str
+) -> QuerySet[Conversation]:
+    """The same order, by an expression no index serves, for a list already cut to a few
+    fans: it is read through the fan index and sorted. Sorted by the plain columns, PostgreSQL
+    walked the account's recency index checking each conversation against the ids instead
+    (13,800 conversations for a term 300 fans match, 50-300 ms on 100,000)."""
+    if sort == "waiting":
+        key = ExpressionWrapper(F("waiting_since") + timedelta(0), output_field=DateTimeField())
+        return conversations.order_by(key.asc(), "id")
+    key = ExpressionWrapper(F("last_message_at") + timedelta(0), output_field=DateTimeField())
+    return conversations.order_by(key.desc(), "-id")
 
 
 def conversations_for_account(
@@ -298,9 +315,10 @@ def conversations_for_account(
         )
     query = filters.query.strip()
     if query:
-        conversations = conversations.filter(
-            fan_id__in=_fans_matching(account_id=account_id, query=query)
-        )
+        matching = _fans_matching(account_id=account_id, query=query)
+        conversations = conversations.filter(fan_id__in=matching)
+        if isinstance(matching, list):
+            conversations = _sorted_without_index(conversations, filters.sort)
     if filters.unread:
         conversations = conversations.filter(unread_count__gt=0)
     if filters.waiting and filters.sort != "waiting":

@@ -548,3 +548,30 @@ def test_search_with_many_matching_fans_still_finds_them(chatter, account, monke
         user=chatter, account_id=account.pk, filters=InboxFilters(query="FAN_100")
     )
     assert sorted(c.pk for c in page.conversations) == sorted(c.pk for c in made)
+
+
+@pytest.mark.parametrize("sort", ["recent", "waiting"])
+def test_search_pages_are_the_same_prefiltered_or_not(chatter, account, monkeypatch, sort):
+    # A few matching fans are read through the fan index and sorted by an expression; many
+    # stay a subquery walked in the index's order. Same pages, same cursors, either way.
+    conversations(account, 7)
+
+    def pages() -> list[list[int]]:
+        seen, cursor = [], ""
+        while True:
+            page = selectors.conversations_for_account(
+                user=chatter,
+                account_id=account.pk,
+                filters=InboxFilters(query="fan_100", sort=sort),
+                cursor=cursor,
+                limit=3,
+            )
+            seen.append([c.pk for c in page.conversations])
+            if page.next_cursor is None:
+                return seen
+            cursor = page.next_cursor
+
+    prefiltered = pages()
+    monkeypatch.setattr(selectors, "SEARCH_PREFILTER_MAX", 1)
+    assert pages() == prefiltered
+    assert sum(len(p) for p in prefiltered) == 7
