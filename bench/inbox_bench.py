@@ -245,6 +245,10 @@ def request_sets(account_id: int, n: int, rng: random.Random) -> dict[str, list[
     return {
         "inbox page": [(base, {})] * n,
         "thread (random conversation)": [(f"{base}{c}/", {}) for c in picks],
+        # What a click in the list asks for: the thread pane and the fan panel, not the page.
+        "thread (htmx, as a click opens it)": [
+            (f"{base}{c}/", {**htmx, "HX-Target": "thread-pane"}) for c in picks
+        ],
         "thread (longest conversation)": [(f"{base}{longest}/", {})] * n,
         "next page of the list (htmx)": [
             (f"{base}?cursor={cursors[i % len(cursors)]}", htmx) for i in range(n)
