@@ -100,6 +100,9 @@ class ProgressSerializer(serializers.Serializer):
     sent = serializers.IntegerField()
     failed = serializers.IntegerField()
     withdrawn = serializers.IntegerField()
+    held = serializers.IntegerField(
+        help_text="Queued messages a paused campaign holds back (they leave on resume)."
+    )
     remaining = serializers.IntegerField()
     percent = serializers.IntegerField()
     rate_per_minute = serializers.FloatField()

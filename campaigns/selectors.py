@@ -370,11 +370,12 @@ class Progress:
     queued: int  # messages waiting in the pipeline (queued or sending)
     sent: int
     failed: int
-    withdrawn: int  # cancelled (or paused) before they were sent
+    withdrawn: int  # cancelled before they were sent
     remaining: int  # recipients not sent or failed yet (fan-out not done included)
     rate_per_minute: float  # sends in the last five minutes, per minute
     seconds_left: float | None
     failed_reasons: list[tuple[str, int]]
+    held: int = 0  # queued messages a paused campaign holds back (they leave on resume)
     mass_total: int = 0
     mass_pending: int = 0
     mass_done: bool = False
@@ -396,6 +397,7 @@ class Progress:
             "sent": self.sent,
             "failed": self.failed,
             "withdrawn": self.withdrawn,
+            "held": self.held,
             "remaining": self.remaining,
             "percent": self.percent,
             "rate_per_minute": round(self.rate_per_minute, 2),
@@ -413,6 +415,7 @@ class Progress:
         }
 
 
+# "paused": messages of a campaign paused before paused ones were held as queued.
 WITHDRAWN_PREFIXES = ("cancelled", "paused")
 RATE_WINDOW_MINUTES = 5
 
@@ -467,6 +470,11 @@ def campaign_progress(*, campaign: Campaign, now: datetime | None = None) -> Pro
         rate_per_minute=recent / RATE_WINDOW_MINUTES,
         seconds_left=seconds_left,
         failed_reasons=[(e, n) for e, n in failed_rows if not e.startswith(WITHDRAWN_PREFIXES)],
+        held=(
+            by_status.get(Message.Status.QUEUED, 0)
+            if campaign.state == Campaign.State.PAUSED
+            else 0
+        ),
     )
 
 

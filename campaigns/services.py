@@ -578,30 +578,30 @@ def _refuse(campaign: Campaign, action: str) -> ApplicationError:
 
 @transaction.atomic
 def campaign_pause(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
-    """Stop sending for now: the fan-out stops and queued messages leave the pipeline (they
-    keep their idempotency keys and go back on resume). Locks the campaign row."""
+    """Stop sending for now: the fan-out stops and the campaign's queued messages stay
+    ``queued``, held: the dispatcher claims none of a paused campaign's messages (they keep
+    their idempotency keys and leave on resume). Messages already handed to the sender (the
+    campaign lane's few seconds of sends, one at usual rates) still go. Locks the campaign
+    row."""
     locked = _locked_for_action(actor, campaign)
     if locked.state != Campaign.State.RUNNING:
         raise _refuse(locked, "paused")
-    now = timezone.now()
-    held = 0
-    if locked.send_mode == Campaign.Mode.INDIVIDUAL:
-        held = _withdraw_queued(locked, PAUSED_ERROR, now)
     locked.state = Campaign.State.PAUSED
     locked.save(update_fields=["state", "updated_at"])
-    log.info("campaign.paused", campaign_id=locked.pk, account_id=locked.account_id, held=held)
+    log.info("campaign.paused", campaign_id=locked.pk, account_id=locked.account_id)
     _progress_on_commit(locked)
     return locked
 
 
 @transaction.atomic
 def campaign_resume(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
-    """Carry on: held messages back to queued (same keys), the fan-out continues."""
+    """Carry on: the held messages are claimed again (same keys), the fan-out continues."""
     locked = _locked_for_action(actor, campaign)
     if locked.state != Campaign.State.PAUSED:
         raise _refuse(locked, "resumed")
     now = timezone.now()
-    resumed = Message.objects.filter(
+    # Messages paused before they were held as queued (withdrawn as failed "paused: ...").
+    Message.objects.filter(
         campaign_id=locked.pk, status=Message.Status.FAILED, last_error=PAUSED_ERROR
     ).update(
         status=Message.Status.QUEUED,
@@ -615,7 +615,7 @@ def campaign_resume(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
     log.info("campaign.resumed", campaign_id=locked.pk, account_id=locked.account_id)
     from onlyfans.dispatch_coalescer import dispatch_on_commit
 
-    if resumed:
+    if locked.send_mode == Campaign.Mode.INDIVIDUAL:
         dispatch_on_commit(account_id=locked.account_id)
     _progress_on_commit(locked)
     _work_on_commit(locked)

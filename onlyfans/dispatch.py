@@ -12,6 +12,7 @@ Two lanes per account: one-to-one messages (chatters, the API, the inbox) are cl
 campaign messages and take the first free slots; campaign messages hold at most a few seconds
 of the account's sends on the broker (``CAMPAIGN_LANE_HORIZON_SECONDS``), so a reply queued
 while a campaign drains leaves within about one slot. The limiter decides every send as before.
+A paused campaign's messages stay ``queued`` and are not claimed until it runs again.
 """
 
 from __future__ import annotations
@@ -171,6 +172,9 @@ WAITING_KEY = "dispatch:waiting"
 
 _M = Message._meta.db_table
 _A = CreatorAccount._meta.db_table
+# Campaigns' table, by name: a paused campaign's messages wait in the backlog, held (the
+# campaigns app owns the rows; the dispatcher only reads their state).
+_C = "campaigns_campaign"
 # Hand-written SQL on the hot path: this runs after every finished send, and the ORM's query
 # building cost more CPU than the queries themselves (measured with py-spy on a worker).
 # The account's messages on the broker are counted on index message_account_on_broker (only
@@ -179,7 +183,8 @@ _ACCOUNT_SQL = f"""
 SELECT a.connection_state, a.send_rate_per_minute, a.send_min_interval_ms,
   b.in_flight, b.waiting_for_slot, b.campaign_in_flight, b.campaign_waiting,
   (SELECT count(*) FROM {_M} m
-     WHERE m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL)
+     WHERE m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL),
+  EXISTS (SELECT 1 FROM {_C} c WHERE c.account_id = a.id AND c.state = 'running')
 FROM {_A} a CROSS JOIN LATERAL (
   SELECT count(*) AS in_flight,
     count(*) FILTER (WHERE m.status = 'queued') AS waiting_for_slot,
@@ -199,11 +204,13 @@ UPDATE {_M} SET dispatched_at = %s WHERE id IN (
   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
 RETURNING id
 """  # noqa: S608
+# A paused campaign's messages stay queued, held: they are not claimed until it resumes.
 _CLAIM_CAMPAIGN_SQL = f"""
 UPDATE {_M} SET dispatched_at = %s WHERE id IN (
-  SELECT id FROM {_M} WHERE account_id = %s AND status = 'queued' AND dispatched_at IS NULL
-    AND sender_kind = 'campaign'
-  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+  SELECT m.id FROM {_M} m WHERE m.account_id = %s AND m.status = 'queued'
+    AND m.dispatched_at IS NULL AND m.sender_kind = 'campaign'
+    AND NOT EXISTS (SELECT 1 FROM {_C} c WHERE c.id = m.campaign_id AND c.state <> 'running')
+  ORDER BY m.id LIMIT %s FOR UPDATE OF m SKIP LOCKED)
 RETURNING id
 """  # noqa: S608
 _HAS_BACKLOG_SQL = f"""
@@ -228,6 +235,7 @@ def _dispatch_once(account_id: int) -> int:
         campaign_in_flight,
         campaign_waiting,
         total_in_flight,
+        campaign_running,
     ) = row
     limit = RateLimit(per_minute=per_minute, min_interval_ms=min_interval_ms)
     account_free = dispatch_budget_for(limit) - in_flight
@@ -252,7 +260,10 @@ def _dispatch_once(account_id: int) -> int:
     direct, campaign = _claim_two_lanes(
         account_id,
         budget=budget,
-        campaign_budget=campaign_lane_budget_for(limit) - campaign_in_flight,
+        # No running campaign: whatever campaign messages wait are held (paused).
+        campaign_budget=(
+            campaign_lane_budget_for(limit) - campaign_in_flight if campaign_running else 0
+        ),
     )
     ids = direct + campaign
     if not ids:

@@ -164,10 +164,12 @@ def test_database_refuses_a_second_message_of_a_campaign_to_one_conversation(
 
 
 def test_pause_holds_queued_messages_and_resume_puts_them_back_with_their_keys(
-    shop, make_fan, make_campaign
+    shop, make_fan, make_campaign, redis_client
 ):
-    for _ in range(6):
-        make_fan()
+    from onlyfans.dispatch import _claim_two_lanes
+    from onlyfans.services import message_enqueue
+
+    fans = [make_fan() for _ in range(6)]
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
     services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=4)
     keys = set(Message.objects.values_list("idempotency_key", flat=True))
@@ -175,19 +177,23 @@ def test_pause_holds_queued_messages_and_resume_puts_them_back_with_their_keys(
     campaign = services.campaign_pause(actor=shop.owner, campaign=campaign)
     assert campaign.state == Campaign.State.PAUSED
     assert services.campaign_fan_out_batch(campaign_id=campaign.pk).queued == 0
+    # then: held as queued, not failed (no failure counted, no Retry in the inbox), and the
+    # dispatcher claims none of them, while a chatter's message still goes
     held = Message.objects.filter(campaign_id=campaign.pk)
-    assert {m.status for m in held} == {"failed"}
-    assert all(m.last_error.startswith("paused") for m in held)
-    # a task already on the broker finds it refused by the claim (status must be pending)
-    assert message_deliver(message_id=held[0].pk).result == "skipped"
+    assert {(m.status, m.last_error, m.dispatched_at) for m in held} == {("queued", "", None)}
+    direct = message_enqueue(fan=fans[0], text="a chatter's reply", sent_by_id=shop.owner.pk)
+    assert _claim_two_lanes(shop.account.pk, budget=10, campaign_budget=10) == ([direct.pk], [])
     progress = campaign_progress(campaign=campaign)
-    assert (progress.failed, progress.withdrawn) == (0, 4)
+    assert (progress.failed, progress.withdrawn, progress.held) == (0, 0, 4)
     # when resumed
     campaign = services.campaign_resume(actor=shop.owner, campaign=campaign)
     assert campaign.state == Campaign.State.RUNNING
-    assert {m.status for m in Message.objects.all()} == {"queued"}
+    assert campaign_progress(campaign=campaign).held == 0
+    assert _claim_two_lanes(shop.account.pk, budget=10, campaign_budget=10)[1] == sorted(
+        m.pk for m in held
+    )
     fan_out_all(campaign.pk)
-    assert Message.objects.count() == 6
+    assert Message.objects.filter(campaign_id=campaign.pk).count() == 6
     assert keys <= set(Message.objects.values_list("idempotency_key", flat=True))
 
 
