@@ -175,23 +175,66 @@ def import_create(path: Path, account_id: int) -> int:
     return fan_import.pk
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average (2 cores: above 2, processes wait for a core)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def backend_cpu_seconds(pid: int) -> float | None:
+    """CPU (user + system) a PostgreSQL backend has used, from /proc (same machine)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child_run(import_id: int) -> None:
-    """In a fresh process: the task's work, timed, with the process's peak RSS."""
-    from django.db import transaction
+    """In a fresh process: the task's work, timed, with the process's peak RSS and the CPU
+    it and its database backend used (the machine is shared: CPU time says what the import
+    costs, wall time also holds waiting for a core)."""
+    from django.db import connection, transaction
 
     from imports import services
     from imports.models import FanImport
 
     with transaction.atomic():
         FanImport.objects.filter(pk=import_id).update(state="queued")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = int(cursor.fetchone()[0])
     base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load_before = load_average()
+    cpu_before, backend_before = own_cpu_seconds(), backend_cpu_seconds(backend)
     started = time.perf_counter()
     runs = 1
     while not services.fan_import_advance(import_id=import_id):
         runs += 1
     seconds = time.perf_counter() - started
+    cpu, backend_after = own_cpu_seconds() - cpu_before, backend_cpu_seconds(backend)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        same_backend = int(cursor.fetchone()[0]) == backend
+    db_cpu = (
+        backend_after - backend_before
+        if same_backend and backend_after is not None and backend_before is not None
+        else None
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "base_mb": base_mb, "runs": runs}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds, "peak_mb": peak_mb, "base_mb": base_mb, "runs": runs,
+                "cpu_seconds": cpu, "db_cpu_seconds": db_cpu,
+                "load": [load_before, load_average()],
+            }
+        )
+    )  # fmt: skip
 
 
 def plain_copy(path: Path) -> float:
@@ -263,6 +306,7 @@ def size_run(name: str, rows: int, *, orm: bool) -> dict[str, Any]:
     for leftover in (fan_import.file_path, fan_import.errors_path):
         if leftover:
             Path(leftover).unlink(missing_ok=True)
+    copy_load = load_average()
     copy_seconds = min(plain_copy(path) for _ in range(2))
     result = {
         "size": name,
@@ -272,6 +316,9 @@ def size_run(name: str, rows: int, *, orm: bool) -> dict[str, Any]:
         "peak_mb": measured["peak_mb"],
         "base_mb": measured["base_mb"],
         "task_runs": measured["runs"],
+        "cpu_seconds": measured["cpu_seconds"],
+        "db_cpu_seconds": measured["db_cpu_seconds"],
+        "load": [*measured["load"], copy_load],
         "copy_seconds": copy_seconds,
         "copy_ratio": measured["seconds"] / copy_seconds,
         "created": fan_import.created,
@@ -281,6 +328,7 @@ def size_run(name: str, rows: int, *, orm: bool) -> dict[str, Any]:
     }
     if orm:
         orm_account = account_prepare(rows)
+        result["orm_load"] = load_average()
         result["orm_seconds"] = orm_import(path, orm_account)
         result["orm_ratio"] = result["orm_seconds"] / measured["seconds"]
     return result
@@ -304,10 +352,19 @@ def report(results: list[dict[str, Any]]) -> str:
         )
     lines.append("")
     for r in results:
+        db_cpu = f"{r['db_cpu_seconds']:.2f} s" if r["db_cpu_seconds"] is not None else "n/a"
+        orm_load = (
+            f"; load at the ORM import's start {r['orm_load']:.1f}" if "orm_load" in r else ""
+        )
         lines.append(
             f"{r['size']}: created {r['created']:,}, updated {r['updated']:,}, skipped "
             f"{r['skipped']:,}, rejected {r['rejected']:,}; task runs {r['task_runs']}; "
             f"process before the import {r['base_mb']:.0f} MB"
+        )
+        lines.append(
+            f"  CPU: the import's process {r['cpu_seconds']:.2f} s + its database backend "
+            f"{db_cpu}; load average at start/end {r['load'][0]:.1f}/{r['load'][1]:.1f}, "
+            f"at the COPY {r['load'][2]:.1f}{orm_load}"
         )
     verdicts = []
     for r in results:

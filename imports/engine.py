@@ -287,7 +287,7 @@ class BatchConverter:
                 try:
                     hit = fmt(convert(c))
                 except CellError as exc:
-                    hit = exc
+                    hit = CellError(*exc.args)  # no traceback kept (see values)
                 if len(cache) >= 50_000:
                     cache.clear()
                 cache[c] = hit
@@ -319,7 +319,7 @@ class BatchConverter:
                 try:
                     hit = self.date_convert(c).isoformat()
                 except CellError as exc:
-                    hit = exc
+                    hit = CellError(*exc.args)  # no traceback kept (see values)
                 if len(cache) >= 50_000:
                     cache.clear()
                 cache[c] = hit
@@ -366,7 +366,7 @@ class BatchConverter:
             try:
                 hit = values.tags_convert(text)
             except CellError as exc:
-                hit = exc
+                hit = CellError(*exc.args)  # no traceback kept (see values)
             if len(self._tags_cache) >= 50_000:
                 self._tags_cache.clear()
             self._tags_cache[text] = hit
@@ -480,8 +480,8 @@ def _cents_text(cents: int) -> str:
 # --- Staging -----------------------------------------------------------------------------------
 
 
-# Rows converted (and held, as cells and as COPY text) at a time: ~10 MB at 10 columns.
-CONVERT_CHUNK_ROWS = 20_000
+# Rows converted (and held, as cells and as COPY text) at a time: ~40 MB at 10 columns.
+CONVERT_CHUNK_ROWS = 10_000
 
 
 def copy_sql(table: str) -> str:
@@ -508,15 +508,16 @@ def duplicates_mark(cursor: CursorWrapper, table: str, *, match_on: str) -> tupl
     key = "platform_fan_id" if match_on == "platform_fan_id" else "username_key"
     other = "username_key" if match_on == "platform_fan_id" else "platform_fan_id"
     other_label = "username" if match_on == "platform_fan_id" else "platform fan id"
+    # Grouped by hashing (no sort of the whole file); only repeated values are joined back.
     cursor.execute(
         f"""
         UPDATE {table} s SET status = 'duplicate',
             error = 'Skipped: duplicate of row ' || d.last_row || ', which was used instead.'
         FROM (
-            SELECT row_no, max(row_no) OVER (PARTITION BY {key}) AS last_row
-            FROM {table} WHERE status = 'ok'
+            SELECT {key} AS value, max(row_no) AS last_row FROM {table}
+            WHERE status = 'ok' GROUP BY 1 HAVING count(*) > 1
         ) d
-        WHERE s.row_no = d.row_no AND d.row_no <> d.last_row
+        WHERE s.{key} = d.value AND s.status = 'ok' AND s.row_no <> d.last_row
         """  # noqa: S608
     )
     duplicates = cursor.rowcount
@@ -526,10 +527,10 @@ def duplicates_mark(cursor: CursorWrapper, table: str, *, match_on: str) -> tupl
             error = 'The {other_label} ' || s.{other} || ' is also in row ' || d.last_row
                 || ' with another {FIELDS[match_on].label.lower()}.'
         FROM (
-            SELECT row_no, max(row_no) OVER (PARTITION BY {other}) AS last_row
-            FROM {table} WHERE status = 'ok' AND {other} IS NOT NULL
+            SELECT {other} AS value, max(row_no) AS last_row FROM {table}
+            WHERE status = 'ok' AND {other} IS NOT NULL GROUP BY 1 HAVING count(*) > 1
         ) d
-        WHERE s.row_no = d.row_no AND d.row_no <> d.last_row
+        WHERE s.{other} = d.value AND s.status = 'ok' AND s.row_no <> d.last_row
         """  # noqa: S608
     )
     return duplicates, cursor.rowcount

@@ -411,7 +411,8 @@ def _session_tune(cursor: Any) -> None:
     # loses both, and the next run does that step again.
     cursor.execute("SET LOCAL synchronous_commit = off")
     cursor.execute("SET LOCAL TimeZone = 'UTC'")  # staged naive times are UTC
-    cursor.execute("SET LOCAL work_mem = '64MB'")
+    # Room to hash the file's keys (the dedupe) and a batch's lookups in memory.
+    cursor.execute("SET LOCAL work_mem = '128MB'")
     # The merge's plan is cheap to run and costly to compile (1.8 s of JIT per 100,000 rows).
     cursor.execute("SET LOCAL jit = off")
 
@@ -524,6 +525,7 @@ def _dedupe_step(import_id: int) -> bool:
         with connection.cursor() as cursor:
             if _staging_lost(cursor, fan_import):
                 return False
+            _session_tune(cursor)
             duplicates, rejected = engine.duplicates_mark(
                 cursor, engine.staging_table(fan_import.pk), match_on=fan_import.match_on
             )

@@ -43,12 +43,14 @@ def _memoised(convert: Callable[[str], Any]) -> Callable[[str], Any]:
             try:
                 hit = convert(text)
             except CellError as exc:
-                hit = exc
+                # The reason only: a kept exception would keep its traceback's frames (and
+                # their locals) alive for as long as the cache holds it.
+                hit = CellError(*exc.args)
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
             cache[text] = hit
         if isinstance(hit, CellError):
-            raise hit
+            raise CellError(*hit.args)
         return hit
 
     return cached
@@ -127,7 +129,17 @@ def email_convert(text: str) -> str:
     try:
         validate_email(text)
     except ValidationError as exc:
-        raise CellError(f"{text[:80]!r} is not a valid email address.") from exc
+        # Django's ValidationError is in a reference cycle with itself (its error_list): its
+        # traceback would keep this frame and its callers' (a whole batch of cells) alive
+        # until the cyclic collector runs, which the import pauses.
+        exc.__traceback__ = None
+        valid = False
+    else:
+        valid = True
+    if not valid:
+        # Raised outside the except block: an exception bound there and raised from is in a
+        # cycle with this frame for the same reason.
+        raise CellError(f"{text[:80]!r} is not a valid email address.")
     return text
 
 
@@ -239,8 +251,10 @@ def _money_general(text: str) -> int:
         raise CellError(f"{raw[:40]!r} has more than two decimals.")
     try:
         cents = int(Decimal(f"{whole or '0'}.{fraction or '0'}") * 100)
-    except InvalidOperation as exc:
-        raise CellError(f"{raw[:40]!r} is not an amount of money.") from exc
+    except InvalidOperation:
+        cents = -1  # raised below, outside the except block (see email_convert)
+    if cents < 0:
+        raise CellError(f"{raw[:40]!r} is not an amount of money.")
     if cents > MONEY_MAX_CENTS:
         raise CellError(f"{raw[:40]!r} is too large.")
     return cents
@@ -323,8 +337,9 @@ def _build(year: int, month: int, day: int, match: re.Match[str], raw: str) -> d
         hour = hour % 12 + (12 if ampm == "pm" else 0)
     try:
         return datetime(year, month, day, hour, minute, second, tzinfo=_tz(match.group("tz")))
-    except ValueError as exc:
-        raise CellError(f"{raw[:40]!r} is not a valid date.") from exc
+    except ValueError:
+        pass
+    raise CellError(f"{raw[:40]!r} is not a valid date.")  # outside the except (see email)
 
 
 def _year(text: str) -> int:
