@@ -382,6 +382,43 @@ def _work_on_commit(campaign: Campaign) -> None:
 class FanOutResult:
     queued: int
     more: bool
+    retry_in: float | None = None  # come back then (a screening probe is still on its way)
+
+
+# A screened campaign (``block_banned_words``) queues one message first and waits for the
+# gateway's verdict on it before queueing the rest: a text with banned words is refused once,
+# not once per fan.
+SCREENING_WAIT_SECONDS = 2.0
+BANNED_WORDS_CODE = "banned_words"
+
+
+def _screening_step(campaign: Campaign, now: datetime) -> str:
+    """``open`` (screened, or not screened), ``probe`` (queue one message), ``wait`` (it is on
+    its way) or ``refused`` (the gateway listed banned words: the campaign stops)."""
+    if not campaign.block_banned_words:
+        return "open"
+    messages = Message.objects.filter(campaign_id=campaign.pk)
+    if messages.filter(status=Message.Status.SENT).exists():
+        return "open"
+    first = messages.order_by("id").values_list("status", "last_error").first()
+    if first is None:
+        return "probe"
+    status, error = first
+    if status in Message.PENDING_STATUSES:
+        return "wait"
+    if not error.startswith(BANNED_WORDS_CODE):
+        return "open"  # failed for another reason: the text itself was not refused
+    # Refused for its words: every fan's copy would be. Nothing more is queued.
+    CampaignRecipient.objects.filter(
+        campaign_id=campaign.pk, state=CampaignRecipient.State.PENDING
+    ).update(state=CampaignRecipient.State.WITHDRAWN)
+    campaign.last_error = error[:500]
+    campaign.state = Campaign.State.DONE
+    campaign.finished_at = now
+    campaign.save(update_fields=["last_error", "state", "finished_at", "updated_at"])
+    log.warning("campaign.banned_words", campaign_id=campaign.pk, account_id=campaign.account_id)
+    _progress_on_commit(campaign)
+    return "refused"
 
 
 # The fan-out in three statements, each joining a batch only to real tables through their
@@ -490,6 +527,13 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
         or campaign.send_mode != Campaign.Mode.INDIVIDUAL
     ):
         return FanOutResult(queued=0, more=False)
+    screening = _screening_step(campaign, timezone.now())
+    if screening == "refused":
+        return FanOutResult(queued=0, more=False)
+    if screening == "wait":
+        return FanOutResult(queued=0, more=True, retry_in=SCREENING_WAIT_SECONDS)
+    if screening == "probe":
+        size = 1
     text_sql, text_params = _personalised_sql(campaign.text)
     tables = {
         "recipients": CampaignRecipient._meta.db_table,
@@ -529,7 +573,7 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
         fanned_out=F("fanned_out") + queued + gone, updated_at=now
     )
     # A full batch may have left more; an empty one says there was none.
-    more = len(batch) >= size
+    more = len(batch) >= size or screening == "probe"
     log.info(
         "campaign.fanned_out",
         campaign_id=campaign.pk,

@@ -45,6 +45,11 @@ def campaign_fan_out_task(campaign_id: int) -> int:
         queued += result.queued
         if not result.more:
             return queued
+        if result.retry_in is not None:
+            task_publish_or_log(
+                campaign_fan_out_task, campaign_id, delay_seconds=max(1, round(result.retry_in))
+            )
+            return queued
         if time.monotonic() >= deadline:
             task_publish_or_log(campaign_fan_out_task, campaign_id)
             return queued

@@ -17,6 +17,7 @@ class SendRequest:
     price_cents: int
     media_ids: tuple[str, ...]
     idempotency_key: str
+    block_banned_words: str | None = None  # strict_ban, risky or replace_soften
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ def message_send(request: SendRequest) -> SendResult:
     retry). A timeout is transient: it proves nothing about delivery, which is why the key exists.
     """
     started = time.perf_counter()
+    # Screening for banned words: the gateway answers 422 listing them (GatewayRejected).
+    screening: dict[str, Any] = {}
+    if request.block_banned_words:
+        screening["block_banned_words"] = request.block_banned_words
     with _gateway_errors("send", account=request.account_platform_id):
         raw = api_client().chats.messages.with_raw_response.send(
             request.chat_id,
@@ -72,6 +76,7 @@ def message_send(request: SendRequest) -> SendResult:
             media_files=[_media_id(m) for m in request.media_ids],
             previews=[],
             idempotency_key=request.idempotency_key,
+            **screening,
         )
         payload = raw.json()
     replayed = raw.headers.get("Idempotent-Replayed", "").lower() == "true"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from onlyfans.sandbox.state import Reply, SandboxState, send_body_error
+from onlyfans.sandbox.state import Reply, SandboxState, banned_words_error, send_body_error
 
 
 @dataclass
@@ -98,16 +98,9 @@ class MassMessaging:
         user_ids = [str(u) for u in data.get("userIds") or []]
         if not user_ids and not data.get("userLists"):
             return _error(422, "validation_error", "userIds or userLists is required.")
-        if data.get("blockBannedWords") and cfg.banned_words:
-            text = data["text"].lower()
-            found = [w for w in cfg.banned_words if w.lower() in text]
-            if found:
-                return _error(
-                    422,
-                    "banned_words",
-                    f"The text contains banned words: {', '.join(found)}.",
-                    words=found,
-                )
+        banned = banned_words_error(data, cfg.banned_words)
+        if banned is not None:
+            return banned
         with self._lock:
             self._reset_if_needed()
             if cfg.mass_fail_next > 0:

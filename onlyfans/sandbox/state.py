@@ -142,6 +142,20 @@ def idempotency_key_valid(key: str) -> bool:
     return 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH and all(" " <= ch <= "~" for ch in key)
 
 
+def banned_words_error(body: Any, banned_words: list[str]) -> Reply | None:
+    """The gateway's screening (``blockBannedWords`` on either send endpoint): a 422 listing
+    the banned words the text holds, or None."""
+    if not isinstance(body, dict) or not body.get("blockBannedWords") or not banned_words:
+        return None
+    text = str(body.get("text") or "").lower()
+    found = [w for w in banned_words if w.lower() in text]
+    if not found:
+        return None
+    return _error(
+        422, "banned_words", f"The text contains banned words: {', '.join(found)}.", words=found
+    )
+
+
 def send_body_error(body: Any) -> Reply | None:
     """The contract's validation of a send body, or None when it is acceptable."""
     if not isinstance(body, dict):
@@ -383,7 +397,9 @@ class SandboxState:
                         }
                     return Reply(entry.status, replayed, {"Idempotent-Replayed": "true"}), None
 
-            error = parse_error or send_body_error(body)
+            error = (
+                parse_error or send_body_error(body) or banned_words_error(body, cfg.banned_words)
+            )
             if error is not None:
                 if key is not None:  # 4xx answers are stored and replayed like any other
                     self._idempotency[(account_id, key)] = _IdempotencyEntry(
