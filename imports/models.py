@@ -83,6 +83,8 @@ class FanImport(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     errors_path = models.CharField(max_length=500, blank=True)
+    # The preview's counts over the file, with the configuration and time they are for.
+    preview_counts = models.JSONField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -4,6 +4,7 @@ advance a running one step by step (the Celery task calls ``fan_import_advance``
 from __future__ import annotations
 
 import functools
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -275,22 +276,96 @@ class PreviewRow:
 @dataclass
 class Preview:
     rows: list[PreviewRow]
-    counts: dict[str, int]
+    # Counts over the whole file; None when the file is large and they come in their own
+    # request (``fan_import_preview_counts``).
+    counts: dict[str, int] | None
     date_order: str
     dates_ambiguous: bool
 
 
+# Files up to this many rows get their counts with the page; larger ones in a second request
+# (a million rows take seconds), computed once per configuration.
+PREVIEW_INLINE_ROWS = 50_000
+PREVIEW_COUNTS_MAX_AGE_SECONDS = 600
+
+
 def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
-    """What the import would do, computed by the real engine on a temporary table in a
-    transaction that is rolled back: the first rows as they will be stored (read back from
-    the staging table), their invalid cells, and counts over the file."""
+    """What the import would do: its first rows as the real engine stores them (staged into a
+    temporary table and read back, in a transaction that is rolled back) with their invalid
+    cells, and the counts over the file when they are cheap or already known."""
     _manager_or_error(actor=actor, account_id=fan_import.account_id)
     order = fan_import.effective_date_order
     converter = engine.BatchConverter(
         columns=fan_import.columns, match_on=fan_import.match_on, date_order=order or None
     )
+    table = f"imports_preview_{fan_import.pk}"
     first: list[tuple[int, list[str]]] = []
-    errors: dict[int, list[tuple[int | None, str]]] = {}
+    with (
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        text_open(fan_import.file_path, fan_import.encoding) as handle,
+    ):
+        engine.staging_create(cursor, table, temporary=True)
+        _session_tune(cursor)
+        chunk = next(rows_batches(handle, fan_import.delimiter, size=PREVIEW_ROWS), None)
+        numbers, rows = chunk if chunk else ([], [])
+        staged = converter.convert(numbers, rows, keep_errors=PREVIEW_ROWS)
+        with cursor.copy(engine.copy_sql(table)) as copy:
+            copy.write(staged.text if numbers else "")
+        first = list(zip(numbers, rows, strict=True))
+        stored = engine.rows_values(cursor, table, through_row=numbers[-1] if numbers else 0)
+        transaction.set_rollback(True)
+    counts = _preview_counts_cached(fan_import)
+    if counts is None and fan_import.rows_total <= PREVIEW_INLINE_ROWS:
+        counts = fan_import_preview_counts(actor=actor, fan_import=fan_import)
+    return Preview(
+        rows=[
+            PreviewRow(
+                row_no,
+                cells,
+                stored.get(row_no),
+                {index: message for index, message in staged.errors.get(row_no, [])},
+            )
+            for row_no, cells in first
+        ],
+        counts=counts,
+        date_order=order,
+        dates_ambiguous=fan_import.dates_ambiguous and fan_import.date_order == "auto",
+    )
+
+
+def _preview_signature(fan_import: FanImport) -> str:
+    return json.dumps(
+        [
+            fan_import.columns, fan_import.match_on, fan_import.on_match,
+            fan_import.effective_date_order, fan_import.encoding, fan_import.delimiter,
+        ]
+    )  # fmt: skip
+
+
+def _preview_counts_cached(fan_import: FanImport) -> dict[str, int] | None:
+    cached = fan_import.preview_counts or {}
+    if cached.get("signature") != _preview_signature(fan_import):
+        return None
+    age = timezone.now().timestamp() - float(cached.get("at", 0))
+    if age > PREVIEW_COUNTS_MAX_AGE_SECONDS:
+        return None  # the account's fans may have changed since
+    return dict(cached["counts"])
+
+
+def fan_import_preview_counts(*, actor: User, fan_import: FanImport) -> dict[str, int]:
+    """Counts over the whole file of the rows a draft import would create, update, skip and
+    reject: the real engine on a temporary table, rolled back. Kept on the import for its
+    configuration (a few minutes: the account's fans change), so a reload costs nothing."""
+    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    cached = _preview_counts_cached(fan_import)
+    if cached is not None:
+        return cached
+    converter = engine.BatchConverter(
+        columns=fan_import.columns,
+        match_on=fan_import.match_on,
+        date_order=fan_import.effective_date_order or None,
+    )
     table = f"imports_preview_{fan_import.pk}"
     with (
         transaction.atomic(),
@@ -300,44 +375,33 @@ def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
         engine.staging_create(cursor, table, temporary=True)
         _session_tune(cursor)
         with engine.gc_paused(), cursor.copy(engine.copy_sql(table)) as copy:
-            for numbers, rows in rows_batches(
-                handle, fan_import.delimiter, size=engine.CONVERT_CHUNK_ROWS
-            ):
-                keep = max(PREVIEW_ROWS - len(first), 0)
-                staged = converter.convert(numbers, rows, keep_errors=keep)
-                first += list(zip(numbers[:keep], rows[:keep], strict=True))
-                errors.update(staged.errors)
-                copy.write(staged.text)
+            for chunk in rows_batches(handle, fan_import.delimiter, size=engine.CONVERT_CHUNK_ROWS):
+                copy.write(converter.convert(*chunk).text)
+        cursor.execute(f"ANALYZE {table}")
         engine.duplicates_mark(cursor, table, match_on=fan_import.match_on)
-        counts = engine.rows_plan_counts(
+        by_status = engine.rows_plan_counts(
             cursor,
             table,
             account_id=fan_import.account_id,
             match_on=fan_import.match_on,
             on_match=fan_import.on_match,
         )
-        stored = engine.rows_values(cursor, table, through_row=first[-1][0] if first else 0)
         transaction.set_rollback(True)
-    return Preview(
-        rows=[
-            PreviewRow(
-                row_no,
-                cells,
-                stored.get(row_no),
-                {index: message for index, message in errors.get(row_no, [])},
-            )
-            for row_no, cells in first
-        ],
-        counts={
-            "create": counts.get("created", 0),
-            "update": counts.get("updated", 0),
-            "skip": counts.get("skipped", 0) + counts.get("duplicate", 0),
-            "duplicate": counts.get("duplicate", 0),
-            "reject": counts.get("rejected", 0) + counts.get("conflict", 0),
-        },
-        date_order=order,
-        dates_ambiguous=fan_import.dates_ambiguous and fan_import.date_order == "auto",
+    counts = {
+        "create": by_status.get("created", 0),
+        "update": by_status.get("updated", 0),
+        "skip": by_status.get("skipped", 0) + by_status.get("duplicate", 0),
+        "duplicate": by_status.get("duplicate", 0),
+        "reject": by_status.get("rejected", 0) + by_status.get("conflict", 0),
+    }
+    FanImport.objects.filter(pk=fan_import.pk, state=State.DRAFT).update(
+        preview_counts={
+            "signature": _preview_signature(fan_import),
+            "at": timezone.now().timestamp(),
+            "counts": counts,
+        }
     )
+    return counts
 
 
 # --- Running ---------------------------------------------------------------------------------

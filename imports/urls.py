@@ -13,6 +13,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(f"{BASE}<int:import_id>/", views.import_detail, name="fan_import_detail"),
     path(f"{BASE}<int:import_id>/map/", views.import_map, name="fan_import_map"),
     path(f"{BASE}<int:import_id>/preview/", views.import_preview, name="fan_import_preview"),
+    path(
+        f"{BASE}<int:import_id>/preview/counts/",
+        views.import_preview_counts,
+        name="fan_import_preview_counts",
+    ),
     path(f"{BASE}<int:import_id>/start/", views.import_start, name="fan_import_start"),
     path(f"{BASE}<int:import_id>/requeue/", views.import_requeue, name="fan_import_requeue"),
     path(f"{BASE}<int:import_id>/rejected.csv", views.import_errors, name="fan_import_errors"),

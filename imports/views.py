@@ -218,12 +218,39 @@ def import_preview(request: AuthenticatedRequest, account_id: int, import_id: in
         "account": fan_import.account,
         "fan_import": fan_import,
         "preview": preview,
+        "counts": preview.counts if preview else None,
         "error": error,
         "mapped": [(i, FIELDS[name].label, name) for i, name in mapped],
         "rows": _preview_rows(preview, mapped) if preview else [],
         "view_steps": STEPS,
     }
     return render(request, "imports/preview.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_GET
+def import_preview_counts(
+    request: AuthenticatedRequest, account_id: int, import_id: int
+) -> HttpResponse:
+    """The preview's counts over a large file (the fragment the preview page asks for)."""
+    fan_import = _import(request, account_id, import_id)
+    if fan_import.state != FanImport.State.DRAFT:
+        return redirect("fan_import_detail", account_id=account_id, import_id=import_id)
+    counts, error = None, ""
+    try:
+        counts = services.fan_import_preview_counts(actor=request.user, fan_import=fan_import)
+    except ApplicationError as exc:
+        error = exc.message
+    context = {
+        "account": fan_import.account,
+        "fan_import": fan_import,
+        "counts": counts,
+        "counts_error": error,
+    }
+    if not request.htmx and not error:
+        # The placeholder's link, without htmx: the whole page, with the counts just kept.
+        return import_preview(request, account_id, import_id)
+    return render(request, "imports/preview.html#counts", context, status=400 if error else 200)
 
 
 _SHOW = {

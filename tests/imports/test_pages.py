@@ -192,3 +192,41 @@ def test_a_broker_that_does_not_answer_leaves_the_import_queued(monkeypatch):
 
     monkeypatch.setattr(tasks.fan_import_task, "apply_async", refuse)
     assert tasks.fan_import_task_publish(import_id=1) is False
+
+
+def test_a_large_file_gets_its_preview_counts_in_their_own_request(owner, account, monkeypatch):
+    from imports import services
+
+    monkeypatch.setattr(services, "PREVIEW_INLINE_ROWS", 2)  # the file's 3 rows are "large"
+    client = client_for(owner)
+    FanFactory(account=account, platform_fan_id="3", username="carol")
+    upload(client, account)
+    fan_import = FanImport.objects.get()
+    data = {
+        "match_on": "platform_fan_id", "on_match": "update", "date_order": "auto",
+        "encoding": "cp1252", "delimiter": ";",
+        **{f"column_{i}": name for i, name in enumerate(fan_import.columns)},
+    }  # fmt: skip
+    client.post(f"{base(account)}{fan_import.pk}/map/", data)
+
+    # the page shows the first rows at once and asks for the counts
+    page = client.get(f"{base(account)}{fan_import.pk}/preview/").content.decode()
+    assert "$1,234.50" in page and "data-count" not in page
+    counts_url = f"{base(account)}{fan_import.pk}/preview/counts/"
+    assert f'hx-get="{counts_url}"' in page
+
+    fragment = client.get(counts_url, headers={"HX-Request": "true"}).content.decode()
+    counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', fragment))
+    assert counts == {"create": "1", "update": "1", "skip": "0", "reject": "1"}
+    assert "<html" not in fragment
+
+    # kept for this configuration: the page shows them now (it never counts a large file)
+    page = client.get(f"{base(account)}{fan_import.pk}/preview/").content.decode()
+    assert 'data-count="create">1<' in page
+
+    # another configuration counts again
+    client.post(f"{base(account)}{fan_import.pk}/map/", {**data, "on_match": "skip"})
+    page = client.get(f"{base(account)}{fan_import.pk}/preview/").content.decode()
+    assert "data-count" not in page
+    fragment = client.get(counts_url, headers={"HX-Request": "true"}).content.decode()
+    assert dict(re.findall(r'data-count="(\w+)">(\d+)<', fragment))["skip"] == "1"
