@@ -585,6 +585,17 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
 
     dispatch_on_commit(account_id=campaign.account_id)
     _progress_on_commit(campaign)
+    if queued:
+        from campaigns.live import campaign_messages_broadcast
+
+        transaction.on_commit(
+            functools.partial(
+                campaign_messages_broadcast,
+                account_id=campaign.account_id,
+                campaign_id=campaign.pk,
+                fan_ids=fan_ids,
+            )
+        )
     return FanOutResult(queued=int(queued), more=more)
 
 
