@@ -1,10 +1,14 @@
-"""The import's set-based core: rows converted in Python and COPYed into a staging table of
-their own, duplicates found there, then merged into ``crm_fan`` a batch at a time.
+"""The import's set-based core: rows converted a column at a time into COPY text and COPYed
+into a staging table of their own, duplicates found there, then merged into ``crm_fan`` a batch
+at a time, one statement per batch.
 
-Each import stages into ``imports_staged_fan_<id>`` (UNLOGGED: it is rebuilt from the file
-if the server crashes, so it need not be written to the WAL). The merge is keyed (platform fan
-id or lower(username)), so running a batch twice updates or skips what the first run wrote
+Each import stages into ``imports_staged_fan_<id>`` (UNLOGGED: not written to the WAL; a
+database crash empties it and the import reads its file again). The merge is keyed (platform
+fan id or lower(username)), so running a batch twice updates or skips what the first run wrote
 and never adds a second fan.
+
+Where the time goes (100,000 rows of the bench): converting ~0.6 s of Python; the merge is
+PostgreSQL's, most of it maintaining crm_fan's eleven indexes for each new fan.
 """
 
 from __future__ import annotations
@@ -805,6 +809,7 @@ def errors_file_write(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     with (
+        gc_paused(),
         text_open(source, encoding) as handle,
         open(tmp, "w", encoding="utf-8-sig", newline="") as out,
     ):

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from crm.models import Fan
+from imports.models import FanImport
 
 pytestmark = pytest.mark.django_db
 
@@ -366,3 +367,50 @@ def test_a_failed_import_removes_its_upload(
     fan_import.refresh_from_db()
     assert fan_import.state == "failed"
     assert not upload.exists()
+
+
+def test_staged_rows_lost_in_a_database_crash_are_read_again(owner, account, write_file, settings):
+    from django.db import connection
+
+    from imports import engine, services
+    from tests.imports.conftest import import_run
+
+    settings.IMPORT_READ_BATCH_ROWS = 10
+    settings.IMPORT_MERGE_BATCH_ROWS = 10
+    content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 36))
+    fan_import = services.fan_import_create(
+        actor=owner, account_id=account.pk, upload_path=write_file(content),
+        file_name="f.csv", start=True,
+    )  # fmt: skip
+    # given a run that merged two batches, then PostgreSQL crashed (it empties UNLOGGED tables)
+    services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)  # read batch 1
+    while FanImport.objects.get(pk=fan_import.pk).rows_done < 20:
+        services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {engine.staging_table(fan_import.pk)}")
+    # when the task runs again
+    fan_import = import_run(fan_import)
+    # then the file is read again and every fan is there once
+    assert fan_import.state == "done"
+    assert Fan.objects.filter(account=account).count() == 35
+    assert fan_import.rows_done == 35 and fan_import.created + fan_import.updated == 35
+
+
+def test_staged_rows_lost_while_reading_are_read_again(owner, account, write_file, settings):
+    from django.db import connection
+
+    from imports import engine, services
+    from tests.imports.conftest import import_run
+
+    settings.IMPORT_READ_BATCH_ROWS = 10
+    content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 26))
+    fan_import = services.fan_import_create(
+        actor=owner, account_id=account.pk, upload_path=write_file(content),
+        file_name="f.csv", start=True,
+    )  # fmt: skip
+    services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)  # one read batch
+    assert 0 < FanImport.objects.get(pk=fan_import.pk).checkpoint_row < 26
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {engine.staging_table(fan_import.pk)}")
+    fan_import = import_run(fan_import)
+    assert (fan_import.state, fan_import.created, fan_import.rows_read) == ("done", 25, 25)
