@@ -255,6 +255,39 @@ def plain_copy(path: Path) -> float:
     return seconds
 
 
+def crm_fan_insert_floor(account_id: int) -> tuple[float, int]:
+    """The same fans inserted into crm_fan with nothing else (no file, no conversion, no
+    matching): ``INSERT … SELECT`` of the imported account's fans into a fresh account, with
+    the foreign key checked at once, rolled back. What crm_fan's indexes alone cost."""
+    from django.db import connection, transaction
+
+    from crm.models import CreatorAccount
+
+    with transaction.atomic():
+        target = CreatorAccount.objects.create(
+            display_name="Import bench floor",
+            platform_account_id=f"acct_bench_floor_{uuid.uuid4().hex[:10]}",
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            started = time.perf_counter()
+            cursor.execute(
+                "INSERT INTO crm_fan (account_id, platform_fan_id, username, display_name, email,"
+                " tags, notes, lifetime_spend_cents, subscription_state, subscribed_at,"
+                " subscription_expires_at, last_seen_at, created_at, updated_at)"
+                " SELECT %s, platform_fan_id, username, display_name, email, tags, notes,"
+                " lifetime_spend_cents, subscription_state, subscribed_at,"
+                " subscription_expires_at, last_seen_at, created_at, updated_at"
+                " FROM crm_fan WHERE account_id = %s",
+                [target.pk, account_id],
+            )
+            seconds = time.perf_counter() - started
+            rows = cursor.rowcount
+        transaction.set_rollback(True)
+    return seconds, rows
+
+
 def orm_import(path: Path, account_id: int) -> float:
     """The import written the obvious way: one update_or_create per row."""
     from crm.models import Fan
@@ -308,6 +341,7 @@ def size_run(name: str, rows: int, *, orm: bool) -> dict[str, Any]:
             Path(leftover).unlink(missing_ok=True)
     copy_load = load_average()
     copy_seconds = min(plain_copy(path) for _ in range(2))
+    floor_seconds, floor_rows = crm_fan_insert_floor(account_id)
     result = {
         "size": name,
         "rows": rows,
@@ -321,6 +355,8 @@ def size_run(name: str, rows: int, *, orm: bool) -> dict[str, Any]:
         "load": [*measured["load"], copy_load],
         "copy_seconds": copy_seconds,
         "copy_ratio": measured["seconds"] / copy_seconds,
+        "floor_seconds": floor_seconds,
+        "floor_rows": floor_rows,
         "created": fan_import.created,
         "updated": fan_import.updated,
         "skipped": fan_import.skipped,
@@ -360,6 +396,11 @@ def report(results: list[dict[str, Any]]) -> str:
             f"{r['size']}: created {r['created']:,}, updated {r['updated']:,}, skipped "
             f"{r['skipped']:,}, rejected {r['rejected']:,}; task runs {r['task_runs']}; "
             f"process before the import {r['base_mb']:.0f} MB"
+        )
+        lines.append(
+            f"  floor: the account's {r['floor_rows']:,} fans inserted into crm_fan again, alone"
+            f" (INSERT … SELECT, rolled back): {r['floor_seconds']:.2f} s"
+            f" = {r['floor_seconds'] / r['copy_seconds']:.1f}x the COPY"
         )
         lines.append(
             f"  CPU: the import's process {r['cpu_seconds']:.2f} s + its database backend "
