@@ -787,7 +787,7 @@ def errors_file_write(
 ) -> int:
     """Write the rejected and skipped-with-a-reason rows, as they were in the file, with an
     ``error`` column, to ``target`` (UTF-8 with a BOM so Excel opens it right)."""
-    from imports.csvfile import rows_iter, text_open
+    from imports.csvfile import rows_batches, text_open
 
     def reasons() -> Iterator[tuple[int, str]]:
         after = 0
@@ -815,16 +815,19 @@ def errors_file_write(
     ):
         writer = csv.writer(out)
         writer.writerow([cell_neutralise(cell) for cell in [*header, "error"]])
-        rows = rows_iter(handle, delimiter)
-        next(rows, None)
-        for row_no, cells in rows:
+        for numbers, rows in rows_batches(handle, delimiter, size=CONVERT_CHUNK_ROWS):
             if wanted is None:
                 break
-            if row_no < wanted[0]:
-                continue
-            writer.writerow([cell_neutralise(cell) for cell in [*cells, wanted[1]]])
-            written += 1
-            wanted = next(pending, None)
+            if numbers[-1] < wanted[0]:
+                continue  # no reported row in this chunk
+            for row_no, cells in zip(numbers, rows, strict=True):
+                if wanted is None:
+                    break
+                if row_no < wanted[0]:
+                    continue
+                writer.writerow([cell_neutralise(cell) for cell in [*cells, wanted[1]]])
+                written += 1
+                wanted = next(pending, None)
     tmp.replace(target)
     return written
 
