@@ -392,6 +392,9 @@ def live_latency(
     latencies: list[float] = []
     posts: list[float] = []
     missed = 0
+    # Which socket missed which webhook (by number): a burst on one socket and a scatter over
+    # both point to different causes.
+    missed_at: dict[int, list[int]] = {}
     bad_fragments = 0
     try:
         with httpx.Client(base_url=base, timeout=30) as http:
@@ -416,12 +419,13 @@ def live_latency(
                     reply.status_code,
                     reply.text,
                 )
-                for sock in sockets:
+                for number, sock in enumerate(sockets):
                     arrived = sock.wait(token, timeout=5)
                     if i < 10:
                         continue
                     if arrived is None:
                         missed += 1
+                        missed_at.setdefault(number, []).append(i - 10)
                         continue
                     latencies.append((arrived - started) * 1000)
                     fragment = sock.fragments[token]
@@ -438,6 +442,7 @@ def live_latency(
         "webhooks": n,
         "deliveries": len(latencies),
         "missed": missed,
+        "missed_webhooks_by_socket": missed_at,
         "socket_drops": sum(sock.drops for sock in sockets),
         "bad_fragments": bad_fragments,
         "p50_ms": round(percentile(latencies, 50), 1),
