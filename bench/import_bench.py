@@ -6,7 +6,7 @@ var/bench/import/): US money ("$1,234.50") and dates of two formats, tags in a t
 emoji names, about 1% invalid rows and 1% duplicate keys; a tenth of the rows match fans the
 account has already (seeded before the clock starts), so the run creates and updates.
 
-For each size, in a fresh account:
+For each size, in a fresh account of an emptied database (the bench's own):
 - the import: the task's work (``fan_import_advance`` until done, as the task and its
   re-enqueued runs do) in a child process, timed from the start to done, with its peak RSS;
 - a plain ``COPY … FROM STDIN (FORMAT csv)`` of the same file into an unindexed table of
@@ -129,6 +129,23 @@ def file_generate(rows: int) -> Path:
 
 
 # --- One size --------------------------------------------------------------------------------
+
+
+def database_reset() -> None:
+    """The bench's database back to no accounts (it is the bench's own): every run adds more
+    than a million fans, and a crm_fan grown to millions of rows (GBs, far beyond
+    shared_buffers) made each size's figure depend on how many runs came before."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE crm_creatoraccount CASCADE")
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r'"
+            " AND relname ~ '^imports_staged_fan_[0-9]+$'"
+        )
+        for (table,) in cursor.fetchall():
+            cursor.execute(f'DROP TABLE IF EXISTS "{table}"')
+        cursor.execute("CHECKPOINT")
 
 
 def account_prepare(rows: int) -> int:
@@ -324,6 +341,7 @@ def size_run(name: str, rows: int, *, orm: bool) -> dict[str, Any]:
     from imports.models import FanImport
 
     path = file_generate(rows)
+    database_reset()
     account_id = account_prepare(rows)
     import_id = import_create(path, account_id)
     child = subprocess.run(
