@@ -76,3 +76,43 @@ def test_build_preflight_launch_and_watch_progress(login, member, send_worker):
     row = page.locator(f"#campaign-row-{campaign.pk}")
     expect(row).to_contain_text("VIP weekend")
     expect(row).to_contain_text(re.compile(r"Done"))
+
+
+def test_campaign_message_appears_live_in_a_chatters_open_thread(login, member, send_worker):
+    # given: a chatter with a waiting fan's thread open, and the owner with a campaign for
+    # that fan and others
+    from django.utils import timezone
+
+    from campaigns import services
+    from tests.factories import ConversationFactory
+
+    account = CreatorAccountFactory(send_rate_per_minute=1000, send_min_interval_ms=0)
+    owner, chatter = member(account, "owner"), member(account, "chatter")
+    fans = [
+        FanFactory(account=account, display_name=f"Fan {i}", platform_fan_id=str(710_000 + i))
+        for i in range(4)
+    ]
+    conversation = ConversationFactory(
+        account=account, fan=fans[0], waiting_since=timezone.now(), last_message_at=timezone.now()
+    )
+    page = login(chatter)
+    page.goto(f"/accounts/{account.pk}/inbox/{conversation.pk}/")
+    thread = page.locator(f"#thread-messages-{conversation.pk}")
+    expect(thread).to_be_visible()
+    page.evaluate("window.__e2eNoReload = true")
+    page.wait_for_timeout(1_000)  # the inbox socket connects
+    campaign = services.campaign_create(
+        actor=owner,
+        account_id=account.pk,
+        data=services.CampaignInput(name="Live", text="Hey {name}, a new set is up"),
+    )
+
+    # when: it is launched (the worker fans out and sends)
+    services.campaign_launch(actor=owner, campaign=campaign)
+
+    # then: the bubble joins the open thread without a reload, and its status follows
+    bubble = thread.locator("article.bubble.out", has_text="Hey Fan 0, a new set is up")
+    expect(bubble).to_have_count(1, timeout=WORKER_BOOT_TIMEOUT_MS)
+    expect(bubble.locator(".msg-status")).to_contain_text("Sent", timeout=15_000)
+    assert page.evaluate("window.__e2eNoReload === true"), "the page was reloaded"
+    assert Message.objects.filter(campaign_id=campaign.pk).count() == 4
