@@ -211,14 +211,21 @@ class LimiterState:
     next_free_in_seconds: float
 
 
-# Rebuilt entries are members "db:<kind>:<id>", so two workers rebuilding at once add each
-# send once; entries older than the window are trimmed by the next acquire. A score of -1 is a
-# message still sending: counted now, and held (its call may still be on its way).
+# Rebuilt entries are members "db:<kind>:<id>"; entries older than the window are trimmed by
+# the next acquire. A score of -1 is a message still sending: counted now, and held (its call
+# may still be on its way). A log that exists by now was rebuilt or granted from by another
+# worker since this one found it missing, and already holds everything: adding PostgreSQL's
+# view again would count that worker's send twice (its slot, and its message as sending) and
+# add another "lost" send now, so an idle account's first sends by two workers at once left
+# the window short of real sends.
 _REBUILD = """
 local key = KEYS[1]
 local held = KEYS[2]
 local ttl = tonumber(ARGV[1])
 local lease = tonumber(ARGV[3])
+if redis.call('EXISTS', key) == 1 then
+  return 0
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[2] == '1' then

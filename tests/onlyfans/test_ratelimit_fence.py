@@ -16,6 +16,7 @@ from onlyfans import gateway, pipeline, services
 from onlyfans.ratelimit import (
     RateLimit,
     rate_limit_acquire,
+    rate_limit_rebuild,
     rate_limit_release,
     rate_limit_retake,
     rate_limit_slot_usable,
@@ -178,3 +179,19 @@ def test_arrivals_keep_the_interval_when_a_request_reaches_the_platform_late(
     assert len(arrivals) == 2
     assert arrivals[1] - arrivals[0] >= 0.3, [b - a for a, b in itertools.pairwise(arrivals)]
     assert "throttled" in outcomes and "sent" in outcomes  # the second waited for the first
+
+
+def test_two_workers_finding_the_log_missing_at_once_count_each_send_once(redis_client):
+    """The flaky test_two_workers_never_exceed_the_account_limit: both workers' first acquire
+    found an idle account's log missing; the first rebuilt (nothing), took a slot and marked
+    its message sending; the second's rebuild then added that message and a "lost" send on
+    top of its slot: three entries for one send, and the window of 5 let only 3 out."""
+    account = CreatorAccountFactory(send_rate_per_minute=5, send_min_interval_ms=0)
+    message = services.message_enqueue(fan=FanFactory(account=account), text="x")
+    limit = RateLimit(per_minute=5, min_interval_ms=0)
+    first = rate_limit_acquire(account_id=account.pk, limit=limit, hold=True, message_id=message.pk)
+    Message.objects.filter(pk=message.pk).update(status=Message.Status.SENDING)
+
+    rate_limit_rebuild(account_id=account.pk, limit=limit)  # the second worker, a moment late
+
+    assert redis_client.zrange(f"ratelimit:send:{account.pk}", 0, -1) == [first.member.encode()]
