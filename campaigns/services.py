@@ -805,7 +805,15 @@ def campaign_finish_if_done(*, campaign_id: int, now: datetime | None = None) ->
         undone = MassChunk.objects.filter(
             campaign_id=campaign.pk, state=MassChunk.State.SENT, is_done=False
         )
-        if open_chunks.exists() or undone.exists():
+        # Recipients not split into chunks yet (the mass task has not run): not done, though
+        # no chunk is open (a page view in between marked such a campaign done at once).
+        unchunked = CampaignRecipient.objects.filter(
+            campaign_id=campaign.pk,
+            state=CampaignRecipient.State.PENDING,
+            chunk__isnull=True,
+            fan__platform_fan_id__isnull=False,
+        )
+        if open_chunks.exists() or undone.exists() or unchunked.exists():
             return False
     else:
         if CampaignRecipient.objects.filter(

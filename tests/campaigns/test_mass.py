@@ -166,3 +166,19 @@ def test_chatters_cannot_launch(shop, make_campaign):
     with pytest.raises(Exception) as caught:
         services.campaign_launch(actor=chatter, campaign=campaign)
     assert getattr(caught.value, "status_code", None) == 403
+
+
+def test_a_page_view_before_the_chunks_exist_does_not_finish_the_campaign(
+    sandbox, shop, mass_campaign
+):
+    # given: launched, the mass task not run yet (no chunks)
+    campaign, _fans = mass_campaign(count=3)
+    assert not MassChunk.objects.filter(campaign=campaign).exists()
+    # when: the campaign page refreshes its progress
+    services.campaign_progress_refresh(campaign=campaign)
+    # then: still running; the task then sends it
+    assert campaign.state == Campaign.State.RUNNING
+    run_mass(campaign.pk)
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.DONE
+    assert [m["total"] for m in platform_mass(sandbox, shop.account)] == [3]

@@ -116,3 +116,40 @@ def test_campaign_message_appears_live_in_a_chatters_open_thread(login, member, 
     expect(bubble.locator(".msg-status")).to_contain_text("Sent", timeout=15_000)
     assert page.evaluate("window.__e2eNoReload === true"), "the page was reloaded"
     assert Message.objects.filter(campaign_id=campaign.pk).count() == 4
+
+
+def test_mass_message_unsent_from_its_page_while_the_window_lasts(
+    login, member, send_worker, sandbox_server
+):
+    # given: a mass campaign the platform has delivered, its unsend window open
+    from campaigns import services
+
+    account = CreatorAccountFactory(send_rate_per_minute=1000, send_min_interval_ms=0)
+    owner = member(account, "owner")
+    for i in range(3):
+        FanFactory(account=account, platform_fan_id=str(720_000 + i))
+    campaign = services.campaign_create(
+        actor=owner,
+        account_id=account.pk,
+        data=services.CampaignInput(name="Oops", text="Wrong price, sorry", mode="mass"),
+    )
+    services.campaign_launch(actor=owner, campaign=campaign)
+    page = login(owner)
+    page.goto(f"/accounts/{account.pk}/campaigns/{campaign.pk}/")
+    expect(page.locator("#campaign-state")).to_have_text("Done", timeout=WORKER_BOOT_TIMEOUT_MS)
+    page.reload()
+    expect(page.locator("#progress-unsend-until")).to_contain_text("can be unsent until")
+
+    # when: the owner unsends it (and confirms)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("#unsend-button").click()
+
+    # then: the worker unsends it on the platform; the page says so and offers it no more
+    expect(page.locator("#progress-unsent")).to_contain_text("3 unsent", timeout=20_000)
+    expect(page.locator("#unsend-button")).to_have_count(0)
+    import httpx
+
+    mass = httpx.get(
+        f"{sandbox_server}/_sandbox/mass", params={"account": account.platform_account_id}
+    ).json()["data"]
+    assert [m["isCanceled"] for m in mass] == [True]
