@@ -307,11 +307,21 @@ def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
     ):
         engine.staging_create(cursor, table, temporary=True)
         _session_tune(cursor)
-        chunk = next(rows_batches(handle, fan_import.delimiter, size=PREVIEW_ROWS), None)
-        numbers, rows = chunk if chunk else ([], [])
-        staged = converter.convert(numbers, rows, keep_errors=PREVIEW_ROWS)
-        with cursor.copy(engine.copy_sql(table)) as copy:
-            copy.write(staged.text if numbers else "")
+        numbers: list[int] = []
+        rows: list[list[str]] = []
+        for chunk_numbers, chunk_rows in rows_batches(
+            handle, fan_import.delimiter, size=PREVIEW_ROWS + 1
+        ):
+            numbers += chunk_numbers[: PREVIEW_ROWS - len(numbers)]
+            rows += chunk_rows[: PREVIEW_ROWS - len(rows)]
+            if len(numbers) == PREVIEW_ROWS:
+                break
+        errors: dict[int, list[tuple[int | None, str]]] = {}
+        if numbers:
+            staged = converter.convert(numbers, rows, keep_errors=PREVIEW_ROWS)
+            errors = staged.errors
+            with cursor.copy(engine.copy_sql(table)) as copy:
+                copy.write(staged.text)
         first = list(zip(numbers, rows, strict=True))
         stored = engine.rows_values(cursor, table, through_row=numbers[-1] if numbers else 0)
         transaction.set_rollback(True)
@@ -324,7 +334,7 @@ def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
                 row_no,
                 cells,
                 stored.get(row_no),
-                {index: message for index, message in staged.errors.get(row_no, [])},
+                {index: message for index, message in errors.get(row_no, [])},
             )
             for row_no, cells in first
         ],

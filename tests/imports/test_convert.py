@@ -179,3 +179,15 @@ def test_the_preview_shows_the_values_the_import_stores(owner, account, write_fi
     )  # fmt: skip
     assert values_shown["last_seen_at"] == datetime(2025, 12, 31, tzinfo=UTC)
     assert Path(fan_import.file_path).exists()
+
+
+def test_the_preview_shows_the_first_twenty_rows(owner, account, write_file):
+    from imports import services
+
+    content = "Username,Fan ID\n\n" + "".join(f"fan{n},{n}\n" for n in range(1, 31))
+    fan_import = services.fan_import_create(
+        actor=owner, account_id=account.pk, upload_path=write_file(content), file_name="f.csv"
+    )
+    preview = services.fan_import_preview(actor=owner, fan_import=fan_import)
+    assert [row.row_no for row in preview.rows] == list(range(3, 23))  # a blank line at 2
+    assert preview.counts is not None and preview.counts["create"] == 30
