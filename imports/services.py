@@ -483,12 +483,13 @@ def _session_tune(cursor: Any) -> None:
     # For this transaction only. Not waiting for the commit's WAL flush is safe here: each
     # step commits its rows together with its checkpoint, so a commit lost in a server crash
     # loses both, and the next run does that step again.
-    cursor.execute("SET LOCAL synchronous_commit = off")
-    cursor.execute("SET LOCAL TimeZone = 'UTC'")  # staged naive times are UTC
-    # Room to hash the file's keys (the dedupe) and a batch's lookups in memory.
-    cursor.execute("SET LOCAL work_mem = '128MB'")
-    # The merge's plan is cheap to run and costly to compile (1.8 s of JIT per 100,000 rows).
-    cursor.execute("SET LOCAL jit = off")
+    # Staged naive times are UTC. work_mem: room to hash the file's keys (the dedupe) in
+    # memory. No JIT: the merge's plan is cheap to run and was costly to compile (1.8 s per
+    # 100,000 rows).
+    cursor.execute(
+        "SET LOCAL synchronous_commit = off; SET LOCAL TimeZone = 'UTC';"
+        " SET LOCAL work_mem = '128MB'; SET LOCAL jit = off"
+    )
 
 
 def _read_steps(import_id: int, deadline: float) -> bool:
