@@ -8,9 +8,12 @@ account has already (seeded before the clock starts), so the run creates and upd
 
 For each size, in a fresh account of an emptied database (the bench's own):
 - the import: the task's work (``fan_import_advance`` until done, as the task and its
-  re-enqueued runs do) in a child process, timed from the start to done, with its peak RSS;
+  re-enqueued runs do) in a child process, timed from the start to done, with its peak RSS,
+  the CPU it and its PostgreSQL backend used and the load average (the machine is shared);
 - a plain ``COPY … FROM STDIN (FORMAT csv)`` of the same file into an unindexed table of
   text columns, in the same run: the floor any import of that file stands on;
+- the account's fans inserted into crm_fan again with nothing else (rolled back): what
+  crm_fan's indexes alone cost, the floor of any import into it;
 - for 100,000 rows, a row-by-row ORM import (``update_or_create`` per row, the same value
   conversion): what the set-based engine replaces.
 
