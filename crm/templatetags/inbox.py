@@ -166,18 +166,27 @@ def message_status(context: template.Context, message: Any) -> SafeString:
             if message.last_error
             else ""
         )
-        retry = escape(
-            reverse(
-                "inbox_message_retry",
-                args=[message.account_id, message.conversation_id, message.pk],
+        if message.campaign_id is not None:
+            # A campaign's failed messages are resent from its page (the campaign may be
+            # cancelled or finished, and a resend there keeps its figures right).
+            campaign = escape(
+                reverse("campaign_detail", args=[message.account_id, message.campaign_id])
             )
-        )
-        failed = (
-            f'{error}<form method="post" class="inline" action="{retry}" hx-post="{retry}" '
-            f'hx-target="#message-{message.pk}" hx-swap="outerHTML">'
-            f'{CsrfTokenNode().render(context)}<button type="submit" class="retry">Retry</button>'
-            "</form>\n"
-        )
+            failed = f'{error}<a class="retry" href="{campaign}">Resend from the campaign</a>\n'
+        else:
+            retry = escape(
+                reverse(
+                    "inbox_message_retry",
+                    args=[message.account_id, message.conversation_id, message.pk],
+                )
+            )
+            failed = (
+                f'{error}<form method="post" class="inline" action="{retry}" hx-post="{retry}" '
+                f'hx-target="#message-{message.pk}" hx-swap="outerHTML">'
+                f"{CsrfTokenNode().render(context)}"
+                '<button type="submit" class="retry">Retry</button>'
+                "</form>\n"
+            )
     label = _STATUS_LABELS.get(message.status, message.status)
     return mark_safe(  # noqa: S308 - every value above is escaped or ours
         f'<span id="message-status-{message.pk}" class="msg-status st-{escape(message.status)}"'

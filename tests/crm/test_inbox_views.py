@@ -410,6 +410,33 @@ def test_retry_puts_a_failed_message_back_in_the_queue(client, chatter, account)
     assert client.post(url, headers=HX).status_code == 200
 
 
+def test_a_cancelled_campaigns_failed_message_points_to_its_campaign_not_retry(
+    client, chatter, account
+):
+    from campaigns.models import Campaign
+
+    # given: a campaign message that failed, and its campaign cancelled since
+    fan = FanFactory(account=account)
+    campaign = Campaign.objects.create(
+        account=account, name="Promo", text="hi", state=Campaign.State.CANCELLED
+    )
+    message = message_enqueue(
+        fan=fan, text="hi", sender_kind=Message.SenderKind.CAMPAIGN, campaign_id=campaign.pk
+    )
+    message_mark_failed(message=message, error="cancelled: the campaign was cancelled")
+    client.force_login(chatter)
+    # when: its thread is opened
+    html = client.get(thread_url(fan.conversation)).content.decode()
+    # then: the bubble links to the campaign instead of offering a Retry that could not send
+    retry = reverse("inbox_message_retry", args=[account.pk, fan.conversation.pk, message.pk])
+    assert retry not in html
+    assert reverse("campaign_detail", args=[account.pk, campaign.pk]) in html
+    # and a retry posted anyway is refused, the message stays failed
+    assert client.post(retry, headers=HX).status_code == 200
+    message.refresh_from_db()
+    assert message.status == "failed"
+
+
 # --- The fan panel --------------------------------------------------------------------------
 
 
