@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 from redis.exceptions import LockError
 
+from campaigns.models import Campaign
 from crm.models import Conversation, CreatorAccount, Fan, Message
 from onlyfans import gateway, metrics
 from onlyfans.contracts import (
@@ -72,7 +73,7 @@ def _error_text(exc: GatewayError) -> str:
     return f"{exc.code}{status}: {exc.message}"
 
 
-def _send_request(message: Message, chat_id: str) -> SendRequest:
+def _send_request(message: Message, chat_id: str, block_banned_words: str | None) -> SendRequest:
     return SendRequest(
         account_platform_id=message.account.platform_account_id,
         chat_id=chat_id,
@@ -80,6 +81,7 @@ def _send_request(message: Message, chat_id: str) -> SendRequest:
         price_cents=message.price_cents,
         media_ids=tuple(message.media_ids),
         idempotency_key=str(message.idempotency_key),
+        block_banned_words=block_banned_words,
     )
 
 
@@ -109,7 +111,9 @@ SELECT m.id, m.status, m.attempts, m.text, m.price_cents, m.media_ids, m.idempot
        a.platform_account_id, a.connection_state, a.send_rate_per_minute, a.send_min_interval_ms,
        f.platform_fan_id,
        EXISTS (SELECT 1 FROM {_M} e WHERE e.conversation_id = m.conversation_id
-               AND e.direction = 'out' AND e.status IN ('queued', 'sending') AND e.id < m.id)
+               AND e.direction = 'out' AND e.status IN ('queued', 'sending') AND e.id < m.id),
+       (SELECT NULLIF(k.block_banned_words, '') FROM {Campaign._meta.db_table} k
+        WHERE k.id = m.campaign_id)
 FROM {_M} m
 JOIN {CreatorAccount._meta.db_table} a ON a.id = m.account_id
 JOIN {Conversation._meta.db_table} c ON c.id = m.conversation_id
@@ -118,9 +122,10 @@ WHERE m.id = %s AND m.direction = 'out'
 """  # noqa: S608 (table names only)
 
 
-def _delivery_load(message_id: int) -> tuple[Message, str, bool] | None:
-    """The message with its account, the fan's platform id, and whether an earlier message
-    of the same conversation is still pending."""
+def _delivery_load(message_id: int) -> tuple[Message, SendRequest, bool] | None:
+    """The message with its account, the request that sends it (to the fan's platform id,
+    screened for banned words as its campaign asks), and whether an earlier message of the
+    same conversation is still pending."""
     with connection.cursor() as cursor:
         cursor.execute(_DELIVERY_SQL, [message_id])
         row = cursor.fetchone()
@@ -142,6 +147,7 @@ def _delivery_load(message_id: int) -> tuple[Message, str, bool] | None:
         interval_ms,
         chat_id,
         waits,
+        block_banned_words,
     ) = row
     message = Message(
         id=pk,
@@ -162,14 +168,14 @@ def _delivery_load(message_id: int) -> tuple[Message, str, bool] | None:
         send_rate_per_minute=per_minute,
         send_min_interval_ms=interval_ms,
     )
-    return message, chat_id, waits
+    return message, _send_request(message, chat_id, block_banned_words), waits
 
 
 def _deliver_locked(message_id: int) -> Outcome:
     loaded = _delivery_load(message_id)
     if loaded is None:
         return Outcome("skipped")
-    message, chat_id, waits_for_earlier = loaded
+    message, request, waits_for_earlier = loaded
     if message.status not in Message.PENDING_STATUSES:
         return Outcome("skipped")
     account = message.account
@@ -197,7 +203,7 @@ def _deliver_locked(message_id: int) -> Outcome:
         return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
     held = _HeldSlot(account_id=account.pk, message_id=message.pk, limit=limit, slot=slot)
     try:
-        return _send_on_slot(message, chat_id, held)
+        return _send_on_slot(message, request, held)
     finally:
         held.release()  # if the call was never made (or raised before it)
 
@@ -229,13 +235,12 @@ class _HeldSlot:
             log.info("send.slot_late", message_id=self.message_id, account_id=self.account_id)
 
 
-def _send_on_slot(message: Message, chat_id: str, held: _HeldSlot) -> Outcome:
+def _send_on_slot(message: Message, request: SendRequest, held: _HeldSlot) -> Outcome:
     """Claim the message, check the slot is still usable right before the call (retaking it
     if not), call the gateway, release the slot as soon as the call is answered."""
     account, limit = message.account, held.limit
     if not message_mark_sending(message=message):
         return Outcome("skipped")
-    request = _send_request(message, chat_id)
     for _ in range(SLOT_RETAKES):
         if rate_limit_slot_usable(account_id=account.pk, limit=limit, slot=held.slot):
             break

@@ -16,6 +16,7 @@ from campaigns.selectors import campaign_progress
 from crm.models import Message
 from onlyfans import gateway
 from onlyfans.contracts import GatewayRejected, SendRequest
+from onlyfans.pipeline import message_deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -48,17 +49,10 @@ def test_gateway_screens_a_message_for_banned_words(sandbox, shop):
     assert len(sandbox.messages(account=account)) == 2
 
 
-def refused_by_gateway(message: Message, words: str) -> None:
-    """What the send pipeline records when the gateway answers 422 listing the words."""
-    Message.objects.filter(pk=message.pk).update(
-        status="failed",
-        last_error=f"banned_words (HTTP 422): The text contains banned words: {words}.",
-    )
-
-
 def test_screened_campaign_stops_on_the_first_refusal_with_the_words_shown(
-    client, shop, make_fan, make_campaign
+    client, sandbox, shop, make_fan, make_campaign
 ):
+    sandbox.configure(banned_words=["paypal"], rate_limit_per_minute=0)
     for _ in range(6):
         make_fan()
     campaign = services.campaign_launch(
@@ -70,8 +64,10 @@ def test_screened_campaign_stops_on_the_first_refusal_with_the_words_shown(
     assert (first.queued, first.more) == (1, True)
     waiting = services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
     assert (waiting.queued, waiting.more, waiting.retry_in) == (0, True, 2.0)
-    # when the gateway refuses it
-    refused_by_gateway(Message.objects.get(campaign_id=campaign.pk), "paypal")
+    # when: the send pipeline delivers it, screened, and the platform refuses it
+    first_message = Message.objects.get(campaign_id=campaign.pk)
+    assert message_deliver(message_id=first_message.pk).result == "failed"
+    assert sandbox.messages(account=shop.account.platform_account_id) == []
     stopped = services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
     # then: nothing more is queued, the words show on the campaign's page
     assert (stopped.queued, stopped.more) == (0, False)
