@@ -43,7 +43,14 @@ from onlyfans.contracts import (
     MassSendRequest,
 )
 from onlyfans.dispatch import account_rate_limit
-from onlyfans.ratelimit import rate_limit_acquire
+from onlyfans.ratelimit import (
+    Acquired,
+    RateLimit,
+    rate_limit_acquire,
+    rate_limit_release,
+    rate_limit_retake,
+    rate_limit_slot_usable,
+)
 from onlyfans.redis_conn import redis_client
 from onlyfans.services import account_mark_expired
 
@@ -192,15 +199,43 @@ def _reconcile(campaign: Campaign, chunk: MassChunk) -> MassStep:
 
 
 def _send_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
+    """Send one chunk on a held limiter slot, as the send pipeline sends a message: the slot
+    holds the account's next one back until the call is answered, and is confirmed (or
+    retaken) right before the call, so a late request cannot land among later sends."""
     account: CreatorAccount = campaign.account
-    slot = rate_limit_acquire(account_id=account.pk, limit=account_rate_limit(account))
+    limit = account_rate_limit(account)
+    slot = rate_limit_acquire(account_id=account.pk, limit=limit, hold=True)
     if not slot.granted:
         return MassStep("throttled", retry_in=max(slot.wait_seconds, 0.05))
+    held = _HeldSlot(slot)
+    try:
+        return _send_chunk_on_slot(campaign, chunk, limit, held)
+    finally:
+        rate_limit_release(account_id=account.pk, limit=limit, slot=held.slot)
+
+
+@dataclass
+class _HeldSlot:
+    slot: Acquired  # the one taken, or the one that replaced it when it went stale
+
+
+def _send_chunk_on_slot(
+    campaign: Campaign, chunk: MassChunk, limit: RateLimit, held: _HeldSlot
+) -> MassStep:
+    account: CreatorAccount = campaign.account
     # Committed before the call: a crash during it leaves ``sending``, which is reconciled.
     chunk.state = MassChunk.State.SENDING
     chunk.attempts += 1
     chunk.started_at = timezone.now()
     chunk.save(update_fields=["state", "attempts", "started_at", "updated_at"])
+    if not rate_limit_slot_usable(account_id=account.pk, limit=limit, slot=held.slot):
+        # Taken too long ago (a slow database, a starved worker) or lost with Redis.
+        held.slot = rate_limit_retake(account_id=account.pk, limit=limit, stale=held.slot)
+        if not held.slot.granted:
+            chunk.state = MassChunk.State.PENDING  # no call was made
+            chunk.attempts -= 1
+            chunk.save(update_fields=["state", "attempts", "updated_at"])
+            return MassStep("throttled", retry_in=max(held.slot.wait_seconds, 0.05))
     request = MassSendRequest(
         account_platform_id=account.platform_account_id,
         user_ids=tuple(chunk.platform_fan_ids),

@@ -66,6 +66,37 @@ def test_gateway_mass_facade_against_the_sandbox(sandbox, shop):
     assert again.total == 2 and again.pending == 0 and again.is_done and again.can_unsend
 
 
+def test_a_chunk_call_answered_late_holds_back_the_accounts_next_send(
+    sandbox, shop, mass_campaign, redis_client, monkeypatch
+):
+    # given: a chunk call that is answered well past the limiter's guard (a slow platform)
+    from onlyfans.dispatch import account_rate_limit
+    from onlyfans.ratelimit import rate_limit_acquire
+
+    campaign, _fans = mass_campaign(count=2)
+    limit = account_rate_limit(shop.account)
+    during_call: list[bool] = []
+    real_send = gateway.mass_message_send
+
+    def slow_send(request):
+        status = real_send(request)
+        time.sleep(0.5)
+        # then: while it is unanswered, the account's next send gets no slot
+        asked = rate_limit_acquire(account_id=shop.account.pk, limit=limit)
+        during_call.append(asked.granted)
+        return status
+
+    monkeypatch.setattr(gateway, "mass_message_send", slow_send)
+    # when: the campaign's chunk is sent
+    assert "sent" in run_mass(campaign.pk)
+    assert during_call == [False]
+    # and once it is answered, the slot no longer holds the account back
+    deadline = time.monotonic() + 10
+    while not rate_limit_acquire(account_id=shop.account.pk, limit=limit).granted:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 @override_settings(CAMPAIGN_MASS_CHUNK_SIZE=3)
 def test_mass_campaign_sends_chunks_each_with_a_limiter_slot(
     sandbox, shop, mass_campaign, redis_client
