@@ -414,3 +414,28 @@ def test_staged_rows_lost_while_reading_are_read_again(owner, account, write_fil
         cursor.execute(f"TRUNCATE {engine.staging_table(fan_import.pk)}")
     fan_import = import_run(fan_import)
     assert (fan_import.state, fan_import.created, fan_import.rows_read) == ("done", 25, 25)
+
+
+def test_a_fan_added_by_another_writer_during_the_merge_is_left_to_it(account):
+    from django.db import connection, transaction
+
+    from imports import engine
+
+    # given two staged rows for one new fan: what the merge meets when another writer (a
+    # webhook, the sync) adds a fan after the batch's rows were matched
+    table = "imports_staged_fan_test"
+    with transaction.atomic(), connection.cursor() as cursor:
+        engine.staging_create(cursor, table, temporary=True)
+        cursor.execute(
+            f"INSERT INTO {table} (row_no, status, platform_fan_id, username)"
+            " VALUES (2, 'ok', '5', 'ann'), (3, 'ok', '5', 'ann2')"
+        )
+        # when the batch is merged
+        counts = engine.rows_merge(
+            cursor, table, account_id=account.pk, match_on="platform_fan_id",
+            on_match="update", columns=["platform_fan_id", "username"], after_row=0,
+            through_row=3,
+        )  # fmt: skip
+    # then one fan is added and the other row counts as skipped; the batch is not lost
+    assert (counts["created"], counts["skipped"], counts["rows"]) == (1, 1, 2)
+    assert Fan.objects.filter(account=account, platform_fan_id="5").count() == 1
