@@ -31,6 +31,12 @@ from onlyfans.dispatch import (
 
 log = structlog.get_logger(__name__)
 
+# A failed pass is tried again after 1, 2, 4, 8, 16 and 30 s (about a minute in all), then left
+# to the sweep until a pass succeeds again.
+RETRY_LIMIT = 6
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+
 
 class DispatchCoalescer:
     """The requests of one process and the thread that serves them."""
@@ -69,14 +75,28 @@ class DispatchCoalescer:
         return self._swap()
 
     def _run(self) -> None:
+        failures = 0
         while True:
             finished, backlogs = self._take()
             try:
                 dispatch_pass(finished=finished, backlogs=backlogs)
+                failures = 0
             except Exception:
-                # The sweep will dispatch these backlogs; a broken connection is reopened.
-                log.exception("dispatch.coalesced_pass_failed", accounts=len(finished | backlogs))
+                # PostgreSQL, Redis or SQS away (a restart): a broken connection is reopened
+                # and the same accounts are tried again in seconds, a bounded number of times
+                # in a row; after that the sweep dispatches their backlogs.
+                failures += 1
+                log.exception(
+                    "dispatch.coalesced_pass_failed",
+                    accounts=len(finished | backlogs),
+                    failures=failures,
+                )
                 connection.close()
+                if failures <= RETRY_LIMIT:
+                    time.sleep(min(RETRY_FIRST_SECONDS * 2 ** (failures - 1), RETRY_MAX_SECONDS))
+                    with self._cond:
+                        self._finished |= finished
+                        self._backlogs |= backlogs
 
     def flush(self) -> None:
         """Run what is pending now, in the caller's thread (worker shutdown)."""
