@@ -109,7 +109,13 @@ class Fan(models.Model):
         EXPIRED = "expired", "Expired"
         NEVER = "never", "Never subscribed"
 
-    account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="fans")
+    account = models.ForeignKey(
+        CreatorAccount,
+        on_delete=models.CASCADE,
+        related_name="fans",
+        # Every index of the table starts with the account: one on it alone is only cost.
+        db_index=False,
+    )
     # Null for a fan not linked to the platform yet (imported without an id); the platform sync
     # links them by username. Messages cannot be sent to an unlinked fan.
     platform_fan_id = models.CharField(  # noqa: DJ001

@@ -723,7 +723,7 @@ def _platform_sync_start(fan_import: FanImport) -> None:
     if not account.is_connected:
         return
     run, created = fan_sync_start(
-        account=account, trigger=FanSync.Trigger.BUTTON, requested_by=fan_import.created_by
+        account=account, trigger=FanSync.Trigger.IMPORT, requested_by=fan_import.created_by
     )
     log.info(
         "fan_import.sync_started",

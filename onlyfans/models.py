@@ -55,6 +55,7 @@ class FanSync(models.Model):
         CONNECT = "connect", "Account connected"
         BUTTON = "button", "Sync now"
         SCHEDULE = "schedule", "Schedule"
+        IMPORT = "import", "After a CSV import"
 
     ACTIVE_STATES = (State.QUEUED, State.RUNNING)
 

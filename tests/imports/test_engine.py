@@ -315,7 +315,7 @@ def test_a_finished_import_syncs_the_account_for_its_chats(run_import, account, 
     run_import("Username,Fan ID\nann,1\n")
     # then one sync is queued, by the import's user, to bring their chats to the inbox
     run = FanSync.objects.get(account=account, state=FanSync.State.QUEUED)
-    assert run.requested_by == owner
+    assert run.requested_by == owner and run.trigger == FanSync.Trigger.IMPORT
 
 
 def test_no_sync_for_a_disconnected_account_or_a_running_one(run_import, account):
