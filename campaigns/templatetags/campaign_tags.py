@@ -39,3 +39,12 @@ def share(part: float | int, whole: float | int) -> str:
     if not whole:
         return "—"
     return f"{100 * part / whole:.1f} %"
+
+
+@register.filter
+def exclusion_label(key: str) -> str:
+    """An exclusion's key as the pre-flight names it ("waiting_for_reply": "waiting for a
+    reply")."""
+    from campaigns.selectors import EXCLUSIONS
+
+    return dict(EXCLUSIONS).get(key, key.replace("_", " ")).lower()

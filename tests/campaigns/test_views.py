@@ -109,6 +109,9 @@ def test_build_save_segment_and_launch_from_the_form(
     assert campaign.recipients_total == 3
     assert Segment.objects.get(name="VIPs").rules["include_tags"] == ["vip"]
     assert [name for name, _ in no_tasks] == ["campaigns.tasks.campaign_fan_out_task"]
+    # the campaign's page names what the pre-flight left out, in words
+    page = owner_client.get(response.url).content.decode()
+    assert "3 matched, \u22120 waiting for a reply, \u22120 not linked." in page
 
 
 def test_form_errors_show_on_their_fields(owner_client, shop):
