@@ -150,6 +150,6 @@ def test_mass_message_unsent_from_its_page_while_the_window_lasts(
     import httpx
 
     mass = httpx.get(
-        f"{sandbox_server}/_sandbox/mass", params={"account": account.platform_account_id}
+        f"{sandbox_server}/_sandbox/mass", params={"account": str(account.platform_account_id)}
     ).json()["data"]
     assert [m["isCanceled"] for m in mass] == [True]

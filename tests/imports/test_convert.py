@@ -171,7 +171,7 @@ def test_the_preview_shows_the_values_the_import_stores(owner, account, write_fi
         actor=owner, account_id=account.pk, upload_path=write_file(content), file_name="f.csv"
     )
     preview = services.fan_import_preview(actor=owner, fan_import=fan_import)
-    assert preview.counts["create"] == 1
+    assert preview.counts is not None and preview.counts["create"] == 1
     values_shown = preview.rows[0].values
     assert values_shown is not None
     assert (values_shown["username"], values_shown["spend_cents"], values_shown["tags"]) == (
