@@ -45,7 +45,9 @@ class ImportCreateSerializer(serializers.Serializer):
         ),
     )
     match_on = serializers.ChoiceField(
-        choices=FanImport.MatchOn.choices, default=FanImport.MatchOn.PLATFORM_FAN_ID
+        choices=FanImport.MatchOn.choices,
+        required=False,
+        help_text="Left out: platform_fan_id when a column holds it, username otherwise.",
     )
     on_match = serializers.ChoiceField(
         choices=FanImport.OnMatch.choices, default=FanImport.OnMatch.UPDATE
@@ -161,7 +163,7 @@ class ImportCreateApi(APIView):
             encoding=values.get("encoding"),
             delimiter=values.get("delimiter"),
             mapping=mapping,
-            match_on=values["match_on"],
+            match_on=values.get("match_on"),
             on_match=values["on_match"],
             date_order=values["date_order"],
             start=True,

@@ -116,16 +116,19 @@ def fan_import_create(
     encoding: str | None = None,
     delimiter: str | None = None,
     mapping: dict[str, str] | None = None,
-    match_on: str = FanImport.MatchOn.PLATFORM_FAN_ID,
+    match_on: str | None = None,
     on_match: str = FanImport.OnMatch.UPDATE,
     date_order: str = FanImport.DateOrder.AUTO,
     start: bool = False,
 ) -> FanImport:
     """Check an uploaded file (moved into storage only if it can be imported) and create the
     import: a draft for the pages, or queued at once for the API (``start=True``).
+    Without ``match_on``, fans are matched by platform fan id when a column holds it, and by
+    username otherwise (the common spreadsheet export has no fan id).
     Raises FileRefused or ApplicationError, and then nothing is kept."""
     _manager_or_error(actor=actor, account_id=account_id)
-    _choice(match_on, FanImport.MatchOn, "match_on")
+    if match_on is not None:
+        _choice(match_on, FanImport.MatchOn, "match_on")
     _choice(on_match, FanImport.OnMatch, "on_match")
     _choice(date_order, FanImport.DateOrder, "date_order")
     try:
@@ -142,6 +145,12 @@ def fan_import_create(
                 "No column of the file matches a fan field (e.g. Username, Display Name, "
                 "Email); name the columns or pass a mapping.",
                 code="no_usable_column",
+            )
+        if match_on is None:
+            match_on = (
+                FanImport.MatchOn.PLATFORM_FAN_ID
+                if "platform_fan_id" in columns
+                else FanImport.MatchOn.USERNAME
             )
         if start:
             columns_check(columns, match_on=match_on)

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from crm.models import Fan
 from imports.models import FanImport
-from tests.factories import MembershipFactory
+from tests.factories import FanFactory, MembershipFactory
 from tests.imports.conftest import import_run
 
 pytestmark = pytest.mark.django_db
@@ -115,10 +115,38 @@ def test_invalid_mapping_is_400(owner, account, settings):
         response = post(client, account, GOOD, mapping=mapping)
         assert response.status_code == 400
         assert response.json()["code"] == "invalid_mapping"
-    # A mapping without the key column.
-    response = post(client, account, GOOD, mapping=json.dumps({"Username": "username"}))
+    # A mapping without the key column asked for.
+    response = post(
+        client,
+        account,
+        GOOD,
+        mapping=json.dumps({"Username": "username"}),
+        match_on="platform_fan_id",
+    )
     assert response.json()["code"] == "invalid_mapping"
     assert nothing_written(settings)
+
+
+def test_the_common_export_without_fan_ids_matches_by_username(owner, account):
+    # given: a spreadsheet export as platforms' tools write it, without a fan id column, and
+    # a fan already there under another case
+    FanFactory(account=account, username="zoe", platform_fan_id="77", lifetime_spend_cents=0)
+    content = (
+        "Username,Display Name,Email,Subscription Tier,Total Spent,Last Seen\n"
+        '@Zoe,Zoë 🌸,zoe@example.com,VIP,"$1,234.50",2025-11-01\n'
+        "newfan,Bob,,,$5,2025-11-02\n"
+    )
+    # when: it is posted without match_on
+    response = post(api_for(owner), account, content)
+    assert response.status_code == 202, response.json()
+    fan_import = FanImport.objects.get(pk=response.json()["import_id"])
+    assert fan_import.match_on == "username"
+    import_run(fan_import)
+    # then: the known fan is updated (matched case-insensitively), the new one created
+    fan_import.refresh_from_db()
+    assert (fan_import.created, fan_import.updated, fan_import.rejected) == (1, 1, 0)
+    zoe = Fan.objects.get(account=account, platform_fan_id="77")
+    assert (zoe.display_name, zoe.lifetime_spend_cents, zoe.tags) == ("Zoë 🌸", 123450, ["vip"])
 
 
 def test_an_explicit_mapping_is_used(owner, account):
