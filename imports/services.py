@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -794,3 +795,22 @@ def fan_import_rate(fan_import: FanImport) -> tuple[float, float | None]:
         return 0.0, None
     left = (2 * fan_import.rows_total - work) / (work / elapsed)
     return rate, max(left, 0.0)
+
+
+def fan_import_drafts_expire(*, now: datetime | None = None) -> int:
+    """Remove the drafts (uploaded, never started) untouched for ``IMPORT_DRAFT_TTL_HOURS``,
+    and their uploads once that is committed; returns how many. A draft being started
+    meanwhile is locked (SKIP LOCKED) or no longer a draft, and is left alone."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.IMPORT_DRAFT_TTL_HOURS)
+    with transaction.atomic():
+        drafts = list(
+            FanImport.objects.select_for_update(skip_locked=True)
+            .filter(state=FanImport.State.DRAFT, updated_at__lt=cutoff)
+            .only("id", "account_id", "file_path")
+        )
+        for draft in drafts:
+            _upload_remove_on_commit(draft)
+        FanImport.objects.filter(pk__in=[d.pk for d in drafts]).delete()
+    if drafts:
+        log.info("fan_import.drafts_expired", count=len(drafts))
+    return len(drafts)

@@ -69,3 +69,18 @@ def fan_import_task(self: Task, import_id: int) -> str:
         fan_import_task_publish(import_id=import_id)
         return "continued"
     return "finished"
+
+
+@shared_task(name="imports.tasks.fan_import_drafts_expire_task", ignore_result=True)
+def fan_import_drafts_expire_task() -> int:
+    """Periodic (beat, hourly): drafts nobody started leave with their uploads."""
+    return services.fan_import_drafts_expire()
+
+
+def _beat_schedule_add() -> None:
+    from config.celery import app
+
+    app.add_periodic_task(3600.0, fan_import_drafts_expire_task.s(), name="import-drafts-expire")
+
+
+_beat_schedule_add()

@@ -320,6 +320,9 @@ IMPORT_MERGE_BATCH_ROWS = env.int("IMPORT_MERGE_BATCH_ROWS", default=100_000)
 # A run re-enqueues itself after this long, well inside its hard time limit.
 IMPORT_TASK_BUDGET_SECONDS = env.int("IMPORT_TASK_BUDGET_SECONDS", default=40)
 IMPORT_TASK_TIME_LIMIT_SECONDS = env.int("IMPORT_TASK_TIME_LIMIT_SECONDS", default=120)
+# A draft (uploaded, never started) is removed with its upload after this long: fan data kept
+# on disk for an import nobody runs is only a liability. Checked hourly by beat.
+IMPORT_DRAFT_TTL_HOURS = env.int("IMPORT_DRAFT_TTL_HOURS", default=24)
 
 # --- Fan sync from the platform ------------------------------------------------------------
 # Beat looks this often for accounts due a sync and for runs nobody advanced.

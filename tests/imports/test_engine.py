@@ -439,3 +439,36 @@ def test_a_fan_added_by_another_writer_during_the_merge_is_left_to_it(account):
     # then one fan is added and the other row counts as skipped; the batch is not lost
     assert (counts["created"], counts["skipped"], counts["rows"]) == (1, 1, 2)
     assert Fan.objects.filter(account=account, platform_fan_id="5").count() == 1
+
+
+def test_drafts_nobody_started_leave_with_their_uploads(
+    owner, account, write_file, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from imports import services
+
+    # given: a draft uploaded two days ago, one uploaded now, and an import that ran
+    def draft() -> FanImport:
+        return services.fan_import_create(
+            actor=owner,
+            account_id=account.pk,
+            upload_path=write_file("Username,Fan ID\nann,1\n"),
+            file_name="fans.csv",
+        )
+
+    old, recent, ran = draft(), draft(), draft()
+    FanImport.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(hours=48))
+    FanImport.objects.filter(pk=ran.pk).update(
+        state=FanImport.State.DONE, updated_at=timezone.now() - timedelta(hours=48)
+    )
+    assert Path(old.file_path).exists()
+    # when: the hourly clean-up runs
+    with django_capture_on_commit_callbacks(execute=True):
+        removed = services.fan_import_drafts_expire()
+    # then: only the old draft is gone, with its upload
+    assert removed == 1
+    assert not FanImport.objects.filter(pk=old.pk).exists()
+    assert not Path(old.file_path).exists()
+    assert Path(recent.file_path).exists()
+    assert set(FanImport.objects.values_list("pk", flat=True)) == {recent.pk, ran.pk}
