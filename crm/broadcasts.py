@@ -16,14 +16,14 @@ from django.db import close_old_connections
 log = structlog.get_logger(__name__)
 
 _loop_lock = threading.Lock()
-_loop: tuple[int, asyncio.AbstractEventLoop] | None = None
+_loop: tuple[int, asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
 
 def account_group_name(account_id: int) -> str:
     return f"account.{account_id}"
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
+def _event_loop() -> tuple[asyncio.AbstractEventLoop, asyncio.Lock]:
     """One event loop per process, in a daemon thread, for the channel layer's Redis pool.
 
     ``async_to_sync`` would start a thread and a loop for every event, which costs more than
@@ -36,8 +36,17 @@ def _event_loop() -> asyncio.AbstractEventLoop:
             threading.Thread(
                 target=loop.run_forever, name="channel-layer-loop", daemon=True
             ).start()
-            _loop = (os.getpid(), loop)
-        return _loop[1]
+            # Group sends leave in the order they were asked for: each is several awaits on
+            # Redis, and two sends of one message (queued, then sent) must not swap.
+            _loop = (os.getpid(), loop, asyncio.Lock())
+        return _loop[1], _loop[2]
+
+
+async def _group_send_in_order(
+    lock: asyncio.Lock, layer: Any, group: str, message: dict[str, Any]
+) -> None:
+    async with lock:
+        await layer.group_send(group, message)
 
 
 def _log_failure(future: Future[Any], account_id: int, event: str) -> None:
@@ -120,8 +129,9 @@ def _group_send(
     if layer is None:
         return
     message = {"type": "account.event", "event": event, "payload": payload, "html": html}
+    loop, lock = _event_loop()
     future = asyncio.run_coroutine_threadsafe(
-        layer.group_send(account_group_name(account_id), message), _event_loop()
+        _group_send_in_order(lock, layer, account_group_name(account_id), message), loop
     )
     future.add_done_callback(lambda f: _log_failure(f, account_id, event))
     if wait:

@@ -97,6 +97,7 @@ def test_a_watched_account_gets_the_inbox_events_of_the_batch(
         return found
 
     frames = async_to_sync(collect)()
+    # in the order they were sent (crm.broadcasts keeps the group sends in order)
     assert [f["payload"]["message_id"] for f in frames] == ours
     frame = frames[0]
     assert f'id="message-{first.pk}"' in frame["html"] and "Hi Fan 0, new set" in frame["html"]

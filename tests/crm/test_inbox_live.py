@@ -136,3 +136,39 @@ def test_events_the_inbox_does_not_show_render_nothing(account):
     assert live.event_html(account_id=account.pk, event="purchase.recorded", payload={}) is None
     missing = {"message_id": 10**9, "conversation_id": 1, "new": True}
     assert live.event_html(account_id=account.pk, event="message.status", payload=missing) is None
+
+
+def test_an_accounts_events_reach_its_pages_in_the_order_they_were_sent(redis_client):
+    # A message's "queued" then "sent" must never arrive swapped: each group send is several
+    # awaits on Redis, and the broadcasts of one process used to run side by side.
+    from channels.layers import get_channel_layer
+
+    from crm.broadcasts import _group_send, account_group_name
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(account_group_name(987), channel)
+    # given: two more pages of the account, so each send has several channels to serve
+    others = [async_to_sync(layer.new_channel)() for _ in range(2)]
+    for other in others:
+        async_to_sync(layer.group_add)(account_group_name(987), other)
+    try:
+        # when: 60 events are broadcast as fast as a busy worker would (under the layer's
+        # capacity of 100 a channel)
+        for number in range(60):
+            _group_send(account_id=987, event="message.status", payload={"n": number}, html=None)
+        _group_send(account_id=987, event="message.status", payload={"n": 60}, html=None, wait=True)
+
+        async def collect() -> list[int]:
+            import asyncio
+
+            return [
+                (await asyncio.wait_for(layer.receive(channel), timeout=10))["payload"]["n"]
+                for _ in range(61)
+            ]
+
+        # then: the page receives them in that order
+        assert async_to_sync(collect)() == list(range(61))
+    finally:
+        for name in (channel, *others):
+            async_to_sync(layer.group_discard)(account_group_name(987), name)
