@@ -136,6 +136,10 @@ CHANNEL_LAYERS = {
                 }
             ],
             "prefix": env("CHANNELS_PREFIX", default="fancrm:asgi"),
+            # A page's channel holds up to this many events not yet read before new ones are
+            # dropped (channels_redis's default, 100, is one campaign batch's live events and a
+            # few status changes on a page whose socket is busy).
+            "capacity": env.int("CHANNELS_CAPACITY", default=1000),
         },
     }
 }
