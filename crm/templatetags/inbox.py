@@ -182,7 +182,7 @@ def message_status(context: template.Context, message: Any) -> SafeString:
             )
             failed = (
                 f'{error}<form method="post" class="inline" action="{retry}" hx-post="{retry}" '
-                f'hx-target="#message-{message.pk}" hx-swap="outerHTML">'
+                f'data-retry hx-target="#message-{message.pk}" hx-swap="outerHTML">'
                 f"{CsrfTokenNode().render(context)}"
                 '<button type="submit" class="retry">Retry</button>'
                 "</form>\n"

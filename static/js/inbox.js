@@ -112,6 +112,16 @@
     }
   });
 
+  // A Retry's answer shows the message as it was when the retry was taken (queued). If live
+  // events have moved it on meanwhile (sending, sent), that answer is stale: keep the bubble.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var form = event.detail.requestConfig && event.detail.requestConfig.elt;
+    var target = event.detail.target;
+    if (!form || !form.matches || !form.matches("form[data-retry]") || !target) return;
+    var status = target.querySelector(".msg-status");
+    if (status && !status.classList.contains("st-failed")) event.detail.shouldSwap = false;
+  });
+
   document.addEventListener("htmx:afterSettle", markOpen);
   // A fan's message that lands in the thread the chatter has open is read by them.
   var readTimer = null;
