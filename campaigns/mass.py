@@ -44,10 +44,9 @@ from onlyfans.contracts import (
 )
 from onlyfans.dispatch import account_rate_limit
 from onlyfans.ratelimit import (
-    Acquired,
+    HeldSlot,
     RateLimit,
     rate_limit_acquire,
-    rate_limit_release,
     rate_limit_retake,
     rate_limit_slot_usable,
 )
@@ -207,20 +206,15 @@ def _send_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
     slot = rate_limit_acquire(account_id=account.pk, limit=limit, hold=True)
     if not slot.granted:
         return MassStep("throttled", retry_in=max(slot.wait_seconds, 0.05))
-    held = _HeldSlot(slot)
+    held = HeldSlot(account_id=account.pk, limit=limit, slot=slot)
     try:
         return _send_chunk_on_slot(campaign, chunk, limit, held)
     finally:
-        rate_limit_release(account_id=account.pk, limit=limit, slot=held.slot)
-
-
-@dataclass
-class _HeldSlot:
-    slot: Acquired  # the one taken, or the one that replaced it when it went stale
+        held.release()
 
 
 def _send_chunk_on_slot(
-    campaign: Campaign, chunk: MassChunk, limit: RateLimit, held: _HeldSlot
+    campaign: Campaign, chunk: MassChunk, limit: RateLimit, held: HeldSlot
 ) -> MassStep:
     account: CreatorAccount = campaign.account
     # Committed before the call: a crash during it leaves ``sending``, which is reconciled.

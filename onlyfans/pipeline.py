@@ -30,10 +30,8 @@ from onlyfans.contracts import (
 )
 from onlyfans.dispatch import account_rate_limit
 from onlyfans.ratelimit import (
-    Acquired,
-    RateLimit,
+    HeldSlot,
     rate_limit_acquire,
-    rate_limit_release,
     rate_limit_retake,
     rate_limit_slot_usable,
 )
@@ -201,7 +199,7 @@ def _deliver_locked(message_id: int) -> Outcome:
             wait_ms=round(slot.wait_seconds * 1000),
         )
         return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
-    held = _HeldSlot(account_id=account.pk, message_id=message.pk, limit=limit, slot=slot)
+    held = HeldSlot(account_id=account.pk, message_id=message.pk, limit=limit, slot=slot)
     try:
         return _send_on_slot(message, request, held)
     finally:
@@ -212,30 +210,7 @@ def _deliver_locked(message_id: int) -> Outcome:
 SLOT_RETAKES = 3
 
 
-@dataclass
-class _HeldSlot:
-    """The slot a delivery holds: released once, as soon as its call is answered (or when
-    the delivery ends without one), so the account's next send never waits for more."""
-
-    account_id: int
-    message_id: int
-    limit: RateLimit
-    slot: Acquired
-    released: bool = False
-
-    def release(self) -> None:
-        if self.released:
-            return
-        self.released = True
-        late = rate_limit_release(
-            account_id=self.account_id, limit=self.limit, slot=self.slot, message_id=self.message_id
-        )
-        if late:
-            metrics.SEND_SLOT_LATE.inc()
-            log.info("send.slot_late", message_id=self.message_id, account_id=self.account_id)
-
-
-def _send_on_slot(message: Message, request: SendRequest, held: _HeldSlot) -> Outcome:
+def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Outcome:
     """Claim the message, check the slot is still usable right before the call (retaking it
     if not), call the gateway, release the slot as soon as the call is answered."""
     account, limit = message.account, held.limit

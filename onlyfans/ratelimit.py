@@ -56,6 +56,7 @@ from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 from crm.models import Message
+from onlyfans import metrics
 from onlyfans.redis_conn import redis_client
 
 log = structlog.get_logger(__name__)
@@ -397,6 +398,30 @@ def rate_limit_release(
         log.warning("ratelimit.release_failed", account_id=account_id, exc_info=True)
         return False
     return bool(moved)
+
+
+@dataclass
+class HeldSlot:
+    """A held slot (``rate_limit_acquire(hold=True)``) of one send or mass-message call:
+    released once, as soon as its call is answered (or when the caller ends without one), so
+    the account's next send never waits for more. ``slot`` is replaced when it is retaken."""
+
+    account_id: int
+    limit: RateLimit
+    slot: Acquired
+    message_id: int | None = None
+    released: bool = False
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        late = rate_limit_release(
+            account_id=self.account_id, limit=self.limit, slot=self.slot, message_id=self.message_id
+        )
+        if late:
+            metrics.SEND_SLOT_LATE.inc()
+            log.info("send.slot_late", message_id=self.message_id, account_id=self.account_id)
 
 
 _M = Message._meta.db_table
