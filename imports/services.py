@@ -7,10 +7,12 @@ import functools
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import structlog
 from django.conf import settings
@@ -299,17 +301,18 @@ PREVIEW_INLINE_ROWS = 50_000
 PREVIEW_COUNTS_MAX_AGE_SECONDS = 600
 
 
-def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
-    """What the import would do: its first rows as the real engine stores them (staged into a
-    temporary table and read back, in a transaction that is rolled back) with their invalid
-    cells, and the counts over the file when they are cheap or already known."""
-    _manager_or_error(actor=actor, account_id=fan_import.account_id)
-    order = fan_import.effective_date_order
+@contextmanager
+def _preview_staging(
+    fan_import: FanImport,
+) -> Iterator[tuple[Any, IO[str], engine.BatchConverter, str]]:
+    """For a preview: a temporary staging table, the file open and its converter, in a
+    transaction that is rolled back on leaving (a preview writes nothing)."""
     converter = engine.BatchConverter(
-        columns=fan_import.columns, match_on=fan_import.match_on, date_order=order or None
+        columns=fan_import.columns,
+        match_on=fan_import.match_on,
+        date_order=fan_import.effective_date_order or None,
     )
     table = f"imports_preview_{fan_import.pk}"
-    first: list[tuple[int, list[str]]] = []
     with (
         transaction.atomic(),
         connection.cursor() as cursor,
@@ -317,6 +320,17 @@ def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
     ):
         engine.staging_create(cursor, table, temporary=True)
         _session_tune(cursor)
+        yield cursor, handle, converter, table
+        transaction.set_rollback(True)
+
+
+def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
+    """What the import would do: its first rows as the real engine stores them (staged into a
+    temporary table and read back, in a transaction that is rolled back) with their invalid
+    cells, and the counts over the file when they are cheap or already known."""
+    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    order = fan_import.effective_date_order
+    with _preview_staging(fan_import) as (cursor, handle, converter, table):
         numbers: list[int] = []
         rows: list[list[str]] = []
         for chunk_numbers, chunk_rows in rows_batches(
@@ -334,7 +348,6 @@ def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
                 copy.write(staged.text)
         first = list(zip(numbers, rows, strict=True))
         stored = engine.rows_values(cursor, table, through_row=numbers[-1] if numbers else 0)
-        transaction.set_rollback(True)
     counts = _preview_counts_cached(fan_import)
     if counts is None and fan_import.rows_total <= PREVIEW_INLINE_ROWS:
         counts = fan_import_preview_counts(actor=actor, fan_import=fan_import)
@@ -381,19 +394,7 @@ def fan_import_preview_counts(*, actor: User, fan_import: FanImport) -> dict[str
     cached = _preview_counts_cached(fan_import)
     if cached is not None:
         return cached
-    converter = engine.BatchConverter(
-        columns=fan_import.columns,
-        match_on=fan_import.match_on,
-        date_order=fan_import.effective_date_order or None,
-    )
-    table = f"imports_preview_{fan_import.pk}"
-    with (
-        transaction.atomic(),
-        connection.cursor() as cursor,
-        text_open(fan_import.file_path, fan_import.encoding) as handle,
-    ):
-        engine.staging_create(cursor, table, temporary=True)
-        _session_tune(cursor)
+    with _preview_staging(fan_import) as (cursor, handle, converter, table):
         with engine.gc_paused(), cursor.copy(engine.copy_sql(table)) as copy:
             for chunk in rows_batches(handle, fan_import.delimiter, size=engine.CONVERT_CHUNK_ROWS):
                 copy.write(converter.convert(*chunk).text)
@@ -406,7 +407,6 @@ def fan_import_preview_counts(*, actor: User, fan_import: FanImport) -> dict[str
             match_on=fan_import.match_on,
             on_match=fan_import.on_match,
         )
-        transaction.set_rollback(True)
     counts = {
         "create": by_status.get("created", 0),
         "update": by_status.get("updated", 0),
