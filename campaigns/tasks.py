@@ -68,6 +68,13 @@ def campaign_start_task(campaign_id: int) -> str:
     return "started" if campaign_start(campaign_id=campaign_id, now=now) else "skipped"
 
 
+def _publish_again_after(retry_in: float | None, task: Any, campaign_id: int) -> None:
+    """A mass step's task runs again when its step asks (``retry_in`` seconds, within SQS's
+    15-minute delay limit); None: nothing left to do."""
+    if retry_in is not None:
+        task_publish_or_log(task, campaign_id, delay_seconds=int(min(900, max(0, round(retry_in)))))
+
+
 @shared_task(name="campaigns.tasks.campaign_mass_send_task", acks_late=True, ignore_result=True)
 def campaign_mass_send_task(campaign_id: int) -> str:
     """Send a mass campaign's next chunk (one limiter slot each), reconciling an ambiguous one
@@ -75,12 +82,7 @@ def campaign_mass_send_task(campaign_id: int) -> str:
     from campaigns.mass import campaign_mass_step
 
     step = campaign_mass_step(campaign_id=campaign_id)
-    if step.retry_in is not None:
-        task_publish_or_log(
-            campaign_mass_send_task,
-            campaign_id,
-            delay_seconds=int(min(900, max(0, round(step.retry_in)))),
-        )
+    _publish_again_after(step.retry_in, campaign_mass_send_task, campaign_id)
     return step.result
 
 
@@ -91,12 +93,7 @@ def campaign_unsend_task(campaign_id: int) -> str:
     from campaigns.mass import campaign_unsend_step
 
     step = campaign_unsend_step(campaign_id=campaign_id)
-    if step.retry_in is not None:
-        task_publish_or_log(
-            campaign_unsend_task,
-            campaign_id,
-            delay_seconds=int(min(900, max(0, round(step.retry_in)))),
-        )
+    _publish_again_after(step.retry_in, campaign_unsend_task, campaign_id)
     return step.result
 
 
