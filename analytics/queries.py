@@ -6,7 +6,7 @@ Callers (``analytics.selectors``) check membership first; every statement here f
 
 Indexes: purchases use ``purchase_account_time``; messages use ``message_account_sent`` and the
 analytics indexes of migration 0002 (incoming by time, outgoing by creation time, chatter
-replies); fans use ``fan_account_spend`` and ``fan_account_sub_state``.
+replies); fans use ``fan_account_spend``.
 """
 
 from __future__ import annotations

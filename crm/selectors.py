@@ -29,6 +29,7 @@ from crm.models import (
     Conversation,
     CreatorAccount,
     Fan,
+    FanSearchText,
     Membership,
     Message,
     Purchase,
@@ -101,6 +102,12 @@ def memberships_with_fan_counts(*, user: User) -> QuerySet[Membership]:
     )
 
 
+def fans_search(fans: QuerySet[Fan], query: str) -> QuerySet[Fan]:
+    """The fans whose username or name contains ``query``, in any case (icontains compiles to
+    UPPER(…) LIKE UPPER(…), which the fan_search_trgm index serves)."""
+    return fans.alias(search_text=FanSearchText()).filter(search_text__icontains=query)
+
+
 def fans_for_account(
     *,
     user: User,
@@ -118,7 +125,7 @@ def fans_for_account(
     fans = Fan.objects.filter(account_id=account_id)
     query = query.strip()
     if query:
-        fans = fans.filter(Q(username__icontains=query) | Q(display_name__icontains=query))
+        fans = fans_search(fans, query)
     tag = tag.strip().lower()
     if tag:
         fans = fans.filter(tags__contains=[tag])
@@ -257,11 +264,7 @@ def _fans_matching(*, account_id: int, query: str) -> list[int] | QuerySet[Fan, 
     subquery: walking by recency finds a page of matches quickly then.
     """
     # No ORDER BY: Fan's default (by spend) made PostgreSQL walk the spend index instead.
-    matching = (
-        Fan.objects.filter(account_id=account_id)
-        .filter(Q(username__icontains=query) | Q(display_name__icontains=query))
-        .order_by()
-    )
+    matching = fans_search(Fan.objects.filter(account_id=account_id), query).order_by()
     matching_ids = matching.values_list("id", flat=True)
     ids = list(matching_ids[: SEARCH_PREFILTER_MAX + 1])
     if len(ids) <= SEARCH_PREFILTER_MAX:

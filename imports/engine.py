@@ -696,7 +696,7 @@ def rows_merge(
     conflict = (
         "(account_id, platform_fan_id) WHERE platform_fan_id IS NOT NULL"
         if match_on == "platform_fan_id"
-        else "(account_id, username)"
+        else "(account_id, lower(username))"
     )
     params = _plan_params(
         account_id=account_id, on_match=on_match, after_row=after_row, through_row=through_row

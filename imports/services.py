@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -484,9 +485,34 @@ def _locked_for_step(import_id: int) -> FanImport | None:
     return fan_import
 
 
-def _account_lock(cursor: Any, account_id: int) -> None:
-    # Imports of one account merge one batch at a time (two files naming the same new fan).
-    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [0x1F1A, account_id])
+# Advisory lock keys (with the account or the import's id as the second key).
+_ACCOUNT_MERGE_LOCK = 0x1F1A
+_IMPORT_MERGE_LOCK = 0x1F1B
+
+
+@contextmanager
+def _merge_locks(*, import_id: int, account_id: int) -> Iterator[bool]:
+    """Session advisory locks for the merge phase of one run: the import's (a second delivery
+    of the task finds it held and leaves the import to this run: yields False) and then the
+    account's (imports of one account merge one at a time: two files naming the same new fan
+    would otherwise wait on each other's rows). Released when the phase ends, or with the
+    connection when the process dies."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_IMPORT_MERGE_LOCK, import_id])
+        row = cursor.fetchone()
+        if not row or not row[0]:
+            yield False
+            return
+        try:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_ACCOUNT_MERGE_LOCK, account_id])
+            try:
+                yield True
+            finally:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [_ACCOUNT_MERGE_LOCK, account_id]
+                )
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_IMPORT_MERGE_LOCK, import_id])
 
 
 def _session_tune(cursor: Any) -> None:
@@ -626,51 +652,177 @@ def _dedupe_step(import_id: int) -> bool:
     return True
 
 
-def _merge_steps(import_id: int, deadline: float) -> bool:
-    """Merge staged rows into the fans, a batch per transaction with its checkpoint; True when
-    the last batch is in."""
-    size = int(settings.IMPORT_MERGE_BATCH_ROWS)
-    while True:
+@dataclass(frozen=True)
+class _MergeJob:
+    import_id: int
+    account_id: int
+    table: str
+    match_on: str
+    on_match: str
+    columns: list[str]
+
+
+class _MergeAborted(Exception):
+    """A range before this one failed: this one is rolled back, never committed past it."""
+
+
+class _MergeRanges:
+    """The staged rows cut into ranges of row numbers, merged by one or more workers (each
+    with its own database connection) and committed in order: a range's transaction moves the
+    import's checkpoint from its start to its end, so it waits for the range before it to
+    commit. A run that dies leaves the checkpoint at the end of the last range committed in
+    order, and the next run merges from there (the merge is keyed: a range merged again
+    would update or skip what the first run wrote, never add a fan twice)."""
+
+    def __init__(
+        self, job: _MergeJob, *, after: int, first: int, last: int, size: int, deadline: float
+    ):
+        self.job = job
+        # Cut from the first staged row after the checkpoint (``first - 1``); the first range
+        # starts at the checkpoint itself, which its commit moves on.
+        self.bounds = [
+            (start, min(start + size, last)) for start in range(max(after, first - 1), last, size)
+        ]
+        if self.bounds:
+            self.bounds[0] = (after, self.bounds[0][1])
+        self.deadline = deadline
+        self.committed = [threading.Event() for _ in self.bounds]
+        self.failed = threading.Event()
+        self.errors: list[BaseException] = []
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def _take(self) -> int | None:
+        with self._lock:
+            if self._next >= len(self.bounds) or self.failed.is_set():
+                return None
+            if self._next and time.monotonic() > self.deadline:
+                return None  # out of time: the next run goes on from the checkpoint
+            index, self._next = self._next, self._next + 1
+            return index
+
+    def work(self) -> None:
+        """One worker: merge ranges until none is left (or one failed, or time is up)."""
+        while (index := self._take()) is not None:
+            try:
+                self._merge(index)
+            except BaseException as exc:  # handed to the coordinator
+                with self._lock:
+                    self.errors.append(exc)
+                self.failed.set()
+                return
+
+    def _merge(self, index: int) -> None:
+        job = self.job
+        after, through = self.bounds[index]
         with transaction.atomic():
-            fan_import = _locked_for_step(import_id)
-            if fan_import is None or fan_import.phase != Phase.MERGE:
-                return True
-            table = engine.staging_table(fan_import.pk)
-            after = fan_import.checkpoint_row
             with connection.cursor() as cursor:
-                if _staging_lost(cursor, fan_import):
-                    return False
-                through = engine.batch_end(cursor, table, after_row=after, size=size)
-                if through is None:
-                    fan_import.phase = Phase.REPORT
-                    fan_import.save(update_fields=["phase", "updated_at"])
-                    return True
                 _session_tune(cursor)
-                _account_lock(cursor, fan_import.account_id)
                 counts = engine.rows_merge(
                     cursor,
-                    table,
-                    account_id=fan_import.account_id,
-                    match_on=fan_import.match_on,
-                    on_match=fan_import.on_match,
-                    columns=fan_import.columns,
+                    job.table,
+                    account_id=job.account_id,
+                    match_on=job.match_on,
+                    on_match=job.on_match,
+                    columns=job.columns,
                     after_row=after,
                     through_row=through,
                 )
-            fan_import.created = F("created") + counts["created"]
-            fan_import.updated = F("updated") + counts["updated"]
-            fan_import.skipped = F("skipped") + counts["skipped"]
-            fan_import.rejected = F("rejected") + counts["conflict"]
-            fan_import.rows_done = F("rows_done") + counts["rows"]
-            fan_import.checkpoint_row = through
-            fan_import.save(
-                update_fields=[
-                    "created", "updated", "skipped", "rejected", "rows_done", "checkpoint_row",
-                    "updated_at",
-                ]
-            )  # fmt: skip
-        if time.monotonic() > deadline:
+            if index:
+                # The range before commits first (its rows' keys are not this range's: the
+                # dedupe left each key and username in one row of the file).
+                while not self.committed[index - 1].wait(0.05):
+                    if self.failed.is_set():
+                        raise _MergeAborted
+            updated = FanImport.objects.filter(
+                pk=job.import_id, phase=Phase.MERGE, checkpoint_row=after
+            ).update(
+                created=F("created") + counts["created"],
+                updated=F("updated") + counts["updated"],
+                skipped=F("skipped") + counts["skipped"],
+                rejected=F("rejected") + counts["conflict"],
+                rows_done=F("rows_done") + counts["rows"],
+                checkpoint_row=through,
+                updated_at=timezone.now(),
+            )
+            if not updated:
+                raise _MergeAborted  # the import moved on without this run
+        self.committed[index].set()
+
+    @property
+    def done(self) -> bool:
+        return all(event.is_set() for event in self.committed)
+
+
+def _merge_worker(ranges: _MergeRanges) -> None:
+    try:
+        ranges.work()
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def _merge_steps(import_id: int, deadline: float) -> bool:
+    """Merge the staged rows into the fans, a range of rows per transaction with its checkpoint
+    (IMPORT_MERGE_WORKERS connections at once); True when the last range is in."""
+    with transaction.atomic():
+        fan_import = _locked_for_step(import_id)
+        if fan_import is None or fan_import.phase != Phase.MERGE:
+            return True
+        table = engine.staging_table(fan_import.pk)
+        with connection.cursor() as cursor:
+            if _staging_lost(cursor, fan_import):
+                return False
+            cursor.execute(
+                f"SELECT min(row_no), max(row_no) FROM {table} WHERE row_no > %s",  # noqa: S608
+                [fan_import.checkpoint_row],
+            )
+            first, last = cursor.fetchone() or (None, None)
+    job = _MergeJob(
+        import_id=import_id,
+        account_id=fan_import.account_id,
+        table=table,
+        match_on=fan_import.match_on,
+        on_match=fan_import.on_match,
+        columns=list(fan_import.columns),
+    )
+    with _merge_locks(import_id=import_id, account_id=job.account_id) as ours:
+        if not ours:
+            return True  # another run is merging it
+        after = FanImport.objects.values_list("checkpoint_row", flat=True).get(pk=import_id)
+        if first is None or after >= last:
+            first = last = after  # nothing left to merge
+        ranges = _MergeRanges(
+            job,
+            after=after,
+            first=first,
+            last=last,
+            size=max(1, int(settings.IMPORT_MERGE_BATCH_ROWS)),
+            deadline=deadline,
+        )
+        workers = min(max(1, int(settings.IMPORT_MERGE_WORKERS)), len(ranges.bounds))
+        if workers <= 1:
+            ranges.work()  # in this thread, on its connection (and its test transaction)
+        else:
+            threads = [
+                threading.Thread(target=_merge_worker, args=(ranges,), name=f"import-merge-{n}")
+                for n in range(workers)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        errors = [e for e in ranges.errors if not isinstance(e, _MergeAborted)]
+        if errors:
+            raise errors[0]
+        if ranges.errors or not ranges.done:
             return False
+    with transaction.atomic():
+        fan_import = _locked_for_step(import_id)
+        merged = fan_import is not None and fan_import.phase == Phase.MERGE
+        if merged and fan_import.checkpoint_row >= last:
+            fan_import.phase = Phase.REPORT
+            fan_import.save(update_fields=["phase", "updated_at"])
+    return True
 
 
 def _report_step(import_id: int) -> None:

@@ -320,7 +320,10 @@ IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=100 * 1024 
 # The largest cell the CSV reader accepts; a longer one is almost always an unclosed quote.
 IMPORT_MAX_FIELD_BYTES = env.int("IMPORT_MAX_FIELD_BYTES", default=4 * 1024 * 1024)
 IMPORT_READ_BATCH_ROWS = env.int("IMPORT_READ_BATCH_ROWS", default=100_000)
-IMPORT_MERGE_BATCH_ROWS = env.int("IMPORT_MERGE_BATCH_ROWS", default=100_000)
+IMPORT_MERGE_BATCH_ROWS = env.int("IMPORT_MERGE_BATCH_ROWS", default=20_000)
+# Database connections merging an import's ranges at once (the merge is PostgreSQL's CPU:
+# maintaining crm_fan's indexes for each new fan). 1 merges in the task's own connection.
+IMPORT_MERGE_WORKERS = env.int("IMPORT_MERGE_WORKERS", default=2)
 # A run re-enqueues itself after this long, well inside its hard time limit.
 IMPORT_TASK_BUDGET_SECONDS = env.int("IMPORT_TASK_BUDGET_SECONDS", default=40)
 IMPORT_TASK_TIME_LIMIT_SECONDS = env.int("IMPORT_TASK_TIME_LIMIT_SECONDS", default=120)

@@ -15,6 +15,9 @@ os.environ.setdefault("ONLYFANS_API_BASE_URL", "http://127.0.0.1:8766")
 os.environ.setdefault("LOG_FORMAT", "console")
 # Dispatch in the caller's thread: a test's open transaction is invisible to another one.
 os.environ.setdefault("SEND_DISPATCH_COALESCE_MS", "0")
+# Imports merge in the task's own connection, for the same reason (tests that run the merge's
+# worker connections use a transactional database).
+os.environ.setdefault("IMPORT_MERGE_WORKERS", "1")
 
 from .base import *  # noqa: F403
 from .base import REST_FRAMEWORK

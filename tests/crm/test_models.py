@@ -49,3 +49,8 @@ def test_platform_message_id_unique_per_account(fan):
     MessageFactory(conversation=conversation, platform_message_id="77")
     with pytest.raises(IntegrityError), transaction.atomic():
         MessageFactory(conversation=conversation, platform_message_id="77")
+
+
+def test_usernames_are_unique_in_any_case(fan):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FanFactory(account=fan.account, username=fan.username.upper())

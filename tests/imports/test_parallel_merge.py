@@ -1,0 +1,126 @@
+"""The merge with several worker connections (IMPORT_MERGE_WORKERS > 1), as production runs it.
+
+These tests commit (a transactional database): each worker has its own connection, which a
+test's open transaction would hide the staged rows from.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from crm.models import Fan
+from imports import engine, services
+from imports.models import FanImport
+from tests.factories import FanFactory
+from tests.imports.conftest import import_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _parallel(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.IMPORT_MERGE_WORKERS = 2
+    settings.IMPORT_MERGE_BATCH_ROWS = 7
+    # The tests run the task's work themselves (no broker here).
+    monkeypatch.setattr("imports.tasks.fan_import_task_publish", lambda import_id: None)
+
+
+def _create(owner, account, write_file, content: str, **options: Any) -> FanImport:
+    return services.fan_import_create(
+        actor=owner, account_id=account.pk, upload_path=write_file(content),
+        file_name="f.csv", start=False, **options,
+    )  # fmt: skip
+
+
+def _start(owner, fan_import: FanImport) -> FanImport:
+    return services.fan_import_start(actor=owner, fan_import=fan_import)
+
+
+def test_two_workers_merge_every_range_once_with_exact_counts(owner, account, write_file):
+    # given fans 1..10 on the account already, and a file of fans 1..60 with fan 5 twice
+    for n in range(1, 11):
+        FanFactory(account=account, platform_fan_id=str(n), username=f"fan{n}")
+    rows = [f"fan{n},{n},Name {n}\n" for n in range(1, 61)] + ["fan5,5,Last five\n"]
+    fan_import = _create(
+        owner, account, write_file, "Username,Fan ID,Display Name\n" + "".join(rows)
+    )
+    fan_import = import_run(_start(owner, fan_import))
+    # then every fan is there once, the existing ones updated, and the counts add up
+    assert fan_import.state == "done"
+    assert Fan.objects.filter(account=account).count() == 60
+    assert (fan_import.created, fan_import.updated) == (50, 10)
+    assert (fan_import.skipped, fan_import.rejected, fan_import.rows_done) == (1, 0, 61)
+    assert Fan.objects.get(account=account, platform_fan_id="5").display_name == "Last five"
+    assert Fan.objects.get(account=account, platform_fan_id="60").display_name == "Name 60"
+
+
+def test_a_worker_dying_in_a_range_leaves_the_checkpoint_at_the_ranges_before(
+    owner, account, write_file
+):
+    content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 51))
+    fan_import = _start(owner, _create(owner, account, write_file, content))
+    real_merge = engine.rows_merge
+    lock = threading.Lock()
+    calls = {"n": 0}
+
+    def dying_merge(*args: Any, **kwargs: Any) -> dict[str, int]:
+        counts = real_merge(*args, **kwargs)
+        with lock:
+            calls["n"] += 1
+            # the third range to finish its statement dies before committing
+            if calls["n"] == 3:
+                raise RuntimeError("worker killed")
+        return counts
+
+    engine.rows_merge = dying_merge
+    try:
+        with pytest.raises(RuntimeError, match="worker killed"):
+            import_run(fan_import)
+    finally:
+        engine.rows_merge = real_merge
+    fan_import.refresh_from_db()
+    merged = Fan.objects.filter(account=account).count()
+    # the ranges committed are the ones before the failed one (the third or the fourth: two
+    # workers), in order, and the checkpoint is at their end
+    assert fan_import.phase == "merge" and fan_import.rows_done == merged
+    assert merged in (14, 21) and fan_import.checkpoint_row == merged + 1
+    assert fan_import.created == merged
+
+    fan_import = import_run(fan_import)
+    assert fan_import.state == "done"
+    assert (fan_import.created, fan_import.updated, fan_import.rows_done) == (50, 0, 50)
+    assert Fan.objects.filter(account=account).count() == 50
+
+
+def test_a_second_run_of_the_task_leaves_the_merge_to_the_first(owner, account, write_file):
+    from django.db import connection
+
+    content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 21))
+    fan_import = _start(owner, _create(owner, account, write_file, content))
+    # another run holds the import's merge
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [0x1F1B, fan_import.pk])
+    try:
+        results: list[bool] = []
+
+        def second_run() -> None:
+            try:
+                results.append(services.fan_import_advance(import_id=fan_import.pk))
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        thread.join(10)
+        # it reads and dedupes, then leaves the merge to the run that holds it
+        assert results == [True]
+        assert FanImport.objects.get(pk=fan_import.pk).phase == "merge"
+        assert Fan.objects.filter(account=account).count() == 0
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [0x1F1B, fan_import.pk])
+    fan_import = import_run(fan_import)
+    assert (fan_import.state, fan_import.created) == ("done", 20)
