@@ -102,6 +102,16 @@ def memberships_with_fan_counts(*, user: User) -> QuerySet[Membership]:
     )
 
 
+def fan_conversation_id(*, fan: Fan) -> int | None:
+    """The id of the fan's conversation, None when they have none yet (callers checked that
+    the user may see the fan)."""
+    return (
+        Conversation.objects.filter(account_id=fan.account_id, fan_id=fan.pk)
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
 def fans_search(fans: QuerySet[Fan], query: str) -> QuerySet[Fan]:
     """The fans whose username or name contains ``query``, in any case (icontains compiles to
     UPPER(…) LIKE UPPER(…), which the fan_search_trgm index serves)."""

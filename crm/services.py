@@ -287,6 +287,32 @@ def _fan_changed_on_commit(fan: Fan) -> None:
     )
 
 
+def conversation_open(*, actor: User, fan: Fan) -> Conversation:
+    """The fan's conversation, created (empty) when there is none yet, so a fan who never
+    wrote (an imported one) can be messaged from the inbox. Any member may open one. A fan
+    not linked to the platform is refused: nothing could be sent to them yet."""
+    _member_or_404(actor=actor, account_id=fan.account_id)
+    if fan.platform_fan_id is None:
+        raise ApplicationError(
+            "This fan is not linked to the platform yet, so they cannot be messaged: a sync "
+            "of the account links imported fans by username.",
+            code="fan_not_linked",
+            status_code=409,
+        )
+    with transaction.atomic():
+        conversation, created = Conversation.objects.get_or_create(
+            fan=fan, defaults={"account_id": fan.account_id}
+        )
+    if created:
+        log.info(
+            "conversation.opened",
+            account_id=fan.account_id,
+            conversation_id=conversation.pk,
+            user_id=actor.pk,
+        )
+    return conversation
+
+
 @transaction.atomic
 def conversation_mark_read(*, actor: User, conversation: Conversation) -> bool:
     """Set the unread count to zero; True when it changed (then every open list hears it)."""

@@ -13,6 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/switch/", pages.account_switch, name="account_switch"),
     path("accounts/<int:account_id>/fans/", pages.fan_list, name="fan_list"),
     path("accounts/<int:account_id>/fans/<int:fan_id>/", pages.fan_detail, name="fan_detail"),
+    path("accounts/<int:account_id>/fans/<int:fan_id>/chat/", pages.fan_chat, name="fan_chat"),
     path("accounts/<int:account_id>/members/", pages.member_list, name="member_list"),
     path("inbox/", inbox.inbox_current, name="inbox_current"),
     path("accounts/<int:account_id>/inbox/", inbox.inbox, name="inbox"),

@@ -493,8 +493,8 @@ def fans_store(*, account: CreatorAccount, fans: Sequence[PlatformFan]) -> FansS
     """Add or update a page of the platform's fans in a few set-based statements.
 
     A fan is found by platform id; else an unlinked fan (no platform id yet, e.g. imported
-    from a spreadsheet) whose username matches case-insensitively is linked to it (an exact
-    match wins over a case-folded one, then the oldest); else a new fan is created, with a
+    from a spreadsheet) whose username matches case-insensitively is linked to it (usernames
+    are unique in any case); else a new fan is created, with a
     suffixed username when another fan holds the name. Locks the matched rows
     (``SELECT … FOR UPDATE``, as ``fan_subscription_update`` does) so a concurrent webhook
     cannot interleave. A concurrent insert of the same fan raises ``IntegrityError``: the
@@ -564,15 +564,21 @@ def _fans_create(
         )
         for f in platform_fans
     }
+    # Usernames are unique in any case (fan_unique_username_ci).
     taken = set(
-        Fan.objects.filter(
-            account=account, username__in=[name for names in options.values() for name in names]
-        ).values_list("username", flat=True)
+        Fan.objects.annotate(username_ci=Lower("username"))
+        .filter(
+            account=account,
+            username_ci__in=[name.lower() for names in options.values() for name in names],
+        )
+        .values_list("username_ci", flat=True)
     )
     rows = []
     for platform_fan in platform_fans:
-        username = next(n for n in options[platform_fan.platform_fan_id] if n not in taken)
-        taken.add(username)
+        username = next(
+            n for n in options[platform_fan.platform_fan_id] if n.lower() not in taken
+        )
+        taken.add(username.lower())
         fan = Fan(
             account=account,
             platform_fan_id=platform_fan.platform_fan_id,

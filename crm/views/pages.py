@@ -123,8 +123,22 @@ def fan_detail(request: AuthenticatedRequest, account_id: int, fan_id: int) -> H
         "fan": fan,
         "form": form,
         "purchases": selectors.fan_recent_purchases(fan=fan),
+        "conversation_id": selectors.fan_conversation_id(fan=fan),
     }
     return render(request, "crm/fan_detail.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def fan_chat(request: AuthenticatedRequest, account_id: int, fan_id: int) -> HttpResponse:
+    """Open the fan's thread in the inbox (created empty for a fan who never wrote)."""
+    fan = _fan_in_account(request, account_id, fan_id)
+    try:
+        conversation = services.conversation_open(actor=request.user, fan=fan)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("fan_detail", account_id=account_id, fan_id=fan.pk)
+    return redirect("inbox_thread", account_id=account_id, conversation_id=conversation.pk)
 
 
 def _members_page(

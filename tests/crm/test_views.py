@@ -259,6 +259,50 @@ def test_fan_detail_under_the_wrong_account_is_404(client, chatter, account, fan
     assert client.get(reverse("fan_detail", args=[second.pk, fan.pk])).status_code == 404
 
 
+def test_a_fan_without_a_chat_is_messaged_from_their_page(client, chatter, account):
+    # An imported fan who never wrote: no conversation yet, so not in the inbox's list.
+    from crm.models import Conversation
+
+    fan = FanFactory(account=account, platform_fan_id="4242")
+    client.force_login(chatter)
+    page = client.get(reverse("fan_detail", args=[account.pk, fan.pk])).content.decode()
+    chat_url = reverse("fan_chat", args=[account.pk, fan.pk])
+    assert f'action="{chat_url}"' in page
+
+    response = client.post(chat_url)
+
+    conversation = Conversation.objects.get(fan=fan)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("inbox_thread", args=[account.pk, conversation.pk])
+    # again: the same conversation, and the page links to it
+    assert client.post(chat_url)["Location"] == response["Location"]
+    assert Conversation.objects.filter(fan=fan).count() == 1
+    page = client.get(reverse("fan_detail", args=[account.pk, fan.pk])).content.decode()
+    assert f'href="{response["Location"]}"' in page
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_a_fan_not_linked_to_the_platform_cannot_be_opened_in_the_inbox(client, chatter, account):
+    from crm.models import Conversation
+
+    fan = FanFactory(account=account, platform_fan_id=None)
+    client.force_login(chatter)
+    page = client.get(reverse("fan_detail", args=[account.pk, fan.pk])).content.decode()
+    assert "Not linked to the platform yet" in page
+
+    response = client.post(reverse("fan_chat", args=[account.pk, fan.pk]), follow=True)
+
+    assert "not linked to the platform yet" in response.content.decode()
+    assert not Conversation.objects.filter(fan=fan).exists()
+
+
+def test_a_fan_of_another_account_cannot_be_opened(client, chatter, account, other_fan):
+    client.force_login(chatter)
+    assert client.post(reverse("fan_chat", args=[account.pk, other_fan.pk])).status_code == 404
+    response = client.get(reverse("fan_chat", args=[account.pk, other_fan.pk]))
+    assert response.status_code in (404, 405)
+
+
 # --- Settings ------------------------------------------------------------------------------
 
 

@@ -151,23 +151,26 @@ def test_unlinked_fan_is_linked_by_username_case_insensitively(sandbox, account)
     assert (run.fans_created, run.fans_linked) == (0, 1)
 
 
-def test_exact_username_wins_and_linked_fans_are_not_relinked(sandbox, account):
+def test_usernames_match_in_any_case_and_linked_fans_are_not_relinked(sandbox, account):
     folded = FanFactory(account=account, platform_fan_id=None, username="bob")
-    exact = FanFactory(account=account, platform_fan_id=None, username="Bob")
     taken = FanFactory(account=account, platform_fan_id="1", username="carol")
     seed(
         sandbox,
         account,
-        fans=[{"id": 2, "username": "Bob", "name": "Bob"}, {"id": 3, "username": "carol"}],
+        fans=[
+            {"id": 2, "username": "Bob", "name": "Bob"},
+            {"id": 3, "username": "carol"},
+            {"id": 4, "username": "CAROL"},
+        ],
     )
     run_to_end(the_run(account))
-    exact.refresh_from_db()
     folded.refresh_from_db()
     taken.refresh_from_db()
-    assert exact.platform_fan_id == "2" and folded.platform_fan_id is None
+    assert folded.platform_fan_id == "2"
     assert taken.platform_fan_id == "1"
-    # the new fan 3 gets a free username instead of failing on carol's
+    # the new fans 3 and 4 get free usernames instead of failing on carol's (in any case)
     assert Fan.objects.get(account=account, platform_fan_id="3").username == "carol-3"
+    assert Fan.objects.get(account=account, platform_fan_id="4").username == "CAROL-4"
 
 
 def test_sync_is_scoped_to_its_account(sandbox, account, other_account):
