@@ -575,9 +575,7 @@ def _fans_create(
     )
     rows = []
     for platform_fan in platform_fans:
-        username = next(
-            n for n in options[platform_fan.platform_fan_id] if n.lower() not in taken
-        )
+        username = next(n for n in options[platform_fan.platform_fan_id] if n.lower() not in taken)
         taken.add(username.lower())
         fan = Fan(
             account=account,
