@@ -776,7 +776,9 @@ def _merge_steps(import_id: int, deadline: float) -> bool:
                 f"SELECT min(row_no), max(row_no) FROM {table} WHERE row_no > %s",  # noqa: S608
                 [fan_import.checkpoint_row],
             )
-            first, last = cursor.fetchone() or (None, None)
+            bounds = cursor.fetchone()
+    first: int | None = bounds[0] if bounds else None
+    last: int = bounds[1] if bounds and bounds[1] is not None else 0
     job = _MergeJob(
         import_id=import_id,
         account_id=fan_import.account_id,
@@ -817,11 +819,10 @@ def _merge_steps(import_id: int, deadline: float) -> bool:
         if ranges.errors or not ranges.done:
             return False
     with transaction.atomic():
-        fan_import = _locked_for_step(import_id)
-        merged = fan_import is not None and fan_import.phase == Phase.MERGE
-        if merged and fan_import.checkpoint_row >= last:
-            fan_import.phase = Phase.REPORT
-            fan_import.save(update_fields=["phase", "updated_at"])
+        locked = _locked_for_step(import_id)
+        if locked is not None and locked.phase == Phase.MERGE and locked.checkpoint_row >= last:
+            locked.phase = Phase.REPORT
+            locked.save(update_fields=["phase", "updated_at"])
     return True
 
 
