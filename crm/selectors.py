@@ -112,6 +112,20 @@ def fan_conversation_id(*, fan: Fan) -> int | None:
     )
 
 
+def fans_without_chat_matching(
+    *, user: User, account_id: int, query: str, limit: int = 5
+) -> list[Fan]:
+    """Fans matching an inbox search who have no message yet (imported fans, say), so the
+    inbox can point to them when no conversation matches; NotFoundError for non-members."""
+    membership_get(user=user, account_id=account_id)
+    fans = fans_search(Fan.objects.filter(account_id=account_id), query.strip())
+    return list(
+        fans.filter(Q(conversation__isnull=True) | Q(conversation__last_message_at__isnull=True))
+        .only("id", "account_id", "username", "display_name")
+        .order_by("-lifetime_spend_cents", "id")[:limit]
+    )
+
+
 def fans_search(fans: QuerySet[Fan], query: str) -> QuerySet[Fan]:
     """The fans whose username or name contains ``query``, in any case (icontains compiles to
     UPPER(…) LIKE UPPER(…), which the fan_search_trgm index serves)."""

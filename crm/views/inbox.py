@@ -79,11 +79,17 @@ def _list_context(
             filters=filters,
             membership=membership,
         )
+    fans_without_chat: list[Any] = []
+    if not cursor and not page.conversations and filters.query.strip():
+        fans_without_chat = selectors.fans_without_chat_matching(
+            user=request.user, account_id=membership.account_id, query=filters.query
+        )
     return {
         "filter_form": form,
         "filters": filters,
         "filter_query": _filter_query(request),
         "page": page,
+        "fans_without_chat": fans_without_chat,
     }
 
 

@@ -168,6 +168,27 @@ def test_filters_unread_waiting_mine_tag_state_and_search(chatter, account):
     assert ids(query="fan_1000") == [a.pk]
 
 
+def test_a_search_matching_only_fans_without_a_chat_points_to_them(client, chatter, account):
+    # Imported fans have no conversation (or an empty one): the list cannot show them, so
+    # the empty result names them with a link to their page (where "Message" opens a chat).
+    imported = FanFactory(account=account, platform_fan_id="77", username="zora_x")
+    opened = FanFactory(account=account, platform_fan_id="78", username="zora_y")
+    ConversationFactory(fan=opened, account=account, last_message_at=None)
+    FanFactory(account=FanFactory().account, platform_fan_id="79", username="zora_z")
+    client.force_login(chatter)
+
+    html = client.get(reverse("inbox", args=[account.pk]), {"q": "zora"}).content.decode()
+
+    assert "No conversations match." in html
+    assert reverse("fan_detail", args=[account.pk, imported.pk]) in html
+    assert reverse("fan_detail", args=[account.pk, opened.pk]) in html
+    assert "zora_z" not in html  # another account's fan
+    # a search that finds conversations does not look for them
+    (conv,) = conversations(account, 1)
+    html = client.get(reverse("inbox", args=[account.pk]), {"q": "fan_1000"}).content.decode()
+    assert "fans-without-chat" not in html
+
+
 def test_filters_live_in_the_url_and_are_kept_on_links(client, chatter, account):
     (conv,) = conversations(account, 1)
     client.force_login(chatter)
