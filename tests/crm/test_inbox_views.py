@@ -186,7 +186,7 @@ def test_a_search_matching_only_fans_without_a_chat_points_to_them(client, chatt
     # a search that finds conversations does not look for them
     (conv,) = conversations(account, 1)
     html = client.get(reverse("inbox", args=[account.pk]), {"q": "fan_1000"}).content.decode()
-    assert "fans-without-chat" not in html
+    assert thread_url(conv) in html and "fans-without-chat" not in html
 
 
 def test_filters_live_in_the_url_and_are_kept_on_links(client, chatter, account):
