@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import time
 import uuid
@@ -399,7 +400,7 @@ def fan_import_preview_counts(*, actor: User, fan_import: FanImport) -> dict[str
         with engine.gc_paused(), cursor.copy(engine.copy_sql(table)) as copy:
             for chunk in rows_batches(handle, fan_import.delimiter, size=engine.CONVERT_CHUNK_ROWS):
                 copy.write(converter.convert(*chunk).text)
-        cursor.execute(f"ANALYZE {table}")
+        cursor.execute(f"ANALYZE {table} (row_no, status, platform_fan_id, username_key)")
         engine.duplicates_mark(cursor, table, match_on=fan_import.match_on)
         by_status = engine.rows_plan_counts(
             cursor,
@@ -596,8 +597,12 @@ def _read_steps(import_id: int, deadline: float) -> bool:
                     if finished:
                         locked.phase, locked.checkpoint_row = Phase.DEDUPE, 0
                         fields.append("phase")
-                        # The planner must know the staged rows before the dedupe and merge.
-                        cursor.execute(f"ANALYZE {table}")
+                        # The planner must know the staged rows before the dedupe and merge:
+                        # the columns they filter, group and join on (all of them took twice
+                        # as long, 0.25 s for 100,000 rows).
+                        cursor.execute(
+                            f"ANALYZE {table} (row_no, status, platform_fan_id, username_key)"
+                        )
                 locked.save(update_fields=fields)
                 after = last
             if finished:
@@ -675,14 +680,27 @@ class _MergeRanges:
     would update or skip what the first run wrote, never add a fan twice)."""
 
     def __init__(
-        self, job: _MergeJob, *, after: int, first: int, last: int, size: int, deadline: float
+        self,
+        job: _MergeJob,
+        *,
+        after: int,
+        first: int,
+        last: int,
+        size: int,
+        workers: int,
+        deadline: float,
     ):
         self.job = job
-        # Cut from the first staged row after the checkpoint (``first - 1``); the first range
-        # starts at the checkpoint itself, which its commit moves on.
-        self.bounds = [
-            (start, min(start + size, last)) for start in range(max(after, first - 1), last, size)
-        ]
+        # Cut from the first staged row after the checkpoint (``first - 1``) into ranges of at
+        # most ``size`` rows, as many as a multiple of the workers and of equal size, so the
+        # workers finish together (a last range merged alone left a connection idle for a
+        # fifth of the merge). The first range starts at the checkpoint itself, which its
+        # commit moves on.
+        start = max(after, first - 1)
+        count = math.ceil((last - start) / size)
+        count = math.ceil(count / workers) * workers
+        step = max(1, math.ceil((last - start) / count)) if count else 1
+        self.bounds = [(at, min(at + step, last)) for at in range(start, last, step)]
         if self.bounds:
             self.bounds[0] = (after, self.bounds[0][1])
         self.deadline = deadline
@@ -793,15 +811,17 @@ def _merge_steps(import_id: int, deadline: float) -> bool:
         after = FanImport.objects.values_list("checkpoint_row", flat=True).get(pk=import_id)
         if first is None or after >= last:
             first = last = after  # nothing left to merge
+        workers = max(1, int(settings.IMPORT_MERGE_WORKERS))
         ranges = _MergeRanges(
             job,
             after=after,
             first=first,
             last=last,
             size=max(1, int(settings.IMPORT_MERGE_BATCH_ROWS)),
+            workers=workers,
             deadline=deadline,
         )
-        workers = min(max(1, int(settings.IMPORT_MERGE_WORKERS)), len(ranges.bounds))
+        workers = min(workers, len(ranges.bounds))
         if workers <= 1:
             ranges.work()  # in this thread, on its connection (and its test transaction)
         else:
