@@ -829,10 +829,19 @@ def _merge_steps(import_id: int, deadline: float) -> bool:
                 threading.Thread(target=_merge_worker, args=(ranges,), name=f"import-merge-{n}")
                 for n in range(workers)
             ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            try:
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            except BaseException:
+                # Interrupted (the task's soft time limit): the workers take no new range and
+                # a range waiting for its turn rolls back; the locks go only once they stop.
+                ranges.failed.set()
+                for thread in threads:
+                    if thread.is_alive():
+                        thread.join()
+                raise
         errors = [e for e in ranges.errors if not isinstance(e, _MergeAborted)]
         if errors:
             raise errors[0]

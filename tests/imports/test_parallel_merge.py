@@ -7,6 +7,7 @@ test's open transaction would hide the staged rows from.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -124,3 +125,41 @@ def test_a_second_run_of_the_task_leaves_the_merge_to_the_first(owner, account, 
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [0x1F1B, fan_import.pk])
     fan_import = import_run(fan_import)
     assert (fan_import.state, fan_import.created) == ("done", 20)
+
+
+def test_an_interrupted_run_stops_its_workers_before_letting_the_import_go(
+    owner, account, write_file, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 51))
+    fan_import = _start(owner, _create(owner, account, write_file, content))
+    real_join = threading.Thread.join
+    interrupted: list[str] = []
+
+    def join(self: threading.Thread, timeout: float | None = None) -> None:
+        # the task's soft time limit strikes while the run waits for its workers
+        if self.name.startswith("import-merge-") and not interrupted:
+            interrupted.append(self.name)
+            raise SoftTimeLimitExceeded()
+        real_join(self, timeout)
+
+    real_merge = engine.rows_merge
+
+    def slow_merge(*args: Any, **kwargs: Any) -> dict[str, int]:
+        time.sleep(0.05)  # the workers are still at it when the limit strikes
+        return real_merge(*args, **kwargs)
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    monkeypatch.setattr(engine, "rows_merge", slow_merge)
+    with pytest.raises(SoftTimeLimitExceeded):
+        import_run(fan_import)
+    monkeypatch.undo()
+    # no worker is left merging, and what they committed is counted
+    assert not [t for t in threading.enumerate() if t.name.startswith("import-merge-")]
+    fan_import.refresh_from_db()
+    assert fan_import.rows_done == fan_import.created == Fan.objects.filter(account=account).count()
+
+    fan_import = import_run(fan_import)
+    assert (fan_import.state, fan_import.created, fan_import.rows_done) == ("done", 50, 50)
+    assert Fan.objects.filter(account=account).count() == 50
