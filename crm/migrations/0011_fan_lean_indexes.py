@@ -11,6 +11,19 @@ import crm.models
 # and the lower(username) index; one trigram index over username and name replaces two; the
 # subscription-state index (a filter beside the sorts' indexes) goes.
 
+# Usernames that differ only in case within an account ("bob" and "Bob") could exist before:
+# all but the oldest get their fan id as a suffix, so the unique index can be built and no
+# fan is lost.
+RENAME_CASE_TWINS = """
+UPDATE crm_fan f
+SET username = left(f.username, 150 - length(f.id::text) - 1) || '-' || f.id
+FROM (
+    SELECT id, row_number() OVER (PARTITION BY account_id, lower(username) ORDER BY id) AS n
+    FROM crm_fan
+) twins
+WHERE twins.id = f.id AND twins.n > 1
+"""
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -18,6 +31,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunSQL(RENAME_CASE_TWINS, reverse_sql=migrations.RunSQL.noop),
         migrations.AddConstraint(
             model_name="fan",
             constraint=models.UniqueConstraint(
