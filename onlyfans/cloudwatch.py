@@ -167,10 +167,19 @@ class QueueDepths:
     in_flight: int
     dead_letter: int
     backlog: int
+    held: int = 0
 
 
+# Backlog: what the dispatcher will claim. Held: a campaign's messages waiting while it is not
+# running (paused), which the dispatcher leaves alone (onlyfans.dispatch's campaign lane): a
+# long pause is not a stuck pipeline. The campaigns table by name, as the dispatcher reads it.
 _BACKLOG_SQL = f"""
-SELECT count(*) FROM {_M} WHERE status = 'queued' AND dispatched_at IS NULL
+SELECT count(*) FILTER (WHERE NOT held), count(*) FILTER (WHERE held) FROM (
+  SELECT m.sender_kind = 'campaign' AND EXISTS (
+      SELECT 1 FROM campaigns_campaign c WHERE c.id = m.campaign_id AND c.state <> 'running'
+    ) AS held
+  FROM {_M} m WHERE m.status = 'queued' AND m.dispatched_at IS NULL
+) waiting
 """  # noqa: S608
 
 
@@ -192,13 +201,14 @@ def queue_depths() -> QueueDepths:
     send, dead = read(names.send), read(names.dead_letter)
     with connection.cursor() as cursor:
         cursor.execute(_BACKLOG_SQL)
-        backlog = cursor.fetchone()[0]
+        backlog, held = cursor.fetchone()
     return QueueDepths(
         send=int(send["ApproximateNumberOfMessages"])
         + int(send["ApproximateNumberOfMessagesDelayed"]),
         in_flight=int(send["ApproximateNumberOfMessagesNotVisible"]),
         dead_letter=int(dead["ApproximateNumberOfMessages"]),
         backlog=int(backlog),
+        held=int(held),
     )
 
 
@@ -292,6 +302,7 @@ def depth_data_points(depths: QueueDepths, at: datetime) -> list[dict[str, Any]]
         _count(QUEUE_DEPTH, depths.in_flight, at, Queue="in_flight"),
         _count(QUEUE_DEPTH, depths.dead_letter, at, Queue="dead_letter"),
         _count(QUEUE_DEPTH, depths.backlog, at, Queue="backlog"),
+        _count(QUEUE_DEPTH, depths.held, at, Queue="held"),
     ]
 
 

@@ -267,6 +267,10 @@ class MonitoringSerializer(serializers.Serializer):
     backlog = serializers.IntegerField(
         allow_null=True, help_text="Queued messages waiting in PostgreSQL for the dispatcher."
     )
+    held = serializers.IntegerField(
+        allow_null=True,
+        help_text="Queued messages of campaigns that are not running (paused): not dispatched.",
+    )
     last_processed_at = serializers.DateTimeField(
         allow_null=True, help_text="When the platform last accepted a message."
     )
@@ -310,6 +314,7 @@ def monitoring_snapshot() -> tuple[dict[str, Any], bool]:
         "in_flight": None,
         "dead_letter_count": None,
         "backlog": None,
+        "held": None,
         "last_processed_at": None,
         "checked_at": timezone.now(),
     }
@@ -324,6 +329,7 @@ def monitoring_snapshot() -> tuple[dict[str, Any], bool]:
                 in_flight=depths.in_flight,
                 dead_letter_count=depths.dead_letter,
                 backlog=depths.backlog,
+                held=depths.held,
             )
     if checks["database"]["ok"]:
         try:

@@ -123,7 +123,7 @@ def test_metrics_reach_cloudwatch_with_names_units_and_dimensions(
     ):
         assert (name, acc) in series
         assert (name, (("Installation", installation),)) in series
-    for queue in ("send", "in_flight", "dead_letter", "backlog"):
+    for queue in ("send", "in_flight", "dead_letter", "backlog", "held"):
         assert (
             "OnlyFansQueueDepth",
             (("Installation", installation), ("Queue", queue)),
@@ -175,9 +175,9 @@ def test_a_minute_is_published_once_and_in_batches(
         first = cloudwatch.cloudwatch_publish(now=now)
         again = cloudwatch.cloudwatch_publish(now=now)
     assert first["minutes"] == 1 and again["minutes"] == 0
-    # The minute's 5 installation counts, then the 4 queue depths, three at a time; the second
+    # The minute's 5 installation counts, then the 5 queue depths, three at a time; the second
     # run publishes the depths (a gauge, every run) but not the minute again.
-    assert calls == [3, 2, 3, 1, 3, 1]
+    assert calls == [3, 2, 3, 2, 3, 2]
 
 
 def test_publishing_failures_never_fail_a_send(
@@ -241,3 +241,34 @@ def test_ensure_alarms_command_prints_what_it_did(capsys, cw, installation):
     call_command("cloudwatch_ensure_alarms")
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["created"] * 4 + ["unchanged"] * 4
+
+
+def test_a_paused_campaigns_messages_are_held_not_backlog(sqs_queues):
+    # A long pause must not look like a stuck pipeline: its queued messages are their own
+    # series (Queue=held), the backlog is only what the dispatcher will claim.
+    from campaigns.models import Campaign
+
+    account = CreatorAccountFactory()
+
+    def conversation():
+        return ConversationFactory(fan=FanFactory(account=account), account=account)
+
+    paused = Campaign.objects.create(account=account, name="p", text="x", state="paused")
+    running = Campaign.objects.create(account=account, name="r", text="x", state="running")
+    now = datetime.now(UTC)
+    _outgoing(conversation(), status="queued", queued_at=now)  # a chatter's
+    for campaign, count in ((paused, 3), (running, 2)):
+        for _ in range(count):
+            message = _outgoing(conversation(), status="queued", queued_at=now)
+            Message.objects.filter(pk=message.pk).update(
+                sender_kind=Message.SenderKind.CAMPAIGN, campaign_id=campaign.pk
+            )
+
+    depths = cloudwatch.queue_depths()
+
+    assert (depths.backlog, depths.held) == (3, 3)
+    points = {
+        dict((d["Name"], d["Value"]) for d in p["Dimensions"])["Queue"]: p["Value"]
+        for p in cloudwatch.depth_data_points(depths, now)
+    }
+    assert points["backlog"] == 3 and points["held"] == 3

@@ -61,7 +61,7 @@ def test_shape_and_agreement_with_readyz_and_metrics(staff_client, sqs_queues):
         assert body[name]["status"] == "connected"
         assert body[name]["latency_ms"] >= 0
         assert ready["checks"][name]["ok"] is True
-    for name in ("queue_depth", "in_flight", "dead_letter_count", "backlog"):
+    for name in ("queue_depth", "in_flight", "dead_letter_count", "backlog", "held"):
         assert body[name] == 0
     assert body["last_processed_at"] is None
     assert body["checked_at"]
