@@ -393,8 +393,22 @@ def conversation_get(
     return conversation
 
 
+# A queued campaign message whose campaign is paused is held: it leaves when the campaign
+# resumes (the dispatcher skips it). The campaigns table by name, as onlyfans.dispatch reads
+# it (crm does not import the campaigns app); only queued campaign messages look.
+_HELD_SQL = f"""
+CASE WHEN {Message._meta.db_table}.campaign_id IS NOT NULL
+      AND {Message._meta.db_table}.status = 'queued'
+  THEN EXISTS (SELECT 1 FROM campaigns_campaign c
+               WHERE c.id = {Message._meta.db_table}.campaign_id AND c.state = 'paused')
+  ELSE false END
+"""  # noqa: S608 (table names only)
+
+
 def _messages_with_display(messages: QuerySet[Message]) -> QuerySet[Message]:
-    return messages.select_related("sent_by")
+    return messages.select_related("sent_by").annotate(
+        campaign_paused=RawSQL(_HELD_SQL, [], output_field=BooleanField())  # noqa: S611
+    )
 
 
 def _unlocked_mark(messages: list[Message]) -> list[Message]:

@@ -188,9 +188,15 @@ def message_status(context: template.Context, message: Any) -> SafeString:
                 "</form>\n"
             )
     label = _STATUS_LABELS.get(message.status, message.status)
+    title = ""
+    if getattr(message, "campaign_paused", False):
+        # Held: the campaign is paused, the message leaves when it resumes.
+        label = "Queued · campaign paused"
+        title = ' title="Sent when the campaign resumes"'
     return mark_safe(  # noqa: S308 - every value above is escaped or ours
         f'<span id="message-status-{message.pk}" class="msg-status st-{escape(message.status)}"'
-        f"{_oob(context, f'message-status-{message.pk}')}>\n{escape(label)}\n{failed}</span>"
+        f"{title}{_oob(context, f'message-status-{message.pk}')}>\n{escape(label)}\n{failed}"
+        "</span>"
     )
 
 

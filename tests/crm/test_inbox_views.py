@@ -458,6 +458,31 @@ def test_a_cancelled_campaigns_failed_message_points_to_its_campaign_not_retry(
     assert message.status == "failed"
 
 
+def test_a_paused_campaigns_queued_message_says_it_waits_for_the_campaign(client, chatter, account):
+    from campaigns.models import Campaign
+
+    fan = FanFactory(account=account)
+    other = FanFactory(account=account)
+    paused = Campaign.objects.create(account=account, name="P", text="hi", state="paused")
+    running = Campaign.objects.create(account=account, name="R", text="hi", state="running")
+    held = message_enqueue(
+        fan=fan, text="hi", sender_kind=Message.SenderKind.CAMPAIGN, campaign_id=paused.pk
+    )
+    moving = message_enqueue(
+        fan=other, text="hi", sender_kind=Message.SenderKind.CAMPAIGN, campaign_id=running.pk
+    )
+    client.force_login(chatter)
+
+    html = client.get(thread_url(fan.conversation)).content.decode()
+    assert "Queued · campaign paused" in html and f"message-status-{held.pk}" in html
+    html = client.get(thread_url(other.conversation)).content.decode()
+    assert f"message-status-{moving.pk}" in html and "campaign paused" not in html
+    # resumed: plain queued again
+    Campaign.objects.filter(pk=paused.pk).update(state="running")
+    html = client.get(thread_url(fan.conversation)).content.decode()
+    assert "campaign paused" not in html
+
+
 # --- The fan panel --------------------------------------------------------------------------
 
 
