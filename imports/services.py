@@ -400,7 +400,7 @@ def fan_import_preview_counts(*, actor: User, fan_import: FanImport) -> dict[str
         with engine.gc_paused(), cursor.copy(engine.copy_sql(table)) as copy:
             for chunk in rows_batches(handle, fan_import.delimiter, size=engine.CONVERT_CHUNK_ROWS):
                 copy.write(converter.convert(*chunk).text)
-        cursor.execute(f"ANALYZE {table} (row_no, status, platform_fan_id, username_key)")
+        engine.staging_analyze(cursor, table)
         engine.duplicates_mark(cursor, table, match_on=fan_import.match_on)
         by_status = engine.rows_plan_counts(
             cursor,
@@ -597,12 +597,7 @@ def _read_steps(import_id: int, deadline: float) -> bool:
                     if finished:
                         locked.phase, locked.checkpoint_row = Phase.DEDUPE, 0
                         fields.append("phase")
-                        # The planner must know the staged rows before the dedupe and merge:
-                        # the columns they filter, group and join on (all of them took twice
-                        # as long, 0.25 s for 100,000 rows).
-                        cursor.execute(
-                            f"ANALYZE {table} (row_no, status, platform_fan_id, username_key)"
-                        )
+                        engine.staging_analyze(cursor, table)
                 locked.save(update_fields=fields)
                 after = last
             if finished:
@@ -790,13 +785,7 @@ def _merge_steps(import_id: int, deadline: float) -> bool:
         with connection.cursor() as cursor:
             if _staging_lost(cursor, fan_import):
                 return False
-            cursor.execute(
-                f"SELECT min(row_no), max(row_no) FROM {table} WHERE row_no > %s",  # noqa: S608
-                [fan_import.checkpoint_row],
-            )
-            bounds = cursor.fetchone()
-    first: int | None = bounds[0] if bounds else None
-    last: int = bounds[1] if bounds and bounds[1] is not None else 0
+            bounds = engine.staging_bounds(cursor, table, after_row=fan_import.checkpoint_row)
     job = _MergeJob(
         import_id=import_id,
         account_id=fan_import.account_id,
@@ -809,8 +798,7 @@ def _merge_steps(import_id: int, deadline: float) -> bool:
         if not ours:
             return True  # another run is merging it
         after = FanImport.objects.values_list("checkpoint_row", flat=True).get(pk=import_id)
-        if first is None or after >= last:
-            first = last = after  # nothing left to merge
+        first, last = bounds if bounds and bounds[1] > after else (after, after)
         workers = max(1, int(settings.IMPORT_MERGE_WORKERS))
         ranges = _MergeRanges(
             job,
