@@ -35,6 +35,7 @@ from prometheus_client import Counter
 
 from crm.models import CreatorAccount, Message
 from onlyfans.broker import queue_names, sqs_client, sqs_endpoint_url
+from onlyfans.dispatch import CAMPAIGN_HELD_SQL
 from onlyfans.ratelimit import rate_limit_deferrals
 from onlyfans.redis_conn import redis_client
 
@@ -171,13 +172,11 @@ class QueueDepths:
 
 
 # Backlog: what the dispatcher will claim. Held: a campaign's messages waiting while it is not
-# running (paused), which the dispatcher leaves alone (onlyfans.dispatch's campaign lane): a
-# long pause is not a stuck pipeline. The campaigns table by name, as the dispatcher reads it.
+# running (paused), which the dispatcher leaves alone (the same condition): a long pause is
+# not a stuck pipeline.
 _BACKLOG_SQL = f"""
 SELECT count(*) FILTER (WHERE NOT held), count(*) FILTER (WHERE held) FROM (
-  SELECT m.sender_kind = 'campaign' AND EXISTS (
-      SELECT 1 FROM campaigns_campaign c WHERE c.id = m.campaign_id AND c.state <> 'running'
-    ) AS held
+  SELECT m.sender_kind = 'campaign' AND {CAMPAIGN_HELD_SQL} AS held
   FROM {_M} m WHERE m.status = 'queued' AND m.dispatched_at IS NULL
 ) waiting
 """  # noqa: S608

@@ -204,12 +204,16 @@ UPDATE {_M} SET dispatched_at = %s WHERE id IN (
   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
 RETURNING id
 """  # noqa: S608
-# A paused campaign's messages stay queued, held: they are not claimed until it resumes.
+# A campaign message ``m`` held back: its campaign is not running (paused), so it stays queued
+# and is not claimed until the campaign resumes (also what onlyfans.cloudwatch counts as held).
+CAMPAIGN_HELD_SQL = (
+    f"EXISTS (SELECT 1 FROM {_C} c WHERE c.id = m.campaign_id AND c.state <> 'running')"  # noqa: S608
+)
 _CLAIM_CAMPAIGN_SQL = f"""
 UPDATE {_M} SET dispatched_at = %s WHERE id IN (
   SELECT m.id FROM {_M} m WHERE m.account_id = %s AND m.status = 'queued'
     AND m.dispatched_at IS NULL AND m.sender_kind = 'campaign'
-    AND NOT EXISTS (SELECT 1 FROM {_C} c WHERE c.id = m.campaign_id AND c.state <> 'running')
+    AND NOT {CAMPAIGN_HELD_SQL}
   ORDER BY m.id LIMIT %s FOR UPDATE OF m SKIP LOCKED)
 RETURNING id
 """  # noqa: S608
