@@ -299,10 +299,9 @@ def conversation_open(*, actor: User, fan: Fan) -> Conversation:
             code="fan_not_linked",
             status_code=409,
         )
-    with transaction.atomic():
-        conversation, created = Conversation.objects.get_or_create(
-            fan=fan, defaults={"account_id": fan.account_id}
-        )
+    conversation, created = Conversation.objects.get_or_create(
+        fan=fan, defaults={"account_id": fan.account_id}
+    )
     if created:
         log.info(
             "conversation.opened",

@@ -28,7 +28,7 @@ from crm.forms import (
     TagForm,
 )
 from crm.live import message_created_html
-from crm.models import Conversation, Membership, SavedReply
+from crm.models import Conversation, Fan, Membership, SavedReply
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
 from onlyfans import services as send_services
 
@@ -79,7 +79,7 @@ def _list_context(
             filters=filters,
             membership=membership,
         )
-    fans_without_chat: list[Any] = []
+    fans_without_chat: list[Fan] = []
     if not cursor and not page.conversations and filters.query.strip():
         fans_without_chat = selectors.fans_without_chat_matching(
             user=request.user, account_id=membership.account_id, query=filters.query
