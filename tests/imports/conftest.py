@@ -47,15 +47,25 @@ def import_run(fan_import: FanImport, *, budget_seconds: float = 60) -> FanImpor
 
 
 @pytest.fixture
-def run_import(owner, account, write_file) -> Callable[..., FanImport]:
-    """``run_import(csv_text, **options)``: create the import as the API does and run it."""
+def queued_import(owner, account, write_file) -> Callable[..., FanImport]:
+    """``queued_import(csv_text, **options)``: the import created as the API does (queued),
+    not run yet."""
 
-    def run(content: str | bytes, *, encoding: str = "utf-8", **options: Any) -> FanImport:
+    def create(content: str | bytes, *, encoding: str = "utf-8", **options: Any) -> FanImport:
         path = write_file(content, encoding=encoding)
-        fan_import = services.fan_import_create(
+        return services.fan_import_create(
             actor=owner, account_id=account.pk, upload_path=path, file_name="fans.csv",
             start=True, **options,
         )  # fmt: skip
-        return import_run(fan_import)
+
+    return create
+
+
+@pytest.fixture
+def run_import(queued_import) -> Callable[..., FanImport]:
+    """``run_import(csv_text, **options)``: create the import as the API does and run it."""
+
+    def run(content: str | bytes, **options: Any) -> FanImport:
+        return import_run(queued_import(content, **options))
 
     return run

@@ -228,17 +228,14 @@ def test_running_the_same_file_again_creates_no_duplicate(run_import, account):
     assert Fan.objects.filter(account=account).count() == 2
 
 
-def test_an_import_killed_midway_resumes_without_duplicates(owner, account, write_file, settings):
-    from imports import engine, services
+def test_an_import_killed_midway_resumes_without_duplicates(account, queued_import, settings):
+    from imports import engine
     from tests.imports.conftest import import_run
 
     settings.IMPORT_READ_BATCH_ROWS = 10
     settings.IMPORT_MERGE_BATCH_ROWS = 10
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 56))
-    fan_import = services.fan_import_create(
-        actor=owner, account_id=account.pk, upload_path=write_file(content),
-        file_name="f.csv", start=True,
-    )  # fmt: skip
+    fan_import = queued_import(content)
 
     # The worker dies in the middle of the third merge batch (after its INSERT).
     real_merge = engine.rows_merge
@@ -269,16 +266,13 @@ def test_an_import_killed_midway_resumes_without_duplicates(owner, account, writ
     assert Fan.objects.filter(account=account).count() == 55
 
 
-def test_a_run_out_of_time_continues_in_the_next_run(owner, account, write_file, settings):
+def test_a_run_out_of_time_continues_in_the_next_run(queued_import, settings):
     from imports import services
 
     settings.IMPORT_READ_BATCH_ROWS = 5
     settings.IMPORT_MERGE_BATCH_ROWS = 5
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 23))
-    fan_import = services.fan_import_create(
-        actor=owner, account_id=account.pk, upload_path=write_file(content),
-        file_name="f.csv", start=True,
-    )  # fmt: skip
+    fan_import = queued_import(content)
     runs = 1
     while not services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0):
         runs += 1
@@ -333,15 +327,11 @@ def test_no_sync_for_a_disconnected_account_or_a_running_one(run_import, account
 
 
 def test_the_upload_is_removed_and_the_report_kept(
-    owner, account, write_file, django_capture_on_commit_callbacks
+    queued_import, django_capture_on_commit_callbacks
 ):
-    from imports import services
     from tests.imports.conftest import import_run
 
-    fan_import = services.fan_import_create(
-        actor=owner, account_id=account.pk, file_name="f.csv", start=True,
-        upload_path=write_file("Username,Fan ID,Total Spent\nann,1,5\nbea,2,-5\n"),
-    )  # fmt: skip
+    fan_import = queued_import("Username,Fan ID,Total Spent\nann,1,5\nbea,2,-5\n")
     upload = Path(fan_import.file_path)
     assert upload.exists()
     with django_capture_on_commit_callbacks(execute=True):
@@ -351,15 +341,10 @@ def test_the_upload_is_removed_and_the_report_kept(
     assert "is negative" in Path(fan_import.errors_path).read_text(encoding="utf-8-sig")
 
 
-def test_a_failed_import_removes_its_upload(
-    owner, account, write_file, django_capture_on_commit_callbacks
-):
+def test_a_failed_import_removes_its_upload(queued_import, django_capture_on_commit_callbacks):
     from imports import services
 
-    fan_import = services.fan_import_create(
-        actor=owner, account_id=account.pk, file_name="f.csv", start=True,
-        upload_path=write_file("Username,Fan ID\nann,1\n"),
-    )  # fmt: skip
+    fan_import = queued_import("Username,Fan ID\nann,1\n")
     upload = Path(fan_import.file_path)
     # the task's last retry gives up
     with django_capture_on_commit_callbacks(execute=True):
@@ -369,7 +354,7 @@ def test_a_failed_import_removes_its_upload(
     assert not upload.exists()
 
 
-def test_staged_rows_lost_in_a_database_crash_are_read_again(owner, account, write_file, settings):
+def test_staged_rows_lost_in_a_database_crash_are_read_again(account, queued_import, settings):
     from django.db import connection
 
     from imports import engine, services
@@ -378,10 +363,7 @@ def test_staged_rows_lost_in_a_database_crash_are_read_again(owner, account, wri
     settings.IMPORT_READ_BATCH_ROWS = 10
     settings.IMPORT_MERGE_BATCH_ROWS = 10
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 36))
-    fan_import = services.fan_import_create(
-        actor=owner, account_id=account.pk, upload_path=write_file(content),
-        file_name="f.csv", start=True,
-    )  # fmt: skip
+    fan_import = queued_import(content)
     # given a run that merged two batches, then PostgreSQL crashed (it empties UNLOGGED tables)
     services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)  # read batch 1
     while FanImport.objects.get(pk=fan_import.pk).rows_done < 20:
@@ -396,7 +378,7 @@ def test_staged_rows_lost_in_a_database_crash_are_read_again(owner, account, wri
     assert fan_import.rows_done == 35 and fan_import.created + fan_import.updated == 35
 
 
-def test_staged_rows_lost_while_reading_are_read_again(owner, account, write_file, settings):
+def test_staged_rows_lost_while_reading_are_read_again(queued_import, settings):
     from django.db import connection
 
     from imports import engine, services
@@ -404,10 +386,7 @@ def test_staged_rows_lost_while_reading_are_read_again(owner, account, write_fil
 
     settings.IMPORT_READ_BATCH_ROWS = 10
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 26))
-    fan_import = services.fan_import_create(
-        actor=owner, account_id=account.pk, upload_path=write_file(content),
-        file_name="f.csv", start=True,
-    )  # fmt: skip
+    fan_import = queued_import(content)
     services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)  # one read batch
     assert 0 < FanImport.objects.get(pk=fan_import.pk).checkpoint_row < 26
     with connection.cursor() as cursor:

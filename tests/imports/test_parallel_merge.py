@@ -29,26 +29,12 @@ def _parallel(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("imports.tasks.fan_import_task_publish", lambda import_id: None)
 
 
-def _create(owner, account, write_file, content: str, **options: Any) -> FanImport:
-    return services.fan_import_create(
-        actor=owner, account_id=account.pk, upload_path=write_file(content),
-        file_name="f.csv", start=False, **options,
-    )  # fmt: skip
-
-
-def _start(owner, fan_import: FanImport) -> FanImport:
-    return services.fan_import_start(actor=owner, fan_import=fan_import)
-
-
-def test_two_workers_merge_every_range_once_with_exact_counts(owner, account, write_file):
+def test_two_workers_merge_every_range_once_with_exact_counts(account, queued_import):
     # given fans 1..10 on the account already, and a file of fans 1..60 with fan 5 twice
     for n in range(1, 11):
         FanFactory(account=account, platform_fan_id=str(n), username=f"fan{n}")
     rows = [f"fan{n},{n},Name {n}\n" for n in range(1, 61)] + ["fan5,5,Last five\n"]
-    fan_import = _create(
-        owner, account, write_file, "Username,Fan ID,Display Name\n" + "".join(rows)
-    )
-    fan_import = import_run(_start(owner, fan_import))
+    fan_import = import_run(queued_import("Username,Fan ID,Display Name\n" + "".join(rows)))
     # then every fan is there once, the existing ones updated, and the counts add up
     assert fan_import.state == "done"
     assert Fan.objects.filter(account=account).count() == 60
@@ -59,10 +45,10 @@ def test_two_workers_merge_every_range_once_with_exact_counts(owner, account, wr
 
 
 def test_a_worker_dying_in_a_range_leaves_the_checkpoint_at_the_ranges_before(
-    owner, account, write_file
+    account, queued_import
 ):
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 51))
-    fan_import = _start(owner, _create(owner, account, write_file, content))
+    fan_import = queued_import(content)
     real_merge = engine.rows_merge
     lock = threading.Lock()
     calls = {"n": 0}
@@ -96,11 +82,11 @@ def test_a_worker_dying_in_a_range_leaves_the_checkpoint_at_the_ranges_before(
     assert Fan.objects.filter(account=account).count() == 50
 
 
-def test_a_second_run_of_the_task_leaves_the_merge_to_the_first(owner, account, write_file):
+def test_a_second_run_of_the_task_leaves_the_merge_to_the_first(account, queued_import):
     from django.db import connection
 
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 21))
-    fan_import = _start(owner, _create(owner, account, write_file, content))
+    fan_import = queued_import(content)
     # another run holds the import's merge
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s, %s)", [0x1F1B, fan_import.pk])
@@ -128,12 +114,12 @@ def test_a_second_run_of_the_task_leaves_the_merge_to_the_first(owner, account, 
 
 
 def test_an_interrupted_run_stops_its_workers_before_letting_the_import_go(
-    owner, account, write_file, monkeypatch
+    account, queued_import, monkeypatch
 ):
     from celery.exceptions import SoftTimeLimitExceeded
 
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 51))
-    fan_import = _start(owner, _create(owner, account, write_file, content))
+    fan_import = queued_import(content)
     real_join = threading.Thread.join
     interrupted: list[str] = []
 
