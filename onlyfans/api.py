@@ -219,7 +219,8 @@ WEBHOOK_SCHEMA: dict[str, Any] = {
         "operationId": "onlyfans_webhooks_receive",
         "summary": "Platform webhooks (for the gateway, not for API clients)",
         "description": "Signed with ``Signature`` (hex HMAC-SHA256 of the raw body, the "
-        "webhook secret) and deduplicated by ``X-OFAPI-Idempotency-Key``. Events: "
+        "webhook secret) and deduplicated by a hash of that body (and the platform's ids in "
+        "it); ``X-OFAPI-Idempotency-Key`` is not signed and only logged. Events: "
         "messages.received, messages.ppv.unlocked, transactions.new, subscriptions.new, "
         "subscriptions.renewed, accounts.session_expired, accounts.reconnected; others are "
         "recorded and ignored. See onlyfans/webhooks.py for the payloads.",
@@ -252,7 +253,8 @@ WEBHOOK_SCHEMA: dict[str, Any] = {
         },
         "responses": {
             "200": {
-                "description": "status: processed, ignored or duplicate",
+                "description": "status: accepted (handled, or ignored: an unknown account or "
+                "event, alike on purpose) or duplicate (this body was seen before)",
                 "content": {
                     "application/json": {
                         "schema": {
@@ -260,7 +262,7 @@ WEBHOOK_SCHEMA: dict[str, Any] = {
                             "properties": {
                                 "status": {
                                     "type": "string",
-                                    "enum": ["processed", "ignored", "duplicate"],
+                                    "enum": ["accepted", "duplicate"],
                                 }
                             },
                         }

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config.logging import logging_dict, structlog_configure
 
@@ -252,7 +253,16 @@ SPECTACULAR_SETTINGS = {
 # --- Messaging platform gateway --------------------------------------------------------
 ONLYFANS_API_BASE_URL = env("ONLYFANS_API_BASE_URL", default="http://127.0.0.1:8765")
 ONLYFANS_API_KEY = env("ONLYFANS_API_KEY", default="sandbox-key")
-ONLYFANS_WEBHOOK_SECRET = env("ONLYFANS_WEBHOOK_SECRET", default="sandbox-webhook-secret")
+# The webhooks' signing secret. Required unless DEBUG: a default would be the sandbox's public
+# one, with which anyone could sign tips, unlocks, fan messages and session expiries.
+ONLYFANS_WEBHOOK_SECRET = env("ONLYFANS_WEBHOOK_SECRET", default="").strip()
+if not ONLYFANS_WEBHOOK_SECRET:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Set ONLYFANS_WEBHOOK_SECRET (the gateway's webhook signing secret): it is required "
+            "when DJANGO_DEBUG is off."
+        )
+    ONLYFANS_WEBHOOK_SECRET = "sandbox-webhook-secret"
 ONLYFANS_API_TIMEOUT_SECONDS = env.float("ONLYFANS_API_TIMEOUT_SECONDS", default=15.0)
 
 # --- Send pipeline ------------------------------------------------------------------------
