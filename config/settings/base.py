@@ -327,6 +327,14 @@ API_SEND_IN_THREAD_POOL = env.bool("API_SEND_IN_THREAD_POOL", default=True)
 # Uploads are streamed here (and kept for the report); var/ is not in git.
 IMPORT_STORAGE_DIR = Path(env("IMPORT_STORAGE_DIR", default=str(BASE_DIR / "var" / "imports")))
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
+
+# --- Request bodies (config/body_limit.py, in front of Django under ASGI) --------------------
+# A body over this many bytes is refused with 413 before it is read (by Content-Length, or as
+# soon as a chunked one passes it): Django would spool any body to a temporary file first.
+REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=1024 * 1024)
+# The CSV upload routes (page and API) take IMPORT_MAX_UPLOAD_BYTES plus the multipart envelope.
+REQUEST_UPLOAD_PATHS = [r"/accounts/\d+/fans/import/", r"/api/onlyfans/import/csv"]
+REQUEST_UPLOAD_OVERHEAD_BYTES = env.int("REQUEST_UPLOAD_OVERHEAD_BYTES", default=64 * 1024)
 # The largest cell the CSV reader accepts; a longer one is almost always an unclosed quote.
 IMPORT_MAX_FIELD_BYTES = env.int("IMPORT_MAX_FIELD_BYTES", default=4 * 1024 * 1024)
 IMPORT_READ_BATCH_ROWS = env.int("IMPORT_READ_BATCH_ROWS", default=100_000)
