@@ -161,10 +161,14 @@ class MessageRetryApi(APIView):
     @extend_schema(
         operation_id="onlyfans_messages_retry",
         summary="Queue a failed message again (same idempotency key)",
+        description="A campaign's message is resent only from its campaign: 409 "
+        "``campaign_message`` with its ``campaign_id``.",
         request=None,
         responses={
             202: MessageSerializer,
-            **error_responses({404: "message_not_found", 409: "not_failed"}),
+            **error_responses(
+                {404: "message_not_found", 409: "not_failed, campaign_message (campaign_id)"}
+            ),
         },
     )
     def post(self, request: Request, message_id: int) -> Response:
