@@ -316,7 +316,10 @@ SQS_ACCOUNT_ID = env("SQS_ACCOUNT_ID", default="123456789012")
 SQS_WAIT_TIME_SECONDS = env.int("SQS_WAIT_TIME_SECONDS", default=1)
 SQS_POLLING_INTERVAL_SECONDS = env.float("SQS_POLLING_INTERVAL_SECONDS", default=0.0)
 SEND_OUTBOX_SWEEP_SECONDS = env.int("SEND_OUTBOX_SWEEP_SECONDS", default=30)
+# Bearer token of /metrics. With DEBUG off and none set, /metrics answers 404 (never public).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# /readyz answers from its last checks for this long in each process (it is unauthenticated).
+READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=2.0)
 
 # Last, so every process (web, worker, beat, manage.py) configures structlog once.
 structlog_configure()

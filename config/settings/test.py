@@ -42,3 +42,7 @@ REST_FRAMEWORK = {
 API_SEND_IN_THREAD_POOL = False
 # Render live inbox HTML in the caller's thread: a test's transaction is invisible to others.
 LIVE_RENDER_INLINE = True
+# /metrics needs its token with DEBUG off; tests send this one.
+METRICS_TOKEN = "test-metrics-token"
+# Every /readyz in a test probes (tests take dependencies down between calls).
+READYZ_CACHE_SECONDS = 0.0
