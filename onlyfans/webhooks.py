@@ -229,9 +229,7 @@ def _ppv_unlocked(payload: dict[str, Any], event_key: str) -> Action:
         "platform_fan_id": fan_id,
         "kind": Purchase.Kind.PPV,
         "amount_cents": None if amount is None else _dollars_to_cents(amount, "payload.price"),
-        "purchased_at": _timestamp(
-            _first(payload, "createdAt", "unlockedAt"), "payload.createdAt"
-        ),
+        "purchased_at": _timestamp(_first(payload, "createdAt", "unlockedAt"), "payload.createdAt"),
         # One fan unlocks one message once; without a message id, the signed body is the key.
         "platform_event_id": f"ppv:{message_id}:{fan_id}" if message_id else event_key,
         "message_platform_id": message_id,

@@ -92,7 +92,9 @@ def test_a_declared_length_over_the_limit_is_refused_without_reading_the_body():
 def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit():
     client = Endless(chunk=300)
 
-    status, headers, body = _run(BodyLimitApp(ASGIHandler()), _scope("/login/", length=None), client)
+    status, headers, body = _run(
+        BodyLimitApp(ASGIHandler()), _scope("/login/", length=None), client
+    )
 
     assert status == 413
     assert headers["content-type"].startswith("text/plain")

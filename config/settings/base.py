@@ -444,19 +444,28 @@ CLOUDWATCH_ALARM_SNS_TOPIC_ARN = env("CLOUDWATCH_ALARM_SNS_TOPIC_ARN", default="
 # GET /api/monitoring/onlyfans: staff users, or this bearer token when set.
 MONITORING_TOKEN = env("MONITORING_TOKEN", default="")
 
-# --- Login lockout (django-axes): failures per username and address ---------------------------
+# --- Login lockout (django-axes): failures per username and address, and per address ----------
 # After AXES_FAILURE_LIMIT failed logins for one username from one address, that pair is
-# locked for AXES_COOLOFF_MINUTES (HTTP 429 with a plain page, event auth.locked_out); a
-# success resets the count. Attempts and lockouts are in admin (Axes); unlock there or with
-# `python manage.py axes_reset_username USERNAME`.
+# locked for AXES_COOLOFF_MINUTES (HTTP 429 with a plain page, event auth.locked_out); after
+# AXES_IP_FAILURE_LIMIT failures from one address over any usernames, the address is (one
+# client trying many accounts). A success resets the count. Attempts and lockouts are in admin
+# (Axes); unlock there or with `python manage.py axes_reset_username USERNAME` / axes_reset_ip.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_IP_FAILURE_LIMIT = env.int("AXES_IP_FAILURE_LIMIT", default=30)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "config.login_lockout.LockoutHandler"  # a limit per group (above)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "crm.authentication.login_lockout_response"
 # Behind a load balancer set AXES_IPWARE_PROXY_COUNT to the number of proxies in front, so
-# the client's address comes from X-Forwarded-For instead of the proxy's own.
+# the client's address comes from X-Forwarded-For instead of the proxy's own: otherwise every
+# client has the proxy's address, and one of them failing logins locks the address for all.
+# The client is then the N-th X-Forwarded-For address from the right (config/login_lockout.py).
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
-)
+AXES_CLIENT_IP_CALLABLE = "config.login_lockout.client_ip_address"
+# The same for the API's throttles of anonymous callers (DRF reads X-Forwarded-For with it);
+# defaults to AXES_IPWARE_PROXY_COUNT.
+_DRF_NUM_PROXIES = env("DRF_NUM_PROXIES", default="").strip()
+REST_FRAMEWORK["NUM_PROXIES"] = (
+    int(_DRF_NUM_PROXIES) if _DRF_NUM_PROXIES else AXES_IPWARE_PROXY_COUNT
+) or None

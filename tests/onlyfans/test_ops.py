@@ -15,7 +15,6 @@ from tests.factories import MessageFactory
 METRICS_AUTH = {"Authorization": "Bearer test-metrics-token"}  # config/settings/test.py
 
 
-
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

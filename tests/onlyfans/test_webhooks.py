@@ -737,7 +737,7 @@ def _settings_in_subprocess(**env: str) -> subprocess.CompletedProcess[str]:
     code = "import django; django.setup(); from django.conf import settings; " + (
         "print(settings.ONLYFANS_WEBHOOK_SECRET)"
     )
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "-c", code],
         env=clean,
         cwd=settings.BASE_DIR,
