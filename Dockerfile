@@ -5,7 +5,8 @@
 # Web:    docker run fancrm                     (uvicorn, the CMD below)
 # Worker: docker run fancrm celery -A config worker -Q fancrm-send,fancrm-default --pool threads --concurrency 8
 # Beat:   docker run fancrm celery -A config beat --schedule /app/var/celerybeat-schedule
-# Settings come from the environment (.env.example lists them; DJANGO_SECRET_KEY is required).
+# Settings come from the environment (.env.example lists them; DJANGO_SECRET_KEY and
+# ONLYFANS_WEBHOOK_SECRET are required).
 
 FROM python:3.11-slim AS build
 ENV UV_PROJECT_ENVIRONMENT=/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy PYTHONDONTWRITEBYTECODE=1
@@ -16,8 +17,9 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY . .
-# With production settings, so WhiteNoise's manifest is written; the key is used for nothing else.
-RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-only DJANGO_SETTINGS_MODULE=config.settings.base \
+# With production settings, so WhiteNoise's manifest is written; the keys are used for nothing else.
+RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-only ONLYFANS_WEBHOOK_SECRET=collectstatic-only \
+    DJANGO_SETTINGS_MODULE=config.settings.base \
     /venv/bin/python manage.py collectstatic --noinput -v 0
 
 FROM python:3.11-slim

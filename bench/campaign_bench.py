@@ -47,6 +47,8 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.base",
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": "bench-secret",
+    # Required with DEBUG off; the sandbox started here signs with its default.
+    "ONLYFANS_WEBHOOK_SECRET": "sandbox-webhook-secret",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
     "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",

@@ -404,6 +404,8 @@ def main() -> None:
         "DJANGO_SETTINGS_MODULE": "config.settings.base",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "drill-secret-not-for-production",
+        # Required with DEBUG off; the sandbox started here signs with its default.
+        "ONLYFANS_WEBHOOK_SECRET": "sandbox-webhook-secret",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_SECURE_SSL_REDIRECT": "0",
         "DJANGO_SECURE_COOKIES": "0",

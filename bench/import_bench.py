@@ -59,6 +59,8 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.base",
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": "bench-secret",
+    # Required with DEBUG off; the sandbox started here signs with its default.
+    "ONLYFANS_WEBHOOK_SECRET": "sandbox-webhook-secret",
     "DATABASE_URL": f"postgres://postgres@{SERVER}/{DATABASE}",
     "DATABASE_POOL_MAX_SIZE": "0",
     "REDIS_URL": "redis://127.0.0.1:6379/8",

@@ -415,7 +415,7 @@ def live_latency(
                     },
                 )
                 posted = time.perf_counter()
-                assert reply.status_code == 200 and reply.json()["status"] == "processed", (
+                assert reply.status_code == 200 and reply.json()["status"] == "accepted", (
                     reply.status_code,
                     reply.text,
                 )

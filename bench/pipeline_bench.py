@@ -34,6 +34,8 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.base",
     "DJANGO_DEBUG": "0",  # whatever a development .env says
     "DJANGO_SECRET_KEY": "bench-secret",
+    # Required with DEBUG off; the sandbox started here signs with its default.
+    "ONLYFANS_WEBHOOK_SECRET": "sandbox-webhook-secret",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DJANGO_SECURE_SSL_REDIRECT": "0",
     "DJANGO_SECURE_COOKIES": "0",

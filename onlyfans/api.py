@@ -161,10 +161,14 @@ class MessageRetryApi(APIView):
     @extend_schema(
         operation_id="onlyfans_messages_retry",
         summary="Queue a failed message again (same idempotency key)",
+        description="A campaign's message is resent only from its campaign: 409 "
+        "``campaign_message`` with its ``campaign_id``.",
         request=None,
         responses={
             202: MessageSerializer,
-            **error_responses({404: "message_not_found", 409: "not_failed"}),
+            **error_responses(
+                {404: "message_not_found", 409: "not_failed, campaign_message (campaign_id)"}
+            ),
         },
     )
     def post(self, request: Request, message_id: int) -> Response:
@@ -219,7 +223,8 @@ WEBHOOK_SCHEMA: dict[str, Any] = {
         "operationId": "onlyfans_webhooks_receive",
         "summary": "Platform webhooks (for the gateway, not for API clients)",
         "description": "Signed with ``Signature`` (hex HMAC-SHA256 of the raw body, the "
-        "webhook secret) and deduplicated by ``X-OFAPI-Idempotency-Key``. Events: "
+        "webhook secret) and deduplicated by a hash of that body (and the platform's ids in "
+        "it); ``X-OFAPI-Idempotency-Key`` is not signed and only logged. Events: "
         "messages.received, messages.ppv.unlocked, transactions.new, subscriptions.new, "
         "subscriptions.renewed, accounts.session_expired, accounts.reconnected; others are "
         "recorded and ignored. See onlyfans/webhooks.py for the payloads.",
@@ -252,7 +257,8 @@ WEBHOOK_SCHEMA: dict[str, Any] = {
         },
         "responses": {
             "200": {
-                "description": "status: processed, ignored or duplicate",
+                "description": "status: accepted (handled, or ignored: an unknown account or "
+                "event, alike on purpose) or duplicate (this body was seen before)",
                 "content": {
                     "application/json": {
                         "schema": {
@@ -260,7 +266,7 @@ WEBHOOK_SCHEMA: dict[str, Any] = {
                             "properties": {
                                 "status": {
                                     "type": "string",
-                                    "enum": ["processed", "ignored", "duplicate"],
+                                    "enum": ["accepted", "duplicate"],
                                 }
                             },
                         }

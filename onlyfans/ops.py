@@ -2,9 +2,13 @@
 
 ``/healthz`` says the process answers and touches nothing else. ``/readyz`` checks each
 dependency with a short timeout and answers 503 (never 500) when one fails, naming only the
-error's type: it is unauthenticated. ``/metrics`` adds scrape-time gauges (queue depths,
-pending messages) to the counters; ``settings.METRICS_TOKEN``, when set, must come as a bearer
-token.
+error's type: it is unauthenticated, so each process answers from its last result for
+``READYZ_CACHE_SECONDS`` (anonymous callers cannot make it probe PostgreSQL, Redis and SQS
+on every request). ``/metrics`` adds scrape-time gauges (queue depths, pending messages) to
+the counters; ``settings.METRICS_TOKEN`` must come as a bearer token. With DEBUG off and no
+token configured it answers 404: metrics are never public in production.
+
+``/api/schema/`` (public) is generated and rendered once per process and format.
 
 ``GET /api/monitoring/onlyfans`` (staff users, or ``settings.MONITORING_TOKEN`` as a bearer
 token) answers the health JSON of the send pipeline: the same three checks as ``/readyz`` (and
@@ -16,9 +20,10 @@ from __future__ import annotations
 
 import hmac
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 import structlog
@@ -30,6 +35,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SCHEMA_KWARGS, SpectacularAPIView
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -106,18 +112,41 @@ def _check(probe: Callable[[], None]) -> dict[str, Any]:
     return result
 
 
+_readyz_lock = threading.Lock()
+_readyz_last: tuple[float, dict[str, Any], int] | None = None  # (monotonic time, body, status)
+
+
+def _readiness() -> tuple[dict[str, Any], int]:
+    """The checks' body and status, probed at most once per ``READYZ_CACHE_SECONDS`` per
+    process: callers meanwhile (waiting on the lock while one probes) get the same answer."""
+    global _readyz_last
+    ttl = float(settings.READYZ_CACHE_SECONDS)
+    with _readyz_lock:
+        now = time.monotonic()
+        if _readyz_last is not None and now - _readyz_last[0] < ttl:
+            return _readyz_last[1], _readyz_last[2]
+        checks = {
+            "database": _check(_database_check),
+            "redis": _check(_redis_check),
+            "sqs": _check(_sqs_check),
+        }
+        ready = all(check["ok"] for check in checks.values())
+        body = {"status": "ok" if ready else "unavailable", "checks": checks}
+        status = 200 if ready else 503
+        _readyz_last = (time.monotonic(), body, status)
+        return body, status
+
+
+def readyz_cache_clear() -> None:
+    global _readyz_last
+    with _readyz_lock:
+        _readyz_last = None
+
+
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {
-        "database": _check(_database_check),
-        "redis": _check(_redis_check),
-        "sqs": _check(_sqs_check),
-    }
-    ready = all(check["ok"] for check in checks.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body, status = _readiness()
+    return JsonResponse(body, status=status)
 
 
 # --- Metrics -----------------------------------------------------------------------------------
@@ -175,7 +204,7 @@ class _ScrapeTimeCollector:
 def _metrics_authorized(request: HttpRequest) -> bool:
     token = getattr(settings, "METRICS_TOKEN", "")
     if not token:
-        return True
+        return bool(settings.DEBUG)
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(
@@ -185,6 +214,10 @@ def _metrics_authorized(request: HttpRequest) -> bool:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
+    if not settings.DEBUG and not getattr(settings, "METRICS_TOKEN", ""):
+        # Production without a token: metrics (queue depths, volumes) are not served publicly.
+        log.warning("metrics.no_token")
+        return HttpResponse("Not found.\n", status=404, content_type="text/plain")
     if not _metrics_authorized(request):
         response = HttpResponse("Unauthorized.\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
@@ -198,6 +231,48 @@ def metrics(request: HttpRequest) -> HttpResponse:
     scrape_time.register(_ScrapeTimeCollector())  # type: ignore[arg-type]
     output = generate_latest(registry) + generate_latest(scrape_time)
     return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)
+
+
+# --- The OpenAPI schema, built once per process ---------------------------------------------
+
+
+class SchemaView(SpectacularAPIView):
+    """``/api/schema/``: drf-spectacular's view, but the schema is generated and rendered once
+    per process and format (generating walks every view and serializer: a public, anonymous
+    URL must not cost that on each request). The schema depends on no caller (it is public)."""
+
+    _rendered: ClassVar[dict[tuple[str | None, str], tuple[bytes, str, str]]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @extend_schema(**SCHEMA_KWARGS)  # as the parent's: left out of the schema itself
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        version = self.api_version or request.version or self._get_version_parameter(request)
+        renderer = request.accepted_renderer
+        key = (version, type(renderer).__qualname__)
+        with self._lock:
+            cached = self._rendered.get(key)
+            if cached is None:
+                response = super().get(request, *args, **kwargs)
+                # Rendered with the renderer's own media type, never the caller's parameters.
+                response.accepted_renderer = renderer
+                response.accepted_media_type = renderer.media_type
+                response.renderer_context = self.get_renderer_context()
+                response.render()
+                cached = (
+                    response.content,
+                    response["Content-Type"],
+                    response["Content-Disposition"],
+                )
+                self._rendered[key] = cached
+        content, content_type, disposition = cached
+        answer = HttpResponse(content, content_type=content_type)
+        answer["Content-Disposition"] = disposition
+        return answer
+
+    @classmethod
+    def cache_clear(cls) -> None:
+        with cls._lock:
+            cls._rendered.clear()
 
 
 # --- Monitoring (JSON for on-call tools) ---------------------------------------------------------

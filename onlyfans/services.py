@@ -274,7 +274,16 @@ def message_retry(*, message: Message) -> Message:
             "Only a failed message can be retried.", code="not_failed", status_code=409
         )
     if locked.campaign_id is not None:
-        _campaign_message_retry_check(campaign_id=locked.campaign_id)
+        # A campaign's message is resent only through its campaign (campaign_resend_failed):
+        # the dispatcher never claims one of a cancelled or finished campaign, a paused one
+        # holds it, and the campaign's figures count its resends.
+        raise ApplicationError(
+            "This message belongs to a campaign; resend its failed messages from the "
+            "campaign's page.",
+            code="campaign_message",
+            status_code=409,
+            extra={"campaign_id": locked.campaign_id},
+        )
     locked.status = Message.Status.QUEUED
     locked.attempts = 0
     locked.dispatched_at = None
@@ -287,22 +296,6 @@ def message_retry(*, message: Message) -> Message:
 
     dispatch_on_commit(account_id=locked.account_id)
     return locked
-
-
-def _campaign_message_retry_check(*, campaign_id: int) -> None:
-    """A campaign's message is sent again only while its campaign runs (or is paused, which
-    holds it): the dispatcher never claims a message of a cancelled or finished campaign, so a
-    retry there would leave it queued for ever; the campaign page resends its failed messages."""
-    from campaigns.models import Campaign
-
-    state = Campaign.objects.filter(pk=campaign_id).values_list("state", flat=True).first()
-    if state not in Campaign.ACTIVE_STATES:
-        raise ApplicationError(
-            "This message belongs to a campaign that is no longer running; resend its failed "
-            "messages from the campaign's page.",
-            code="campaign_not_running",
-            status_code=409,
-        )
 
 
 def account_mark_expired(*, account_id: int, reason: str) -> None:

@@ -1,10 +1,15 @@
 """The platform gateway's webhooks: ``POST /api/onlyfans/webhooks``.
 
-Each delivery is verified (``Signature``: hex HMAC-SHA256 of the raw body), recorded once by
-its ``X-OFAPI-Idempotency-Key`` (a ``WebhookEvent`` row inserted in the same transaction as the
-handling, so a replay or a concurrent duplicate changes nothing) and handled by a service in
-``onlyfans.inbound``. Answers: 200 ``processed`` / ``ignored`` / ``duplicate``; 401
-``invalid_signature``; 400 ``malformed_json`` / ``invalid_event`` / ``invalid_payload``.
+Each delivery is verified (``Signature``: hex HMAC-SHA256 of the raw body), its payload
+validated (the same way whether its ``account_id`` is ours or not), recorded once by a hash of
+its raw body (a ``WebhookEvent`` row inserted in the same transaction as the handling, so a
+replay or a concurrent duplicate changes nothing) and handled by a service in
+``onlyfans.inbound``. ``X-OFAPI-Idempotency-Key`` is not signed, so it keys nothing: a replay
+under another key is still the same body; it is only logged. What handlers write is keyed by
+the platform's own ids inside the signed body (message, transaction, unlocked message and fan),
+else by the body's hash too. Answers: 200 ``accepted`` (handled, or ignored: an unknown account
+or event, indistinguishable on purpose) / ``duplicate``; 401 ``invalid_signature``; 400
+``malformed_json`` / ``invalid_event`` / ``invalid_payload``.
 
 Payloads we accept (field names are the gateway's; we are lenient where its docs disagree):
 
@@ -23,7 +28,10 @@ Payloads we accept (field names are the gateway's; we are lenient where its docs
 - ``subscriptions.new`` / ``subscriptions.renewed``: fan in ``user`` | ``fan`` |
   ``subscriber`` | ``fromUser`` (``{id, username?, name?}``) or ``user_id``; optional
   ``subscribedAt``, ``expiresAt`` | ``expiredAt``.
-- ``accounts.session_expired`` / ``accounts.reconnected``: only ``account_id``.
+- ``accounts.session_expired`` / ``accounts.reconnected``: only ``account_id``. A body seen
+  before is a replay, so an identical later event is a no-op (a captured ``session_expired``
+  cannot disconnect the account again); the send pipeline still learns of an expired session
+  from the gateway's own answers.
 - ``messages.sent`` and any other event: recorded and ignored.
 
 Times are ISO 8601 strings (naive ones are UTC) or Unix seconds; a missing time is "now".
@@ -63,11 +71,11 @@ from onlyfans.models import WebhookEvent
 log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_HEADER = "X-OFAPI-Idempotency-Key"
-_EVENT_KEY_MAX = WebhookEvent._meta.get_field("event_key").max_length or 255
+_DELIVERY_KEY_LOG_MAX = 100
 _EVENT_NAME_MAX = WebhookEvent._meta.get_field("event").max_length or 100
 _ID_MAX = 64
 
-Handler = Callable[[CreatorAccount, dict[str, Any], str], None]
+Handler = Callable[[dict[str, Any], str], Callable[[CreatorAccount], object]]
 
 
 # --- Signature -----------------------------------------------------------------------------
@@ -183,25 +191,29 @@ def _media_ids(value: Any) -> list[str]:
     return ids
 
 
-# --- Handlers ---------------------------------------------------------------------------------
+# --- Handlers: parse the payload (whatever the account), then act on a known account --------
+# Each parser validates the whole payload before anything is written and returns the action,
+# so a delivery for an account we do not have is answered exactly as one for an account we do.
+
+Action = Callable[[CreatorAccount], object]
 
 
-def _message_received(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+def _message_received(payload: dict[str, Any], event_key: str) -> Action:
     is_free = payload.get("isFree")
     price = payload.get("price")
-    message_receive(
-        account=account,
-        platform_fan=_platform_fan(payload.get("fromUser"), "payload.fromUser"),
-        platform_message_id=_platform_id(payload.get("id"), "payload.id"),
-        text=_optional_str(payload.get("text"), "payload.text"),
-        price_cents=0 if is_free is True or price is None else _dollars_to_cents(price, "price"),
-        created_at=_timestamp(payload.get("createdAt"), "payload.createdAt"),
-        event_key=event_key,
-        media_ids=_media_ids(payload.get("media")),
-    )
+    kwargs: dict[str, Any] = {
+        "platform_fan": _platform_fan(payload.get("fromUser"), "payload.fromUser"),
+        "platform_message_id": _platform_id(payload.get("id"), "payload.id"),
+        "text": _optional_str(payload.get("text"), "payload.text"),
+        "price_cents": 0 if is_free is True or price is None else _dollars_to_cents(price, "price"),
+        "created_at": _timestamp(payload.get("createdAt"), "payload.createdAt"),
+        "event_key": event_key,
+        "media_ids": _media_ids(payload.get("media")),
+    }
+    return lambda account: message_receive(account=account, **kwargs)
 
 
-def _ppv_unlocked(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+def _ppv_unlocked(payload: dict[str, Any], event_key: str) -> Action:
     fan_id = _fan_id_from(payload)
     message = payload.get("message")
     raw_message_id = _first(payload, "messageId", "message_id")
@@ -213,41 +225,43 @@ def _ppv_unlocked(account: CreatorAccount, payload: dict[str, Any], event_key: s
         _platform_id(raw_message_id, "payload.messageId") if raw_message_id is not None else None
     )
     amount = _first(payload, "price", "amount", "amountGross")
-    purchase_record(
-        account=account,
-        platform_fan_id=fan_id,
-        kind=Purchase.Kind.PPV,
-        amount_cents=None if amount is None else _dollars_to_cents(amount, "payload.price"),
-        purchased_at=_timestamp(_first(payload, "createdAt", "unlockedAt"), "payload.createdAt"),
-        platform_event_id=f"ppv:{message_id}:{fan_id}" if message_id else event_key,
-        message_platform_id=message_id,
-    )
+    kwargs: dict[str, Any] = {
+        "platform_fan_id": fan_id,
+        "kind": Purchase.Kind.PPV,
+        "amount_cents": None if amount is None else _dollars_to_cents(amount, "payload.price"),
+        "purchased_at": _timestamp(_first(payload, "createdAt", "unlockedAt"), "payload.createdAt"),
+        # One fan unlocks one message once; without a message id, the signed body is the key.
+        "platform_event_id": f"ppv:{message_id}:{fan_id}" if message_id else event_key,
+        "message_platform_id": message_id,
+    }
+    return lambda account: purchase_record(account=account, **kwargs)
 
 
-def _tip(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+def _tip(payload: dict[str, Any], event_key: str) -> Action:
     amount = _first(payload, "amountGross", "amount")
     if amount is None:
         raise _invalid("payload.amountGross is required.")
     transaction_id = payload.get("id")
     message_id = _first(payload, "messageId", "message_id")
-    purchase_record(
-        account=account,
-        platform_fan_id=_fan_id_from(payload),
-        kind=Purchase.Kind.TIP,
-        amount_cents=_dollars_to_cents(amount, "payload.amountGross"),
-        purchased_at=_timestamp(payload.get("createdAt"), "payload.createdAt"),
-        platform_event_id=(
+    kwargs: dict[str, Any] = {
+        "platform_fan_id": _fan_id_from(payload),
+        "kind": Purchase.Kind.TIP,
+        "amount_cents": _dollars_to_cents(amount, "payload.amountGross"),
+        "purchased_at": _timestamp(payload.get("createdAt"), "payload.createdAt"),
+        # The transaction's id; without one, the signed body (never the unsigned header).
+        "platform_event_id": (
             f"txn:{_platform_id(transaction_id, 'payload.id')}"
             if transaction_id is not None
             else event_key
         ),
-        message_platform_id=(
+        "message_platform_id": (
             _platform_id(message_id, "payload.messageId") if message_id is not None else None
         ),
-    )
+    }
+    return lambda account: purchase_record(account=account, **kwargs)
 
 
-def _subscription(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
+def _subscription(payload: dict[str, Any], event_key: str) -> Action:
     fan: dict[str, Any] | None = None
     for name in ("user", "fan", "subscriber", "fromUser"):
         if payload.get(name) is not None:
@@ -257,21 +271,21 @@ def _subscription(account: CreatorAccount, payload: dict[str, Any], event_key: s
         fan = {"id": _fan_id_from(payload)}
     subscribed_at = payload.get("subscribedAt")
     expires_at = _first(payload, "expiresAt", "expiredAt")
-    fan_subscription_update(
-        account=account,
-        platform_fan=fan,
-        state=Fan.SubscriptionState.ACTIVE,
-        subscribed_at=_timestamp(subscribed_at, "payload.subscribedAt"),
-        expires_at=None if expires_at is None else _timestamp(expires_at, "payload.expiresAt"),
-    )
+    kwargs: dict[str, Any] = {
+        "platform_fan": fan,
+        "state": Fan.SubscriptionState.ACTIVE,
+        "subscribed_at": _timestamp(subscribed_at, "payload.subscribedAt"),
+        "expires_at": None if expires_at is None else _timestamp(expires_at, "payload.expiresAt"),
+    }
+    return lambda account: fan_subscription_update(account=account, **kwargs)
 
 
-def _session_expired(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
-    account_connection_set(account=account, connected=False)
+def _session_expired(payload: dict[str, Any], event_key: str) -> Action:
+    return lambda account: account_connection_set(account=account, connected=False)
 
 
-def _reconnected(account: CreatorAccount, payload: dict[str, Any], event_key: str) -> None:
-    account_connection_set(account=account, connected=True)
+def _reconnected(payload: dict[str, Any], event_key: str) -> Action:
+    return lambda account: account_connection_set(account=account, connected=True)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -304,35 +318,45 @@ def webhook_process(
     """Record the delivery once and handle it; return ``(result, account)``.
 
     ``result`` is ``processed``, ``ignored`` (unknown account or unhandled event) or
-    ``duplicate``. The ``WebhookEvent`` insert comes first in the transaction: a concurrent
-    delivery of the same key waits on its unique index, then finds it taken. An
-    ``ApplicationError`` from a handler rolls the record back, so a corrected redelivery is
-    handled.
+    ``duplicate``. The payload is validated first, whether the account exists or not (an
+    ``ApplicationError`` for both alike). The ``WebhookEvent`` insert then comes first in the
+    transaction: a concurrent delivery of the same key waits on its unique index, then finds
+    it taken. An ``ApplicationError`` from a handler rolls the record back, so a corrected
+    redelivery is handled.
     """
+    handler = _handler_for(event, payload)
+    action = handler(payload, event_key) if handler is not None else None
     account = None
     if platform_account_id:
         account = CreatorAccount.objects.filter(platform_account_id=platform_account_id).first()
-    handler = _handler_for(event, payload) if account is not None else None
+    handled = account is not None and action is not None
     try:
         with transaction.atomic():
             WebhookEvent.objects.create(
-                event_key=event_key, event=event, account=account, handled=handler is not None
+                event_key=event_key, event=event, account=account, handled=handled
             )
     except IntegrityError:
         return "duplicate", account
-    if account is None or handler is None:
+    if account is None or action is None:
         return "ignored", account
-    handler(account, payload, event_key)
+    action(account)
     return "processed", account
 
 
-def _event_key(request: HttpRequest, body: bytes) -> str:
+def _event_key(body: bytes) -> str:
+    """The delivery's key: a hash of the raw body, which the signature covers.
+
+    ``X-OFAPI-Idempotency-Key`` is not signed: keyed on it, a captured delivery replayed under
+    a new key would be handled again (a tip counted twice, an old ``session_expired``
+    disconnecting the account). It is only logged. The platform's own ids inside the body
+    (message, transaction, unlocked message) key the records the handlers write as well.
+    """
+    return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+def _delivery_key(request: HttpRequest) -> str | None:
     key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()
-    if not key:
-        return f"sha256:{hashlib.sha256(body).hexdigest()}"
-    if len(key) > _EVENT_KEY_MAX:
-        return f"sha256-key:{hashlib.sha256(key.encode()).hexdigest()}"
-    return key
+    return key[:_DELIVERY_KEY_LOG_MAX] or None
 
 
 def _metric_event(event: str | None) -> str:
@@ -351,6 +375,7 @@ def _answer(
     account: CreatorAccount | None = None,
     platform_account_id: str | None = None,
     event_key: str | None = None,
+    delivery_key: str | None = None,
     started: float,
 ) -> JsonResponse:
     WEBHOOKS_RECEIVED.labels(event=_metric_event(event), result=result).inc()
@@ -360,6 +385,7 @@ def _answer(
         account_id=account.pk if account is not None else None,
         platform_account_id=platform_account_id,
         event_key=event_key,
+        delivery_key=delivery_key,
         result=result,
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
@@ -382,10 +408,15 @@ def webhook_receive(request: HttpRequest) -> JsonResponse:
     event = data.get("event") if isinstance(data, dict) else None
     if not isinstance(event, str) or not event.strip() or len(event) > _EVENT_NAME_MAX:
         return _answer(400, {"code": "invalid_event"}, result="invalid_event", started=started)
-    event_key = _event_key(request, body)
+    event_key = _event_key(body)
     platform_account_id = data.get("account_id")
     payload = data.get("payload")
-    context: dict[str, Any] = {"event": event, "event_key": event_key, "started": started}
+    context: dict[str, Any] = {
+        "event": event,
+        "event_key": event_key,
+        "delivery_key": _delivery_key(request),
+        "started": started,
+    }
     if platform_account_id is not None and not isinstance(platform_account_id, str):
         return _answer(400, {"code": "invalid_payload"}, result="invalid_payload", **context)
     context["platform_account_id"] = platform_account_id
@@ -405,4 +436,7 @@ def webhook_receive(request: HttpRequest) -> JsonResponse:
         return _answer(
             400, {"code": error.code, "message": error.message}, result=error.code, **context
         )
-    return _answer(200, {"status": result}, result=result, account=account, **context)
+    # "processed" and "ignored" (an unknown account among them) answer alike: the answer does
+    # not tell whether an account exists. Logs and metrics keep the difference.
+    answer = "duplicate" if result == "duplicate" else "accepted"
+    return _answer(200, {"status": answer}, result=result, account=account, **context)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config.logging import logging_dict, structlog_configure
 
@@ -252,7 +253,16 @@ SPECTACULAR_SETTINGS = {
 # --- Messaging platform gateway --------------------------------------------------------
 ONLYFANS_API_BASE_URL = env("ONLYFANS_API_BASE_URL", default="http://127.0.0.1:8765")
 ONLYFANS_API_KEY = env("ONLYFANS_API_KEY", default="sandbox-key")
-ONLYFANS_WEBHOOK_SECRET = env("ONLYFANS_WEBHOOK_SECRET", default="sandbox-webhook-secret")
+# The webhooks' signing secret. Required unless DEBUG: a default would be the sandbox's public
+# one, with which anyone could sign tips, unlocks, fan messages and session expiries.
+ONLYFANS_WEBHOOK_SECRET = env("ONLYFANS_WEBHOOK_SECRET", default="").strip()
+if not ONLYFANS_WEBHOOK_SECRET:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Set ONLYFANS_WEBHOOK_SECRET (the gateway's webhook signing secret): it is required "
+            "when DJANGO_DEBUG is off."
+        )
+    ONLYFANS_WEBHOOK_SECRET = "sandbox-webhook-secret"
 ONLYFANS_API_TIMEOUT_SECONDS = env.float("ONLYFANS_API_TIMEOUT_SECONDS", default=15.0)
 
 # --- Send pipeline ------------------------------------------------------------------------
@@ -306,7 +316,10 @@ SQS_ACCOUNT_ID = env("SQS_ACCOUNT_ID", default="123456789012")
 SQS_WAIT_TIME_SECONDS = env.int("SQS_WAIT_TIME_SECONDS", default=1)
 SQS_POLLING_INTERVAL_SECONDS = env.float("SQS_POLLING_INTERVAL_SECONDS", default=0.0)
 SEND_OUTBOX_SWEEP_SECONDS = env.int("SEND_OUTBOX_SWEEP_SECONDS", default=30)
+# Bearer token of /metrics. With DEBUG off and none set, /metrics answers 404 (never public).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# /readyz answers from its last checks for this long in each process (it is unauthenticated).
+READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=2.0)
 
 # Last, so every process (web, worker, beat, manage.py) configures structlog once.
 structlog_configure()
@@ -317,6 +330,14 @@ API_SEND_IN_THREAD_POOL = env.bool("API_SEND_IN_THREAD_POOL", default=True)
 # Uploads are streamed here (and kept for the report); var/ is not in git.
 IMPORT_STORAGE_DIR = Path(env("IMPORT_STORAGE_DIR", default=str(BASE_DIR / "var" / "imports")))
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
+
+# --- Request bodies (config/body_limit.py, in front of Django under ASGI) --------------------
+# A body over this many bytes is refused with 413 before it is read (by Content-Length, or as
+# soon as a chunked one passes it): Django would spool any body to a temporary file first.
+REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=1024 * 1024)
+# The CSV upload routes (page and API) take IMPORT_MAX_UPLOAD_BYTES plus the multipart envelope.
+REQUEST_UPLOAD_PATHS = [r"/accounts/\d+/fans/import/", r"/api/onlyfans/import/csv"]
+REQUEST_UPLOAD_OVERHEAD_BYTES = env.int("REQUEST_UPLOAD_OVERHEAD_BYTES", default=64 * 1024)
 # The largest cell the CSV reader accepts; a longer one is almost always an unclosed quote.
 IMPORT_MAX_FIELD_BYTES = env.int("IMPORT_MAX_FIELD_BYTES", default=4 * 1024 * 1024)
 IMPORT_READ_BATCH_ROWS = env.int("IMPORT_READ_BATCH_ROWS", default=100_000)
@@ -423,19 +444,28 @@ CLOUDWATCH_ALARM_SNS_TOPIC_ARN = env("CLOUDWATCH_ALARM_SNS_TOPIC_ARN", default="
 # GET /api/monitoring/onlyfans: staff users, or this bearer token when set.
 MONITORING_TOKEN = env("MONITORING_TOKEN", default="")
 
-# --- Login lockout (django-axes): failures per username and address ---------------------------
+# --- Login lockout (django-axes): failures per username and address, and per address ----------
 # After AXES_FAILURE_LIMIT failed logins for one username from one address, that pair is
-# locked for AXES_COOLOFF_MINUTES (HTTP 429 with a plain page, event auth.locked_out); a
-# success resets the count. Attempts and lockouts are in admin (Axes); unlock there or with
-# `python manage.py axes_reset_username USERNAME`.
+# locked for AXES_COOLOFF_MINUTES (HTTP 429 with a plain page, event auth.locked_out); after
+# AXES_IP_FAILURE_LIMIT failures from one address over any usernames, the address is (one
+# client trying many accounts). A success resets the count. Attempts and lockouts are in admin
+# (Axes); unlock there or with `python manage.py axes_reset_username USERNAME` / axes_reset_ip.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_IP_FAILURE_LIMIT = env.int("AXES_IP_FAILURE_LIMIT", default=30)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "config.login_lockout.LockoutHandler"  # a limit per group (above)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "crm.authentication.login_lockout_response"
 # Behind a load balancer set AXES_IPWARE_PROXY_COUNT to the number of proxies in front, so
-# the client's address comes from X-Forwarded-For instead of the proxy's own.
+# the client's address comes from X-Forwarded-For instead of the proxy's own: otherwise every
+# client has the proxy's address, and one of them failing logins locks the address for all.
+# The client is then the N-th X-Forwarded-For address from the right (config/login_lockout.py).
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
-)
+AXES_CLIENT_IP_CALLABLE = "config.login_lockout.client_ip_address"
+# The same for the API's throttles of anonymous callers (DRF reads X-Forwarded-For with it);
+# defaults to AXES_IPWARE_PROXY_COUNT.
+_DRF_NUM_PROXIES = env("DRF_NUM_PROXIES", default="").strip()
+REST_FRAMEWORK["NUM_PROXIES"] = (
+    int(_DRF_NUM_PROXIES) if _DRF_NUM_PROXIES else AXES_IPWARE_PROXY_COUNT
+) or None

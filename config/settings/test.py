@@ -12,6 +12,8 @@ os.environ.setdefault("CACHE_KEY_PREFIX", "fancrm-test")
 os.environ.setdefault("CHANNELS_PREFIX", "fancrm-test:asgi")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
 os.environ.setdefault("ONLYFANS_API_BASE_URL", "http://127.0.0.1:8766")
+# DEBUG is off, so the webhook secret is required (the test sandbox signs with this one).
+os.environ.setdefault("ONLYFANS_WEBHOOK_SECRET", "test-webhook-secret")
 os.environ.setdefault("LOG_FORMAT", "console")
 # Dispatch in the caller's thread: a test's open transaction is invisible to another one.
 os.environ.setdefault("SEND_DISPATCH_COALESCE_MS", "0")
@@ -40,3 +42,7 @@ REST_FRAMEWORK = {
 API_SEND_IN_THREAD_POOL = False
 # Render live inbox HTML in the caller's thread: a test's transaction is invisible to others.
 LIVE_RENDER_INLINE = True
+# /metrics needs its token with DEBUG off; tests send this one.
+METRICS_TOKEN = "test-metrics-token"
+# Every /readyz in a test probes (tests take dependencies down between calls).
+READYZ_CACHE_SECONDS = 0.0

@@ -125,7 +125,7 @@ def webhook_message_received(base_url: str, fan: Any, text: str, *, key: str) ->
         },
     )
     assert reply.status_code == 200, reply.text
-    assert reply.json()["status"] == "processed", reply.text
+    assert reply.json()["status"] == "accepted", reply.text
 
 
 def console_errors(page: Page) -> list[str]:

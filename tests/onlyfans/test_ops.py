@@ -12,6 +12,8 @@ from onlyfans.broker import queue_names, queues_ensure, sqs_client
 from onlyfans.metrics import MESSAGES_SENT
 from tests.factories import MessageFactory
 
+METRICS_AUTH = {"Authorization": "Bearer test-metrics-token"}  # config/settings/test.py
+
 
 def _closed_port() -> int:
     with socket.socket() as sock:
@@ -98,7 +100,7 @@ def test_metrics_show_counters_queue_depths_and_pending_messages(fresh_queues):
     )
     sqs_client().send_message(QueueUrl=fresh_queues[queue_names().send], MessageBody="{}")
 
-    response = Client().get("/metrics")
+    response = Client().get("/metrics", headers=METRICS_AUTH)
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -115,7 +117,7 @@ def test_metrics_show_counters_queue_depths_and_pending_messages(fresh_queues):
 
 @pytest.mark.django_db
 def test_metrics_still_answer_when_sqs_is_down(sqs_down):
-    response = Client().get("/metrics")
+    response = Client().get("/metrics", headers=METRICS_AUTH)
 
     assert response.status_code == 200
     text = response.content.decode()
@@ -129,7 +131,7 @@ def test_metrics_still_answer_when_sqs_is_down(sqs_down):
 def test_metrics_with_multiprocess_dir_use_a_fresh_registry(monkeypatch, tmp_path, sqs_down):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
 
-    response = Client().get("/metrics")
+    response = Client().get("/metrics", headers=METRICS_AUTH)
 
     assert response.status_code == 200
     text = response.content.decode()

@@ -3,6 +3,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -15,7 +18,7 @@ from django.db import connections
 from django.test import Client
 
 from crm.models import Conversation, CreatorAccount, Fan, Message, Purchase
-from onlyfans.inbound import message_receive
+from onlyfans.inbound import account_connection_set, message_receive
 from onlyfans.metrics import WEBHOOKS_RECEIVED
 from onlyfans.models import WebhookEvent
 from tests.factories import ConversationFactory, FanFactory, MessageFactory
@@ -173,7 +176,7 @@ def test_message_received_creates_fan_conversation_and_message(account):
     response = post(received(account))
 
     assert response.status_code == 200
-    assert response.json() == {"status": "processed"}
+    assert response.json() == {"status": "accepted"}
     fan = Fan.objects.get(account=account, platform_fan_id="555")
     assert fan.username == "somefan"
     assert fan.display_name == "Some Fan"
@@ -191,8 +194,9 @@ def test_message_received_creates_fan_conversation_and_message(account):
     assert message.text == "hey there"
     assert message.price_cents == 0
     event = WebhookEvent.objects.get()
+    body = json.dumps(received(account)).encode()
     assert (event.event_key, event.event, event.account_id, event.handled) == (
-        "evt_1",
+        "sha256:" + hashlib.sha256(body).hexdigest(),
         "messages.received",
         account.pk,
         True,
@@ -232,9 +236,9 @@ def test_replay_with_same_key_changes_nothing(account):
     before = counts()
     unread = Conversation.objects.get().unread_count
 
-    second = post(received(account, text="different text"), key="evt_same")
+    second = post(received(account), key="evt_same")
 
-    assert first.json() == {"status": "processed"}
+    assert first.json() == {"status": "accepted"}
     assert second.status_code == 200
     assert second.json() == {"status": "duplicate"}
     assert counts() == before
@@ -242,13 +246,26 @@ def test_replay_with_same_key_changes_nothing(account):
     assert Message.objects.get().text == "hey there"
 
 
-def test_same_platform_message_under_another_key_is_not_duplicated(account):
+def test_replay_under_another_idempotency_key_is_a_duplicate(account):
+    # The header is not signed: a captured delivery replayed with a new key is the same body.
+    body = json.dumps(received(account)).encode()
+    post(body, key="evt_original")
+    before = counts()
+
+    replay = post(body, key="evt_forged_by_the_replayer")
+
+    assert replay.json() == {"status": "duplicate"}
+    assert counts() == before
+
+
+def test_same_platform_message_in_another_body_is_not_duplicated(account):
     post(received(account), key="evt_one")
 
-    response = post(received(account), key="evt_two")
+    response = post(received(account, text="edited on redelivery"), key="evt_two")
 
     assert response.status_code == 200
     assert Message.objects.count() == 1
+    assert Message.objects.get().text == "hey there"
     assert Conversation.objects.get().unread_count == 1
     assert WebhookEvent.objects.count() == 2
 
@@ -259,7 +276,7 @@ def test_missing_idempotency_key_dedupes_on_the_body(account):
     first = post(body, key=None)
     second = post(body, key=None)
 
-    assert first.json() == {"status": "processed"}
+    assert first.json() == {"status": "accepted"}
     assert second.json() == {"status": "duplicate"}
     assert WebhookEvent.objects.get().event_key == "sha256:" + hashlib.sha256(body).hexdigest()
 
@@ -375,8 +392,8 @@ def test_ppv_unlocked_with_user_object(account):
     response = post(ppv(account, user={"id": 555}, messageId=777, price=15))
     replay = post(ppv(account, user={"id": 555}, messageId=777, price=15), key="evt_other")
 
-    assert response.json() == {"status": "processed"}
-    assert replay.json() == {"status": "processed"}
+    assert response.json() == {"status": "accepted"}
+    assert replay.json() == {"status": "duplicate"}
     purchase = Purchase.objects.get()
     assert (purchase.kind, purchase.amount_cents, purchase.fan_id) == ("ppv", 1500, fan.pk)
     assert purchase.message_id == message.pk
@@ -445,7 +462,7 @@ def test_tip_adds_a_purchase_and_spend(account):
     response = post(tip(account))
     post(tip(account), key="evt_redelivered")
 
-    assert response.json() == {"status": "processed"}
+    assert response.json() == {"status": "accepted"}
     purchase = Purchase.objects.get()
     assert purchase.kind == Purchase.Kind.TIP
     assert purchase.amount_cents == 1000
@@ -458,14 +475,14 @@ def test_tip_adds_a_purchase_and_spend(account):
 def test_tip_under_any_event_name_is_recorded(account):
     response = post(tip(account, event="transactions.created", id="txn_2", amountGross="4.5"))
 
-    assert response.json() == {"status": "processed"}
+    assert response.json() == {"status": "accepted"}
     assert Fan.objects.get(platform_fan_id="555").lifetime_spend_cents == 450
 
 
 def test_non_tip_transaction_is_ignored(account):
     response = post(tip(account, type="subscription"))
 
-    assert response.json() == {"status": "ignored"}
+    assert response.json() == {"status": "accepted"}
     assert Purchase.objects.count() == 0
     assert WebhookEvent.objects.get().handled is False
 
@@ -493,7 +510,7 @@ def test_subscription_new_creates_an_active_fan(account):
 
     response = post(body)
 
-    assert response.json() == {"status": "processed"}
+    assert response.json() == {"status": "accepted"}
     fan = Fan.objects.get(account=account, platform_fan_id="321")
     assert fan.username == "newsub"
     assert fan.subscription_state == Fan.SubscriptionState.ACTIVE
@@ -553,7 +570,7 @@ def account_event(account: CreatorAccount, event: str) -> dict[str, Any]:
 def test_session_expired_then_reconnected(account, django_capture_on_commit_callbacks):
     expired = post(account_event(account, "accounts.session_expired"), key="evt_exp")
     account.refresh_from_db()
-    assert expired.json() == {"status": "processed"}
+    assert expired.json() == {"status": "accepted"}
     assert account.connection_state == CreatorAccount.ConnectionState.EXPIRED
 
     with (
@@ -563,7 +580,7 @@ def test_session_expired_then_reconnected(account, django_capture_on_commit_call
         reconnected = post(account_event(account, "accounts.reconnected"), key="evt_rec")
 
     account.refresh_from_db()
-    assert reconnected.json() == {"status": "processed"}
+    assert reconnected.json() == {"status": "accepted"}
     assert account.connection_state == CreatorAccount.ConnectionState.CONNECTED
     dispatch.assert_called_once_with(account_id=account.pk)
 
@@ -574,7 +591,7 @@ def test_unknown_event_is_accepted_and_recorded(account):
     response = post(body)
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ignored"}
+    assert response.json() == {"status": "accepted"}
     event = WebhookEvent.objects.get()
     assert (event.event, event.handled) == ("posts.liked", False)
 
@@ -585,7 +602,7 @@ def test_messages_sent_is_accepted_and_not_stored_as_a_message(account):
 
     response = post(body)
 
-    assert response.json() == {"status": "ignored"}
+    assert response.json() == {"status": "accepted"}
     assert Message.objects.count() == 0
 
 
@@ -595,7 +612,7 @@ def test_unknown_account_is_accepted_and_ignored():
     response = post(body)
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ignored"}
+    assert response.json() == {"status": "accepted"}
     assert Message.objects.count() == 0
     assert Fan.objects.count() == 0
     assert WebhookEvent.objects.get().account_id is None
@@ -627,15 +644,16 @@ def test_log_line_carries_no_message_text_or_names(account):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("same_key", [True, False], ids=["same-key", "other-keys"])
-def test_concurrent_deliveries_of_one_message_are_handled_once(account, same_key):
-    body = json.dumps(received(account)).encode()
+@pytest.mark.parametrize("same_body", [True, False], ids=["same-body", "other-bodies"])
+def test_concurrent_deliveries_of_one_message_are_handled_once(account, same_body):
     barrier = threading.Barrier(4)
 
     def deliver(n: int) -> int:
+        # Each under its own idempotency key: only the body (or the message id in it) counts.
+        body = json.dumps(received(account) if same_body else received(account, text=f"v{n}"))
         barrier.wait()
         try:
-            return post(body, key="evt_race" if same_key else f"evt_race_{n}").status_code
+            return post(body.encode(), key=f"evt_race_{n}").status_code
         finally:
             connections.close_all()
 
@@ -643,7 +661,106 @@ def test_concurrent_deliveries_of_one_message_are_handled_once(account, same_key
         statuses = list(pool.map(deliver, range(4)))
 
     assert statuses == [200, 200, 200, 200]
-    assert WebhookEvent.objects.count() == (1 if same_key else 4)
+    assert WebhookEvent.objects.count() == (1 if same_body else 4)
     assert Fan.objects.count() == 1
     assert Message.objects.count() == 1
     assert Conversation.objects.get().unread_count == 1
+
+
+# --- Replays: keyed by what the signature covers ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(lambda a: tip(a, id=None), id="tip-without-transaction-id"),
+        pytest.param(lambda a: ppv(a, user_id="555", price=12), id="unlock-without-message-id"),
+    ],
+)
+def test_purchase_without_a_platform_id_replayed_under_new_keys_counts_once(account, body):
+    fan = FanFactory.create(account=account, platform_fan_id="555")
+    raw = json.dumps(body(account)).encode()
+
+    answers = [post(raw, key=f"evt_{n}").json()["status"] for n in range(3)]
+    # Even with its delivery record gone (pruned, or a table restored), the purchase's own key
+    # is the signed body's hash, never the unsigned header.
+    WebhookEvent.objects.all().delete()
+    answers.append(post(raw, key="evt_after_prune").json()["status"])
+
+    assert answers == ["accepted", "duplicate", "duplicate", "accepted"]
+    assert Purchase.objects.count() == 1
+    fan.refresh_from_db()
+    assert fan.lifetime_spend_cents == Purchase.objects.get().amount_cents > 0
+
+
+def test_replayed_session_expired_does_not_disconnect_a_reconnected_account(account):
+    expired = json.dumps(account_event(account, "accounts.session_expired")).encode()
+    post(expired, key="evt_exp")
+    account_connection_set(account=account, connected=True)
+
+    replay = post(expired, key="evt_exp_replayed")
+
+    account.refresh_from_db()
+    assert replay.json() == {"status": "duplicate"}
+    assert account.connection_state == CreatorAccount.ConnectionState.CONNECTED
+
+
+# --- An unknown account answers as a known one -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_body",
+    [
+        pytest.param(lambda acct: received(acct), id="message"),
+        pytest.param(lambda acct: tip(acct), id="tip"),
+        pytest.param(lambda acct: account_event(acct, "accounts.session_expired"), id="expired"),
+        pytest.param(lambda acct: account_event(acct, "posts.liked"), id="unhandled-event"),
+        pytest.param(lambda acct: received(acct, createdAt="yesterday"), id="invalid-payload"),
+        pytest.param(lambda acct: tip(acct, amountGross=None), id="tip-without-amount"),
+    ],
+)
+def test_unknown_account_gets_the_answer_of_a_known_one(account, make_body):
+    known = post(make_body(account), key="evt_known")
+    unknown = post(make_body(CreatorAccount(platform_account_id="acct_nobody")), key="evt_x")
+
+    assert (unknown.status_code, unknown.json()) == (known.status_code, known.json())
+    assert Fan.objects.filter(account__isnull=True).count() == 0
+    assert not WebhookEvent.objects.filter(account__isnull=True, handled=True).exists()
+
+
+# --- The secret is required in production ------------------------------------------------------
+
+
+def _settings_in_subprocess(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k != "ONLYFANS_WEBHOOK_SECRET"}
+    clean.update(DJANGO_SETTINGS_MODULE="config.settings.base", DJANGO_SECRET_KEY="k", **env)
+    code = "import django; django.setup(); from django.conf import settings; " + (
+        "print(settings.ONLYFANS_WEBHOOK_SECRET)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_settings_refuse_to_start_without_the_webhook_secret():
+    # (cwd's .env, if a developer has one, must not supply it: read_env reads BASE_DIR/.env.)
+    if (settings.BASE_DIR / ".env").exists() and "ONLYFANS_WEBHOOK_SECRET" in (
+        settings.BASE_DIR / ".env"
+    ).read_text():
+        pytest.skip("a local .env sets ONLYFANS_WEBHOOK_SECRET")
+    missing = _settings_in_subprocess(DJANGO_DEBUG="0")
+    empty = _settings_in_subprocess(DJANGO_DEBUG="0", ONLYFANS_WEBHOOK_SECRET=" ")
+    given = _settings_in_subprocess(DJANGO_DEBUG="0", ONLYFANS_WEBHOOK_SECRET="s3cret")
+    developing = _settings_in_subprocess(DJANGO_DEBUG="1")
+
+    assert missing.returncode != 0
+    assert "ONLYFANS_WEBHOOK_SECRET" in missing.stderr
+    assert empty.returncode != 0
+    assert "ONLYFANS_WEBHOOK_SECRET" in empty.stderr
+    assert (given.returncode, given.stdout.strip()) == (0, "s3cret")
+    assert (developing.returncode, developing.stdout.strip()) == (0, "sandbox-webhook-secret")

@@ -77,6 +77,69 @@ def test_lockout_ends_after_the_cool_off(client, settings):
     assert _login(client, "patient", "right-password-1").status_code == 302
 
 
+def test_one_address_trying_many_usernames_is_locked(client, settings):
+    settings.AXES_IP_FAILURE_LIMIT = 8
+    user = UserFactory(username="real")
+    user.set_password("right-password-1")
+    user.save()
+    # given: one address failing once each for many usernames (under the per-username limit)
+    for n in range(settings.AXES_IP_FAILURE_LIMIT - 1):
+        assert _login(client, f"guess{n}", "wrong").status_code == 200
+
+    last = _login(client, "guess-last", "wrong")
+    # then: the address is locked, whichever username it tries next, the right one included
+    refused = _login(client, "real", "right-password-1")
+
+    assert last.status_code == 429
+    assert refused.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # ... and only that address.
+    assert _login(client, "real", "right-password-1", ip="198.51.100.9").status_code == 302
+
+
+def test_the_address_limit_is_higher_than_the_username_one(client, settings):
+    settings.AXES_IP_FAILURE_LIMIT = 8
+    for n in range(settings.AXES_FAILURE_LIMIT):  # as many failures as locks one username
+        assert _login(client, f"typo{n}", "wrong").status_code == 200
+    assert _login(client, "typo-again", "wrong").status_code == 200
+
+
+def test_behind_a_proxy_the_lockout_is_the_clients_not_the_proxys(client, settings):
+    settings.AXES_IPWARE_PROXY_COUNT = 1
+    user = UserFactory(username="shared")
+    user.set_password("right-password-1")
+    user.save()
+
+    def via_proxy(client_ip: str, password: str, forged: str = ""):
+        # The load balancer appends the address it saw to what the client sent.
+        return client.post(
+            "/login/",
+            {"username": "shared", "password": password},
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR=f"{forged}, {client_ip}" if forged else client_ip,
+        )
+
+    # given: an attacker behind the load balancer locks "shared" out for their own address,
+    # forging a new X-Forwarded-For each time
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        via_proxy("203.0.113.66", "wrong", forged=f"192.0.2.{n}")
+    assert via_proxy("203.0.113.66", "right-password-1", forged="192.0.2.99").status_code == 429
+    # then: the real user, through the same load balancer, still logs in
+    assert via_proxy("198.51.100.20", "right-password-1").status_code == 302
+
+
+def test_proxy_counts_come_from_the_environment():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.AXES_IPWARE_PROXY_COUNT, s.REST_FRAMEWORK['NUM_PROXIES'])"
+    )
+    env = {**os.environ, "AXES_IPWARE_PROXY_COUNT": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["2", "2"]
+
+
 def test_axes_admin_lists_attempts(client, settings):
     admin = UserFactory(is_staff=True, is_superuser=True)
     _login(client, "someone", "wrong")
@@ -278,6 +341,7 @@ def test_check_deploy_is_clean_with_the_production_environment():
     env.update(_env_example())
     # The example's placeholder secret is what --deploy must refuse; a real one passes.
     env["DJANGO_SECRET_KEY"] = "k" + hashlib.sha256(b"not-a-real-secret").hexdigest() * 2
+    env["ONLYFANS_WEBHOOK_SECRET"] = "w" + hashlib.sha256(b"not-a-real-one").hexdigest()
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -13,6 +13,8 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
+METRICS_AUTH = {"Authorization": "Bearer test-metrics-token"}  # config/settings/test.py
+
 URL = "/api/monitoring/onlyfans"
 
 
@@ -65,7 +67,7 @@ def test_shape_and_agreement_with_readyz_and_metrics(staff_client, sqs_queues):
         assert body[name] == 0
     assert body["last_processed_at"] is None
     assert body["checked_at"]
-    metrics = Client().get("/metrics").content.decode()
+    metrics = Client().get("/metrics", headers=METRICS_AUTH).content.decode()
     gauge = r'crm_sqs_queue_messages\{{queue="{}",state="visible"\}} (\S+)'
     visible = re.search(gauge.format("send"), metrics)
     dead = re.search(gauge.format("dead_letter"), metrics)
