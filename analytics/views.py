@@ -111,6 +111,7 @@ def _page_context(
     period = form.period()
     interval = form.grouping()
     report = selectors.report_compute(account=account, period=period, interval=interval)
+    services.rollups_refresh_request(freshness=report.freshness)
     now = timezone.now()
     top = report.top_fans
     return {
@@ -206,6 +207,7 @@ def analytics_export(request: AuthenticatedRequest, account_id: int, table: str)
     report = selectors.report_compute(
         account=account, period=period, interval=form.grouping(), with_fans=table == "top-fans"
     )
+    services.rollups_refresh_request(freshness=report.freshness)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     filename = f"analytics-{account.pk}-{table}-{period.first_day}-{period.last_day}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
