@@ -26,6 +26,7 @@ from analytics.forms import RangeForm, ReassignForm
 from analytics.models import AttributionRule
 from analytics.periods import Period
 from crm import selectors as crm_selectors
+from crm.csv_safe import row_neutralise
 from crm.errors import ApplicationError
 from crm.models import CreatorAccount, Fan, Membership
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
@@ -213,7 +214,7 @@ def analytics_export(request: AuthenticatedRequest, account_id: int, table: str)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
     for line in exports.TABLES[table](report):
-        writer.writerow(exports.neutralise_row(line))
+        writer.writerow(row_neutralise(line))
     return response
 
 
