@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics import selectors
+from analytics import selectors, services
 from analytics.periods import Period, period_for
 from analytics.selectors import TIMESERIES_METRICS, Report
 from analytics.serializers import (
@@ -42,9 +42,11 @@ def _report(request: Request, params: dict[str, Any], interval: str) -> Report:
         first_day=params.get("from"),
         last_day=params.get("to"),
     )
-    return selectors.report_compute(
+    report = selectors.report_compute(
         account=account, period=period, interval=interval, with_fans=False
     )
+    services.rollups_refresh_request(freshness=report.freshness)
+    return report
 
 
 def _period(period: Period) -> dict[str, Any]:
@@ -72,6 +74,7 @@ class KpisApi(APIView):
             "period": _period(report.period),
             "previous_period": _period(report.previous),
             "computed_at": report.computed_at,
+            "freshness": report.freshness,
             "kpis": [
                 {
                     "key": k.key,
@@ -124,6 +127,7 @@ class TimeseriesApi(APIView):
             "time_zone": report.period.zone_name,
             "period": _period(report.period),
             "computed_at": report.computed_at,
+            "freshness": report.freshness,
             "points": points,
         }
         return Response(TimeseriesSerializer(body).data)

@@ -1,6 +1,5 @@
-"""The page's tables as CSV rows. Cells are neutralised against formula injection: a text
-cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a
-tab or a carriage return) gets a leading apostrophe. Numbers we computed stay numbers."""
+"""The page's tables as CSV rows (the view writes them through ``crm.csv_safe``, which
+neutralises cells a spreadsheet would run as formulas; numbers we computed stay numbers)."""
 
 from __future__ import annotations
 
@@ -8,21 +7,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from analytics.selectors import Report
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value).lower()
-    if isinstance(value, int | float):
-        return value
-    text = str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
-
-
-def neutralise_row(row: list[Any]) -> list[Any]:
-    return [neutralise(v) for v in row]
 
 
 def _head(report: Report) -> list[list[Any]]:

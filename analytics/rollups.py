@@ -60,8 +60,19 @@ def _account_lock(account_id: int) -> None:
 @transaction.atomic
 def rollup_recompute(*, account: CreatorAccount, first_day: date, last_day: date) -> None:
     """Recompute the account's roll-ups for local days ``first_day``..``last_day`` from the raw
-    rows. Takes the account's advisory lock, so the task and a reassignment never interleave."""
+    rows. Takes the account's advisory lock, so the task and a reassignment never interleave.
+
+    It never creates the account's state: only ``account_rollup_rebuild`` does, once every day
+    is built, so a state means whole roll-ups (a reassignment before the first build used to
+    create one over a single day, and the page then read that day as the account's history)."""
     _account_lock(account.pk)
+    _days_recompute(account, first_day, last_day)
+    RollupState.objects.filter(account_id=account.pk).update(
+        spend_bands=[n for _, n in queries.spend_distribution(account_id=account.pk)]
+    )
+
+
+def _days_recompute(account: CreatorAccount, first_day: date, last_day: date) -> None:
     tz = _zone_name(account)
     period = Period(first_day=first_day, last_day=last_day, zone_name=tz)
     start, end = period.start, period.end
@@ -133,16 +144,6 @@ def rollup_recompute(*, account: CreatorAccount, first_day: date, last_day: date
         first_day=first_day,
         last_day=last_day,
         found=queries.fan_active_days(account_id=account.pk, tz=tz, start=start, end=end),
-    )
-    bands = [n for _, n in queries.spend_distribution(account_id=account.pk)]
-    RollupState.objects.update_or_create(
-        account_id=account.pk,
-        defaults={"time_zone": account.time_zone, "spend_bands": bands},
-        create_defaults={
-            "time_zone": account.time_zone,
-            "refreshed_at": timezone.now(),
-            "spend_bands": bands,
-        },
     )
 
 
@@ -247,8 +248,15 @@ def account_rollup_rebuild(*, account: CreatorAccount) -> None:
         FanActiveDay.objects.filter(account_id=account.pk).delete()
         ActiveGap.objects.filter(account_id=account.pk).delete()
         today = local_today(zone_of(account.time_zone))
-        rollup_recompute(account=account, first_day=_history_start(account), last_day=today)
-        RollupState.objects.filter(account_id=account.pk).update(refreshed_at=timezone.now())
+        _days_recompute(account, _history_start(account), today)
+        RollupState.objects.update_or_create(
+            account_id=account.pk,
+            defaults={
+                "time_zone": account.time_zone,
+                "refreshed_at": timezone.now(),
+                "spend_bands": [n for _, n in queries.spend_distribution(account_id=account.pk)],
+            },
+        )
 
 
 # --- The refresh task's work ---------------------------------------------------------------------
@@ -421,6 +429,22 @@ def rollups_refresh() -> dict[str, int]:
 
 def rollup_state(*, account_id: int) -> RollupState | None:
     return RollupState.objects.filter(account_id=account_id).first()
+
+
+# What a reader finds: roll-ups brought up to date lately; none that fit the account (never
+# built, or cut in another time zone), so the figures must come from the raw rows; or roll-ups
+# whose last refresh is older than a few missed runs (the worker or beat is down or behind).
+ROLLUPS_CURRENT, ROLLUPS_MISSING, ROLLUPS_STALE = "current", "missing", "stale"
+# The refresh runs every minute (analytics.tasks); five missed runs is not a slow one.
+STALE_AFTER = timedelta(minutes=5)
+
+
+def rollups_freshness(*, account: CreatorAccount, state: RollupState | None) -> str:
+    if state is None or state.time_zone != account.time_zone:
+        return ROLLUPS_MISSING
+    if state.refreshed_at < timezone.now() - STALE_AFTER:
+        return ROLLUPS_STALE
+    return ROLLUPS_CURRENT
 
 
 def as_of(*, account_id: int) -> datetime | None:

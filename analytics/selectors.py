@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from analytics import queries, rollups
 from analytics.histogram import histogram_add, histogram_median
-from analytics.models import PurchaseCreditChange
+from analytics.models import PurchaseCreditChange, RollupState
 from analytics.periods import Period, bucket_start, buckets
 from crm.errors import NotFoundError
 from crm.models import CreatorAccount, Fan, Membership, Purchase
@@ -472,6 +472,9 @@ class Report:
     attribution: AttributionSummary
     spend_bands: list[tuple[str, int]] = field(default_factory=list)
     top_fans: list[Fan] = field(default_factory=list)
+    # rollups.ROLLUPS_*: current; missing (computed from the raw rows while the roll-ups are
+    # built); stale (the roll-ups' figures as of ``computed_at``, their refresh behind)
+    freshness: str = rollups.ROLLUPS_CURRENT
 
     @property
     def kpi_map(self) -> dict[str, Kpi]:
@@ -533,11 +536,12 @@ def _inputs_raw(account: CreatorAccount, period: Period, interval: str) -> Input
     )
 
 
-def _inputs_rollup(account: CreatorAccount, period: Period, interval: str) -> Inputs:
+def _inputs_rollup(
+    account: CreatorAccount, period: Period, interval: str, state: RollupState
+) -> Inputs:
     """From the per-day roll-ups: about 1,000 small rows for 90 days, whatever the account's
     size. Medians come from the response-time buckets (within ±5 % of the exact one)."""
     previous = period.previous()
-    state = rollups.rollup_state(account_id=account.pk)
     revenue: dict[date, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
     purchases: dict[date, int] = defaultdict(int)
     new_fans: dict[date, int] = {}
@@ -618,8 +622,8 @@ def _inputs_rollup(account: CreatorAccount, period: Period, interval: str) -> In
         responses=responses,
         credited=credited,
         by_rule=by_rule,
-        as_of=state.refreshed_at if state else timezone.now(),
-        spend_bands=state.spend_bands if state else None,
+        as_of=state.refreshed_at,
+        spend_bands=state.spend_bands,
     )
 
 
@@ -665,11 +669,22 @@ def report_compute(
 
     The caller checked membership (``account_for_analytics``). ``source="rollup"`` (the page,
     the API and the export) reads the per-day roll-ups; ``"raw"`` computes the same figures
-    from crm's rows, for the equality test and the benchmark's baseline.
+    from crm's rows, for the equality test and the benchmark's baseline. Roll-ups that do not
+    fit the account yet (never built, another time zone) are not read: the report comes from
+    the raw rows then (exact, slower), never from an empty table as zeros; ``freshness`` says
+    which it was, and whether the roll-ups read are behind.
     """
     previous = period.previous()
-    build = _inputs_raw if source == "raw" else _inputs_rollup
-    inputs = build(account, period, interval)
+    freshness = rollups.ROLLUPS_CURRENT
+    if source == "raw":
+        inputs = _inputs_raw(account, period, interval)
+    else:
+        state = rollups.rollup_state(account_id=account.pk)
+        freshness = rollups.rollups_freshness(account=account, state=state)
+        if state is None or freshness == rollups.ROLLUPS_MISSING:
+            inputs = _inputs_raw(account, period, interval)
+        else:
+            inputs = _inputs_rollup(account, period, interval, state)
     everyone = {r.current: r for r in inputs.responses if r.everyone}
     figures = _figures(
         inputs.daily, period, fans_active=inputs.active_now, responses=everyone.get(True)
@@ -704,6 +719,7 @@ def report_compute(
         attribution=summary,
         spend_bands=_spend_bands(account.pk, inputs.spend_bands) if with_fans else [],
         top_fans=top_fans(account_id=account.pk) if with_fans else [],
+        freshness=freshness,
     )
 
 

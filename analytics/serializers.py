@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics.periods import INTERVALS, MAX_DAYS
+from analytics.rollups import ROLLUPS_CURRENT, ROLLUPS_MISSING, ROLLUPS_STALE
 from analytics.selectors import TIMESERIES_METRICS
 
 
@@ -35,18 +37,54 @@ class TimeseriesParamsSerializer(RangeParamsSerializer):
     interval = serializers.ChoiceField(choices=list(INTERVALS), required=False, default="day")
 
 
+# Units whose figures are whole numbers: a count, or money in cents (never a float in JSON).
+WHOLE_UNITS = frozenset({"count", "cents"})
+
+
+@extend_schema_field(
+    {
+        "type": "number",
+        "nullable": True,
+        "description": "An integer for the units count and cents; a number for seconds and ratio.",
+    }
+)
+class KpiNumberField(serializers.Field):
+    """A KPI's figure as its unit has it: an integer for counts and cents, a float otherwise
+    (DRF's FloatField made every cents amount a float, ``2121980.0``)."""
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+    def get_attribute(self, instance: Any) -> Any:
+        value = super().get_attribute(instance)
+        if value is None:
+            return None
+        if instance["unit"] in WHOLE_UNITS:
+            return round(value)
+        return float(value)
+
+
 class KpiSerializer(serializers.Serializer):
     key = serializers.CharField()
     label = serializers.CharField()  # type: ignore[assignment]
     unit = serializers.ChoiceField(
         choices=["count", "cents", "seconds", "ratio"],
-        help_text="cents: money in cents; seconds: a duration; ratio: 0..1.",
+        help_text="cents: money in cents (an integer); seconds: a duration; ratio: 0..1.",
     )
-    value = serializers.FloatField(allow_null=True)
-    previous = serializers.FloatField(allow_null=True, help_text="The previous period's value.")
+    value = KpiNumberField(allow_null=True)
+    previous = KpiNumberField(allow_null=True, help_text="The previous period's value.")
     change = serializers.FloatField(
         allow_null=True,
         help_text="(value - previous) / previous; null when the previous value is 0.",
+    )
+
+
+def freshness_field() -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=[ROLLUPS_CURRENT, ROLLUPS_MISSING, ROLLUPS_STALE],
+        help_text="current: the per-day roll-ups, refreshed within minutes; missing: counted "
+        "from every row because the roll-ups are being built; stale: the roll-ups as of "
+        "computed_at, their refresh behind (one has been requested).",
     )
 
 
@@ -70,6 +108,7 @@ class KpisSerializer(serializers.Serializer):
     computed_at = serializers.DateTimeField(
         help_text="When the figures were computed (the roll-ups' last refresh)."
     )
+    freshness = freshness_field()
     kpis = KpiSerializer(many=True)
 
 
@@ -90,4 +129,5 @@ class TimeseriesSerializer(serializers.Serializer):
     time_zone = serializers.CharField()
     period = PeriodSerializer()
     computed_at = serializers.DateTimeField()
+    freshness = freshness_field()
     points = PointSerializer(many=True)

@@ -1,19 +1,48 @@
-"""Analytics writes: reassigning a purchase's sales credit (with its audit row)."""
+"""Analytics writes: reassigning a purchase's sales credit (with its audit row); asking for
+a roll-up refresh when a reader finds them missing or behind."""
 
 from __future__ import annotations
 
+import structlog
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from analytics import queries, selectors
 from analytics.models import AttributionRule, PurchaseCredit, PurchaseCreditChange
 from analytics.periods import zone_of
-from analytics.rollups import rollup_recompute
+from analytics.rollups import ROLLUPS_CURRENT, rollup_recompute
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Membership, Purchase
 
 REASON_MAX_LENGTH = 500
+REFRESH_TASK = "analytics.tasks.rollups_refresh_task"
+REFRESH_REQUEST_KEY = "analytics:rollups-refresh-requested"
+# One request per this many seconds, however many pages find the roll-ups missing: a run
+# rebuilds every account that needs it, and a second one would only wait for its lock.
+REFRESH_REQUEST_SECONDS = 60
+
+log = structlog.get_logger(__name__)
+
+
+def rollups_refresh_request(*, freshness: str) -> bool:
+    """When a report found its account's roll-ups missing or stale (``freshness``), publish a
+    refresh now instead of waiting for beat; at most one a minute. A broker that refuses is
+    logged: beat's own run follows. Returns whether a task was published."""
+    if freshness == ROLLUPS_CURRENT:
+        return False
+    if not cache.add(REFRESH_REQUEST_KEY, 1, timeout=REFRESH_REQUEST_SECONDS):
+        return False
+    try:
+        current_app.send_task(REFRESH_TASK, ignore_result=True)
+    except Exception:  # the broker's errors are many (kombu, boto, sockets)
+        log.exception("analytics.rollups_refresh_publish_failed")
+        cache.delete(REFRESH_REQUEST_KEY)
+        return False
+    log.info("analytics.rollups_refresh_requested")
+    return True
 
 
 @transaction.atomic

@@ -26,6 +26,7 @@ from analytics.forms import RangeForm, ReassignForm
 from analytics.models import AttributionRule
 from analytics.periods import Period
 from crm import selectors as crm_selectors
+from crm.csv_safe import row_neutralise
 from crm.errors import ApplicationError
 from crm.models import CreatorAccount, Fan, Membership
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
@@ -111,6 +112,7 @@ def _page_context(
     period = form.period()
     interval = form.grouping()
     report = selectors.report_compute(account=account, period=period, interval=interval)
+    services.rollups_refresh_request(freshness=report.freshness)
     now = timezone.now()
     top = report.top_fans
     return {
@@ -206,12 +208,13 @@ def analytics_export(request: AuthenticatedRequest, account_id: int, table: str)
     report = selectors.report_compute(
         account=account, period=period, interval=form.grouping(), with_fans=table == "top-fans"
     )
+    services.rollups_refresh_request(freshness=report.freshness)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     filename = f"analytics-{account.pk}-{table}-{period.first_day}-{period.last_day}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
     for line in exports.TABLES[table](report):
-        writer.writerow(exports.neutralise_row(line))
+        writer.writerow(row_neutralise(line))
     return response
 
 

@@ -117,13 +117,15 @@ class GroupResultsSerializer(serializers.Serializer):
     reply_rate = serializers.FloatField()
     purchases = serializers.IntegerField()
     revenue_cents = serializers.IntegerField()
-    revenue_per_fan_cents = serializers.FloatField()
+    revenue_per_fan_cents = serializers.IntegerField(help_text="Rounded to whole cents.")
 
 
 class ResultsSerializer(serializers.Serializer):
     recipients = GroupResultsSerializer()
     control = GroupResultsSerializer(allow_null=True)
-    uplift_per_fan_cents = serializers.FloatField(allow_null=True)
+    uplift_per_fan_cents = serializers.IntegerField(
+        allow_null=True, help_text="Rounded to whole cents."
+    )
 
 
 class CampaignSerializer(serializers.ModelSerializer):

@@ -569,7 +569,7 @@ class GroupResults:
             "reply_rate": round(self.reply_rate, 4),
             "purchases": self.purchases,
             "revenue_cents": self.revenue_cents,
-            "revenue_per_fan_cents": round(self.revenue_per_fan_cents, 2),
+            "revenue_per_fan_cents": round(self.revenue_per_fan_cents),  # money: whole cents
         }
 
 
@@ -589,7 +589,7 @@ class Results:
         return {
             "recipients": self.recipients.as_json(),
             "control": self.control.as_json() if self.control else None,
-            "uplift_per_fan_cents": None if uplift is None else round(uplift, 2),
+            "uplift_per_fan_cents": None if uplift is None else round(uplift),
         }
 
 

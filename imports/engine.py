@@ -26,6 +26,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.backends.utils import CursorWrapper
 
+from crm.csv_safe import row_neutralise
 from imports import values
 from imports.fields import FIELDS
 from imports.values import CellError
@@ -779,13 +780,6 @@ def staging_bounds(cursor: CursorWrapper, table: str, *, after_row: int) -> tupl
 
 # --- The report --------------------------------------------------------------------------------
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def cell_neutralise(value: str) -> str:
-    """A cell a spreadsheet will show as text, never run as a formula."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
 
 def errors_file_write(
     cursor: CursorWrapper,
@@ -826,7 +820,7 @@ def errors_file_write(
         open(tmp, "w", encoding="utf-8-sig", newline="") as out,
     ):
         writer = csv.writer(out)
-        writer.writerow([cell_neutralise(cell) for cell in [*header, "error"]])
+        writer.writerow(row_neutralise([*header, "error"]))
         for numbers, rows in rows_batches(handle, delimiter, size=CONVERT_CHUNK_ROWS):
             if wanted is None:
                 break
@@ -837,7 +831,7 @@ def errors_file_write(
                     break
                 if row_no < wanted[0]:
                     continue
-                writer.writerow([cell_neutralise(cell) for cell in [*cells, wanted[1]]])
+                writer.writerow(row_neutralise([*cells, wanted[1]]))
                 written += 1
                 wanted = next(pending, None)
     tmp.replace(target)

@@ -125,7 +125,7 @@ def test_attribution_counts_unlocks_of_its_message_and_tips_within_72_hours(laun
         "reply_rate": 0.25,
         "purchases": 2,
         "revenue_cents": 1500,
-        "revenue_per_fan_cents": 375.0,
+        "revenue_per_fan_cents": 375,
     }
     assert results.control is not None
     assert results.control.as_json() == {
@@ -134,9 +134,15 @@ def test_attribution_counts_unlocks_of_its_message_and_tips_within_72_hours(laun
         "reply_rate": 0.5,
         "purchases": 1,
         "revenue_cents": 400,
-        "revenue_per_fan_cents": 200.0,
+        "revenue_per_fan_cents": 200,
     }
     assert results.uplift_per_fan_cents == 175.0
+    # money in cents is a whole number in the JSON (the API serves as_json())
+    body = results.as_json()
+    cents = [body["uplift_per_fan_cents"]] + [
+        v for group in ("recipients", "control") for k, v in body[group].items() if "cents" in k
+    ]
+    assert cents and all(isinstance(v, int) for v in cents), cents
 
 
 def test_results_of_many_campaigns_in_one_statement(

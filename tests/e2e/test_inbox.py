@@ -341,3 +341,29 @@ def test_phone_width_shows_the_list_then_the_thread_with_a_back_link(login, inbo
     expect(page).to_have_url(re.compile(rf"/accounts/{data.account.pk}/inbox/$"))
     expect(page.locator("#conversation-list")).to_be_visible()
     expect(page.locator("#thread-pane")).to_be_hidden()
+
+
+def test_a_refused_price_shows_the_composers_error_in_place(login, inbox_data, member):
+    # given: an open thread (the server refuses prices between $0 and $3 with a 422 composer)
+    data = inbox_data(1)
+    conversation = data.conversations[0]
+    page = login(member(data.account))
+    open_inbox(page, data.path(conversation), conversation_id=conversation.pk)
+    mark_no_reload(page)
+
+    # when: a $1 message is sent
+    page.locator("#composer-text").fill("a cheap one")
+    page.locator("#composer input[name=price]").fill("1")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.locator("#composer button[type=submit]").click()
+
+    # then: the 422's composer is swapped in, with its error and what was typed kept; the
+    # page stays, and no message exists
+    assert answer.value.status == 422
+    error = page.locator("#composer p.error[role=alert]")
+    expect(error).to_contain_text("Price must be 0, or between")
+    expect(page.locator("#composer-text")).to_have_value("a cheap one")
+    expect(page.locator("#composer-text")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#composer input[name=price]")).to_have_value("1")
+    assert_not_reloaded(page)
+    assert not Message.objects.filter(conversation=conversation, direction="out").exists()
