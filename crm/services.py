@@ -174,7 +174,8 @@ def membership_update_role(*, actor: User, membership: Membership, role: str) ->
 
 @transaction.atomic
 def membership_delete(*, actor: User, membership: Membership) -> None:
-    """Remove a member from the account.
+    """Remove a member from the account. Their open sockets for it close once this commits
+    (``crm.signals``, which covers deletes outside this service too).
 
     Locks the account's owner memberships (SELECT ... FOR UPDATE) before the last-owner check.
     """
