@@ -103,11 +103,18 @@ class FanListApi(ListAPIView):
         )
 
     @extend_schema(
-        summary="Add a fan to an account (any member)",
+        summary="Add a fan to an account (owners and managers)",
         request=FanCreateSerializer,
         responses={
             201: FanSerializer,
-            **error_responses({400: FAN_INVALID, 404: "account_not_found", 409: "duplicate_fan"}),
+            **error_responses(
+                {
+                    400: FAN_INVALID,
+                    403: "permission_denied (chatters)",
+                    404: "account_not_found",
+                    409: "duplicate_fan",
+                }
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -129,11 +136,21 @@ class FanDetailApi(APIView):
         return Response(FanSerializer(fan).data)
 
     @extend_schema(
-        summary="Change some of a fan's fields (any member)",
+        summary="Change some of a fan's fields (chatters: tags and notes only)",
+        description="Owners and managers may change every field below; a chatter who sends "
+        "any field but ``tags`` and ``notes`` gets a 403 ``permission_denied`` naming those "
+        "fields in ``errors``, and nothing is changed.",
         request=FanWriteSerializer(partial=True),
         responses={
             200: FanSerializer,
-            **error_responses({400: FAN_INVALID, 404: "fan_not_found", 409: "duplicate_fan"}),
+            **error_responses(
+                {
+                    400: FAN_INVALID,
+                    403: "permission_denied (chatters changing other fields)",
+                    404: "fan_not_found",
+                    409: "duplicate_fan",
+                }
+            ),
         },
     )
     def patch(self, request: Request, fan_id: int) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,17 @@ _loop: tuple[int, asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
 def account_group_name(account_id: int) -> str:
     return f"account.{account_id}"
+
+
+def user_group_name(user_id: int) -> str:
+    """Every live socket of one user, whatever the account: told when the user may have lost
+    access (``user_access_check_broadcast``)."""
+    return f"user.{user_id}"
+
+
+def session_ref(session_key: str) -> str:
+    """What names a login session on the channel layer: a digest, never the key itself."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def _event_loop() -> tuple[asyncio.AbstractEventLoop, asyncio.Lock]:
@@ -139,3 +151,30 @@ def _group_send(
             future.result(timeout=5)
         except Exception:
             log.warning("broadcast.failed", account_id=account_id, event_name=event)
+
+
+def user_access_check_broadcast(*, user_id: int, session_key: str | None = None) -> None:
+    """Tell the user's open sockets to check their access again now (a membership removed,
+    the user deactivated); with ``session_key``, that login session has ended, so its sockets
+    close without asking the database. Call it from ``transaction.on_commit``.
+
+    The message carries no authority: a socket closes only on what it reads itself (or on its
+    own session's end). Dropped when Redis is away; the consumers' periodic re-check is the
+    backstop (``crm.consumers.ACCESS_RECHECK_SECONDS``).
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message: dict[str, Any] = {"type": "access.check"}
+    if session_key:
+        message["session"] = session_ref(session_key)
+    loop, lock = _event_loop()
+    future = asyncio.run_coroutine_threadsafe(
+        _group_send_in_order(lock, layer, user_group_name(user_id), message), loop
+    )
+    future.add_done_callback(lambda f: _log_access_check_failure(f, user_id))
+
+
+def _log_access_check_failure(future: Future[Any], user_id: int) -> None:
+    if future.exception() is not None:
+        log.warning("access_check.failed", user_id=user_id, error=type(future.exception()).__name__)

@@ -1,50 +1,127 @@
-"""Websocket consumer: a member of an account receives that account's live events as JSON."""
+"""Websocket consumer: a member of an account receives that account's live events as JSON.
+
+A socket lives as long as the page, so access is not only checked on connect: the socket also
+listens on its user's group (``crm.broadcasts.user_group_name``), where removing a membership,
+deactivating the user or logging out (``crm.signals``) asks it to check again and close, and
+it checks again by itself before an event when its last check is older than
+``ACCESS_RECHECK_SECONDS`` (the backstop when that message is lost, and session expiry).
+"""
 
 from __future__ import annotations
 
+import time
+from importlib import import_module
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 
-from crm.broadcasts import account_group_name
+from crm.broadcasts import account_group_name, session_ref, user_group_name
 from crm.models import Membership
+
+# How stale a socket's last access check may be when an event is about to go out on it.
+ACCESS_RECHECK_SECONDS = 30.0
+# Closed for lost access (or never allowed): htmx's ws extension does not reconnect on it.
+CLOSE_ACCESS_DENIED = 4403
 
 
 class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
-    group: str | None = None
+    account_id: int
+    user_id: int
+    session_key: str | None = None
+    joined: tuple[str, ...] = ()
+    access_checked_at = 0.0
+    access_lost = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        account_id = int(self.scope["url_route"]["kwargs"]["account_id"])
-        if (
-            user is None
-            or not user.is_authenticated
-            or not await self._is_member(user.pk, account_id)
-        ):
-            await self.close(code=4403)
+        self.account_id = int(self.scope["url_route"]["kwargs"]["account_id"])
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_ACCESS_DENIED)
             return
-        self.group = account_group_name(account_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.user_id = user.pk
+        self.session_key = self._scope_session_key()
+        if not await self._has_access():
+            await self.close(code=CLOSE_ACCESS_DENIED)
+            return
+        self.access_checked_at = time.monotonic()
+        await self._groups_join()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._groups_leave()
 
     async def account_event(self, event: dict[str, Any]) -> None:
+        if await self._access_current():
+            await self.event_send(event)
+
+    async def event_send(self, event: dict[str, Any]) -> None:
         await self.send_json({"event": event["event"], "payload": event["payload"]})
 
+    async def access_check(self, event: dict[str, Any]) -> None:
+        """The user may have lost access (``user_access_check_broadcast``): check now."""
+        if self.session_key and event.get("session") == session_ref(self.session_key):
+            await self._close_for_lost_access()
+            return
+        self.access_checked_at = 0.0
+        await self._access_current()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _groups_join(self) -> None:
+        self.joined = (account_group_name(self.account_id), user_group_name(self.user_id))
+        for group in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _groups_leave(self) -> None:
+        joined, self.joined = self.joined, ()
+        for group in joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _access_current(self) -> bool:
+        """True while the socket may still receive the account's events; closes it otherwise.
+        Asks the database only when the last check is older than ``ACCESS_RECHECK_SECONDS``."""
+        if self.access_lost:
+            return False
+        if time.monotonic() - self.access_checked_at < ACCESS_RECHECK_SECONDS:
+            return True
+        if not await self._has_access():
+            await self._close_for_lost_access()
+            return False
+        self.access_checked_at = time.monotonic()
+        return True
+
+    async def _close_for_lost_access(self) -> None:
+        if self.access_lost:
+            return
+        self.access_lost = True
+        await self._groups_leave()
+        await self.close(code=CLOSE_ACCESS_DENIED)
+
+    def _scope_session_key(self) -> str | None:
+        session = self.scope.get("session")
+        return session.session_key if session is not None else None
+
     @database_sync_to_async
-    def _is_member(self, user_id: int, account_id: int) -> bool:
-        return Membership.objects.filter(user_id=user_id, account_id=account_id).exists()
+    def _has_access(self) -> bool:
+        """An active user, a member of the account, and (for a session's socket) a session
+        that has neither ended nor expired and still belongs to that user."""
+        if self.session_key is not None:
+            store = import_module(settings.SESSION_ENGINE).SessionStore(self.session_key)
+            if store.get(SESSION_KEY) != str(self.user_id):
+                return False
+        return Membership.objects.filter(
+            user_id=self.user_id, account_id=self.account_id, user__is_active=True
+        ).exists()
 
 
 class InboxEventsConsumer(AccountEventsConsumer):
     """The inbox page's socket (htmx's ws extension): the account's events as rendered HTML,
     out-of-band swaps the page applies as they come. Events without HTML are not sent."""
 
-    async def account_event(self, event: dict[str, Any]) -> None:
+    async def event_send(self, event: dict[str, Any]) -> None:
         html = event.get("html")
         if html:
             await self.send(text_data=html)

@@ -268,8 +268,9 @@ class ConversationSendSerializer(serializers.Serializer):
 
 
 class FanWriteSerializer(serializers.Serializer):
-    """The fields a member may set on a fan; PATCH takes any subset. The service applies the
-    product's rules (tags normalised, username and platform id unique per account)."""
+    """The fields an owner or manager may set on a fan (chatters: tags and notes); PATCH
+    takes any subset. The service applies the product's rules (who may change what, tags
+    normalised, username and platform id unique per account)."""
 
     username = serializers.CharField(max_length=150)
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)

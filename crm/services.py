@@ -174,7 +174,8 @@ def membership_update_role(*, actor: User, membership: Membership, role: str) ->
 
 @transaction.atomic
 def membership_delete(*, actor: User, membership: Membership) -> None:
-    """Remove a member from the account.
+    """Remove a member from the account. Their open sockets for it close once this commits
+    (``crm.signals``, which covers deletes outside this service too).
 
     Locks the account's owner memberships (SELECT ... FOR UPDATE) before the last-owner check.
     """
@@ -468,6 +469,9 @@ FAN_EDITABLE_FIELDS = (
     "subscribed_at",
     "subscription_expires_at",
 )
+# What every member may change; the rest of a fan (who they are on the platform, their
+# subscription) is for owners and managers.
+FAN_CHATTER_FIELDS = ("tags", "notes")
 
 
 def _fan_fields_apply(fan: Fan, fields: dict[str, Any]) -> None:
@@ -509,8 +513,9 @@ def _fan_save_unique(fan: Fan, **save_kwargs: Any) -> None:
 
 @transaction.atomic
 def fan_create(*, actor: User, account_id: int, platform_fan_id: str, **fields: Any) -> Fan:
-    """Add a fan to an account by hand (any member). Username and platform id are unique."""
-    _member_or_404(actor=actor, account_id=account_id)
+    """Add a fan to an account by hand (owners and managers, who can import them too).
+    Username and platform id are unique."""
+    _manager_or_403(actor=actor, account_id=account_id, action="add fans")
     platform_fan_id = str(platform_fan_id).strip()
     if not platform_fan_id or len(platform_fan_id) > 64:
         raise ApplicationError(
@@ -527,8 +532,18 @@ def fan_create(*, actor: User, account_id: int, platform_fan_id: str, **fields: 
 
 @transaction.atomic
 def fan_change(*, actor: User, fan: Fan, **fields: Any) -> Fan:
-    """Change some of a fan's fields (any member of the fan's account)."""
-    locked = _fan_locked(actor=actor, fan=fan)
+    """Change some of a fan's fields: owners and managers any of ``FAN_EDITABLE_FIELDS``,
+    chatters only ``FAN_CHATTER_FIELDS`` (what the fan page and the inbox let them edit)."""
+    membership = _member_or_404(actor=actor, account_id=fan.account_id)
+    forbidden = sorted(set(fields) - set(FAN_CHATTER_FIELDS))
+    if forbidden and not membership.can_manage_members:
+        raise ApplicationError(
+            "Chatters can change a fan's tags and notes only.",
+            code="permission_denied",
+            status_code=403,
+            fields={name: ["Owners and managers only."] for name in forbidden},
+        )
+    locked = Fan.objects.select_for_update().get(pk=fan.pk)
     _fan_fields_apply(locked, fields)
     _fan_save_unique(locked, update_fields=[*fields.keys(), "updated_at"])
     _fan_changed_on_commit(locked)

@@ -1,4 +1,5 @@
-"""Fans API writes: create, change, delete (with the history rule), scoping and validation."""
+"""Fans API writes: create, change, delete (with the history rule), who may do which (as the
+pages allow: chatters edit tags and notes only), scoping and validation."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ def manager(account):
 # --- create -----------------------------------------------------------------------------------
 
 
-def test_create_fan(chatter, account):
-    response = _bearer(chatter).post(
+def test_create_fan(manager, account):
+    response = _bearer(manager).post(
         "/api/crm/fans/",
         {
             "account": account.pk,
@@ -55,8 +56,8 @@ def test_create_fan(chatter, account):
     assert body["subscribed_at"].startswith("2026-01-02T03:04:05")
 
 
-def test_create_fan_in_another_account_is_404(chatter, other_account):
-    response = _bearer(chatter).post(
+def test_create_fan_in_another_account_is_404(manager, other_account):
+    response = _bearer(manager).post(
         "/api/crm/fans/",
         {"account": other_account.pk, "platform_fan_id": "1", "username": "sneaky"},
         format="json",
@@ -66,8 +67,8 @@ def test_create_fan_in_another_account_is_404(chatter, other_account):
     assert not Fan.objects.filter(username="sneaky").exists()
 
 
-def test_create_duplicate_fan_is_409(chatter, account, fan):
-    api = _bearer(chatter)
+def test_create_duplicate_fan_is_409(manager, account, fan):
+    api = _bearer(manager)
     same_username = api.post(
         "/api/crm/fans/",
         {"account": account.pk, "platform_fan_id": "new-id", "username": fan.username},
@@ -105,18 +106,18 @@ def test_create_duplicate_fan_is_409(chatter, account, fan):
         ({"username": "nul\x00byte"}, "validation_error", "username"),
     ],
 )
-def test_create_bad_input_is_400(chatter, account, changes, code, field):
+def test_create_bad_input_is_400(manager, account, changes, code, field):
     payload = {"account": account.pk, "platform_fan_id": "55", "username": "fresh", **changes}
     payload = {k: v for k, v in payload.items() if v is not None}
-    response = _bearer(chatter).post("/api/crm/fans/", payload, format="json")
+    response = _bearer(manager).post("/api/crm/fans/", payload, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["code"] == code
     assert field in response.json()["errors"]
     assert not Fan.objects.filter(account=account).exists()
 
 
-def test_create_too_many_tags_is_400(chatter, account):
-    response = _bearer(chatter).post(
+def test_create_too_many_tags_is_400(manager, account):
+    response = _bearer(manager).post(
         "/api/crm/fans/",
         {
             "account": account.pk,
@@ -133,10 +134,10 @@ def test_create_too_many_tags_is_400(chatter, account):
 # --- change -----------------------------------------------------------------------------------
 
 
-def test_patch_changes_only_the_given_fields(chatter, fan):
+def test_patch_changes_only_the_given_fields(manager, fan):
     fan.notes = "keep me"
     fan.save()
-    response = _bearer(chatter).patch(
+    response = _bearer(manager).patch(
         f"/api/crm/fans/{fan.pk}/",
         {"display_name": "Renamed", "tags": ["New"], "subscription_expires_at": None},
         format="json",
@@ -148,9 +149,9 @@ def test_patch_changes_only_the_given_fields(chatter, fan):
     assert (fan.display_name, fan.tags, fan.notes) == ("Renamed", ["new"], "keep me")
 
 
-def test_patch_duplicate_username_is_409(chatter, account, fan):
+def test_patch_duplicate_username_is_409(manager, account, fan):
     other = FanFactory(account=account)
-    response = _bearer(chatter).patch(
+    response = _bearer(manager).patch(
         f"/api/crm/fans/{fan.pk}/", {"username": other.username}, format="json"
     )
     assert response.status_code == 409
@@ -166,15 +167,15 @@ def test_patch_duplicate_username_is_409(chatter, account, fan):
         ({"display_name": "x" * 201}, "display_name"),
     ],
 )
-def test_patch_bad_input_is_400(chatter, fan, payload, field):
-    response = _bearer(chatter).patch(f"/api/crm/fans/{fan.pk}/", payload, format="json")
+def test_patch_bad_input_is_400(manager, fan, payload, field):
+    response = _bearer(manager).patch(f"/api/crm/fans/{fan.pk}/", payload, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
     assert field in response.json()["errors"]
 
 
-def test_patch_cannot_change_the_account_or_platform_id(chatter, fan, other_account):
-    response = _bearer(chatter).patch(
+def test_patch_cannot_change_the_account_or_platform_id(owner, fan, other_account):
+    response = _bearer(owner).patch(
         f"/api/crm/fans/{fan.pk}/",
         {"account": other_account.pk, "platform_fan_id": "hijack", "lifetime_spend_cents": 1},
         format="json",
@@ -184,6 +185,66 @@ def test_patch_cannot_change_the_account_or_platform_id(chatter, fan, other_acco
     assert fan.account_id != other_account.pk
     assert fan.platform_fan_id != "hijack"
     assert fan.lifetime_spend_cents == 0
+
+
+# --- what a chatter may write (as on the pages: tags and notes) --------------------------------
+
+
+def test_chatter_cannot_create_a_fan(chatter, account):
+    response = _bearer(chatter).post(
+        "/api/crm/fans/",
+        {"account": account.pk, "platform_fan_id": "31337", "username": "planted"},
+        format="json",
+    )
+    assert response.status_code == 403, response.content
+    assert response.json()["code"] == "permission_denied"
+    assert not Fan.objects.filter(account=account).exists()
+
+
+def test_chatter_changes_tags_and_notes(chatter, fan):
+    response = _bearer(chatter).patch(
+        f"/api/crm/fans/{fan.pk}/", {"tags": ["VIP"], "notes": "likes cats"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    fan.refresh_from_db()
+    assert (fan.tags, fan.notes) == (["vip"], "likes cats")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"username": "renamed"},
+        {"display_name": "Renamed"},
+        {"email": "someone@example.test"},
+        {"subscription_state": "expired"},
+        {"subscribed_at": "2026-01-01T00:00:00Z"},
+        {"subscription_expires_at": None},
+        {"tags": ["ok"], "username": "renamed"},
+    ],
+)
+def test_chatter_cannot_change_a_fans_other_fields(chatter, fan, changes):
+    before = Fan.objects.values().get(pk=fan.pk)
+    response = _bearer(chatter).patch(f"/api/crm/fans/{fan.pk}/", changes, format="json")
+    assert response.status_code == 403, response.content
+    body = response.json()
+    assert body["code"] == "permission_denied"
+    assert set(body["errors"]) == set(changes) - {"tags"}
+    assert Fan.objects.values().get(pk=fan.pk) == before  # not even the allowed part
+
+
+def test_manager_changes_every_field(manager, fan):
+    response = _bearer(manager).patch(
+        f"/api/crm/fans/{fan.pk}/",
+        {"username": "renamed", "email": "r@example.test", "subscription_state": "expired"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    fan.refresh_from_db()
+    assert (fan.username, fan.email, fan.subscription_state) == (
+        "renamed",
+        "r@example.test",
+        "expired",
+    )
 
 
 # --- delete -----------------------------------------------------------------------------------
