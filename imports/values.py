@@ -1,16 +1,16 @@
 """Cell values as people type them in spreadsheets, turned into what a fan row stores.
 
 Each converter takes the cell's text (already stripped, never empty) and returns the value or
-raises ``CellError`` with a reason a person can act on.
+raises ``CellError`` with a reason a person can act on. Converters of values that repeat a lot
+in real files (money, dates, states) memoise their answers, which keeps a million-row import
+from parsing the same ``$9.99`` a hundred thousand times.
 
 Cells come from anyone who can upload a file, and a regular expression match holds the
 interpreter lock for as long as it runs (every thread of the process waits). So every
 converter refuses a cell longer than its kind's cap before any pattern sees it, and no pattern
 here can backtrack over a run of one character more than once (no two adjacent repeats that
-can match the same text, such as ``\s*(x)?\s*``): conversion time grows linearly with the
-cell (``tests/imports/test_hostile.py`` measures it). Converters of values that repeat a lot
-in real files (money, dates, states) memoise their answers, which keeps a million-row import
-from parsing the same ``$9.99`` a hundred thousand times.
+can match the same text, such as ``\\s*(x)?\\s*``): conversion time grows linearly with the
+cell (``tests/imports/test_hostile.py`` measures it).
 """
 
 from __future__ import annotations
