@@ -307,7 +307,7 @@ def header_check(header: list[str]) -> None:
     named = [cell for cell in header if cell]
     if not named:
         raise FileRefused("The first row is empty: the file needs a header row.", code="no_header")
-    for index, cell in enumerate(named):
+    for cell in named:
         if len(cell) > HEADER_CELL_MAX_LENGTH:
             raise FileRefused(
                 f"A column name in the first row has {len(cell):,} characters (at most "

@@ -10,9 +10,11 @@ takes ~16 times longer, a quadratic pattern ~256 times.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +43,8 @@ def _seconds(call: Callable[[str], Any], text: str, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        try:
+        with contextlib.suppress(CellError, FileRefused):
             call(text)
-        except (CellError, FileRefused):
-            pass
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -166,10 +166,11 @@ def test_a_cell_over_its_cap_is_refused_with_its_reason(convert, text, reason):
 
 def test_values_within_the_caps_still_convert():
     assert values.money_convert("USD 1,000,000,000.00") == 100_000_000_000
-    parsed = values.date_converter(None)("Wednesday, September 30th, 2025 12:30:45 p.m. +05:30")
-    assert (parsed.hour, parsed.utcoffset().total_seconds()) == (12, 5.5 * 3600)
-    assert values.date_converter(None)("2025-11-01 10:00 pm Z").hour == 22
-    assert values.date_converter(None)("2025-11-01 10:00   +02:00").utcoffset().seconds == 7200
+    convert = values.date_converter(None)
+    parsed = convert("Wednesday, September 30th, 2025 12:30:45 p.m. +05:30")
+    assert (parsed.hour, parsed.utcoffset()) == (12, timedelta(hours=5, minutes=30))
+    assert convert("2025-11-01 10:00 pm Z").hour == 22
+    assert convert("2025-11-01 10:00   +02:00").utcoffset() == timedelta(hours=2)
 
 
 def test_a_header_cell_over_its_cap_refuses_the_file():
@@ -217,6 +218,10 @@ def test_a_file_of_hostile_cells_imports_promptly(run_import, account):
     assert fan_import.state == "done", fan_import.error_message
     assert (fan_import.created, fan_import.rejected) == (1, 4)
     report = Path(fan_import.errors_path).read_text(encoding="utf-8-sig")
-    for reason in ("A date can have at most 80", "An amount of money can have at most 40",
-                   "An email address can have at most 254", "A tags cell can have at most"):  # fmt: skip
+    for reason in (
+        "A date can have at most 80",
+        "An amount of money can have at most 40",
+        "An email address can have at most 254",
+        "A tags cell can have at most",
+    ):
         assert reason in report
