@@ -148,8 +148,23 @@ def file_detect(path: Path | str) -> tuple[str, str]:
     return encoding, file_sniff_delimiter(text)
 
 
+# A number, an amount or a date: one character class, so the match is linear.
+_VALUE_CHARACTERS = re.compile(r"[\d.,:/ $€+-]+")
+# Longer column names are refused: nobody names a column with a paragraph, and nothing is
+# matched against more than this.
+HEADER_CELL_MAX_LENGTH = 200
+
+
 def _looks_like_value(cell: str) -> bool:
-    return bool(re.fullmatch(r"[\d.,:/ $€+-]+|\S+@\S+\.\S+", cell))
+    """A number, an amount, a date or an email address (``\\S+@\\S+\\.\\S+``, tested without
+    a pattern: the regex backtracks quadratically on a run of ``@``)."""
+    if _VALUE_CHARACTERS.fullmatch(cell):
+        return True
+    if cell.split(maxsplit=1) != [cell]:
+        return False  # empty, or with whitespace
+    at = cell.find("@", 1)
+    dot = cell.rfind(".", 0, len(cell) - 1)
+    return at >= 1 and dot > at + 1
 
 
 def rows_iter(handle: IO[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
@@ -287,9 +302,18 @@ def file_scan(
 
 
 def header_check(header: list[str]) -> None:
+    """Refuses a header that is empty, looks like data, or has a cell over
+    ``HEADER_CELL_MAX_LENGTH`` characters; linear in the header's length."""
     named = [cell for cell in header if cell]
     if not named:
         raise FileRefused("The first row is empty: the file needs a header row.", code="no_header")
+    for cell in named:
+        if len(cell) > HEADER_CELL_MAX_LENGTH:
+            raise FileRefused(
+                f"A column name in the first row has {len(cell):,} characters (at most "
+                f"{HEADER_CELL_MAX_LENGTH}): the first row must be the header.",
+                code="header_too_long",
+            )
     from imports.fields import field_suggest
 
     if not any(field_suggest(cell) for cell in named) and (

@@ -163,6 +163,16 @@ _USERNAMES_ALL = re.compile(r"[\w.\-]*(?: [\w.\-]*)*")
 _PLAIN_MONEY_ALL = re.compile(f"(?:{_PLAIN_MONEY.pattern})?(?:\n(?:{_PLAIN_MONEY.pattern})?)*")
 
 
+def _fullmatch_capped(
+    pattern: re.Pattern[str], cells: list[str], longest: int, cap: int
+) -> list[re.Match[str] | None]:
+    """``pattern.fullmatch`` of each cell (one ``map`` when none is over ``cap``); a longer cell
+    is not matched (None: it goes to ``values``, which refuses it for its length)."""
+    if longest <= cap:
+        return list(map(pattern.fullmatch, cells))
+    return [pattern.fullmatch(c) if len(c) <= cap else None for c in cells]
+
+
 @dataclass
 class StagedBatch:
     """A converted batch: COPY text, counters, and (when asked) each row's cell errors."""
@@ -239,15 +249,16 @@ class BatchConverter:
         if "@" in joined:
             names = [c[1:].strip() if c.startswith("@") else c for c in cells]
             joined = " ".join(names)
+        longest = max(map(len, names))
         if (
             joined.count(" ") == len(names) - 1
+            and longest <= values.USERNAME_MAX_LENGTH
             and _USERNAMES_ALL.fullmatch(joined)
-            and max(map(len, names)) <= values.USERNAME_MAX_LENGTH
             and (names is cells or all(names[i] for i, c in enumerate(cells) if c))
         ):
             # Every cell is a username or empty ("@" alone goes the slow way, above).
             return [c or NULL for c in names], {}
-        matched = list(map(_USERNAME_FAST.fullmatch, names))
+        matched = _fullmatch_capped(_USERNAME_FAST, names, longest, values.USERNAME_MAX_LENGTH)
         out = [c if m else NULL for c, m in zip(names, matched, strict=True)]
         bad = [
             i
@@ -257,7 +268,9 @@ class BatchConverter:
         return out, self._slow(cells, out, bad, values.username_convert, str)
 
     def _email_column(self, cells: list[str]) -> Any:
-        matched = list(map(_EMAIL_FAST.fullmatch, cells))
+        matched = _fullmatch_capped(
+            _EMAIL_FAST, cells, max(map(len, cells)), values.EMAIL_MAX_LENGTH
+        )
         out = [c if m else NULL for c, m in zip(cells, matched, strict=True)]
         bad = [
             i

@@ -20,11 +20,12 @@ TASK_NAME = "imports.tasks.fan_import_task"
 def _queue() -> str:
     from onlyfans.broker import queue_names
 
-    return queue_names().default
+    return queue_names().bulk
 
 
 def fan_import_task_publish(*, import_id: int) -> bool:
-    """Put the import's task on the default queue (called on commit). A broker that does not
+    """Put the import's task on the bulk queue (called on commit; a worker process of its
+    own serves it, so an import never delays a send). A broker that does not
     answer is logged, not raised: the import stays queued and its page offers to queue it
     again (the task is idempotent, so a second publish is harmless)."""
     try:

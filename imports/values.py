@@ -4,6 +4,13 @@ Each converter takes the cell's text (already stripped, never empty) and returns
 raises ``CellError`` with a reason a person can act on. Converters of values that repeat a lot
 in real files (money, dates, states) memoise their answers, which keeps a million-row import
 from parsing the same ``$9.99`` a hundred thousand times.
+
+Cells come from anyone who can upload a file, and a regular expression match holds the
+interpreter lock for as long as it runs (every thread of the process waits). So every
+converter refuses a cell longer than its kind's cap before any pattern sees it, and no pattern
+here can backtrack over a run of one character more than once (no two adjacent repeats that
+can match the same text, such as ``\\s*(x)?\\s*``): conversion time grows linearly with the
+cell (``tests/imports/test_hostile.py`` measures it).
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ USERNAME_MAX_LENGTH = 150
 DISPLAY_NAME_MAX_LENGTH = 200
 EMAIL_MAX_LENGTH = 254
 PLATFORM_FAN_ID_MAX_LENGTH = 64
+# The longest cell of each kind a pattern is run on; longer ones are refused as they are.
+# Generous: "Wednesday, September 30th, 2025 12:30:45.123456 p.m. +05:30" is 59 characters.
+DATE_MAX_LENGTH = 80
+MONEY_MAX_LENGTH = 40  # "USD 1,000,000,000,000.00" is 24
+STATE_MAX_LENGTH = 40
 _CACHE_MAX = 50_000
 
 
@@ -144,9 +156,15 @@ def email_convert(text: str) -> str:
 
 
 _TAG_SPLIT = re.compile(r"[,;|]")
+# Thirty tags of fifty characters with a separator and a space each, and some slack.
+TAGS_CELL_MAX_LENGTH = 2 * FAN_TAGS_MAX_COUNT * (FAN_TAG_MAX_LENGTH + 2)
 
 
 def tags_convert(text: str) -> list[str]:
+    if len(text) > TAGS_CELL_MAX_LENGTH:
+        raise CellError(
+            f"A tags cell can have at most {TAGS_CELL_MAX_LENGTH:,} characters ({len(text):,})."
+        )
     tags: list[str] = []
     for raw in _TAG_SPLIT.split(text):
         tag = raw.strip().lower()
@@ -189,8 +207,17 @@ _STATES = {
 }
 
 
-@_memoised
 def subscription_state_convert(text: str) -> str:
+    if len(text) > STATE_MAX_LENGTH:
+        raise CellError(
+            f"A subscription state (active, expired or never) has at most {STATE_MAX_LENGTH} "
+            f"characters ({len(text):,})."
+        )
+    return _state(text)
+
+
+@_memoised
+def _state(text: str) -> str:
     state = _STATES.get(text.strip().lower())
     if state is None:
         raise CellError(f"{text[:40]!r} is not a subscription state (active, expired or never).")
@@ -211,6 +238,11 @@ _PLAIN_MONEY = re.compile(r"\$?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?")
 def money_convert(text: str) -> int:
     """``$1,234.50``, ``1234.5``, ``1.234,50 €``, ``USD 20`` → cents. Negative amounts,
     more than two decimals and anything that is not an amount are refused."""
+    if len(text) > MONEY_MAX_LENGTH:
+        # Also what keeps int() from a few thousand digits (a ValueError, not a reason).
+        raise CellError(
+            f"An amount of money can have at most {MONEY_MAX_LENGTH} characters ({len(text):,})."
+        )
     # The common shapes ($1,234.50, 1234.5) without the general parser.
     if match := _PLAIN_MONEY.fullmatch(text):
         whole, fraction = match.groups()
@@ -283,9 +315,12 @@ _MONTHS = {
     )
     for name in names
 }
+# The time after a date: each optional part starts with its own separator run inside its
+# group, so a run of spaces is matched by one repeat only (``\s*(ampm)?\s*(tz)?`` let two
+# repeats share it: quadratic backtracking on a date followed by thousands of spaces).
 _TIME = (
     r"(?:[ T,]+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,]\d+)?)?"
-    r"\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}:?\d{2})?)?"
+    r"(?:\s*(?P<ampm>[AaPp]\.?[Mm]\.?))?(?:\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}:?\d{2}))?)?"
 )
 _ISO = re.compile(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})" + _TIME)
 _NUMERIC = re.compile(r"(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4}|\d{2})" + _TIME)
@@ -302,6 +337,8 @@ _AMBIGUOUS = re.compile(r"\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](?:\d{4}|\d{2})\b")
 
 def date_order_evidence(text: str) -> str | None:
     """Which order a numeric date such as ``31/12/2025`` proves, or None if it proves none."""
+    if len(text) > DATE_MAX_LENGTH:
+        return None  # refused when converted
     match = _AMBIGUOUS.match(text)
     if match is None:
         return None
@@ -314,6 +351,8 @@ def date_order_evidence(text: str) -> str | None:
 
 
 def date_is_ambiguous(text: str) -> bool:
+    if len(text) > DATE_MAX_LENGTH:
+        return False
     match = _AMBIGUOUS.match(text)
     return match is not None and int(match.group(1)) <= 12 and int(match.group(2)) <= 12
 
@@ -350,8 +389,15 @@ def date_converter(order: str | None) -> Callable[[str], datetime]:
     """A converter for one file: ``order`` (day_first or month_first) decides numeric dates
     such as 01/11/2025; None refuses them when they are ambiguous."""
 
-    @_memoised
     def convert(text: str) -> datetime:
+        if len(text) > DATE_MAX_LENGTH:
+            raise CellError(
+                f"A date can have at most {DATE_MAX_LENGTH} characters ({len(text):,})."
+            )
+        return parse(text)
+
+    @_memoised
+    def parse(text: str) -> datetime:
         raw = text.strip()
         if raw[:4].isdigit() and raw[4:5] == "-":
             try:

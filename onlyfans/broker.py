@@ -1,8 +1,12 @@
 """Celery's configuration and the SQS queues it uses.
 
 Queues are predefined (kombu never creates or lists queues on its own): ``send`` carries one
-task per outgoing message, ``default`` the periodic and housekeeping tasks, and ``send-dlq``
+task per outgoing message, ``default`` the periodic and housekeeping tasks, ``bulk`` the heavy
+or user-fed work (imports, fan syncs, campaign fan-outs, analytics roll-ups) and ``send-dlq``
 receives whatever SQS could not deliver after ``SQS_MAX_RECEIVE_COUNT`` receives.
+
+``bulk`` is served by a worker process of its own: a task of it that runs long (or, on hostile
+input, holds the interpreter lock) never delays a send, whose worker is another process.
 """
 
 from __future__ import annotations
@@ -20,13 +24,25 @@ from django.conf import settings
 
 SEND_QUEUE = "send"
 DEFAULT_QUEUE = "default"
+BULK_QUEUE = "bulk"
 DEAD_LETTER_QUEUE = "send-dlq"
+
+# Tasks on the bulk queue, by name (routes, so that the apps' task modules need not know).
+BULK_TASKS = (
+    "imports.tasks.fan_import_task",
+    "imports.tasks.fan_import_drafts_expire_task",
+    "onlyfans.tasks.fan_sync_task",
+    "onlyfans.tasks.fan_sync_schedule_task",
+    "campaigns.tasks.campaign_fan_out_task",
+    "analytics.tasks.rollups_refresh_task",
+)
 
 
 @dataclass(frozen=True)
 class QueueNames:
     send: str
     default: str
+    bulk: str
     dead_letter: str
 
 
@@ -35,17 +51,22 @@ def queue_names() -> QueueNames:
     return QueueNames(
         send=f"{prefix}{SEND_QUEUE}",
         default=f"{prefix}{DEFAULT_QUEUE}",
+        bulk=f"{prefix}{BULK_QUEUE}",
         dead_letter=f"{prefix}{DEAD_LETTER_QUEUE}",
     )
 
 
-def worker_argv(*, hostname: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
-    """The command line of one Celery worker on both queues (threads pool), for the
-    processes that tests and benchmarks start."""
+def worker_argv(
+    *, hostname: str, concurrency: int, loglevel: str = "INFO", queues: tuple[str, ...] = ()
+) -> list[str]:
+    """The command line of one Celery worker (threads pool) on ``queues`` (names without the
+    prefix; all three when empty), for the processes that tests and benchmarks start."""
     names = queue_names()
+    prefix = settings.SQS_QUEUE_PREFIX
+    served = [f"{prefix}{q}" for q in queues] or [names.send, names.default, names.bulk]
     return [
         sys.executable, "-m", "celery", "-A", "config", "worker",
-        "-Q", f"{names.send},{names.default}", "--pool", "threads",
+        "-Q", ",".join(served), "--pool", "threads",
         "--concurrency", str(concurrency), "--hostname", hostname, "--loglevel", loglevel,
     ]  # fmt: skip
 
@@ -95,7 +116,7 @@ def queues_ensure(client: Any = None) -> dict[str, str]:
         {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.SQS_MAX_RECEIVE_COUNT)}
     )
     urls = {names.dead_letter: dlq_url}
-    for name in (names.send, names.default):
+    for name in (names.send, names.default, names.bulk):
         attributes = {"VisibilityTimeout": visibility, "RedrivePolicy": redrive}
         url = client.create_queue(QueueName=name)["QueueUrl"]
         # create_queue refuses changed attributes on an existing queue; set them explicitly.
@@ -118,7 +139,7 @@ def _celery_config() -> dict[str, Any]:
     key, secret = _broker_credentials()
     predefined = {
         name: {"url": _queue_url(name), "access_key_id": key, "secret_access_key": secret}
-        for name in (names.send, names.default)
+        for name in (names.send, names.default, names.bulk)
     }
     time_limit = settings.SEND_TASK_TIME_LIMIT_SECONDS
     # A message must stay invisible while a worker holds it, or SQS hands it to another one.
@@ -141,7 +162,10 @@ def _celery_config() -> dict[str, Any]:
             },
         },
         "task_default_queue": names.default,
-        "task_routes": {"onlyfans.tasks.message_send_task": {"queue": names.send}},
+        "task_routes": {
+            "onlyfans.tasks.message_send_task": {"queue": names.send},
+            **{name: {"queue": names.bulk} for name in BULK_TASKS},
+        },
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure": True,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole product locally: web (uvicorn), worker, beat, a local SQS (moto) and, unless
-# ONLYFANS_API_BASE_URL names another platform, the sandbox one. Ctrl-C stops everything it started.
+# Runs the whole product locally: web (uvicorn), worker (send and default queues), bulk (the
+# heavy work: imports, fan syncs, fan-outs, roll-ups, in a process of its own so that it never
+# delays a send), beat, a local SQS (moto) and, unless ONLYFANS_API_BASE_URL names another
+# platform, the sandbox one. Ctrl-C stops everything it started.
 set -euo pipefail
 # First start of a checkout: a development .env (DEBUG on, a generated secret key), so that
 # `python manage.py …` in another shell uses the same settings as the processes started here.
@@ -91,7 +93,8 @@ if [ -z "$API_BASE_URL" ] || [ "$API_BASE_URL" = "http://127.0.0.1:$SANDBOX_PORT
 fi
 cat >> $PROCFILE <<PROCS
 web: .venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $WEB_PORT --workers ${WEB_WORKERS:-2} --no-access-log
-worker: $PY manage.py sqs_ensure_queues --wait 30 >/dev/null && nice -n 10 .venv/bin/celery -A config worker -Q ${QUEUE_PREFIX}send,${QUEUE_PREFIX}default --pool threads --concurrency 8 --loglevel INFO
+worker: $PY manage.py sqs_ensure_queues --wait 30 >/dev/null && nice -n 10 .venv/bin/celery -A config worker -Q ${QUEUE_PREFIX}send,${QUEUE_PREFIX}default --pool threads --concurrency 8 --hostname send@%h --loglevel INFO
+bulk: $PY manage.py sqs_ensure_queues --wait 30 >/dev/null && nice -n 15 .venv/bin/celery -A config worker -Q ${QUEUE_PREFIX}bulk --pool threads --concurrency 4 --hostname bulk@%h --loglevel INFO
 beat: $PY manage.py sqs_ensure_queues --wait 30 >/dev/null && .venv/bin/celery -A config beat --schedule var/celerybeat-schedule --loglevel INFO
 PROCS
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -14,6 +14,18 @@ from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, P
 pytestmark = pytest.mark.django_db
 
 DEMO_USERNAMES = list(DEMO_USERS)
+
+
+@pytest.fixture(autouse=True)
+def _debug_on(settings):
+    settings.DEBUG = True  # seed_demo runs on development databases only
+
+
+def test_seed_demo_refuses_to_run_without_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="only with DEBUG on"):
+        call_command("seed_demo", "--fans", "2")
+    assert not get_user_model().objects.filter(username__in=DEMO_USERNAMES).exists()
 
 
 DEMO = "acct_demo_"

@@ -281,10 +281,11 @@ def test_a_run_out_of_time_continues_in_the_next_run(queued_import, settings):
     assert (fan_import.state, fan_import.created, fan_import.rows_done) == ("done", 22, 22)
 
 
-def test_the_task_publishes_itself_again_on_the_default_queue(
+def test_the_task_publishes_itself_again_on_the_bulk_queue(
     owner, account, write_file, settings, monkeypatch
 ):
     from imports import services, tasks
+    from onlyfans.broker import queue_names
 
     published = []
     monkeypatch.setattr(
@@ -292,7 +293,8 @@ def test_the_task_publishes_itself_again_on_the_default_queue(
     )
     monkeypatch.setattr(services, "fan_import_advance", lambda import_id: False)
     assert tasks.fan_import_task.run(123) == "continued"
-    assert published == [((123,), "fancrm-test-default")]
+    assert published == [((123,), queue_names().bulk)]
+    assert queue_names().bulk == f"{settings.SQS_QUEUE_PREFIX}bulk"
 
 
 # --- After the import --------------------------------------------------------------------------

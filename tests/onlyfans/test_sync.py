@@ -363,11 +363,11 @@ def test_a_claimed_run_is_not_advanced_twice(sandbox, account):
     assert fan_sync_step(sync_id=run.pk, step=0).result == "done"
 
 
-def _delayed_on_default_queue(sqs_queues: dict[str, str]) -> int:
+def _delayed_on_bulk_queue(sqs_queues: dict[str, str]) -> int:
     from onlyfans.broker import queue_names, sqs_client
 
     attrs = sqs_client().get_queue_attributes(
-        QueueUrl=sqs_queues[queue_names().default],
+        QueueUrl=sqs_queues[queue_names().bulk],
         AttributeNames=["ApproximateNumberOfMessagesDelayed"],
     )["Attributes"]
     return int(attrs["ApproximateNumberOfMessagesDelayed"])
@@ -389,7 +389,7 @@ def test_rate_limited_run_publishes_itself_after_retry_after(sandbox, account, s
     assert run.retry_at is not None
     wait = (run.retry_at - timezone.now()).total_seconds()
     assert 50 < wait <= 61
-    assert _delayed_on_default_queue(sqs_queues) == 1
+    assert _delayed_on_bulk_queue(sqs_queues) == 1
     # a delivery that comes early (SQS caps delays at 15 min) waits again, without a request
     requests = sandbox.stats()["requests"]
     with mock.patch("onlyfans.sync._publish") as publish:
@@ -413,7 +413,7 @@ def test_task_publishes_to_sqs_with_the_next_step(sandbox, account, sqs_queues, 
     run = the_run(account)
     assert fan_sync_task(run.pk, 0) == "advanced"
     client = sqs_client()
-    [raw] = client.receive_message(QueueUrl=sqs_queues[queue_names().default], WaitTimeSeconds=2)[
+    [raw] = client.receive_message(QueueUrl=sqs_queues[queue_names().bulk], WaitTimeSeconds=2)[
         "Messages"
     ]
     envelope = json.loads(base64.b64decode(raw["Body"]))

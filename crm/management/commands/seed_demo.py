@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
@@ -207,6 +207,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            # Its users have a published password, one of them a superuser.
+            raise CommandError(
+                "seed_demo creates demo users with a known password (and a superuser): it "
+                "runs only with DEBUG on (DJANGO_DEBUG=1), never on a production database."
+            )
         total_fans: int = options["fans"]
         now = timezone.now().replace(microsecond=0)
         with transaction.atomic():
