@@ -51,7 +51,10 @@ has_data=$?
 set -e
 case $has_data in
   0) ;;
-  3) echo "empty database: loading the demo data"; $PY manage.py seed_demo ;;
+  3) case ${DJANGO_DEBUG,,} in
+       1|true|yes|on) echo "empty database: loading the demo data"; $PY manage.py seed_demo ;;
+       *) echo "empty database: no demo data with DJANGO_DEBUG off (make manage ARGS=createsuperuser)" ;;
+     esac ;;
   *) echo "could not check the database for demo data (exit $has_data)" >&2; exit 1 ;;
 esac
 
