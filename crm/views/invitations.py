@@ -69,9 +69,10 @@ def invitation_revoke(
 
 
 def _no_trace(response: HttpResponse) -> HttpResponse:
-    # The URL is the secret: no cache keeps the page, no Referer carries it anywhere.
+    # The URL is the secret: no cache keeps the page. (The site's Referrer-Policy, same-origin,
+    # already keeps it from other sites; "no-referrer" would make browsers post the forms with
+    # "Origin: null", which Django's CSRF check refuses.)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 
