@@ -9,6 +9,7 @@ from crm.models import (
     Conversation,
     CreatorAccount,
     Fan,
+    Invitation,
     Membership,
     Message,
     Purchase,
@@ -146,6 +147,44 @@ class ApiTokenAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
     readonly_fields = ["user", "key_hash", "key_prefix", "created_at", "last_used_at"]
     ordering = ["-id"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are made on the members page; here they can be seen and revoked (set
+    "revoked at"). The token itself is never stored, so a link cannot be read back."""
+
+    list_display = [
+        "id",
+        "account",
+        "role",
+        "email",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
+    list_filter = ["role"]
+    search_fields = ["=email", "account__display_name", "=account__platform_account_id"]
+    list_select_related = ["account", "created_by"]
+    raw_id_fields = ["account", "created_by", "accepted_by"]
+    readonly_fields = [
+        "account",
+        "role",
+        "email",
+        "token_hash",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+    ]
+    ordering = ["-id"]
+    show_full_result_count = False
 
     def has_add_permission(self, request: object) -> bool:
         return False

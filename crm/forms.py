@@ -45,9 +45,25 @@ class FanUpdateForm(forms.Form):
         return [tag for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
 
 
-class MembershipCreateForm(forms.Form):
-    username = forms.CharField(max_length=150)
+class InvitationCreateForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.CHATTER)
+    email = forms.CharField(required=False, max_length=254, label="Email (optional)")
+
+
+class InvitationSignupForm(forms.Form):
+    """A new account made through an invitation; crm.invitations checks the rules (username
+    free, Django's password validators)."""
+
+    username = forms.CharField(max_length=150)
+    email = forms.CharField(required=False, max_length=254, label="Email (optional)")
+    password1 = forms.CharField(label="Password", max_length=4096, strip=False)
+    password2 = forms.CharField(label="Password again", max_length=4096, strip=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return data
 
 
 class MembershipRoleForm(forms.Form):

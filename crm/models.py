@@ -6,7 +6,9 @@ scoped to the accounts a user is a member of with one indexed filter.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -449,3 +451,71 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Invitation(models.Model):
+    """A one-time link that lets one person join an account with a role.
+
+    Owners and managers make them; members are never added by looking a username up. The
+    token is shown once, in the link; the database keeps its SHA-256 (like an API key's). A
+    link works until it expires, is accepted once, or is revoked; the row stays for the record.
+    ``email`` only says who it was meant for (and pre-fills the new account's address).
+    """
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="invitations"
+    )
+    role = models.CharField(
+        max_length=20, choices=Membership.Role.choices, default=Membership.Role.CHATTER
+    )
+    email = models.EmailField(blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    # A token is 256 random bits (43 characters); anything longer is refused before hashing.
+    TOKEN_MAX_LENGTH = 64
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=["owner", "manager", "chatter"]), name="invitation_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(revoked_at__isnull=True),
+                name="invitation_accepted_or_revoked",
+            ),
+        ]
+        indexes = [
+            # The members page lists an account's pending invitations, newest first.
+            models.Index(
+                fields=["account", "-created_at"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_account_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}@{self.account_id} ({self.pk})"
+
+    @staticmethod
+    def token_hash_of(token: str) -> str:
+        # SHA-256 as for API keys: a random 256-bit token needs no slow hash.
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def is_open(self, *, now: datetime) -> bool:
+        """Whether the link still works: not accepted, not revoked, not expired."""
+        return self.accepted_at is None and self.revoked_at is None and now < self.expires_at

@@ -22,6 +22,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import (
@@ -30,6 +31,7 @@ from crm.models import (
     CreatorAccount,
     Fan,
     FanSearchText,
+    Invitation,
     Membership,
     Message,
     Purchase,
@@ -201,6 +203,65 @@ def api_tokens_of_user(*, user: User) -> list[ApiToken]:
     return list(
         ApiToken.objects.filter(user_id=user.pk).order_by("revoked_at", "-created_at", "-id")
     )
+
+
+# --- Invitations ----------------------------------------------------------------------------
+
+INVITATIONS_LIST_MAX = 100  # crm.invitations caps the open ones at as many
+INVITATION_INVALID_MESSAGE = "This invitation is no longer valid."
+
+
+def invitation_invalid() -> NotFoundError:
+    """The one answer for an unknown, expired, used or revoked link: none is told apart."""
+    return NotFoundError(INVITATION_INVALID_MESSAGE, code="invitation_invalid")
+
+
+def invitations_pending_for_account(
+    *, user: User, account_id: int, membership: Membership | None = None
+) -> list[Invitation]:
+    """The account's open invitations, newest first, for its owners and managers (nobody else
+    sees them: a chatter gets none); NotFoundError when the user is not a member."""
+    membership = _membership_checked(user=user, account_id=account_id, membership=membership)
+    if not membership.can_manage_members:
+        return []
+    return list(
+        Invitation.objects.filter(
+            account_id=account_id,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("created_by")
+        .defer(*_user_brief_defer("created_by"))
+        .order_by("-created_at", "-id")[:INVITATIONS_LIST_MAX]
+    )
+
+
+@dataclass(frozen=True)
+class InvitationForVisitor:
+    """What the accept page shows: the invitation and whether the visitor is in already."""
+
+    invitation: Invitation
+    already_member: bool
+
+
+def invitation_for_token(*, user: User, token: str) -> InvitationForVisitor:
+    """The open invitation the link's token stands for (the token is the visitor's right to
+    see it); NotFoundError ``invitation_invalid`` for an unknown, expired, accepted or revoked
+    one alike."""
+    if not token or len(token) > Invitation.TOKEN_MAX_LENGTH:
+        raise invitation_invalid()
+    invitation = (
+        Invitation.objects.select_related("account")
+        .filter(token_hash=Invitation.token_hash_of(token))
+        .first()
+    )
+    if invitation is None or not invitation.is_open(now=timezone.now()):
+        raise invitation_invalid()
+    already_member = user.is_authenticated and (
+        Membership.objects.filter(user_id=user.pk, account_id=invitation.account_id).exists()
+    )
+    return InvitationForVisitor(invitation=invitation, already_member=already_member)
 
 
 # --- Inbox ----------------------------------------------------------------------------------

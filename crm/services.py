@@ -118,33 +118,6 @@ def _owners_lock(*, account_id: int) -> list[int]:
 
 
 @transaction.atomic
-def membership_create(
-    *, actor: User, account: CreatorAccount, username: str, role: str
-) -> Membership:
-    """Add an existing user to the account. Owners may add any role; managers not owners."""
-    actor_membership = _actor_membership_for_management(actor=actor, account=account)
-    new_role = _role_validate(role)
-    if new_role == Role.OWNER and actor_membership.role != Role.OWNER:
-        raise ApplicationError(
-            "Only an owner can add another owner.", code="permission_denied", status_code=403
-        )
-    user = get_user_model().objects.filter(username=username.strip()).first()
-    if user is None:
-        raise ApplicationError(
-            f"There is no user named {username.strip()!r}.",
-            code="user_not_found",
-            fields={"username": ["No such user."]},
-        )
-    if Membership.objects.filter(user_id=user.pk, account_id=account.pk).exists():
-        raise ApplicationError(
-            f"{user.get_username()} is already a member of {account.display_name}.",
-            code="already_member",
-            fields={"username": ["Already a member."]},
-        )
-    return Membership.objects.create(user=user, account=account, role=new_role)
-
-
-@transaction.atomic
 def membership_update_role(*, actor: User, membership: Membership, role: str) -> Membership:
     """Change a member's role.
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
-from crm.views import inbox, pages
+from crm.views import inbox, invitations, pages
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -15,6 +15,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/<int:account_id>/fans/<int:fan_id>/", pages.fan_detail, name="fan_detail"),
     path("accounts/<int:account_id>/fans/<int:fan_id>/chat/", pages.fan_chat, name="fan_chat"),
     path("accounts/<int:account_id>/members/", pages.member_list, name="member_list"),
+    path(
+        "accounts/<int:account_id>/invitations/",
+        invitations.invitation_create,
+        name="invitation_create",
+    ),
+    path(
+        "accounts/<int:account_id>/invitations/<int:invitation_id>/revoke/",
+        invitations.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invite/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
     path("inbox/", inbox.inbox_current, name="inbox_current"),
     path("accounts/<int:account_id>/inbox/", inbox.inbox, name="inbox"),
     path(

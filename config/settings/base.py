@@ -154,6 +154,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# An invitation link to join an account works this many days, once (crm/invitations.py).
+INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")

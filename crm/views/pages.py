@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -10,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.middleware import HtmxDetails
 
 from crm import selectors, services
@@ -19,7 +20,7 @@ from crm.forms import (
     AccountSwitchForm,
     FanFilterForm,
     FanUpdateForm,
-    MembershipCreateForm,
+    InvitationCreateForm,
     MembershipRoleForm,
 )
 from crm.middleware import SESSION_KEY
@@ -145,45 +146,40 @@ def _members_page(
     request: AuthenticatedRequest,
     membership: Membership,
     *,
-    create_form: MembershipCreateForm | None = None,
+    invite_form: InvitationCreateForm | None = None,
+    invite_link: str = "",
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
+    """The members page; ``invite_link`` is a new invitation's link, shown in this one answer."""
     context = {
         "membership": membership,
         "account": membership.account,
         "members": selectors.members_for_account(
-            user=request.user, account_id=membership.account_id
+            user=request.user, account_id=membership.account_id, membership=membership
         ),
-        "create_form": create_form or MembershipCreateForm(),
+        "invitations": selectors.invitations_pending_for_account(
+            user=request.user, account_id=membership.account_id, membership=membership
+        ),
+        "invite_form": invite_form or InvitationCreateForm(),
+        "invite_link": invite_link,
+        "invite_ttl_days": settings.INVITATION_TTL_DAYS,
         "role_choices": Membership.Role.choices,
         "error": error,
     }
-    return render(request, "crm/members.html", context, status=status)
+    response = render(request, "crm/members.html", context, status=status)
+    if invite_link:
+        response["Cache-Control"] = "no-store"  # the link must not stay in any cache
+    return response
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_safe
 def member_list(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
+    """Members and, for owners and managers, the open invitations. People join only through an
+    invitation (crm/views/invitations.py): nothing here looks a username up."""
     membership = _membership_or_404(request, account_id)
-    if request.method == "GET":
-        return _members_page(request, membership)
-    form = MembershipCreateForm(request.POST)
-    if not form.is_valid():
-        return _members_page(request, membership, create_form=form, status=400)
-    try:
-        created = services.membership_create(
-            actor=request.user,
-            account=membership.account,
-            username=form.cleaned_data["username"],
-            role=form.cleaned_data["role"],
-        )
-    except ApplicationError as exc:
-        return _members_page(
-            request, membership, create_form=form, error=exc.message, status=exc.status_code
-        )
-    messages.success(request, f"Added {created.user.get_username()} as {created.role}.")
-    return redirect("member_list", account_id=account_id)
+    return _members_page(request, membership)
 
 
 def _member_or_404(

@@ -43,7 +43,7 @@ def test_every_post_to_another_account_is_404_and_changes_nothing(
     account_id, member_id = other_account.pk, other_member.pk
     posts = [
         (reverse("fan_detail", args=[account_id, other_fan.pk]), {"tags": "x", "notes": "x"}),
-        (reverse("member_list", args=[account_id]), {"username": owner.username, "role": "owner"}),
+        (reverse("invitation_create", args=[account_id]), {"role": "owner"}),
         (reverse("member_update", args=[account_id, member_id]), {"role": "chatter"}),
         (reverse("member_delete", args=[account_id, member_id]), {}),
         (reverse("account_switch"), {"account_id": account_id}),

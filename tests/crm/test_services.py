@@ -9,7 +9,6 @@ from crm.services import (
     api_token_create,
     api_token_revoke,
     fan_update,
-    membership_create,
     membership_delete,
     membership_update_role,
 )
@@ -67,35 +66,8 @@ def test_fan_update_by_a_stranger_is_not_found(other_fan, chatter):
 # --- membership rules ----------------------------------------------------------------------
 
 
-def test_owner_adds_any_role(owner, account):
-    newcomer = UserFactory()
-    membership = membership_create(
-        actor=owner, account=account, username=newcomer.username, role="owner"
-    )
-    assert membership.role == "owner"
-    assert membership.account == account
-
-
-def test_manager_adds_chatter_but_not_owner(manager, account):
-    chatter_user, owner_user = UserFactory(), UserFactory()
-    membership_create(
-        actor=manager, account=account, username=chatter_user.username, role="chatter"
-    )
-    with pytest.raises(ApplicationError) as error:
-        membership_create(
-            actor=manager, account=account, username=owner_user.username, role="owner"
-        )
-    assert error.value.status_code == 403
-    assert not Membership.objects.filter(user=owner_user).exists()
-
-
 def test_chatter_cannot_manage_members(chatter, owner, account):
-    newcomer = UserFactory()
-    with pytest.raises(ApplicationError) as error:
-        membership_create(
-            actor=chatter, account=account, username=newcomer.username, role="chatter"
-        )
-    assert error.value.code == "permission_denied"
+    # Invitations (adding members) have their own tests: tests/crm/test_invitations.py.
     with pytest.raises(ApplicationError):
         membership_update_role(
             actor=chatter, membership=_membership(owner, account), role="chatter"
@@ -103,22 +75,6 @@ def test_chatter_cannot_manage_members(chatter, owner, account):
     with pytest.raises(ApplicationError):
         membership_delete(actor=chatter, membership=_membership(owner, account))
     assert _membership(owner, account).role == "owner"
-
-
-@pytest.mark.parametrize(
-    ("username", "role", "code"),
-    [
-        ("ghost", "chatter", "user_not_found"),
-        (None, "chatter", "already_member"),
-        (None, "boss", "invalid_role"),
-    ],
-)
-def test_membership_create_errors(owner, chatter, account, username, role, code):
-    with pytest.raises(ApplicationError) as error:
-        membership_create(
-            actor=owner, account=account, username=username or chatter.username, role=role
-        )
-    assert error.value.code == code
 
 
 def test_manager_cannot_touch_owners(manager, owner, account):
@@ -173,11 +129,11 @@ def test_members_page_lists_everyone_for_a_chatter_without_forms(
     client, chatter, owner, account, django_assert_num_queries
 ):
     client.force_login(chatter)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         response = client.get(reverse("member_list", args=[account.pk]))
     html = response.content.decode()
     assert owner.username in html and chatter.username in html
-    assert "Add a member" not in html
+    assert "Invite a member" not in html and "Pending invitations" not in html
 
 
 def test_members_page_query_count_does_not_grow(client, owner, account, django_assert_num_queries):
@@ -188,24 +144,10 @@ def test_members_page_query_count_does_not_grow(client, owner, account, django_a
     assert len(response.context["members"]) == 21
 
 
-def test_chatter_post_to_members_is_403_and_shown(client, chatter, account):
+def test_owner_changes_and_removes_through_the_page(client, owner, account):
     newcomer = UserFactory()
-    client.force_login(chatter)
-    response = client.post(
-        reverse("member_list", args=[account.pk]),
-        {"username": newcomer.username, "role": "chatter"},
-    )
-    assert response.status_code == 403
-    assert "Only owners and managers" in response.content.decode()
-    assert not Membership.objects.filter(user=newcomer).exists()
-
-
-def test_owner_adds_changes_and_removes_through_the_page(client, owner, account):
-    newcomer = UserFactory()
+    membership = MembershipFactory(user=newcomer, account=account, role="chatter")
     client.force_login(owner)
-    url = reverse("member_list", args=[account.pk])
-    assert client.post(url, {"username": newcomer.username, "role": "chatter"}).status_code == 302
-    membership = _membership(newcomer, account)
 
     client.post(reverse("member_update", args=[account.pk, membership.pk]), {"role": "manager"})
     assert _membership(newcomer, account).role == "manager"
@@ -222,15 +164,6 @@ def test_page_shows_last_owner_error_instead_of_500(client, owner, account):
     )
     assert response.status_code == 400
     assert "last owner" in response.content.decode()
-
-
-def test_page_shows_unknown_username_error(client, owner, account):
-    client.force_login(owner)
-    response = client.post(
-        reverse("member_list", args=[account.pk]), {"username": "nobody-here", "role": "chatter"}
-    )
-    assert response.status_code == 400
-    assert "There is no user named" in response.content.decode()
 
 
 # --- API tokens ----------------------------------------------------------------------------
