@@ -51,7 +51,7 @@ def _tasks_published(sqs_queues: dict[str, str]) -> list[str]:
     from onlyfans.broker import sqs_client
 
     client = sqs_client()
-    url = sqs_queues[queue_names().default]
+    url = sqs_queues[queue_names().bulk]
     reply = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     return [
         json.loads(base64.b64decode(m["Body"]))["headers"]["task"]
