@@ -30,6 +30,7 @@ from redis.exceptions import LockError
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk
 from campaigns.rules import VARIABLE
+from config.redis import redis_client
 from crm.broadcasts import account_event_broadcast
 from crm.models import CreatorAccount
 from onlyfans import gateway
@@ -50,7 +51,6 @@ from onlyfans.ratelimit import (
     rate_limit_retake,
     rate_limit_slot_usable,
 )
-from onlyfans.redis_conn import redis_client
 from onlyfans.services import account_mark_expired
 
 log = structlog.get_logger(__name__)

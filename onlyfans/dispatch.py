@@ -36,9 +36,9 @@ from kombu.exceptions import BatchPublishError  # type: ignore[attr-defined]  # 
 from redis.commands.core import Script
 from redis.exceptions import RedisError
 
+from config.redis import redis_client
 from crm.models import CreatorAccount, Message
 from onlyfans.ratelimit import RateLimit, rate_limit_forecast
-from onlyfans.redis_conn import redis_client
 
 log = structlog.get_logger(__name__)
 

@@ -18,6 +18,7 @@ from django.db import connection
 from redis.exceptions import LockError
 
 from campaigns.models import Campaign
+from config.redis import redis_client
 from crm.models import Conversation, CreatorAccount, Fan, Message
 from onlyfans import gateway, metrics
 from onlyfans.contracts import (
@@ -35,7 +36,6 @@ from onlyfans.ratelimit import (
     rate_limit_retake,
     rate_limit_slot_usable,
 )
-from onlyfans.redis_conn import redis_client
 from onlyfans.services import (
     account_mark_expired,
     message_mark_failed,

@@ -85,7 +85,7 @@ def test_worker_killed_after_gateway_call_sends_once(
             send_queue.run(delivery, ack=False)
     assert refreshed(message).status == Message.Status.SENDING
     # the lock outlives nothing: a dead worker's lock expires with its TTL
-    from onlyfans.redis_conn import redis_client
+    from config.redis import redis_client
 
     redis_client().delete(f"send:lock:{message.pk}")
     # when: SQS redelivers after the visibility timeout
