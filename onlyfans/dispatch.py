@@ -172,9 +172,13 @@ WAITING_KEY = "dispatch:waiting"
 
 _M = Message._meta.db_table
 _A = CreatorAccount._meta.db_table
-# Campaigns' table, by name: a paused campaign's messages wait in the backlog, held (the
-# campaigns app owns the rows; the dispatcher only reads their state).
-_C = "campaigns_campaign"
+# Campaigns' table and the states in which its messages may still be sent, by name: campaigns
+# sits above onlyfans and owns the rows; the pipeline only reads a campaign's state (a paused
+# campaign's messages wait in the backlog, held) and banned words. A test in
+# tests/campaigns/test_pipeline.py holds them to campaigns.models.Campaign.
+CAMPAIGN_TABLE = "campaigns_campaign"
+CAMPAIGN_ACTIVE_STATES = ("running", "paused")
+_C = CAMPAIGN_TABLE
 # Hand-written SQL on the hot path: this runs after every finished send, and the ORM's query
 # building cost more CPU than the queries themselves (measured with py-spy on a worker).
 # The account's messages on the broker are counted on index message_account_on_broker (only

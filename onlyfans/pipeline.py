@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import connection
 from redis.exceptions import LockError
 
-from campaigns.models import Campaign
 from config.redis import redis_client
 from crm.models import Conversation, CreatorAccount, Fan, Message
 from onlyfans import gateway, metrics
@@ -29,7 +28,7 @@ from onlyfans.contracts import (
     GatewayTransientError,
     SendRequest,
 )
-from onlyfans.dispatch import account_rate_limit
+from onlyfans.dispatch import CAMPAIGN_TABLE, account_rate_limit
 from onlyfans.ratelimit import (
     HeldSlot,
     rate_limit_acquire,
@@ -110,7 +109,7 @@ SELECT m.id, m.status, m.attempts, m.text, m.price_cents, m.media_ids, m.idempot
        f.platform_fan_id,
        EXISTS (SELECT 1 FROM {_M} e WHERE e.conversation_id = m.conversation_id
                AND e.direction = 'out' AND e.status IN ('queued', 'sending') AND e.id < m.id),
-       (SELECT NULLIF(k.block_banned_words, '') FROM {Campaign._meta.db_table} k
+       (SELECT NULLIF(k.block_banned_words, '') FROM {CAMPAIGN_TABLE} k
         WHERE k.id = m.campaign_id)
 FROM {_M} m
 JOIN {CreatorAccount._meta.db_table} a ON a.id = m.account_id

@@ -15,6 +15,7 @@ from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
 from onlyfans import metrics
+from onlyfans.dispatch import CAMPAIGN_ACTIVE_STATES, CAMPAIGN_TABLE
 
 log = structlog.get_logger(__name__)
 
@@ -293,10 +294,13 @@ def _campaign_message_retry_check(*, campaign_id: int) -> None:
     """A campaign's message is sent again only while its campaign runs (or is paused, which
     holds it): the dispatcher never claims a message of a cancelled or finished campaign, so a
     retry there would leave it queued for ever; the campaign page resends its failed messages."""
-    from campaigns.models import Campaign
-
-    state = Campaign.objects.filter(pk=campaign_id).values_list("state", flat=True).first()
-    if state not in Campaign.ACTIVE_STATES:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT state FROM {CAMPAIGN_TABLE} WHERE id = %s",  # noqa: S608 (a fixed name)
+            [campaign_id],
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] not in CAMPAIGN_ACTIVE_STATES:
         raise ApplicationError(
             "This message belongs to a campaign that is no longer running; resend its failed "
             "messages from the campaign's page.",
