@@ -16,7 +16,6 @@ entry of the list.
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from redis.exceptions import LockError
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk
 from campaigns.rules import VARIABLE
+from campaigns.services import campaign_finish_if_done
 from config.redis import redis_client
 from crm.broadcasts import account_event_broadcast
 from crm.models import CreatorAccount
@@ -333,8 +333,6 @@ def campaign_mass_step(*, campaign_id: int) -> MassStep:
 
 def _progress_step(campaign: Campaign) -> MassStep:
     if campaign_mass_refresh(campaign_id=campaign.pk):
-        from campaigns.services import campaign_finish_if_done
-
         campaign_finish_if_done(campaign_id=campaign.pk)
         return MassStep("done")
     return MassStep("delivering", retry_in=PROGRESS_POLL_SECONDS)
@@ -377,10 +375,6 @@ def campaign_mass_refresh(*, campaign_id: int) -> bool:
         )
         done = done and status.is_done
     return done
-
-
-def mass_chunks_needed(recipients: int) -> int:
-    return math.ceil(recipients / settings.CAMPAIGN_MASS_CHUNK_SIZE) if recipients else 0
 
 
 # --- unsend ------------------------------------------------------------------------------------
@@ -503,3 +497,20 @@ def campaign_unsend_step(*, campaign_id: int) -> MassStep:
             lock.release()
     _broadcast(campaign)
     return step
+
+
+def campaign_progress_refresh(*, campaign: Campaign) -> None:
+    """Bring a campaign's state up to date before it is shown: a running one that has nothing
+    left is done; a mass one reads the platform's counters of messages still delivering."""
+    mass_delivering = (
+        campaign.send_mode == Campaign.Mode.MASS
+        and campaign.launched_at is not None
+        and MassChunk.objects.filter(
+            campaign_id=campaign.pk, state=MassChunk.State.SENT, is_done=False
+        ).exists()
+    )
+    if mass_delivering:
+        campaign_mass_refresh(campaign_id=campaign.pk)
+    if campaign.state == Campaign.State.RUNNING:
+        campaign_finish_if_done(campaign_id=campaign.pk)
+    campaign.refresh_from_db()

@@ -40,12 +40,30 @@ from campaigns.selectors import (
     fans_for_segment,
     manager_membership_get,
 )
+from config.celery import task_publish
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import PREVIEW_LENGTH, Conversation, CreatorAccount, Fan, Message
 from onlyfans.services import message_validate
 
 log = structlog.get_logger(__name__)
+
+# Campaigns' tasks, published by name (config.celery.task_publish): services never import
+# campaigns.tasks, which imports them.
+FAN_OUT_TASK = "campaigns.tasks.campaign_fan_out_task"
+MASS_SEND_TASK = "campaigns.tasks.campaign_mass_send_task"
+START_TASK = "campaigns.tasks.campaign_start_task"
+UNSEND_TASK = "campaigns.tasks.campaign_unsend_task"
+
+
+def campaign_task_publish_or_log(name: str, campaign_id: int, *, delay_seconds: float = 0) -> None:
+    """Publish the campaign's task ``name``; when SQS does not take it, log it: the campaigns
+    sweep restarts work that stalled (the rows hold the state)."""
+    try:
+        task_publish(name, args=[campaign_id], delay_seconds=delay_seconds)
+    except Exception:
+        log.warning("campaign.publish_failed", task=name, exc_info=True)
+
 
 CANCELLED_ERROR = "cancelled: the campaign was cancelled before this message was sent"
 PAUSED_ERROR = "paused: the campaign is paused; resuming sends it"
@@ -271,11 +289,7 @@ def campaign_launch(
 def campaign_start_task_publish(campaign_id: int, delay_seconds: float) -> None:
     """Publish the start task to wake at the scheduled time (SQS holds at most 15 minutes; the
     task publishes itself again until it is due, and the campaigns sweep covers a lost one)."""
-    from campaigns.tasks import campaign_start_task
-
-    # Whole seconds on SQS (kombu's ``delay_seconds``), as the send pipeline publishes.
-    options: dict[str, Any] = {"delay_seconds": int(max(0.0, min(delay_seconds, 900.0)))}
-    campaign_start_task.apply_async((campaign_id,), **options)
+    task_publish(START_TASK, args=[campaign_id], delay_seconds=delay_seconds)
 
 
 @transaction.atomic
@@ -366,13 +380,8 @@ def _campaign_start_locked(campaign: Campaign, *, now: datetime) -> Campaign:
 
 def _work_on_commit(campaign: Campaign) -> None:
     """Start (or continue) the campaign's sending task after commit."""
-    from campaigns.tasks import campaign_fan_out_task, campaign_mass_send_task
-
-    campaign_id = campaign.pk
-    if campaign.send_mode == Campaign.Mode.MASS:
-        transaction.on_commit(lambda: campaign_mass_send_task.delay(campaign_id))
-    else:
-        transaction.on_commit(lambda: campaign_fan_out_task.delay(campaign_id))
+    name = MASS_SEND_TASK if campaign.send_mode == Campaign.Mode.MASS else FAN_OUT_TASK
+    transaction.on_commit(functools.partial(task_publish, name, args=[campaign.pk]))
 
 
 # --- fan-out (individual mode) ---------------------------------------------------------------
@@ -752,12 +761,7 @@ def campaign_unsend(
     _progress_on_commit(locked)
     campaign_id = locked.pk
 
-    def publish() -> None:
-        from campaigns.tasks import campaign_unsend_task, task_publish_or_log
-
-        task_publish_or_log(campaign_unsend_task, campaign_id)
-
-    transaction.on_commit(publish)
+    transaction.on_commit(functools.partial(campaign_task_publish_or_log, UNSEND_TASK, campaign_id))
     return locked
 
 
@@ -830,21 +834,6 @@ def campaign_finish_if_done(*, campaign_id: int, now: datetime | None = None) ->
     log.info("campaign.done", campaign_id=campaign.pk, account_id=campaign.account_id)
     _progress_on_commit(campaign)
     return True
-
-
-def campaign_progress_refresh(*, campaign: Campaign) -> None:
-    """Bring a campaign's state up to date before it is shown: a running one that has nothing
-    left is done; a mass one reads the platform's counters of messages still delivering."""
-    if campaign.send_mode == Campaign.Mode.MASS and campaign.launched_at is not None:
-        from campaigns.mass import campaign_mass_refresh
-
-        if MassChunk.objects.filter(
-            campaign_id=campaign.pk, state=MassChunk.State.SENT, is_done=False
-        ).exists():
-            campaign_mass_refresh(campaign_id=campaign.pk)
-    if campaign.state == Campaign.State.RUNNING:
-        campaign_finish_if_done(campaign_id=campaign.pk)
-    campaign.refresh_from_db()
 
 
 # --- the bulk API ---------------------------------------------------------------------------

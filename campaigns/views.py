@@ -17,7 +17,7 @@ from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns import selectors, services
+from campaigns import mass, selectors, services
 from campaigns.forms import CampaignForm
 from campaigns.models import Campaign, Segment
 from campaigns.rules import segment_rules_parse
@@ -264,7 +264,7 @@ def campaign_detail(
     if isinstance(membership, HttpResponse):
         return membership
     campaign = _campaign(request, account_id, campaign_id)
-    services.campaign_progress_refresh(campaign=campaign)
+    mass.campaign_progress_refresh(campaign=campaign)
     context = _detail_context(request, membership, campaign)
     if request.htmx and request.htmx.target == "campaign-progress":
         return render(request, "campaigns/detail.html#progress", context)

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.celery import task_publish
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Membership
 from imports import engine
@@ -429,9 +430,31 @@ def fan_import_preview_counts(*, actor: User, fan_import: FanImport) -> dict[str
 # --- Running ---------------------------------------------------------------------------------
 
 
-def _enqueue_on_commit(fan_import: FanImport) -> None:
-    from imports.tasks import fan_import_task_publish
+# The import's task, published by name (config.celery.task_publish): imports.tasks imports
+# this module, not the other way round.
+IMPORT_TASK = "imports.tasks.fan_import_task"
 
+
+def import_queue() -> str:
+    """The queue of the import's task (the default queue, not the send pipeline's)."""
+    from onlyfans.broker import queue_names
+
+    return queue_names().default
+
+
+def fan_import_task_publish(*, import_id: int) -> bool:
+    """Put the import's task on its queue (called on commit). A broker that does not answer
+    is logged, not raised: the import stays queued and its page offers to queue it again (the
+    task is idempotent, so a second publish is harmless)."""
+    try:
+        task_publish(IMPORT_TASK, args=[import_id], queue=import_queue())
+    except Exception:
+        log.warning("fan_import.publish_failed", import_id=import_id, exc_info=True)
+        return False
+    return True
+
+
+def _enqueue_on_commit(fan_import: FanImport) -> None:
     transaction.on_commit(functools.partial(fan_import_task_publish, import_id=fan_import.pk))
 
 
@@ -465,8 +488,6 @@ def fan_import_is_stalled(fan_import: FanImport) -> bool:
 
 def fan_import_requeue(*, actor: User, fan_import: FanImport) -> bool:
     """Publish a stalled import's task again; it resumes from its last checkpoint."""
-    from imports.tasks import fan_import_task_publish
-
     _manager_or_error(actor=actor, account_id=fan_import.account_id)
     if not fan_import_is_stalled(fan_import):
         return False
