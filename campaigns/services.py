@@ -34,11 +34,11 @@ from campaigns.rules import (
 )
 from campaigns.selectors import (
     auto_mode_choose,
+    campaign_membership_get,
     campaign_preflight,
     campaign_unsend_until,
     fan_ids_not_in_account,
     fans_for_segment,
-    manager_membership_get,
 )
 from config.celery import task_publish
 from crm.broadcasts import account_event_broadcast
@@ -82,7 +82,7 @@ def segment_save(
     segment: Segment | None = None,
 ) -> Segment:
     """Save rules under a name for reuse (owners and managers)."""
-    manager_membership_get(user=actor, account_id=account_id)
+    campaign_membership_get(user=actor, account_id=account_id)
     parsed = rules if isinstance(rules, SegmentRules) else segment_rules_parse(rules)
     name = name.strip()
     if not name or len(name) > 100:
@@ -111,7 +111,7 @@ def segment_save(
 
 @transaction.atomic
 def segment_delete(*, actor: AbstractBaseUser, segment: Segment) -> None:
-    manager_membership_get(user=actor, account_id=segment.account_id)
+    campaign_membership_get(user=actor, account_id=segment.account_id)
     segment.delete()
 
 
@@ -217,7 +217,7 @@ def _apply(campaign: Campaign, data: CampaignInput, rules: SegmentRules) -> None
 def campaign_create(*, actor: AbstractBaseUser, account_id: int, data: CampaignInput) -> Campaign:
     """A draft campaign (owners and managers). Fan ids of another account are refused by name
     (``foreign_fans``), never skipped."""
-    membership = manager_membership_get(user=actor, account_id=account_id)
+    membership = campaign_membership_get(user=actor, account_id=account_id)
     rules = _campaign_validate(membership.account, data)
     campaign = Campaign(account=membership.account, created_by_id=actor.pk)
     _apply(campaign, data, rules)
@@ -231,7 +231,7 @@ def campaign_update(
     *, actor: AbstractBaseUser, campaign: Campaign, data: CampaignInput
 ) -> Campaign:
     """Change a campaign before it starts (draft or scheduled)."""
-    membership = manager_membership_get(user=actor, account_id=campaign.account_id)
+    membership = campaign_membership_get(user=actor, account_id=campaign.account_id)
     locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if not locked.is_editable:
         raise ApplicationError(
@@ -266,7 +266,7 @@ def campaign_launch(
     """Send now, or at ``scheduled_at`` when that is in the future (then ``scheduled``).
 
     Locks the campaign row (SELECT ... FOR UPDATE): two launches cannot both start it."""
-    manager_membership_get(user=actor, account_id=campaign.account_id)
+    campaign_membership_get(user=actor, account_id=campaign.account_id)
     now = now or timezone.now()
     locked = Campaign.objects.select_for_update().select_related("account").get(pk=campaign.pk)
     if locked.state not in Campaign.EDITABLE_STATES:
@@ -628,7 +628,7 @@ def _withdraw_queued(campaign: Campaign, error: str, now: datetime) -> int:
 
 
 def _locked_for_action(actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
-    manager_membership_get(user=actor, account_id=campaign.account_id)
+    campaign_membership_get(user=actor, account_id=campaign.account_id)
     return Campaign.objects.select_for_update().select_related("account").get(pk=campaign.pk)
 
 

@@ -31,7 +31,7 @@ FORM_FIELD_OF_RULE = {"spend_min_cents": "spend_min", "spend_max_cents": "spend_
 
 def _membership(request: AuthenticatedRequest, account_id: int) -> Membership:
     try:
-        return selectors.manager_membership_get(user=request.user, account_id=account_id)
+        return selectors.campaign_membership_get(user=request.user, account_id=account_id)
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
 

@@ -33,15 +33,15 @@ from django.utils import timezone
 
 from config.celery import task_publish
 from crm.broadcasts import account_event_broadcast
-from crm.errors import ApplicationError, NotFoundError
+from crm.errors import ApplicationError
 from crm.models import (
     Conversation,
     CreatorAccount,
     Fan,
-    Membership,
     Message,
     fan_username_candidates,
 )
+from crm.selectors import manager_membership_get
 from crm.services import conversation_summaries_recompute
 from onlyfans import gateway
 from onlyfans.contracts import (
@@ -100,13 +100,7 @@ def fan_sync_start(
 
 def fan_sync_request(*, actor: User, account: CreatorAccount) -> tuple[FanSync, bool]:
     """ "Sync now" from the fans page: owners and managers of a connected account."""
-    membership = Membership.objects.filter(user_id=actor.pk, account_id=account.pk).first()
-    if membership is None:
-        raise NotFoundError("Creator account not found.", code="account_not_found")
-    if not membership.can_manage_members:
-        raise ApplicationError(
-            "Only owners and managers can sync fans.", code="permission_denied", status_code=403
-        )
+    manager_membership_get(user=actor, account_id=account.pk, action="sync fans")
     if not account.is_connected:
         raise ApplicationError(
             "The account must be reconnected before it can sync.", code="account_disconnected"
