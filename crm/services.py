@@ -69,21 +69,19 @@ def fan_tags_normalize(tags: list[str]) -> list[str]:
 
 @transaction.atomic
 def fan_update(*, actor: User, fan: Fan, tags: list[str], notes: str) -> Fan:
-    """Set a fan's tags and notes. Any member of the fan's account may do it."""
+    """Set a fan's tags and notes (the fan page). Any member of the fan's account may do it.
+
+    The same write as the inbox's (``fan_tag_add``, ``fan_notes_set``): it locks the fan row
+    and tells the account's open inboxes on commit, so an edit here shows there live."""
     try:
-        membership_get(user=actor, account_id=fan.account_id)
+        locked = _fan_locked(actor=actor, fan=fan)
     except NotFoundError as exc:
         raise NotFoundError("Fan not found.", code="fan_not_found") from exc
-    if len(notes) > FAN_NOTES_MAX_LENGTH:
-        raise ApplicationError(
-            f"Notes can have at most {FAN_NOTES_MAX_LENGTH} characters.",
-            code="notes_too_long",
-            fields={"notes": ["Too long."]},
-        )
-    fan.tags = fan_tags_normalize(tags)
-    fan.notes = notes.strip()
-    fan.save(update_fields=["tags", "notes", "updated_at"])
-    return fan
+    notes = _fan_notes_clean(notes)
+    locked.tags = fan_tags_normalize(tags)
+    locked.notes = notes
+    _fan_save(locked, fields=["tags", "notes"])
+    return locked
 
 
 # --- Members ------------------------------------------------------------------------------
@@ -335,8 +333,27 @@ def conversation_assign(
 
 
 def _fan_locked(*, actor: User, fan: Fan) -> Fan:
+    """The fan's row, locked until the transaction ends, once the actor is known to be a
+    member of its account. Every write of tags and notes starts here and ends in
+    ``_fan_save``, so concurrent edits never lose one another's change."""
     membership_get(user=actor, account_id=fan.account_id)
     return Fan.objects.select_for_update().get(pk=fan.pk)
+
+
+def _fan_save(fan: Fan, *, fields: list[str]) -> None:
+    """Save the locked fan's changed ``fields`` and tell open inboxes on commit."""
+    fan.save(update_fields=[*fields, "updated_at"])
+    _fan_changed_on_commit(fan)
+
+
+def _fan_notes_clean(notes: str) -> str:
+    if len(notes) > FAN_NOTES_MAX_LENGTH:
+        raise ApplicationError(
+            f"Notes can have at most {FAN_NOTES_MAX_LENGTH} characters.",
+            code="notes_too_long",
+            fields={"notes": ["Too long."]},
+        )
+    return notes.strip()
 
 
 @transaction.atomic
@@ -346,8 +363,7 @@ def fan_tag_add(*, actor: User, fan: Fan, tag: str) -> Fan:
     if not tag.strip():
         raise ApplicationError("Type a tag first.", code="invalid_tag", fields={"tag": ["Empty."]})
     locked.tags = fan_tags_normalize([*locked.tags, tag])
-    locked.save(update_fields=["tags", "updated_at"])
-    _fan_changed_on_commit(locked)
+    _fan_save(locked, fields=["tags"])
     return locked
 
 
@@ -358,23 +374,15 @@ def fan_tag_remove(*, actor: User, fan: Fan, tag: str) -> Fan:
     normalized = tag.strip().lower()
     if normalized in locked.tags:
         locked.tags = [t for t in locked.tags if t != normalized]
-        locked.save(update_fields=["tags", "updated_at"])
-        _fan_changed_on_commit(locked)
+        _fan_save(locked, fields=["tags"])
     return locked
 
 
 @transaction.atomic
 def fan_notes_set(*, actor: User, fan: Fan, notes: str) -> Fan:
     locked = _fan_locked(actor=actor, fan=fan)
-    if len(notes) > FAN_NOTES_MAX_LENGTH:
-        raise ApplicationError(
-            f"Notes can have at most {FAN_NOTES_MAX_LENGTH} characters.",
-            code="notes_too_long",
-            fields={"notes": ["Too long."]},
-        )
-    locked.notes = notes.strip()
-    locked.save(update_fields=["notes", "updated_at"])
-    _fan_changed_on_commit(locked)
+    locked.notes = _fan_notes_clean(notes)
+    _fan_save(locked, fields=["notes"])
     return locked
 
 
