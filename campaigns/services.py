@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -401,22 +402,28 @@ SCREENING_WAIT_SECONDS = 2.0
 BANNED_WORDS_CODE = "banned_words"
 
 
-def _screening_step(campaign: Campaign, now: datetime) -> str:
-    """``open`` (screened, or not screened), ``probe`` (queue one message), ``wait`` (it is on
-    its way) or ``refused`` (the gateway listed banned words: the campaign stops)."""
+class Screening(StrEnum):
+    OPEN = "open"  # screened (its first message went out), or not screened
+    PROBE = "probe"  # queue one message and wait for the gateway's verdict on it
+    WAIT = "wait"  # that message is on its way
+    REFUSED = "refused"  # the gateway listed banned words: the campaign stops
+
+
+def _screening_step(campaign: Campaign, now: datetime) -> Screening:
+    """Where the campaign's screening stands, so the fan-out knows how much to queue."""
     if not campaign.block_banned_words:
-        return "open"
+        return Screening.OPEN
     messages = Message.objects.filter(campaign_id=campaign.pk)
     if messages.filter(status=Message.Status.SENT).exists():
-        return "open"
+        return Screening.OPEN
     first = messages.order_by("id").values_list("status", "last_error").first()
     if first is None:
-        return "probe"
+        return Screening.PROBE
     status, error = first
     if status in Message.PENDING_STATUSES:
-        return "wait"
+        return Screening.WAIT
     if not error.startswith(BANNED_WORDS_CODE):
-        return "open"  # failed for another reason: the text itself was not refused
+        return Screening.OPEN  # failed for another reason: the text itself was not refused
     # Refused for its words: every fan's copy would be. Nothing more is queued.
     CampaignRecipient.objects.filter(
         campaign_id=campaign.pk, state=CampaignRecipient.State.PENDING
@@ -427,7 +434,7 @@ def _screening_step(campaign: Campaign, now: datetime) -> str:
     campaign.save(update_fields=["last_error", "state", "finished_at", "updated_at"])
     log.warning("campaign.banned_words", campaign_id=campaign.pk, account_id=campaign.account_id)
     _progress_on_commit(campaign)
-    return "refused"
+    return Screening.REFUSED
 
 
 # The fan-out in three statements, each joining a batch only to real tables through their
@@ -537,11 +544,11 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
     ):
         return FanOutResult(queued=0, more=False)
     screening = _screening_step(campaign, timezone.now())
-    if screening == "refused":
+    if screening == Screening.REFUSED:
         return FanOutResult(queued=0, more=False)
-    if screening == "wait":
+    if screening == Screening.WAIT:
         return FanOutResult(queued=0, more=True, retry_in=SCREENING_WAIT_SECONDS)
-    if screening == "probe":
+    if screening == Screening.PROBE:
         size = 1
     text_sql, text_params = _personalised_sql(campaign.text)
     tables = {
@@ -582,7 +589,7 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
         fanned_out=F("fanned_out") + queued + gone, updated_at=now
     )
     # A full batch may have left more; an empty one says there was none.
-    more = len(batch) >= size or screening == "probe"
+    more = len(batch) >= size or screening == Screening.PROBE
     log.info(
         "campaign.fanned_out",
         campaign_id=campaign.pk,
