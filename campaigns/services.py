@@ -67,7 +67,6 @@ def campaign_task_publish_or_log(name: str, campaign_id: int, *, delay_seconds: 
 
 
 CANCELLED_ERROR = "cancelled: the campaign was cancelled before this message was sent"
-PAUSED_ERROR = "paused: the campaign is paused; resuming sends it"
 
 
 # --- segments -------------------------------------------------------------------------------
@@ -670,17 +669,6 @@ def campaign_resume(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
     locked = _locked_for_action(actor, campaign)
     if locked.state != Campaign.State.PAUSED:
         raise _refuse(locked, "resumed")
-    now = timezone.now()
-    # Messages paused before they were held as queued (withdrawn as failed "paused: ...").
-    Message.objects.filter(
-        campaign_id=locked.pk, status=Message.Status.FAILED, last_error=PAUSED_ERROR
-    ).update(
-        status=Message.Status.QUEUED,
-        last_error="",
-        dispatched_at=None,
-        queued_at=now,
-        updated_at=now,
-    )
     locked.state = Campaign.State.RUNNING
     locked.save(update_fields=["state", "updated_at"])
     log.info("campaign.resumed", campaign_id=locked.pk, account_id=locked.account_id)
@@ -703,9 +691,6 @@ def campaign_cancel(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
         raise _refuse(locked, "cancelled")
     now = timezone.now()
     withdrawn = _withdraw_queued(locked, CANCELLED_ERROR, now)
-    withdrawn += Message.objects.filter(
-        campaign_id=locked.pk, status=Message.Status.FAILED, last_error=PAUSED_ERROR
-    ).update(last_error=CANCELLED_ERROR, updated_at=now)
     CampaignRecipient.objects.filter(
         campaign_id=locked.pk, state=CampaignRecipient.State.PENDING
     ).update(state=CampaignRecipient.State.WITHDRAWN)
