@@ -398,8 +398,8 @@ class Progress:
         }
 
 
-# "paused": messages of a campaign paused before paused ones were held as queued.
-WITHDRAWN_PREFIXES = ("cancelled", "paused")
+# Failed messages that were withdrawn (``campaigns.services.CANCELLED_ERROR``), not refused.
+WITHDRAWN_PREFIXES = ("cancelled",)
 RATE_WINDOW_MINUTES = 5
 
 

@@ -34,6 +34,7 @@ from campaigns.rules import (
     text_variables_check,
 )
 from campaigns.selectors import (
+    WITHDRAWN_PREFIXES,
     auto_mode_choose,
     campaign_membership_get,
     campaign_preflight,
@@ -437,10 +438,9 @@ def _screening_step(campaign: Campaign, now: datetime) -> Screening:
 
 
 # The fan-out in three statements, each joining a batch only to real tables through their
-# indexes. (One statement with CTEs joined to CTEs was planned as nested loops over CTE scans,
-# 2,000 x 2,000 rows four times, whenever the planner expected one row from the batch: a
-# generic plan of the prepared statement, or statistics taken before the snapshot. That is
-# what made a batch take 3-6 s in the workers instead of 0.6 s.)
+# indexes, so no plan can be quadratic: CTEs joined to CTEs are planned as nested loops over
+# CTE scans whenever the planner expects one row from the batch (a generic plan of the
+# prepared statement, or statistics taken before the snapshot). bench/README.md, Campaigns.
 _FAN_OUT_BATCH_SQL = """
 WITH batch AS (
   SELECT r.id, r.fan_id FROM {recipients} r
@@ -766,7 +766,7 @@ def campaign_resend_failed(*, actor: AbstractBaseUser, campaign: Campaign) -> in
         raise _refuse(locked, "resent")
     now = timezone.now()
     failed = Message.objects.filter(campaign_id=locked.pk, status=Message.Status.FAILED)
-    for prefix in ("cancelled", "paused"):
+    for prefix in WITHDRAWN_PREFIXES:
         failed = failed.exclude(last_error__startswith=prefix)
     count = failed.update(
         status=Message.Status.QUEUED, attempts=0, dispatched_at=None, queued_at=now, updated_at=now

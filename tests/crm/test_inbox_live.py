@@ -173,7 +173,7 @@ def test_events_the_inbox_does_not_show_render_nothing(account):
 
 def test_an_accounts_events_reach_its_pages_in_the_order_they_were_sent(redis_client):
     # A message's "queued" then "sent" must never arrive swapped: each group send is several
-    # awaits on Redis, and the broadcasts of one process used to run side by side.
+    # awaits on Redis, and a process's broadcasts must not run side by side.
     from channels.layers import get_channel_layer
 
     from crm.broadcasts import _group_send, account_group_name
