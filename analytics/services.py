@@ -16,6 +16,7 @@ from analytics.periods import zone_of
 from analytics.rollups import ROLLUPS_CURRENT, rollup_recompute
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Membership, Purchase
+from crm.selectors import manager_membership_get
 
 REASON_MAX_LENGTH = 500
 REFRESH_TASK = "analytics.tasks.rollups_refresh_task"
@@ -63,13 +64,7 @@ def purchase_credit_reassign(
     purchase's day of the roll-ups (under the account's roll-up lock). Returns the purchase as
     every figure now sees it.
     """
-    membership = selectors.account_for_analytics(user=actor, account_id=account_id)
-    if not membership.can_manage_members:
-        raise ApplicationError(
-            "Only owners and managers can reassign sales.",
-            code="permission_denied",
-            status_code=403,
-        )
+    membership = manager_membership_get(user=actor, account_id=account_id, action="reassign sales")
     reason = reason.strip()
     if not reason:
         raise ApplicationError(

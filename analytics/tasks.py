@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import structlog
-from celery import current_app, shared_task
+from celery import shared_task
 
 from analytics.rollups import rollups_refresh
 
 log = structlog.get_logger(__name__)
-REFRESH_SECONDS = 60.0
 
 
 @shared_task(name="analytics.tasks.rollups_refresh_task", ignore_result=True)
@@ -20,10 +19,3 @@ def rollups_refresh_task() -> dict[str, int]:
     if result["more"]:
         rollups_refresh_task.delay()
     return result
-
-
-# Beat imports the task modules before it builds its schedule, so the entry lands in it (the
-# send pipeline's schedule is in onlyfans/broker.py; this keeps analytics' own entry here).
-current_app.add_periodic_task(
-    REFRESH_SECONDS, rollups_refresh_task.s(), name="analytics-rollups-refresh"
-)

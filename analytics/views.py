@@ -169,7 +169,6 @@ def _page_context(
         "big_spender_cents": settings.ANALYTICS_BIG_SPENDER_CENTS,
         "tip_hours": settings.ANALYTICS_TIP_ATTRIBUTION_HOURS,
         "rules": AttributionRule.choices,
-        "campaigns_ready": selectors.campaign_model_ready(),
         "campaign_window_days": settings.ANALYTICS_CAMPAIGN_WINDOW_DAYS,
         "campaigns": selectors.campaign_rows(account_id=account.pk, period=period),
         **_attribution_context(request, membership, period),

@@ -86,8 +86,8 @@ def setup() -> None:
 def reset() -> None:
     from django.db import connection
 
+    from config.redis import redis_client
     from onlyfans.broker import queues_ensure, sqs_client
-    from onlyfans.redis_conn import redis_client
 
     with connection.cursor() as cur:
         cur.execute(

@@ -199,8 +199,8 @@ def backlog_create(accounts: int, per_account: int) -> tuple[list[Any], set[str]
     from django.db import connection
     from django.utils import timezone
 
+    from config.redis import redis_client
     from crm.models import Conversation, CreatorAccount, Fan, Message
-    from onlyfans.redis_conn import redis_client
 
     with connection.cursor() as cursor:
         cursor.execute(

@@ -130,8 +130,8 @@ def reset_state() -> None:
     """Empty tables the pipeline writes, the bench Redis database and the queues."""
     from django.db import connection
 
+    from config.redis import redis_client
     from onlyfans.broker import queues_ensure, sqs_client
-    from onlyfans.redis_conn import redis_client
 
     with connection.cursor() as cur:
         cur.execute(

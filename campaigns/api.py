@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns import selectors, services
+from campaigns import mass, selectors, services
 from campaigns.models import Campaign
 from crm.serializers import error_responses
 from crm.throttling import UserRedisThrottle
@@ -29,35 +29,6 @@ INVALID = "validation_error, invalid_campaign, invalid_rules, invalid_message"
 
 def _actor(request: Request) -> User:
     return cast(User, request.user)
-
-
-class RulesSerializer(serializers.Serializer):
-    """A segment's rules; every one optional, all combined (AND)."""
-
-    include_tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
-    include_tags_mode = serializers.ChoiceField(choices=["any", "all"], required=False)
-    exclude_tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
-    spend_min_cents = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    spend_max_cents = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    subscription_states = serializers.ListField(
-        child=serializers.ChoiceField(choices=["active", "expired", "never"]), required=False
-    )
-    last_seen_within_days = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    last_seen_not_within_days = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True
-    )
-    exclude_messaged_within_hours = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True
-    )
-    exclude_waiting = serializers.BooleanField(
-        required=False, help_text="Leave out fans waiting for a reply."
-    )
-    exclude_bought_media = serializers.BooleanField(
-        required=False, help_text="Leave out fans who unlocked a message with any of its media."
-    )
-    fan_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=10_000
-    )
 
 
 class CampaignCreateSerializer(serializers.Serializer):
@@ -285,7 +256,7 @@ class CampaignDetailApi(APIView):
     )
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
-        services.campaign_progress_refresh(campaign=campaign)
+        mass.campaign_progress_refresh(campaign=campaign)
         return Response(_detail(campaign))
 
 

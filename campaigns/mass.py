@@ -16,10 +16,10 @@ entry of the list.
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import structlog
 from django.conf import settings
@@ -30,6 +30,8 @@ from redis.exceptions import LockError
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk
 from campaigns.rules import VARIABLE
+from campaigns.services import campaign_finish_if_done
+from config.redis import redis_client
 from crm.broadcasts import account_event_broadcast
 from crm.models import CreatorAccount
 from onlyfans import gateway
@@ -50,7 +52,6 @@ from onlyfans.ratelimit import (
     rate_limit_retake,
     rate_limit_slot_usable,
 )
-from onlyfans.redis_conn import redis_client
 from onlyfans.services import account_mark_expired
 
 log = structlog.get_logger(__name__)
@@ -62,9 +63,31 @@ PROGRESS_POLL_SECONDS = 1.0
 BUSY_RETRY_SECONDS = 2.0
 
 
+class MassResult(StrEnum):
+    """What one step of a mass send or unsend came to (the task's return value)."""
+
+    SENT = "sent"
+    UNSENT = "unsent"
+    DONE = "done"
+    DELIVERING = "delivering"
+    SKIPPED = "skipped"
+    BUSY = "busy"
+    PAUSED = "paused"
+    THROTTLED = "throttled"
+    RATE_LIMITED = "rate_limited"
+    RETRYING = "retrying"
+    REFUSED = "refused"
+    AMBIGUOUS = "ambiguous"
+    RECONCILING = "reconciling"
+    RECONCILED = "reconciled"
+    RESEND = "resend"  # reconciling found the chunk never made: send it again
+    DROPPED = "dropped"
+    WINDOW_PASSED = "window_passed"
+
+
 @dataclass(frozen=True)
 class MassStep:
-    result: str
+    result: MassResult
     retry_in: float | None = None
 
 
@@ -165,7 +188,9 @@ def _reconcile(campaign: Campaign, chunk: MassChunk) -> MassStep:
         listed = gateway.mass_messages_list(account_platform_id=account.platform_account_id)
     except GatewayError as exc:
         log.info("campaign.mass_reconcile_unavailable", campaign_id=campaign.pk, code=exc.code)
-        return MassStep("reconciling", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+        return MassStep(
+            MassResult.RECONCILING, retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS
+        )
     claimed = _claimed_ids(account.pk)
     since = (chunk.started_at or timezone.now()) - timedelta(seconds=CLOCK_SKEW_SECONDS)
     size = len(chunk.platform_fan_ids)
@@ -184,17 +209,19 @@ def _reconcile(campaign: Campaign, chunk: MassChunk) -> MassStep:
                 chunk=chunk.index,
                 platform_mass_id=status.platform_mass_id,
             )
-            return MassStep("reconciled", retry_in=0)
+            return MassStep(MassResult.RECONCILED, retry_in=0)
     chunk.reconcile_reads += 1
     if chunk.reconcile_reads < settings.CAMPAIGN_MASS_RECONCILE_ATTEMPTS:
         chunk.save(update_fields=["reconcile_reads", "updated_at"])
-        return MassStep("reconciling", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+        return MassStep(
+            MassResult.RECONCILING, retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS
+        )
     # Not on the platform after every read: the call never made it. Send it again.
     chunk.state = MassChunk.State.PENDING
     chunk.reconcile_reads = 0
     chunk.save(update_fields=["state", "reconcile_reads", "updated_at"])
     log.info("campaign.mass_reconciled_missing", campaign_id=campaign.pk, chunk=chunk.index)
-    return MassStep("resend", retry_in=0)
+    return MassStep(MassResult.RESEND, retry_in=0)
 
 
 def _send_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
@@ -205,7 +232,7 @@ def _send_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
     limit = account_rate_limit(account)
     slot = rate_limit_acquire(account_id=account.pk, limit=limit, hold=True)
     if not slot.granted:
-        return MassStep("throttled", retry_in=max(slot.wait_seconds, 0.05))
+        return MassStep(MassResult.THROTTLED, retry_in=max(slot.wait_seconds, 0.05))
     held = HeldSlot(account_id=account.pk, limit=limit, slot=slot)
     try:
         return _send_chunk_on_slot(campaign, chunk, limit, held)
@@ -229,7 +256,7 @@ def _send_chunk_on_slot(
             chunk.state = MassChunk.State.PENDING  # no call was made
             chunk.attempts -= 1
             chunk.save(update_fields=["state", "attempts", "updated_at"])
-            return MassStep("throttled", retry_in=max(held.slot.wait_seconds, 0.05))
+            return MassStep(MassResult.THROTTLED, retry_in=max(held.slot.wait_seconds, 0.05))
     request = MassSendRequest(
         account_platform_id=account.platform_account_id,
         user_ids=tuple(chunk.platform_fan_ids),
@@ -243,7 +270,7 @@ def _send_chunk_on_slot(
     except GatewayRateLimited as exc:
         chunk.state = MassChunk.State.PENDING  # a 429 made nothing
         chunk.save(update_fields=["state", "updated_at"])
-        return MassStep("rate_limited", retry_in=exc.retry_after_seconds or 5.0)
+        return MassStep(MassResult.RATE_LIMITED, retry_in=exc.retry_after_seconds or 5.0)
     except GatewayTransientError as exc:
         chunk.state = MassChunk.State.AMBIGUOUS
         chunk.last_error = f"{exc.code}: {exc.message}"[:500]
@@ -251,12 +278,14 @@ def _send_chunk_on_slot(
         log.warning(
             "campaign.mass_ambiguous", campaign_id=campaign.pk, chunk=chunk.index, code=exc.code
         )
-        return MassStep("ambiguous", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+        return MassStep(
+            MassResult.AMBIGUOUS, retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS
+        )
     except GatewayAccountUnavailable as exc:
         account_mark_expired(account_id=account.pk, reason=exc.code)
         chunk.state = MassChunk.State.PENDING
         chunk.save(update_fields=["state", "updated_at"])
-        return MassStep("paused", retry_in=60.0)
+        return MassStep(MassResult.PAUSED, retry_in=60.0)
     except GatewayError as exc:
         # Refused (a 422 listing banned words, a bad price...): every chunk would be refused
         # alike, so the campaign stops with the reason shown.
@@ -268,10 +297,10 @@ def _send_chunk_on_slot(
             ).update(state=MassChunk.State.FAILED, last_error=error, updated_at=timezone.now())
             Campaign.objects.filter(pk=campaign.pk).update(last_error=error)
         log.warning("campaign.mass_refused", campaign_id=campaign.pk, code=exc.code)
-        return MassStep("refused", retry_in=0)
+        return MassStep(MassResult.REFUSED, retry_in=0)
     with transaction.atomic():
         _chunk_sent(chunk, status)
-    return MassStep("sent", retry_in=0)
+    return MassStep(MassResult.SENT, retry_in=0)
 
 
 def _account_lock(account_id: int):  # type: ignore[no-untyped-def]
@@ -290,7 +319,7 @@ def campaign_mass_step(*, campaign_id: int) -> MassStep:
         or campaign.state != Campaign.State.RUNNING
         or campaign.send_mode != Campaign.Mode.MASS
     ):
-        return MassStep("skipped")
+        return MassStep(MassResult.SKIPPED)
     if not MassChunk.objects.filter(campaign_id=campaign.pk).exists():
         with transaction.atomic():
             locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
@@ -299,7 +328,7 @@ def campaign_mass_step(*, campaign_id: int) -> MassStep:
                 log.info("campaign.mass_chunks", campaign_id=campaign.pk, chunks=created)
     lock = _account_lock(campaign.account_id)
     if not lock.acquire():
-        return MassStep("busy", retry_in=BUSY_RETRY_SECONDS)
+        return MassStep(MassResult.BUSY, retry_in=BUSY_RETRY_SECONDS)
     try:
         chunk = (
             MassChunk.objects.filter(
@@ -333,11 +362,9 @@ def campaign_mass_step(*, campaign_id: int) -> MassStep:
 
 def _progress_step(campaign: Campaign) -> MassStep:
     if campaign_mass_refresh(campaign_id=campaign.pk):
-        from campaigns.services import campaign_finish_if_done
-
         campaign_finish_if_done(campaign_id=campaign.pk)
-        return MassStep("done")
-    return MassStep("delivering", retry_in=PROGRESS_POLL_SECONDS)
+        return MassStep(MassResult.DONE)
+    return MassStep(MassResult.DELIVERING, retry_in=PROGRESS_POLL_SECONDS)
 
 
 def campaign_mass_refresh(*, campaign_id: int) -> bool:
@@ -379,10 +406,6 @@ def campaign_mass_refresh(*, campaign_id: int) -> bool:
     return done
 
 
-def mass_chunks_needed(recipients: int) -> int:
-    return math.ceil(recipients / settings.CAMPAIGN_MASS_CHUNK_SIZE) if recipients else 0
-
-
 # --- unsend ------------------------------------------------------------------------------------
 
 
@@ -412,27 +435,29 @@ def _unsend_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
     now = timezone.now()
     if not chunk.can_unsend or (chunk.unsend_until is not None and chunk.unsend_until <= now):
         _chunk_unsend_refused(chunk, "unsend_not_allowed: the platform's unsend window had passed")
-        return MassStep("window_passed", retry_in=0)
+        return MassStep(MassResult.WINDOW_PASSED, retry_in=0)
     slot = rate_limit_acquire(account_id=account.pk, limit=account_rate_limit(account))
     if not slot.granted:
-        return MassStep("throttled", retry_in=max(slot.wait_seconds, 0.05))
+        return MassStep(MassResult.THROTTLED, retry_in=max(slot.wait_seconds, 0.05))
     try:
         gateway.mass_message_unsend(
             account_platform_id=account.platform_account_id,
             platform_mass_id=chunk.platform_mass_id,
         )
     except GatewayRateLimited as exc:
-        return MassStep("rate_limited", retry_in=exc.retry_after_seconds or 5.0)
+        return MassStep(MassResult.RATE_LIMITED, retry_in=exc.retry_after_seconds or 5.0)
     except GatewayAccountUnavailable as exc:
         account_mark_expired(account_id=account.pk, reason=exc.code)
-        return MassStep("paused", retry_in=60.0)
+        return MassStep(MassResult.PAUSED, retry_in=60.0)
     except GatewayTransientError as exc:
         # Unknown outcome: calling again is harmless (an unsent message is refused, and the
         # refusal below reads whether it was unsent).
         log.warning(
             "campaign.mass_unsend_retry", campaign_id=campaign.pk, chunk=chunk.index, code=exc.code
         )
-        return MassStep("retrying", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+        return MassStep(
+            MassResult.RETRYING, retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS
+        )
     except GatewayRejected as exc:
         try:
             status = gateway.mass_message_retrieve(
@@ -440,13 +465,15 @@ def _unsend_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
                 platform_mass_id=chunk.platform_mass_id,
             )
         except GatewayError:
-            return MassStep("retrying", retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS)
+            return MassStep(
+                MassResult.RETRYING, retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS
+            )
         if status.is_canceled:  # an earlier call did it, its answer was lost
             _chunk_unsent(chunk, now)
-            return MassStep("unsent", retry_in=0)
+            return MassStep(MassResult.UNSENT, retry_in=0)
         _chunk_unsend_refused(chunk, f"{exc.code}: {exc.message}")
         log.info("campaign.mass_unsend_refused", campaign_id=campaign.pk, chunk=chunk.index)
-        return MassStep("refused", retry_in=0)
+        return MassStep(MassResult.REFUSED, retry_in=0)
     _chunk_unsent(chunk, now)
     log.info(
         "campaign.mass_unsent",
@@ -454,7 +481,7 @@ def _unsend_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
         chunk=chunk.index,
         platform_mass_id=chunk.platform_mass_id,
     )
-    return MassStep("unsent", retry_in=0)
+    return MassStep(MassResult.UNSENT, retry_in=0)
 
 
 def campaign_unsend_step(*, campaign_id: int) -> MassStep:
@@ -464,10 +491,10 @@ def campaign_unsend_step(*, campaign_id: int) -> MassStep:
     ``retry_in`` None: nothing left to unsend."""
     campaign = Campaign.objects.select_related("account").filter(pk=campaign_id).first()
     if campaign is None or campaign.unsend_requested_at is None:
-        return MassStep("skipped")
+        return MassStep(MassResult.SKIPPED)
     lock = _account_lock(campaign.account_id)
     if not lock.acquire():
-        return MassStep("busy", retry_in=BUSY_RETRY_SECONDS)
+        return MassStep(MassResult.BUSY, retry_in=BUSY_RETRY_SECONDS)
     try:
         unknown = (
             MassChunk.objects.filter(
@@ -489,17 +516,34 @@ def campaign_unsend_step(*, campaign_id: int) -> MassStep:
                 unknown.state = MassChunk.State.AMBIGUOUS
                 unknown.save(update_fields=["state", "updated_at"])
             step = _reconcile(campaign, unknown)
-            if step.result == "resend":  # never made: nothing to send or unsend
+            if step.result == MassResult.RESEND:  # never made: nothing to send or unsend
                 MassChunk.objects.filter(pk=unknown.pk).update(
                     state=MassChunk.State.CANCELLED, updated_at=timezone.now()
                 )
-                step = MassStep("dropped", retry_in=0)
+                step = MassStep(MassResult.DROPPED, retry_in=0)
         elif chunk is not None:
             step = _unsend_chunk(campaign, chunk)
         else:
-            step = MassStep("done")
+            step = MassStep(MassResult.DONE)
     finally:
         with contextlib.suppress(LockError):
             lock.release()
     _broadcast(campaign)
     return step
+
+
+def campaign_progress_refresh(*, campaign: Campaign) -> None:
+    """Bring a campaign's state up to date before it is shown: a running one that has nothing
+    left is done; a mass one reads the platform's counters of messages still delivering."""
+    mass_delivering = (
+        campaign.send_mode == Campaign.Mode.MASS
+        and campaign.launched_at is not None
+        and MassChunk.objects.filter(
+            campaign_id=campaign.pk, state=MassChunk.State.SENT, is_done=False
+        ).exists()
+    )
+    if mass_delivering:
+        campaign_mass_refresh(campaign_id=campaign.pk)
+    if campaign.state == Campaign.State.RUNNING:
+        campaign_finish_if_done(campaign_id=campaign.pk)
+    campaign.refresh_from_db()

@@ -21,36 +21,19 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk, Segment
 from campaigns.rules import SegmentRules
-from crm.errors import ApplicationError, NotFoundError
+from crm.errors import NotFoundError
 from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
-from crm.selectors import User
+from crm.selectors import User, manager_membership_get
 from onlyfans.dispatch import account_rate_limit
 from onlyfans.ratelimit import rate_limit_forecast
 
 # --- who may --------------------------------------------------------------------------------
 
 
-def manager_membership_get(*, user: User, account_id: int) -> Membership:
-    """The user's owner or manager membership of the account.
-
-    NotFoundError when not a member; ApplicationError 403 for a chatter (campaigns are for
-    owners and managers)."""
-    if not user.is_authenticated:
-        raise NotFoundError("Creator account not found.", code="account_not_found")
-    membership = (
-        Membership.objects.filter(user_id=cast(int, user.pk), account_id=account_id)
-        .select_related("account")
-        .first()
-    )
-    if membership is None:
-        raise NotFoundError("Creator account not found.", code="account_not_found")
-    if not membership.can_manage_members:
-        raise ApplicationError(
-            "Only owners and managers can run campaigns.",
-            code="permission_denied",
-            status_code=403,
-        )
-    return membership
+def campaign_membership_get(*, user: User, account_id: int) -> Membership:
+    """The user's membership of the account if they may run campaigns (owners and managers):
+    NotFoundError when not a member, ApplicationError 403 for a chatter."""
+    return manager_membership_get(user=user, account_id=account_id, action="run campaigns")
 
 
 def campaigns_for_user(*, user: User) -> QuerySet[Campaign]:
@@ -63,7 +46,7 @@ def campaigns_for_user(*, user: User) -> QuerySet[Campaign]:
 
 
 def campaigns_for_account(*, user: User, account_id: int) -> QuerySet[Campaign]:
-    manager_membership_get(user=user, account_id=account_id)
+    campaign_membership_get(user=user, account_id=account_id)
     return Campaign.objects.filter(account_id=account_id).order_by("-created_at", "-id")
 
 
@@ -79,7 +62,7 @@ def campaign_get(*, user: User, campaign_id: int, account_id: int | None = None)
 
 
 def segments_for_account(*, user: User, account_id: int) -> QuerySet[Segment]:
-    manager_membership_get(user=user, account_id=account_id)
+    campaign_membership_get(user=user, account_id=account_id)
     return Segment.objects.filter(account_id=account_id).order_by("name", "id")
 
 
@@ -415,8 +398,8 @@ class Progress:
         }
 
 
-# "paused": messages of a campaign paused before paused ones were held as queued.
-WITHDRAWN_PREFIXES = ("cancelled", "paused")
+# Failed messages that were withdrawn (``campaigns.services.CANCELLED_ERROR``), not refused.
+WITHDRAWN_PREFIXES = ("cancelled",)
 RATE_WINDOW_MINUTES = 5
 
 

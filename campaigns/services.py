@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -33,13 +34,15 @@ from campaigns.rules import (
     text_variables_check,
 )
 from campaigns.selectors import (
+    WITHDRAWN_PREFIXES,
     auto_mode_choose,
+    campaign_membership_get,
     campaign_preflight,
     campaign_unsend_until,
     fan_ids_not_in_account,
     fans_for_segment,
-    manager_membership_get,
 )
+from config.celery import task_publish
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import PREVIEW_LENGTH, Conversation, CreatorAccount, Fan, Message
@@ -47,8 +50,24 @@ from onlyfans.services import message_validate
 
 log = structlog.get_logger(__name__)
 
+# Campaigns' tasks, published by name (config.celery.task_publish): services never import
+# campaigns.tasks, which imports them.
+FAN_OUT_TASK = "campaigns.tasks.campaign_fan_out_task"
+MASS_SEND_TASK = "campaigns.tasks.campaign_mass_send_task"
+START_TASK = "campaigns.tasks.campaign_start_task"
+UNSEND_TASK = "campaigns.tasks.campaign_unsend_task"
+
+
+def campaign_task_publish_or_log(name: str, campaign_id: int, *, delay_seconds: float = 0) -> None:
+    """Publish the campaign's task ``name``; when SQS does not take it, log it: the campaigns
+    sweep restarts work that stalled (the rows hold the state)."""
+    try:
+        task_publish(name, args=[campaign_id], delay_seconds=delay_seconds)
+    except Exception:
+        log.warning("campaign.publish_failed", task=name, exc_info=True)
+
+
 CANCELLED_ERROR = "cancelled: the campaign was cancelled before this message was sent"
-PAUSED_ERROR = "paused: the campaign is paused; resuming sends it"
 
 
 # --- segments -------------------------------------------------------------------------------
@@ -64,7 +83,7 @@ def segment_save(
     segment: Segment | None = None,
 ) -> Segment:
     """Save rules under a name for reuse (owners and managers)."""
-    manager_membership_get(user=actor, account_id=account_id)
+    campaign_membership_get(user=actor, account_id=account_id)
     parsed = rules if isinstance(rules, SegmentRules) else segment_rules_parse(rules)
     name = name.strip()
     if not name or len(name) > 100:
@@ -93,7 +112,7 @@ def segment_save(
 
 @transaction.atomic
 def segment_delete(*, actor: AbstractBaseUser, segment: Segment) -> None:
-    manager_membership_get(user=actor, account_id=segment.account_id)
+    campaign_membership_get(user=actor, account_id=segment.account_id)
     segment.delete()
 
 
@@ -199,7 +218,7 @@ def _apply(campaign: Campaign, data: CampaignInput, rules: SegmentRules) -> None
 def campaign_create(*, actor: AbstractBaseUser, account_id: int, data: CampaignInput) -> Campaign:
     """A draft campaign (owners and managers). Fan ids of another account are refused by name
     (``foreign_fans``), never skipped."""
-    membership = manager_membership_get(user=actor, account_id=account_id)
+    membership = campaign_membership_get(user=actor, account_id=account_id)
     rules = _campaign_validate(membership.account, data)
     campaign = Campaign(account=membership.account, created_by_id=actor.pk)
     _apply(campaign, data, rules)
@@ -213,7 +232,7 @@ def campaign_update(
     *, actor: AbstractBaseUser, campaign: Campaign, data: CampaignInput
 ) -> Campaign:
     """Change a campaign before it starts (draft or scheduled)."""
-    membership = manager_membership_get(user=actor, account_id=campaign.account_id)
+    membership = campaign_membership_get(user=actor, account_id=campaign.account_id)
     locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if not locked.is_editable:
         raise ApplicationError(
@@ -248,7 +267,7 @@ def campaign_launch(
     """Send now, or at ``scheduled_at`` when that is in the future (then ``scheduled``).
 
     Locks the campaign row (SELECT ... FOR UPDATE): two launches cannot both start it."""
-    manager_membership_get(user=actor, account_id=campaign.account_id)
+    campaign_membership_get(user=actor, account_id=campaign.account_id)
     now = now or timezone.now()
     locked = Campaign.objects.select_for_update().select_related("account").get(pk=campaign.pk)
     if locked.state not in Campaign.EDITABLE_STATES:
@@ -271,11 +290,7 @@ def campaign_launch(
 def campaign_start_task_publish(campaign_id: int, delay_seconds: float) -> None:
     """Publish the start task to wake at the scheduled time (SQS holds at most 15 minutes; the
     task publishes itself again until it is due, and the campaigns sweep covers a lost one)."""
-    from campaigns.tasks import campaign_start_task
-
-    # Whole seconds on SQS (kombu's ``delay_seconds``), as the send pipeline publishes.
-    options: dict[str, Any] = {"delay_seconds": int(max(0.0, min(delay_seconds, 900.0)))}
-    campaign_start_task.apply_async((campaign_id,), **options)
+    task_publish(START_TASK, args=[campaign_id], delay_seconds=delay_seconds)
 
 
 @transaction.atomic
@@ -366,13 +381,8 @@ def _campaign_start_locked(campaign: Campaign, *, now: datetime) -> Campaign:
 
 def _work_on_commit(campaign: Campaign) -> None:
     """Start (or continue) the campaign's sending task after commit."""
-    from campaigns.tasks import campaign_fan_out_task, campaign_mass_send_task
-
-    campaign_id = campaign.pk
-    if campaign.send_mode == Campaign.Mode.MASS:
-        transaction.on_commit(lambda: campaign_mass_send_task.delay(campaign_id))
-    else:
-        transaction.on_commit(lambda: campaign_fan_out_task.delay(campaign_id))
+    name = MASS_SEND_TASK if campaign.send_mode == Campaign.Mode.MASS else FAN_OUT_TASK
+    transaction.on_commit(functools.partial(task_publish, name, args=[campaign.pk]))
 
 
 # --- fan-out (individual mode) ---------------------------------------------------------------
@@ -392,22 +402,28 @@ SCREENING_WAIT_SECONDS = 2.0
 BANNED_WORDS_CODE = "banned_words"
 
 
-def _screening_step(campaign: Campaign, now: datetime) -> str:
-    """``open`` (screened, or not screened), ``probe`` (queue one message), ``wait`` (it is on
-    its way) or ``refused`` (the gateway listed banned words: the campaign stops)."""
+class Screening(StrEnum):
+    OPEN = "open"  # screened (its first message went out), or not screened
+    PROBE = "probe"  # queue one message and wait for the gateway's verdict on it
+    WAIT = "wait"  # that message is on its way
+    REFUSED = "refused"  # the gateway listed banned words: the campaign stops
+
+
+def _screening_step(campaign: Campaign, now: datetime) -> Screening:
+    """Where the campaign's screening stands, so the fan-out knows how much to queue."""
     if not campaign.block_banned_words:
-        return "open"
+        return Screening.OPEN
     messages = Message.objects.filter(campaign_id=campaign.pk)
     if messages.filter(status=Message.Status.SENT).exists():
-        return "open"
+        return Screening.OPEN
     first = messages.order_by("id").values_list("status", "last_error").first()
     if first is None:
-        return "probe"
+        return Screening.PROBE
     status, error = first
     if status in Message.PENDING_STATUSES:
-        return "wait"
+        return Screening.WAIT
     if not error.startswith(BANNED_WORDS_CODE):
-        return "open"  # failed for another reason: the text itself was not refused
+        return Screening.OPEN  # failed for another reason: the text itself was not refused
     # Refused for its words: every fan's copy would be. Nothing more is queued.
     CampaignRecipient.objects.filter(
         campaign_id=campaign.pk, state=CampaignRecipient.State.PENDING
@@ -418,14 +434,13 @@ def _screening_step(campaign: Campaign, now: datetime) -> str:
     campaign.save(update_fields=["last_error", "state", "finished_at", "updated_at"])
     log.warning("campaign.banned_words", campaign_id=campaign.pk, account_id=campaign.account_id)
     _progress_on_commit(campaign)
-    return "refused"
+    return Screening.REFUSED
 
 
 # The fan-out in three statements, each joining a batch only to real tables through their
-# indexes. (One statement with CTEs joined to CTEs was planned as nested loops over CTE scans,
-# 2,000 x 2,000 rows four times, whenever the planner expected one row from the batch: a
-# generic plan of the prepared statement, or statistics taken before the snapshot. That is
-# what made a batch take 3-6 s in the workers instead of 0.6 s.)
+# indexes, so no plan can be quadratic: CTEs joined to CTEs are planned as nested loops over
+# CTE scans whenever the planner expects one row from the batch (a generic plan of the
+# prepared statement, or statistics taken before the snapshot). bench/README.md, Campaigns.
 _FAN_OUT_BATCH_SQL = """
 WITH batch AS (
   SELECT r.id, r.fan_id FROM {recipients} r
@@ -528,11 +543,11 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
     ):
         return FanOutResult(queued=0, more=False)
     screening = _screening_step(campaign, timezone.now())
-    if screening == "refused":
+    if screening == Screening.REFUSED:
         return FanOutResult(queued=0, more=False)
-    if screening == "wait":
+    if screening == Screening.WAIT:
         return FanOutResult(queued=0, more=True, retry_in=SCREENING_WAIT_SECONDS)
-    if screening == "probe":
+    if screening == Screening.PROBE:
         size = 1
     text_sql, text_params = _personalised_sql(campaign.text)
     tables = {
@@ -573,7 +588,7 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
         fanned_out=F("fanned_out") + queued + gone, updated_at=now
     )
     # A full batch may have left more; an empty one says there was none.
-    more = len(batch) >= size or screening == "probe"
+    more = len(batch) >= size or screening == Screening.PROBE
     log.info(
         "campaign.fanned_out",
         campaign_id=campaign.pk,
@@ -619,7 +634,7 @@ def _withdraw_queued(campaign: Campaign, error: str, now: datetime) -> int:
 
 
 def _locked_for_action(actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
-    manager_membership_get(user=actor, account_id=campaign.account_id)
+    campaign_membership_get(user=actor, account_id=campaign.account_id)
     return Campaign.objects.select_for_update().select_related("account").get(pk=campaign.pk)
 
 
@@ -654,17 +669,6 @@ def campaign_resume(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
     locked = _locked_for_action(actor, campaign)
     if locked.state != Campaign.State.PAUSED:
         raise _refuse(locked, "resumed")
-    now = timezone.now()
-    # Messages paused before they were held as queued (withdrawn as failed "paused: ...").
-    Message.objects.filter(
-        campaign_id=locked.pk, status=Message.Status.FAILED, last_error=PAUSED_ERROR
-    ).update(
-        status=Message.Status.QUEUED,
-        last_error="",
-        dispatched_at=None,
-        queued_at=now,
-        updated_at=now,
-    )
     locked.state = Campaign.State.RUNNING
     locked.save(update_fields=["state", "updated_at"])
     log.info("campaign.resumed", campaign_id=locked.pk, account_id=locked.account_id)
@@ -687,9 +691,6 @@ def campaign_cancel(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
         raise _refuse(locked, "cancelled")
     now = timezone.now()
     withdrawn = _withdraw_queued(locked, CANCELLED_ERROR, now)
-    withdrawn += Message.objects.filter(
-        campaign_id=locked.pk, status=Message.Status.FAILED, last_error=PAUSED_ERROR
-    ).update(last_error=CANCELLED_ERROR, updated_at=now)
     CampaignRecipient.objects.filter(
         campaign_id=locked.pk, state=CampaignRecipient.State.PENDING
     ).update(state=CampaignRecipient.State.WITHDRAWN)
@@ -752,12 +753,7 @@ def campaign_unsend(
     _progress_on_commit(locked)
     campaign_id = locked.pk
 
-    def publish() -> None:
-        from campaigns.tasks import campaign_unsend_task, task_publish_or_log
-
-        task_publish_or_log(campaign_unsend_task, campaign_id)
-
-    transaction.on_commit(publish)
+    transaction.on_commit(functools.partial(campaign_task_publish_or_log, UNSEND_TASK, campaign_id))
     return locked
 
 
@@ -770,7 +766,7 @@ def campaign_resend_failed(*, actor: AbstractBaseUser, campaign: Campaign) -> in
         raise _refuse(locked, "resent")
     now = timezone.now()
     failed = Message.objects.filter(campaign_id=locked.pk, status=Message.Status.FAILED)
-    for prefix in ("cancelled", "paused"):
+    for prefix in WITHDRAWN_PREFIXES:
         failed = failed.exclude(last_error__startswith=prefix)
     count = failed.update(
         status=Message.Status.QUEUED, attempts=0, dispatched_at=None, queued_at=now, updated_at=now
@@ -830,21 +826,6 @@ def campaign_finish_if_done(*, campaign_id: int, now: datetime | None = None) ->
     log.info("campaign.done", campaign_id=campaign.pk, account_id=campaign.account_id)
     _progress_on_commit(campaign)
     return True
-
-
-def campaign_progress_refresh(*, campaign: Campaign) -> None:
-    """Bring a campaign's state up to date before it is shown: a running one that has nothing
-    left is done; a mass one reads the platform's counters of messages still delivering."""
-    if campaign.send_mode == Campaign.Mode.MASS and campaign.launched_at is not None:
-        from campaigns.mass import campaign_mass_refresh
-
-        if MassChunk.objects.filter(
-            campaign_id=campaign.pk, state=MassChunk.State.SENT, is_done=False
-        ).exists():
-            campaign_mass_refresh(campaign_id=campaign.pk)
-    if campaign.state == Campaign.State.RUNNING:
-        campaign_finish_if_done(campaign_id=campaign.pk)
-    campaign.refresh_from_db()
 
 
 # --- the bulk API ---------------------------------------------------------------------------

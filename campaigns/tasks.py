@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
 
 import structlog
 from celery import shared_task
@@ -15,25 +14,21 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk
 from campaigns.services import (
+    FAN_OUT_TASK,
+    MASS_SEND_TASK,
+    START_TASK,
+    UNSEND_TASK,
     campaign_fan_out_batch,
     campaign_finish_if_done,
     campaign_start,
     campaign_start_task_publish,
+    campaign_task_publish_or_log,
 )
 
 log = structlog.get_logger(__name__)
 
 
-def task_publish_or_log(task: Any, *args: Any, **options: Any) -> None:
-    """Publish ``task``; when SQS does not take it, log it: the campaigns sweep restarts work
-    that stalled (the rows hold the state)."""
-    try:
-        task.apply_async(args, **options)
-    except Exception:
-        log.warning("campaign.publish_failed", task=task.name, exc_info=True)
-
-
-@shared_task(name="campaigns.tasks.campaign_fan_out_task", acks_late=True, ignore_result=True)
+@shared_task(name=FAN_OUT_TASK, acks_late=True, ignore_result=True)
 def campaign_fan_out_task(campaign_id: int) -> int:
     """Queue batches of an individual campaign's recipients as messages (each batch its own
     transaction) for up to ``CAMPAIGN_FAN_OUT_TASK_SECONDS``, then publish itself for the
@@ -46,16 +41,16 @@ def campaign_fan_out_task(campaign_id: int) -> int:
         if not result.more:
             return queued
         if result.retry_in is not None:
-            task_publish_or_log(
-                campaign_fan_out_task, campaign_id, delay_seconds=max(1, round(result.retry_in))
+            campaign_task_publish_or_log(
+                FAN_OUT_TASK, campaign_id, delay_seconds=max(1, round(result.retry_in))
             )
             return queued
         if time.monotonic() >= deadline:
-            task_publish_or_log(campaign_fan_out_task, campaign_id)
+            campaign_task_publish_or_log(FAN_OUT_TASK, campaign_id)
             return queued
 
 
-@shared_task(name="campaigns.tasks.campaign_start_task", acks_late=True, ignore_result=True)
+@shared_task(name=START_TASK, acks_late=True, ignore_result=True)
 def campaign_start_task(campaign_id: int) -> str:
     """Start a scheduled campaign when its time has come; until then publish itself again."""
     campaign = Campaign.objects.filter(pk=campaign_id).only("state", "scheduled_at").first()
@@ -68,32 +63,32 @@ def campaign_start_task(campaign_id: int) -> str:
     return "started" if campaign_start(campaign_id=campaign_id, now=now) else "skipped"
 
 
-def _publish_again_after(retry_in: float | None, task: Any, campaign_id: int) -> None:
+def _publish_again_after(retry_in: float | None, name: str, campaign_id: int) -> None:
     """A mass step's task runs again when its step asks (``retry_in`` seconds, within SQS's
-    15-minute delay limit); None: nothing left to do."""
+    delay cap); None: nothing left to do."""
     if retry_in is not None:
-        task_publish_or_log(task, campaign_id, delay_seconds=int(min(900, max(0, round(retry_in)))))
+        campaign_task_publish_or_log(name, campaign_id, delay_seconds=round(retry_in))
 
 
-@shared_task(name="campaigns.tasks.campaign_mass_send_task", acks_late=True, ignore_result=True)
+@shared_task(name=MASS_SEND_TASK, acks_late=True, ignore_result=True)
 def campaign_mass_send_task(campaign_id: int) -> str:
     """Send a mass campaign's next chunk (one limiter slot each), reconciling an ambiguous one
     first; publishes itself again for the next chunk or when the limiter says wait."""
     from campaigns.mass import campaign_mass_step
 
     step = campaign_mass_step(campaign_id=campaign_id)
-    _publish_again_after(step.retry_in, campaign_mass_send_task, campaign_id)
+    _publish_again_after(step.retry_in, MASS_SEND_TASK, campaign_id)
     return step.result
 
 
-@shared_task(name="campaigns.tasks.campaign_unsend_task", acks_late=True, ignore_result=True)
+@shared_task(name=UNSEND_TASK, acks_late=True, ignore_result=True)
 def campaign_unsend_task(campaign_id: int) -> str:
     """Unsend a mass campaign's next chunk from the platform; publishes itself again for the
     next one or when the limiter says wait."""
     from campaigns.mass import campaign_unsend_step
 
     step = campaign_unsend_step(campaign_id=campaign_id)
-    _publish_again_after(step.retry_in, campaign_unsend_task, campaign_id)
+    _publish_again_after(step.retry_in, UNSEND_TASK, campaign_id)
     return step.result
 
 
@@ -125,7 +120,7 @@ def campaigns_sweep() -> dict[str, int]:
                     state__in=[MassChunk.State.PENDING, MassChunk.State.AMBIGUOUS],
                 ).exists()
             ):
-                task_publish_or_log(campaign_mass_send_task, campaign_id)
+                campaign_task_publish_or_log(MASS_SEND_TASK, campaign_id)
                 restarted += 1
         elif (
             updated_at < stalled_before
@@ -133,7 +128,7 @@ def campaigns_sweep() -> dict[str, int]:
                 campaign_id=campaign_id, state=CampaignRecipient.State.PENDING
             ).exists()
         ):
-            task_publish_or_log(campaign_fan_out_task, campaign_id)
+            campaign_task_publish_or_log(FAN_OUT_TASK, campaign_id)
             restarted += 1
         done += campaign_finish_if_done(campaign_id=campaign_id, now=now)
     # Unsends that stalled (a lost task): chunks still to unsend while their window lasts.
@@ -150,7 +145,7 @@ def campaigns_sweep() -> dict[str, int]:
         .values_list("campaign_id", flat=True)
         .distinct()
     ):
-        task_publish_or_log(campaign_unsend_task, campaign_id)
+        campaign_task_publish_or_log(UNSEND_TASK, campaign_id)
         restarted += 1
     result = {"started": started, "restarted": restarted, "done": done}
     if any(result.values()):
@@ -162,14 +157,3 @@ def campaigns_sweep() -> dict[str, int]:
 def campaigns_sweep_task() -> dict[str, int]:
     """Periodic (beat, every ``CAMPAIGN_SWEEP_SECONDS``)."""
     return campaigns_sweep()
-
-
-def _beat_schedule_add() -> None:
-    from config.celery import app
-
-    app.add_periodic_task(
-        float(settings.CAMPAIGN_SWEEP_SECONDS), campaigns_sweep_task.s(), name="campaigns-sweep"
-    )
-
-
-_beat_schedule_add()

@@ -17,7 +17,7 @@ from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns import selectors, services
+from campaigns import mass, selectors, services
 from campaigns.forms import CampaignForm
 from campaigns.models import Campaign, Segment
 from campaigns.rules import segment_rules_parse
@@ -31,7 +31,7 @@ FORM_FIELD_OF_RULE = {"spend_min_cents": "spend_min", "spend_max_cents": "spend_
 
 def _membership(request: AuthenticatedRequest, account_id: int) -> Membership:
     try:
-        return selectors.manager_membership_get(user=request.user, account_id=account_id)
+        return selectors.campaign_membership_get(user=request.user, account_id=account_id)
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
 
@@ -264,7 +264,7 @@ def campaign_detail(
     if isinstance(membership, HttpResponse):
         return membership
     campaign = _campaign(request, account_id, campaign_id)
-    services.campaign_progress_refresh(campaign=campaign)
+    mass.campaign_progress_refresh(campaign=campaign)
     context = _detail_context(request, membership, campaign)
     if request.htmx and request.htmx.target == "campaign-progress":
         return render(request, "campaigns/detail.html#progress", context)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
@@ -14,6 +17,41 @@ app.config_from_object("onlyfans.broker:celery_config", namespace=None)
 app.autodiscover_tasks()
 
 
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """Every periodic task of every app, in one place: what beat runs, and how often."""
+    from django.conf import settings
+
+    every = {
+        "cloudwatch-publish": (
+            "onlyfans.cloudwatch.cloudwatch_publish_task",
+            settings.CLOUDWATCH_PUBLISH_SECONDS,
+        ),
+        "send-outbox-sweep": (
+            "onlyfans.tasks.outbox_sweep_task",
+            settings.SEND_OUTBOX_SWEEP_SECONDS,
+        ),
+        "fan-sync-schedule": (
+            "onlyfans.tasks.fan_sync_schedule_task",
+            settings.FAN_SYNC_SCHEDULE_SECONDS,
+        ),
+        "campaigns-sweep": (
+            "campaigns.tasks.campaigns_sweep_task",
+            settings.CAMPAIGN_SWEEP_SECONDS,
+        ),
+        "import-drafts-expire": ("imports.tasks.fan_import_drafts_expire_task", 3600),
+        "analytics-rollups-refresh": ("analytics.tasks.rollups_refresh_task", 60),
+    }
+    return {
+        name: {"task": task, "schedule": float(seconds)} for name, (task, seconds) in every.items()
+    }
+
+
+@app.on_after_configure.connect
+def _beat_schedule_set(sender: Celery, **kwargs: object) -> None:
+    # After configuration: the settings the intervals come from are loaded by then.
+    sender.conf.beat_schedule = beat_schedule()
+
+
 @setup_logging.connect
 def _keep_django_logging(**kwargs: object) -> None:
     """With a receiver here Celery leaves logging alone: Django's LOGGING (structured events
@@ -23,3 +61,34 @@ def _keep_django_logging(**kwargs: object) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+# SQS holds a message back at most 15 minutes (DelaySeconds). A task that must wait longer is
+# published for 900 s and, when it runs early, publishes itself again (each caller's task does).
+MAX_SQS_DELAY_SECONDS = 900
+
+
+def task_publish(
+    name: str,
+    *,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    delay_seconds: float = 0.0,
+    eta_for_fraction: bool = False,
+    **options: Any,
+) -> None:
+    """Publish the task called ``name`` to run ``delay_seconds`` from now (cut to SQS's cap).
+
+    Tasks are published by name, so a module never imports the tasks it starts (imports
+    run one way and without circles: ``lint-imports``). SQS delays in whole seconds (kombu's
+    ``delay_seconds``); with ``eta_for_fraction`` the task also carries an ETA for the rest,
+    which a worker that receives it holds for under a second (the send pipeline's slots are
+    finer than a second). Other ``options`` (``queue``, ``producer``) go to Celery as they are.
+    """
+    from django.utils import timezone
+
+    delay = min(float(MAX_SQS_DELAY_SECONDS), max(0.0, delay_seconds))
+    whole = int(delay)
+    if eta_for_fraction and delay - whole >= 0.05:
+        options["eta"] = timezone.now() + timedelta(seconds=delay)
+    app.send_task(name, args=tuple(args), kwargs=kwargs, delay_seconds=whole, **options)

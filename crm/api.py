@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from crm import selectors, services
 from crm.models import Fan, Membership
+from crm.sending import send_pipeline
 from crm.serializers import (
     AccountSerializer,
     ConversationListParamsSerializer,
@@ -32,13 +33,11 @@ from crm.serializers import (
     FanWriteSerializer,
     MessageListParamsSerializer,
     MessagePageSerializer,
+    MessageQueuedSerializer,
     ThreadMessageSerializer,
     error_responses,
 )
 from crm.throttling import UserRedisThrottle
-from onlyfans import selectors as send_selectors
-from onlyfans import services as send_services
-from onlyfans.api import MessageQueuedSerializer
 
 FAN_INVALID = "validation_error, invalid_fan, invalid_tag, too_many_tags"
 
@@ -282,7 +281,7 @@ class ConversationMessagesApi(APIView):
             user=request.user, conversation_id=conversation_id
         )
         data = _params(ConversationSendSerializer, request.data)
-        message = send_services.message_enqueue(
+        message = send_pipeline().message_enqueue(
             fan=conversation.fan,
             text=data["text"],
             price_cents=data["price_cents"],
@@ -290,7 +289,7 @@ class ConversationMessagesApi(APIView):
             sent_by_id=request.user.pk,
         )
         message.account = conversation.account  # loaded already; the estimate reads it
-        estimate = send_selectors.message_estimated_send_at(message=message)
+        estimate = send_pipeline().message_estimated_send_at(message=message)
         body = {
             "message_id": message.pk,
             "status": message.status,

@@ -188,6 +188,17 @@ class Fan(models.Model):
         return bool(self.platform_fan_id)
 
 
+def fan_username_candidates(*, username: str, platform_fan_id: str) -> list[str]:
+    """Usernames to try for a platform fan, in order: another fan may hold the username
+    already (platform usernames change and get reused), so a suffixed one follows."""
+    limit = Fan._meta.get_field("username").max_length or 150
+    base = (username or f"u{platform_fan_id}")[:limit]
+    suffixed = f"{base[: limit - len(platform_fan_id) - 1]}-{platform_fan_id}"
+    # The last one cannot collide in practice; it exists so a fan is never lost to a name.
+    unique = f"{base[: limit - 9]}-{uuid.uuid4().hex[:8]}"
+    return [base, suffixed, unique]
+
+
 PREVIEW_LENGTH = 140
 
 

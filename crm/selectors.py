@@ -61,6 +61,19 @@ def membership_get(*, user: User, account_id: int) -> Membership:
     return membership
 
 
+def manager_membership_get(*, user: User, account_id: int, action: str) -> Membership:
+    """The user's owner or manager membership of the account: the one check of "may this
+    member manage" that every app uses. NotFoundError when the user is not a member (another
+    account looks like none); ApplicationError 403 ``permission_denied`` for a chatter, whose
+    message says they cannot ``action`` ("run campaigns", "import fans")."""
+    membership = membership_get(user=user, account_id=account_id)
+    if not membership.can_manage_members:
+        raise ApplicationError(
+            f"Only owners and managers can {action}.", code="permission_denied", status_code=403
+        )
+    return membership
+
+
 def _membership_checked(
     *, user: User, account_id: int, membership: Membership | None
 ) -> Membership:

@@ -301,3 +301,14 @@ class FanDeleteParamsSerializer(serializers.Serializer):
         help_text="Owners only: delete the fan even with messages or purchases (their history "
         "goes too).",
     )
+
+
+class MessageQueuedSerializer(serializers.Serializer):
+    """The answer to a send: the message is queued; the pipeline sends it at the account's
+    rate (``estimated_send_at``). Sends to a disconnected account wait for its reconnection."""
+
+    message_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Message.Status.choices)
+    queued_at = serializers.DateTimeField()
+    estimated_send_at = serializers.DateTimeField()
+    account_connected = serializers.BooleanField()

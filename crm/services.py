@@ -27,6 +27,7 @@ from crm.models import (
     Message,
     SavedReply,
 )
+from crm.selectors import manager_membership_get, membership_get
 
 log = structlog.get_logger(__name__)
 
@@ -68,35 +69,26 @@ def fan_tags_normalize(tags: list[str]) -> list[str]:
 
 @transaction.atomic
 def fan_update(*, actor: User, fan: Fan, tags: list[str], notes: str) -> Fan:
-    """Set a fan's tags and notes. Any member of the fan's account may do it."""
-    if not Membership.objects.filter(user_id=actor.pk, account_id=fan.account_id).exists():
-        raise NotFoundError("Fan not found.", code="fan_not_found")
-    if len(notes) > FAN_NOTES_MAX_LENGTH:
-        raise ApplicationError(
-            f"Notes can have at most {FAN_NOTES_MAX_LENGTH} characters.",
-            code="notes_too_long",
-            fields={"notes": ["Too long."]},
-        )
-    fan.tags = fan_tags_normalize(tags)
-    fan.notes = notes.strip()
-    fan.save(update_fields=["tags", "notes", "updated_at"])
-    return fan
+    """Set a fan's tags and notes (the fan page). Any member of the fan's account may do it.
+
+    The same write as the inbox's (``fan_tag_add``, ``fan_notes_set``): it locks the fan row
+    and tells the account's open inboxes on commit, so an edit here shows there live."""
+    try:
+        locked = _fan_locked(actor=actor, fan=fan)
+    except NotFoundError as exc:
+        raise NotFoundError("Fan not found.", code="fan_not_found") from exc
+    notes = _fan_notes_clean(notes)
+    locked.tags = fan_tags_normalize(tags)
+    locked.notes = notes
+    _fan_save(locked, fields=["tags", "notes"])
+    return locked
 
 
 # --- Members ------------------------------------------------------------------------------
 
 
 def _actor_membership_for_management(*, actor: User, account: CreatorAccount) -> Membership:
-    membership = Membership.objects.filter(user_id=actor.pk, account_id=account.pk).first()
-    if membership is None:
-        raise NotFoundError("Creator account not found.", code="account_not_found")
-    if not membership.can_manage_members:
-        raise ApplicationError(
-            "Only owners and managers can manage members.",
-            code="permission_denied",
-            status_code=403,
-        )
-    return membership
+    return manager_membership_get(user=actor, account_id=account.pk, action="manage members")
 
 
 def _role_validate(role: str) -> Role:
@@ -223,22 +215,6 @@ def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
 SAVED_REPLY_TITLE_MAX_LENGTH = 100
 
 
-def _member_or_404(*, actor: User, account_id: int) -> Membership:
-    membership = Membership.objects.filter(user_id=actor.pk, account_id=account_id).first()
-    if membership is None:
-        raise NotFoundError("Creator account not found.", code="account_not_found")
-    return membership
-
-
-def _manager_or_403(*, actor: User, account_id: int, action: str) -> Membership:
-    membership = _member_or_404(actor=actor, account_id=account_id)
-    if not membership.can_manage_members:
-        raise ApplicationError(
-            f"Only owners and managers can {action}.", code="permission_denied", status_code=403
-        )
-    return membership
-
-
 def _conversation_changed_on_commit(conversation: Conversation) -> None:
     transaction.on_commit(
         functools.partial(
@@ -265,7 +241,7 @@ def conversation_open(*, actor: User, fan: Fan) -> Conversation:
     """The fan's conversation, created (empty) when there is none yet, so a fan who never
     wrote (an imported one) can be messaged from the inbox. Any member may open one. A fan
     not linked to the platform is refused: nothing could be sent to them yet."""
-    _member_or_404(actor=actor, account_id=fan.account_id)
+    membership_get(user=actor, account_id=fan.account_id)
     if fan.platform_fan_id is None:
         raise ApplicationError(
             "This fan is not linked to the platform yet, so they cannot be messaged: a sync "
@@ -289,7 +265,7 @@ def conversation_open(*, actor: User, fan: Fan) -> Conversation:
 @transaction.atomic
 def conversation_mark_read(*, actor: User, conversation: Conversation) -> bool:
     """Set the unread count to zero; True when it changed (then every open list hears it)."""
-    _member_or_404(actor=actor, account_id=conversation.account_id)
+    membership_get(user=actor, account_id=conversation.account_id)
     changed = Conversation.objects.filter(pk=conversation.pk, unread_count__gt=0).update(
         unread_count=0
     )
@@ -304,7 +280,9 @@ def conversation_assign(
     *, actor: User, conversation: Conversation, assignee_id: int | None
 ) -> Conversation:
     """Give the conversation to one member of its account (or to nobody). Owners and managers."""
-    _manager_or_403(actor=actor, account_id=conversation.account_id, action="assign conversations")
+    manager_membership_get(
+        user=actor, account_id=conversation.account_id, action="assign conversations"
+    )
     if (
         assignee_id is not None
         and not Membership.objects.filter(
@@ -329,8 +307,27 @@ def conversation_assign(
 
 
 def _fan_locked(*, actor: User, fan: Fan) -> Fan:
-    _member_or_404(actor=actor, account_id=fan.account_id)
+    """The fan's row, locked until the transaction ends, once the actor is known to be a
+    member of its account. Every write of tags and notes starts here and ends in
+    ``_fan_save``, so concurrent edits never lose one another's change."""
+    membership_get(user=actor, account_id=fan.account_id)
     return Fan.objects.select_for_update().get(pk=fan.pk)
+
+
+def _fan_save(fan: Fan, *, fields: list[str]) -> None:
+    """Save the locked fan's changed ``fields`` and tell open inboxes on commit."""
+    fan.save(update_fields=[*fields, "updated_at"])
+    _fan_changed_on_commit(fan)
+
+
+def _fan_notes_clean(notes: str) -> str:
+    if len(notes) > FAN_NOTES_MAX_LENGTH:
+        raise ApplicationError(
+            f"Notes can have at most {FAN_NOTES_MAX_LENGTH} characters.",
+            code="notes_too_long",
+            fields={"notes": ["Too long."]},
+        )
+    return notes.strip()
 
 
 @transaction.atomic
@@ -340,8 +337,7 @@ def fan_tag_add(*, actor: User, fan: Fan, tag: str) -> Fan:
     if not tag.strip():
         raise ApplicationError("Type a tag first.", code="invalid_tag", fields={"tag": ["Empty."]})
     locked.tags = fan_tags_normalize([*locked.tags, tag])
-    locked.save(update_fields=["tags", "updated_at"])
-    _fan_changed_on_commit(locked)
+    _fan_save(locked, fields=["tags"])
     return locked
 
 
@@ -352,23 +348,15 @@ def fan_tag_remove(*, actor: User, fan: Fan, tag: str) -> Fan:
     normalized = tag.strip().lower()
     if normalized in locked.tags:
         locked.tags = [t for t in locked.tags if t != normalized]
-        locked.save(update_fields=["tags", "updated_at"])
-        _fan_changed_on_commit(locked)
+        _fan_save(locked, fields=["tags"])
     return locked
 
 
 @transaction.atomic
 def fan_notes_set(*, actor: User, fan: Fan, notes: str) -> Fan:
     locked = _fan_locked(actor=actor, fan=fan)
-    if len(notes) > FAN_NOTES_MAX_LENGTH:
-        raise ApplicationError(
-            f"Notes can have at most {FAN_NOTES_MAX_LENGTH} characters.",
-            code="notes_too_long",
-            fields={"notes": ["Too long."]},
-        )
-    locked.notes = notes.strip()
-    locked.save(update_fields=["notes", "updated_at"])
-    _fan_changed_on_commit(locked)
+    locked.notes = _fan_notes_clean(notes)
+    _fan_save(locked, fields=["notes"])
     return locked
 
 
@@ -399,7 +387,7 @@ def saved_reply_save(
 ) -> SavedReply:
     """Create a saved reply, or change ``reply``. Owners and managers only; titles are unique
     per account."""
-    _manager_or_403(actor=actor, account_id=account_id, action="manage saved replies")
+    manager_membership_get(user=actor, account_id=account_id, action="manage saved replies")
     errors = _saved_reply_validate(title=title, text=text, price_cents=price_cents)
     if errors:
         raise ApplicationError(
@@ -426,7 +414,7 @@ def saved_reply_save(
 
 @transaction.atomic
 def saved_reply_delete(*, actor: User, reply: SavedReply) -> None:
-    _manager_or_403(actor=actor, account_id=reply.account_id, action="manage saved replies")
+    manager_membership_get(user=actor, account_id=reply.account_id, action="manage saved replies")
     reply.delete()
 
 
@@ -488,7 +476,7 @@ def _fan_save_unique(fan: Fan, **save_kwargs: Any) -> None:
 def fan_create(*, actor: User, account_id: int, platform_fan_id: str, **fields: Any) -> Fan:
     """Add a fan to an account by hand (owners and managers, who can import them too).
     Username and platform id are unique."""
-    _manager_or_403(actor=actor, account_id=account_id, action="add fans")
+    manager_membership_get(user=actor, account_id=account_id, action="add fans")
     platform_fan_id = str(platform_fan_id).strip()
     if not platform_fan_id or len(platform_fan_id) > 64:
         raise ApplicationError(
@@ -527,7 +515,7 @@ def fan_change(*, actor: User, fan: Fan, **fields: Any) -> Fan:
 def fan_delete(*, actor: User, fan: Fan, force: bool = False) -> None:
     """Delete a fan (owners and managers). A fan with messages or purchases is kept unless an
     owner forces it, because deleting one deletes their history and spend."""
-    membership = _manager_or_403(actor=actor, account_id=fan.account_id, action="delete fans")
+    membership = manager_membership_get(user=actor, account_id=fan.account_id, action="delete fans")
     has_history = (
         Message.objects.filter(conversation__fan_id=fan.pk).exists() or fan.purchases.exists()
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from onlyfans.redis_conn import redis_client
+from config.redis import redis_client
 
 if TYPE_CHECKING:  # DRF imports its throttles while rest_framework.views loads
     from rest_framework.views import APIView

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import itertools
 import re
 from collections.abc import Iterator
@@ -324,11 +323,3 @@ def header_check(header: list[str]) -> None:
             "(e.g. Username, Display Name, Email).",
             code="no_header",
         )
-
-
-def text_sample(path: Path | str, encoding: str) -> str:
-    with open(path, "rb") as handle:
-        head = handle.read(SAMPLE_BYTES)
-    return io.TextIOWrapper(
-        io.BytesIO(head), encoding=_python_encoding(encoding), errors="ignore"
-    ).read()

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.backends.utils import CursorWrapper
 
 from crm.csv_safe import row_neutralise
@@ -849,7 +849,3 @@ def errors_file_write(
                 wanted = next(pending, None)
     tmp.replace(target)
     return written
-
-
-def db_cursor() -> CursorWrapper:
-    return connection.cursor()

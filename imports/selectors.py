@@ -5,28 +5,18 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
-from crm.errors import ApplicationError, NotFoundError
+from crm.errors import NotFoundError
 from crm.models import Membership
+from crm.selectors import manager_membership_get
 from imports.models import FanImport
 
 HISTORY_LENGTH = 50
 
 
 def import_membership_get(*, user: User, account_id: int) -> Membership:
-    """The user's membership of the account if they may import fans: NotFoundError for
-    another account, ApplicationError 403 for a chatter."""
-    membership = (
-        Membership.objects.filter(user_id=user.pk, account_id=account_id)
-        .select_related("account")
-        .first()
-    )
-    if membership is None:
-        raise NotFoundError("Creator account not found.", code="account_not_found")
-    if not membership.can_manage_members:
-        raise ApplicationError(
-            "Only owners and managers can import fans.", code="permission_denied", status_code=403
-        )
-    return membership
+    """The user's membership of the account if they may import fans (owners and managers):
+    NotFoundError for another account, ApplicationError 403 for a chatter."""
+    return manager_membership_get(user=user, account_id=account_id, action="import fans")
 
 
 def fan_import_get(*, user: User, import_id: int, account_id: int | None = None) -> FanImport:

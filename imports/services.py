@@ -24,8 +24,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from crm.errors import ApplicationError, NotFoundError
-from crm.models import Membership
+from config.celery import task_publish
+from crm.errors import ApplicationError
 from imports import engine
 from imports.csvfile import (
     DELIMITERS,
@@ -39,6 +39,7 @@ from imports.csvfile import (
 )
 from imports.fields import DATE_FIELDS, columns_check, columns_from_mapping, columns_suggest
 from imports.models import FanImport
+from imports.selectors import import_membership_get
 from imports.values import DAY_FIRST, MONTH_FIRST
 
 log = structlog.get_logger(__name__)
@@ -46,17 +47,6 @@ log = structlog.get_logger(__name__)
 PREVIEW_ROWS = 20
 State = FanImport.State
 Phase = FanImport.Phase
-
-
-def _manager_or_error(*, actor: User, account_id: int) -> Membership:
-    membership = Membership.objects.filter(user_id=actor.pk, account_id=account_id).first()
-    if membership is None:
-        raise NotFoundError("Creator account not found.", code="account_not_found")
-    if not membership.can_manage_members:
-        raise ApplicationError(
-            "Only owners and managers can import fans.", code="permission_denied", status_code=403
-        )
-    return membership
 
 
 def _choice(value: str, choices: Any, name: str) -> str:
@@ -131,7 +121,7 @@ def fan_import_create(
     Without ``match_on``, fans are matched by platform fan id when a column holds it, and by
     username otherwise (the common spreadsheet export has no fan id).
     Raises FileRefused or ApplicationError, and then nothing is kept."""
-    _manager_or_error(actor=actor, account_id=account_id)
+    import_membership_get(user=actor, account_id=account_id)
     if match_on is not None:
         _choice(match_on, FanImport.MatchOn, "match_on")
     _choice(on_match, FanImport.OnMatch, "on_match")
@@ -220,7 +210,7 @@ def _date_order_required(fan_import: FanImport) -> None:
 
 
 def _draft_locked(*, actor: User, fan_import: FanImport) -> FanImport:
-    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    import_membership_get(user=actor, account_id=fan_import.account_id)
     locked = FanImport.objects.select_for_update().get(pk=fan_import.pk)
     if locked.state != State.DRAFT:
         raise ApplicationError(
@@ -330,7 +320,7 @@ def fan_import_preview(*, actor: User, fan_import: FanImport) -> Preview:
     """What the import would do: its first rows as the real engine stores them (staged into a
     temporary table and read back, in a transaction that is rolled back) with their invalid
     cells, and the counts over the file when they are cheap or already known."""
-    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    import_membership_get(user=actor, account_id=fan_import.account_id)
     order = fan_import.effective_date_order
     with _preview_staging(fan_import) as (cursor, handle, converter, table):
         numbers: list[int] = []
@@ -392,7 +382,7 @@ def fan_import_preview_counts(*, actor: User, fan_import: FanImport) -> dict[str
     """Counts over the whole file of the rows a draft import would create, update, skip and
     reject: the real engine on a temporary table, rolled back. Kept on the import for its
     configuration (a few minutes: the account's fans change), so a reload costs nothing."""
-    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    import_membership_get(user=actor, account_id=fan_import.account_id)
     cached = _preview_counts_cached(fan_import)
     if cached is not None:
         return cached
@@ -429,9 +419,32 @@ def fan_import_preview_counts(*, actor: User, fan_import: FanImport) -> dict[str
 # --- Running ---------------------------------------------------------------------------------
 
 
-def _enqueue_on_commit(fan_import: FanImport) -> None:
-    from imports.tasks import fan_import_task_publish
+# The import's task, published by name (config.celery.task_publish): imports.tasks imports
+# this module, not the other way round.
+IMPORT_TASK = "imports.tasks.fan_import_task"
 
+
+def import_queue() -> str:
+    """The queue of the import's task: the bulk queue, served by a worker process of its own,
+    so an import never delays a send."""
+    from onlyfans.broker import queue_names
+
+    return queue_names().bulk
+
+
+def fan_import_task_publish(*, import_id: int) -> bool:
+    """Put the import's task on its queue (called on commit). A broker that does not answer
+    is logged, not raised: the import stays queued and its page offers to queue it again (the
+    task is idempotent, so a second publish is harmless)."""
+    try:
+        task_publish(IMPORT_TASK, args=[import_id], queue=import_queue())
+    except Exception:
+        log.warning("fan_import.publish_failed", import_id=import_id, exc_info=True)
+        return False
+    return True
+
+
+def _enqueue_on_commit(fan_import: FanImport) -> None:
     transaction.on_commit(functools.partial(fan_import_task_publish, import_id=fan_import.pk))
 
 
@@ -465,9 +478,7 @@ def fan_import_is_stalled(fan_import: FanImport) -> bool:
 
 def fan_import_requeue(*, actor: User, fan_import: FanImport) -> bool:
     """Publish a stalled import's task again; it resumes from its last checkpoint."""
-    from imports.tasks import fan_import_task_publish
-
-    _manager_or_error(actor=actor, account_id=fan_import.account_id)
+    import_membership_get(user=actor, account_id=fan_import.account_id)
     if not fan_import_is_stalled(fan_import):
         return False
     FanImport.objects.filter(pk=fan_import.pk).update(updated_at=timezone.now())

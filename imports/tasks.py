@@ -14,34 +14,12 @@ from imports import services
 
 log = structlog.get_logger(__name__)
 
-TASK_NAME = "imports.tasks.fan_import_task"
-
-
-def _queue() -> str:
-    from onlyfans.broker import queue_names
-
-    return queue_names().bulk
-
-
-def fan_import_task_publish(*, import_id: int) -> bool:
-    """Put the import's task on the bulk queue (called on commit; a worker process of its
-    own serves it, so an import never delays a send). A broker that does not
-    answer is logged, not raised: the import stays queued and its page offers to queue it
-    again (the task is idempotent, so a second publish is harmless)."""
-    try:
-        fan_import_task.apply_async((import_id,), queue=_queue())
-    except Exception:
-        log.warning("fan_import.publish_failed", import_id=import_id, exc_info=True)
-        return False
-    return True
-
-
 MAX_RETRIES = 3
 
 
 @shared_task(
     bind=True,
-    name=TASK_NAME,
+    name=services.IMPORT_TASK,
     acks_late=True,
     ignore_result=True,
     time_limit=settings.IMPORT_TASK_TIME_LIMIT_SECONDS,
@@ -58,7 +36,7 @@ def fan_import_task(self: Task, import_id: int) -> str:
         if self.request.retries < MAX_RETRIES:
             countdown = 2**self.request.retries + random.random()
             raise self.retry(
-                exc=exc, countdown=countdown, max_retries=MAX_RETRIES, queue=_queue()
+                exc=exc, countdown=countdown, max_retries=MAX_RETRIES, queue=services.import_queue()
             ) from exc
         services.fan_import_mark_failed(
             import_id=import_id,
@@ -67,7 +45,7 @@ def fan_import_task(self: Task, import_id: int) -> str:
         )
         return "failed"
     if not finished:
-        fan_import_task_publish(import_id=import_id)
+        services.fan_import_task_publish(import_id=import_id)
         return "continued"
     return "finished"
 
@@ -76,12 +54,3 @@ def fan_import_task(self: Task, import_id: int) -> str:
 def fan_import_drafts_expire_task() -> int:
     """Periodic (beat, hourly): drafts nobody started leave with their uploads."""
     return services.fan_import_drafts_expire()
-
-
-def _beat_schedule_add() -> None:
-    from config.celery import app
-
-    app.add_periodic_task(3600.0, fan_import_drafts_expire_task.s(), name="import-drafts-expire")
-
-
-_beat_schedule_add()

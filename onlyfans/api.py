@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from crm.models import Message
 from crm.selectors import fan_get
-from crm.serializers import error_responses
+from crm.serializers import MessageQueuedSerializer, error_responses
 from crm.throttling import UserRedisThrottle
 from onlyfans import selectors, services
 
@@ -48,17 +48,6 @@ class MessageSerializer(serializers.ModelSerializer):
             "sent_at",
             "updated_at",
         ]
-
-
-class MessageQueuedSerializer(serializers.Serializer):
-    """The answer to a send: the message is queued; the pipeline sends it at the account's
-    rate (``estimated_send_at``). Sends to a disconnected account wait for its reconnection."""
-
-    message_id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Message.Status.choices)
-    queued_at = serializers.DateTimeField()
-    estimated_send_at = serializers.DateTimeField()
-    account_connected = serializers.BooleanField()
 
 
 class FailedMessagePageSerializer(serializers.Serializer):

@@ -11,7 +11,18 @@ class OnlyfansConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from crm.models import CreatorAccount
+        from crm.sending import SendPipeline, send_pipeline_register
+        from onlyfans import selectors, services
         from onlyfans.sync import account_created_receiver
+
+        # crm's inbox and API send through these (crm cannot import onlyfans: crm/sending.py).
+        send_pipeline_register(
+            SendPipeline(
+                message_enqueue=services.message_enqueue,
+                message_retry=services.message_retry,
+                message_estimated_send_at=selectors.message_estimated_send_at,
+            )
+        )
 
         # Accounts are created in admin and scripts (crm owns no service for it): a new
         # connected account queues its first fan sync.

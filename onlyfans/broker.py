@@ -195,20 +195,6 @@ def _celery_config() -> dict[str, Any]:
         },
         # Tasks outside onlyfans/tasks.py that workers must know.
         "include": ["onlyfans.cloudwatch"],
-        "beat_schedule": {
-            "cloudwatch-publish": {
-                "task": "onlyfans.cloudwatch.cloudwatch_publish_task",
-                "schedule": float(settings.CLOUDWATCH_PUBLISH_SECONDS),
-            },
-            "send-outbox-sweep": {
-                "task": "onlyfans.tasks.outbox_sweep_task",
-                "schedule": float(settings.SEND_OUTBOX_SWEEP_SECONDS),
-            },
-            "fan-sync-schedule": {
-                "task": "onlyfans.tasks.fan_sync_schedule_task",
-                "schedule": float(settings.FAN_SYNC_SCHEDULE_SECONDS),
-            },
-        },
         "timezone": "UTC",
     }
 

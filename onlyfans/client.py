@@ -56,12 +56,3 @@ def api_client() -> onlyfansapi.OnlyFansAPI:
             )
             _clients[key] = client
     return client
-
-
-def api_clients_close() -> None:
-    """Close every pooled connection (tests, shutdown hooks)."""
-    with _lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients:
-        client.close()

@@ -33,11 +33,11 @@ from django.conf import settings
 from django.db import connection
 from prometheus_client import Counter
 
+from config.redis import redis_client
 from crm.models import CreatorAccount, Message
 from onlyfans.broker import queue_names, sqs_client, sqs_endpoint_url
 from onlyfans.dispatch import CAMPAIGN_HELD_SQL
 from onlyfans.ratelimit import rate_limit_deferrals
-from onlyfans.redis_conn import redis_client
 
 log = structlog.get_logger(__name__)
 

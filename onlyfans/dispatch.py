@@ -36,13 +36,16 @@ from kombu.exceptions import BatchPublishError  # type: ignore[attr-defined]  # 
 from redis.commands.core import Script
 from redis.exceptions import RedisError
 
+from config.celery import app as celery_app
+from config.celery import task_publish
+from config.redis import redis_client
 from crm.models import CreatorAccount, Message
 from onlyfans.ratelimit import RateLimit, rate_limit_forecast
-from onlyfans.redis_conn import redis_client
 
 log = structlog.get_logger(__name__)
 
-MAX_SQS_DELAY_SECONDS = 900
+# Published by name (config.celery.task_publish): this module never imports onlyfans.tasks.
+MESSAGE_SEND_TASK = "onlyfans.tasks.message_send_task"
 
 
 def account_rate_limit(account: CreatorAccount) -> RateLimit:
@@ -116,11 +119,9 @@ def tasks_published_together() -> Iterator[None]:
     if getattr(_batch, "producer", None) is not None:
         yield  # already inside a batch: the outermost one publishes
         return
-    from onlyfans.tasks import message_send_task
-
     _batch.ids = []
     try:
-        with message_send_task.app.producer_or_acquire() as producer, producer.batch():
+        with celery_app.producer_or_acquire() as producer, producer.batch():
             _batch.producer = producer
             try:
                 yield
@@ -139,32 +140,30 @@ def tasks_published_together() -> Iterator[None]:
         _batch.ids = []
 
 
-def task_publish(*, message_id: int, delay_seconds: float) -> None:
+def message_task_publish(*, message_id: int, delay_seconds: float) -> None:
     """Publish the send task for one message to run ``delay_seconds`` from now.
 
-    SQS delays in whole seconds (``DelaySeconds``, via kombu's ``delay_seconds`` property), so
-    the task waits on SQS for the whole seconds and carries an ETA for the rest: a worker that
-    receives it holds it (unacknowledged, without a thread) for under a second. Rounding up to
-    whole seconds instead made tasks arrive early or late against sub-second slots, and early
-    ones had to be published again.
+    The task waits on SQS for the whole seconds and carries an ETA for the rest
+    (``config.celery.task_publish``): rounding up to whole seconds instead made tasks arrive
+    early or late against sub-second slots, and early ones had to be published again.
     """
-    from onlyfans.tasks import message_send_task
-
     # Aim a little after the slot: a task that wakes a few ms early would be refused by the
     # limiter and have to go round the broker again.
     if delay_seconds > 0:
         delay_seconds += settings.SEND_SCHEDULE_SLACK_MS / 1000
-    delay = min(float(MAX_SQS_DELAY_SECONDS), max(0.0, delay_seconds))
-    whole = int(delay)
-    options: dict[str, Any] = {"delay_seconds": whole}
-    if delay - whole >= 0.05:
-        options["eta"] = timezone.now() + timedelta(seconds=delay)
+    options: dict[str, Any] = {}
     producer = getattr(_batch, "producer", None)
     if producer is not None:
         options["producer"] = producer
         _batch.ids.append(message_id)
-    message_send_task.apply_async((message_id,), **options)
-    log.debug("send.scheduled", message_id=message_id, delay_ms=round(delay * 1000))
+    task_publish(
+        MESSAGE_SEND_TASK,
+        args=[message_id],
+        delay_seconds=delay_seconds,
+        eta_for_fraction=True,
+        **options,
+    )
+    log.debug("send.scheduled", message_id=message_id, delay_ms=round(delay_seconds * 1000))
 
 
 WAITING_KEY = "dispatch:waiting"
@@ -172,9 +171,13 @@ WAITING_KEY = "dispatch:waiting"
 
 _M = Message._meta.db_table
 _A = CreatorAccount._meta.db_table
-# Campaigns' table, by name: a paused campaign's messages wait in the backlog, held (the
-# campaigns app owns the rows; the dispatcher only reads their state).
-_C = "campaigns_campaign"
+# Campaigns' table and the states in which its messages may still be sent, by name: campaigns
+# sits above onlyfans and owns the rows; the pipeline only reads a campaign's state (a paused
+# campaign's messages wait in the backlog, held) and banned words. A test in
+# tests/campaigns/test_pipeline.py holds them to campaigns.models.Campaign.
+CAMPAIGN_TABLE = "campaigns_campaign"
+CAMPAIGN_ACTIVE_STATES = ("running", "paused")
+_C = CAMPAIGN_TABLE
 # Hand-written SQL on the hot path: this runs after every finished send, and the ORM's query
 # building cost more CPU than the queries themselves (measured with py-spy on a worker).
 # The account's messages on the broker are counted on index message_account_on_broker (only
@@ -292,7 +295,7 @@ def _dispatch_once(account_id: int) -> int:
     published = 0
     for message_id, delay in zip(ids, delays, strict=True):
         try:
-            task_publish(message_id=message_id, delay_seconds=delay)
+            message_task_publish(message_id=message_id, delay_seconds=delay)
         except Exception:
             # SQS is unreachable: the rest stay in the backlog for the sweep to publish.
             _back_to_backlog(ids[published:])

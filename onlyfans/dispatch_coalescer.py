@@ -1,12 +1,12 @@
 """Dispatch passes asked for by many callers, run together by one thread per process.
 
-Every finished send frees a place on the broker and every enqueue adds to a backlog, and each
-used to run a whole dispatch pass (Redis lock, account and claim queries, forecast, publish)
-in the caller's thread: in a send task that was as much work as the send itself, and in the
-web server it put an SQS publish on the request's path. Now the caller records the account
-and returns; a daemon thread waits ``SEND_DISPATCH_COALESCE_MS`` for more requests to arrive,
-then runs one pass for all of them: one look at the line and one pass per account, however
-many sends finished meanwhile.
+Every finished send frees a place on the broker and every enqueue adds to a backlog. A whole
+dispatch pass (Redis lock, account and claim queries, forecast, publish) in the caller's thread
+would cost a send task as much as the send itself and put an SQS publish on a web request's
+path. So the caller records the account and returns; a daemon thread waits
+``SEND_DISPATCH_COALESCE_MS`` for more requests to arrive, then runs one pass for all of them:
+one look at the line and one pass per account, however many sends finished meanwhile (the
+figures are in bench/README.md).
 
 Nothing is lost if the process dies with requests pending: the messages are in the database
 and the periodic outbox sweep dispatches every backlog. With the setting at 0 the pass runs

@@ -8,7 +8,6 @@ counters move with ``F()`` only when this call inserted it.
 from __future__ import annotations
 
 import functools
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -19,20 +18,20 @@ from django.db.models.functions import Coalesce, Greatest, Now
 
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
-from crm.models import Conversation, CreatorAccount, Fan, Message, Purchase, message_preview
+from crm.models import (
+    Conversation,
+    CreatorAccount,
+    Fan,
+    Message,
+    Purchase,
+    fan_username_candidates,
+    message_preview,
+)
 
 log = structlog.get_logger(__name__)
 
-_USERNAME_MAX = Fan._meta.get_field("username").max_length or 150
+
 _DISPLAY_NAME_MAX = Fan._meta.get_field("display_name").max_length or 200
-
-
-def _username_candidates(*, username: str, platform_fan_id: str) -> list[str]:
-    base = (username or f"u{platform_fan_id}")[:_USERNAME_MAX]
-    suffixed = f"{base[: _USERNAME_MAX - len(platform_fan_id) - 1]}-{platform_fan_id}"
-    # The last one cannot collide in practice; it exists so a fan is never lost to a name.
-    unique = f"{base[: _USERNAME_MAX - 9]}-{uuid.uuid4().hex[:8]}"
-    return [base, suffixed, unique]
 
 
 def _fan_get_or_create(*, account: CreatorAccount, platform_fan: dict[str, Any]) -> Fan:
@@ -48,7 +47,7 @@ def _fan_get_or_create(*, account: CreatorAccount, platform_fan: dict[str, Any])
     fan = Fan.objects.filter(account=account, platform_fan_id=platform_fan_id).first()
     if fan is not None:
         return fan
-    for candidate in _username_candidates(username=username, platform_fan_id=platform_fan_id):
+    for candidate in fan_username_candidates(username=username, platform_fan_id=platform_fan_id):
         try:
             with transaction.atomic():
                 return Fan.objects.create(

@@ -11,13 +11,14 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 import structlog
 from django.conf import settings
 from django.db import connection
 from redis.exceptions import LockError
 
-from campaigns.models import Campaign
+from config.redis import redis_client
 from crm.models import Conversation, CreatorAccount, Fan, Message
 from onlyfans import gateway, metrics
 from onlyfans.contracts import (
@@ -28,14 +29,13 @@ from onlyfans.contracts import (
     GatewayTransientError,
     SendRequest,
 )
-from onlyfans.dispatch import account_rate_limit
+from onlyfans.dispatch import CAMPAIGN_TABLE, account_rate_limit
 from onlyfans.ratelimit import (
     HeldSlot,
     rate_limit_acquire,
     rate_limit_retake,
     rate_limit_slot_usable,
 )
-from onlyfans.redis_conn import redis_client
 from onlyfans.services import (
     account_mark_expired,
     message_mark_failed,
@@ -47,17 +47,32 @@ from onlyfans.services import (
 log = structlog.get_logger(__name__)
 
 
+class Delivery(StrEnum):
+    """What one delivery attempt came to (the task's return value and metric label)."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not queued any more (withdrawn, sent or gone)
+    BUSY = "busy"  # another delivery holds the message's lock
+    PAUSED = "paused"  # the account is disconnected
+    ORDERED = "ordered"  # an earlier message of the conversation goes first
+    THROTTLED = "throttled"  # the account's rate limit: no slot yet
+    RATE_LIMITED = "rate_limited"  # the platform answered 429
+    CONFLICT = "conflict"
+    RETRYING = "retrying"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the task does next: nothing, publish again after ``retry_in`` s, or top up."""
 
-    result: str
+    result: Delivery
     account_id: int | None = None
     retry_in: float | None = None
 
     @property
     def finished(self) -> bool:
-        return self.result in ("sent", "failed")
+        return self.result in (Delivery.SENT, Delivery.FAILED)
 
 
 def retry_backoff_seconds(attempt: int) -> float:
@@ -90,7 +105,7 @@ def message_deliver(*, message_id: int) -> Outcome:
     )
     if not lock.acquire():
         # Another delivery is sending it right now; it owns the outcome.
-        return Outcome("busy")
+        return Outcome(Delivery.BUSY)
     try:
         return _deliver_locked(message_id)
     finally:
@@ -110,7 +125,7 @@ SELECT m.id, m.status, m.attempts, m.text, m.price_cents, m.media_ids, m.idempot
        f.platform_fan_id,
        EXISTS (SELECT 1 FROM {_M} e WHERE e.conversation_id = m.conversation_id
                AND e.direction = 'out' AND e.status IN ('queued', 'sending') AND e.id < m.id),
-       (SELECT NULLIF(k.block_banned_words, '') FROM {Campaign._meta.db_table} k
+       (SELECT NULLIF(k.block_banned_words, '') FROM {CAMPAIGN_TABLE} k
         WHERE k.id = m.campaign_id)
 FROM {_M} m
 JOIN {CreatorAccount._meta.db_table} a ON a.id = m.account_id
@@ -172,18 +187,18 @@ def _delivery_load(message_id: int) -> tuple[Message, SendRequest, bool] | None:
 def _deliver_locked(message_id: int) -> Outcome:
     loaded = _delivery_load(message_id)
     if loaded is None:
-        return Outcome("skipped")
+        return Outcome(Delivery.SKIPPED)
     message, request, waits_for_earlier = loaded
     if message.status not in Message.PENDING_STATUSES:
-        return Outcome("skipped")
+        return Outcome(Delivery.SKIPPED)
     account = message.account
     if not account.is_connected:
         message_requeue(message=message, error="account_disconnected", dispatched=False)
-        return Outcome("paused", account_id=account.pk)
+        return Outcome(Delivery.PAUSED, account_id=account.pk)
     if waits_for_earlier:
         # Messages of one conversation leave in the order they were queued.
         return Outcome(
-            "ordered",
+            Delivery.ORDERED,
             account_id=account.pk,
             retry_in=max(1.0, account.send_min_interval_ms / 1000),
         )
@@ -198,7 +213,7 @@ def _deliver_locked(message_id: int) -> Outcome:
             account_id=account.pk,
             wait_ms=round(slot.wait_seconds * 1000),
         )
-        return Outcome("throttled", account_id=account.pk, retry_in=slot.wait_seconds)
+        return Outcome(Delivery.THROTTLED, account_id=account.pk, retry_in=slot.wait_seconds)
     held = HeldSlot(account_id=account.pk, message_id=message.pk, limit=limit, slot=slot)
     try:
         return _send_on_slot(message, request, held)
@@ -215,7 +230,7 @@ def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Out
     if not), call the gateway, release the slot as soon as the call is answered."""
     account, limit = message.account, held.limit
     if not message_mark_sending(message=message):
-        return Outcome("skipped")
+        return Outcome(Delivery.SKIPPED)
     for _ in range(SLOT_RETAKES):
         if rate_limit_slot_usable(account_id=account.pk, limit=limit, slot=held.slot):
             break
@@ -233,11 +248,13 @@ def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Out
         if not held.slot.granted:
             message_requeue(message=message, undo_attempt=True)
             metrics.SEND_RETRIES.labels("stale_slot").inc()
-            return Outcome("throttled", account_id=account.pk, retry_in=held.slot.wait_seconds)
+            return Outcome(
+                Delivery.THROTTLED, account_id=account.pk, retry_in=held.slot.wait_seconds
+            )
     else:
         message_requeue(message=message, undo_attempt=True)
         metrics.SEND_RETRIES.labels("stale_slot").inc()
-        return Outcome("throttled", account_id=account.pk, retry_in=1.0)
+        return Outcome(Delivery.THROTTLED, account_id=account.pk, retry_in=1.0)
     started = time.perf_counter()
     try:
         result = gateway.message_send(request)
@@ -251,17 +268,17 @@ def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Out
             retry_after=exc.retry_after_seconds,
         )
         return Outcome(
-            "rate_limited", account_id=account.pk, retry_in=exc.retry_after_seconds or 5.0
+            Delivery.RATE_LIMITED, account_id=account.pk, retry_in=exc.retry_after_seconds or 5.0
         )
     except GatewayConflict:
         message_requeue(message=message, error="idempotency_conflict", undo_attempt=True)
         metrics.SEND_RETRIES.labels("conflict").inc()
-        return Outcome("conflict", account_id=account.pk, retry_in=2.0)
+        return Outcome(Delivery.CONFLICT, account_id=account.pk, retry_in=2.0)
     except GatewayTransientError as exc:
         error = _error_text(exc)
         if message.attempts >= settings.SEND_MAX_ATTEMPTS:
             message_mark_failed(message=message, error=error)
-            return Outcome("failed", account_id=account.pk)
+            return Outcome(Delivery.FAILED, account_id=account.pk)
         message_requeue(message=message, error=error)
         metrics.SEND_RETRIES.labels("transient").inc()
         log.info(
@@ -272,20 +289,22 @@ def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Out
             error_code=exc.code,
         )
         return Outcome(
-            "retrying", account_id=account.pk, retry_in=retry_backoff_seconds(message.attempts)
+            Delivery.RETRYING,
+            account_id=account.pk,
+            retry_in=retry_backoff_seconds(message.attempts),
         )
     except GatewayAccountUnavailable as exc:
         account_mark_expired(account_id=account.pk, reason=exc.code)
         message_requeue(
             message=message, error="account_disconnected", undo_attempt=True, dispatched=False
         )
-        return Outcome("paused", account_id=account.pk)
+        return Outcome(Delivery.PAUSED, account_id=account.pk)
     except GatewayError as exc:  # GatewayRejected and anything else: failed for good
         message_mark_failed(message=message, error=_error_text(exc))
-        return Outcome("failed", account_id=account.pk)
+        return Outcome(Delivery.FAILED, account_id=account.pk)
     finally:
         metrics.SEND_SLOT_TO_ANSWER.observe(time.monotonic() - held.slot.asked_at)
         held.release()
         metrics.SEND_DURATION.observe(time.perf_counter() - started)
     message_mark_sent(message=message, platform_message_id=result.platform_message_id)
-    return Outcome("sent", account_id=account.pk)
+    return Outcome(Delivery.SENT, account_id=account.pk)

@@ -55,9 +55,9 @@ from django.db import connection
 from redis.commands.core import Script
 from redis.exceptions import RedisError
 
+from config.redis import redis_client
 from crm.models import Message
 from onlyfans import metrics
-from onlyfans.redis_conn import redis_client
 
 log = structlog.get_logger(__name__)
 

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
@@ -32,9 +31,17 @@ from django.db.models import F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest, Lower
 from django.utils import timezone
 
+from config.celery import task_publish
 from crm.broadcasts import account_event_broadcast
-from crm.errors import ApplicationError, NotFoundError
-from crm.models import Conversation, CreatorAccount, Fan, Membership, Message
+from crm.errors import ApplicationError
+from crm.models import (
+    Conversation,
+    CreatorAccount,
+    Fan,
+    Message,
+    fan_username_candidates,
+)
+from crm.selectors import manager_membership_get
 from crm.services import conversation_summaries_recompute
 from onlyfans import gateway
 from onlyfans.contracts import (
@@ -46,13 +53,11 @@ from onlyfans.contracts import (
     PlatformFan,
     PlatformMessage,
 )
-from onlyfans.inbound import _username_candidates
 from onlyfans.models import FanSync
 
 log = structlog.get_logger(__name__)
 
 FAN_SYNC_TASK = "onlyfans.tasks.fan_sync_task"
-MAX_SQS_DELAY_SECONDS = 900  # longer waits wake early and publish themselves again
 _DISPLAY_NAME_MAX = Fan._meta.get_field("display_name").max_length or 200
 _ACTIVE = FanSync.ACTIVE_STATES
 
@@ -95,13 +100,7 @@ def fan_sync_start(
 
 def fan_sync_request(*, actor: User, account: CreatorAccount) -> tuple[FanSync, bool]:
     """ "Sync now" from the fans page: owners and managers of a connected account."""
-    membership = Membership.objects.filter(user_id=actor.pk, account_id=account.pk).first()
-    if membership is None:
-        raise NotFoundError("Creator account not found.", code="account_not_found")
-    if not membership.can_manage_members:
-        raise ApplicationError(
-            "Only owners and managers can sync fans.", code="permission_denied", status_code=403
-        )
+    manager_membership_get(user=actor, account_id=account.pk, action="sync fans")
     if not account.is_connected:
         raise ApplicationError(
             "The account must be reconnected before it can sync.", code="account_disconnected"
@@ -112,15 +111,16 @@ def fan_sync_request(*, actor: User, account: CreatorAccount) -> tuple[FanSync, 
 def _publish(*, sync_id: int, step: int, delay_seconds: float = 0.0) -> None:
     """Publish the run's next step. A broker that refuses is logged, not raised: the run is
     in the database and the schedule publishes runs that nobody advanced."""
-    delay = int(min(max(delay_seconds, 0.0), MAX_SQS_DELAY_SECONDS))
     try:
-        current_app.send_task(
-            FAN_SYNC_TASK, args=[sync_id, step], delay_seconds=delay, ignore_result=True
+        task_publish(
+            FAN_SYNC_TASK, args=[sync_id, step], delay_seconds=delay_seconds, ignore_result=True
         )
     except Exception:  # the broker's errors are many (kombu, boto, sockets)
         log.exception("fan_sync.publish_failed", sync_id=sync_id, step=step)
     else:
-        log.debug("fan_sync.published", sync_id=sync_id, step=step, delay_seconds=delay)
+        log.debug(
+            "fan_sync.published", sync_id=sync_id, step=step, delay_seconds=round(delay_seconds)
+        )
 
 
 def fan_syncs_schedule() -> dict[str, int]:
@@ -559,7 +559,7 @@ def _fans_create(
     if not platform_fans:
         return {}
     options = {
-        f.platform_fan_id: _username_candidates(
+        f.platform_fan_id: fan_username_candidates(
             username=f.username, platform_fan_id=f.platform_fan_id
         )
         for f in platform_fans

@@ -10,8 +10,9 @@ from celery.signals import worker_init, worker_process_init, worker_shutdown
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
+from config.celery import task_publish
 from onlyfans import metrics
-from onlyfans.dispatch import outbox_sweep, task_publish
+from onlyfans.dispatch import MESSAGE_SEND_TASK, message_task_publish, outbox_sweep
 from onlyfans.dispatch_coalescer import dispatch_after_send, dispatch_flush
 from onlyfans.pipeline import message_deliver
 from onlyfans.services import message_touch_dispatched
@@ -26,7 +27,7 @@ INFRASTRUCTURE_MAX_RETRIES = 6
 INFRASTRUCTURE_MAX_DELAY_SECONDS = 60.0
 
 
-@shared_task(name="onlyfans.tasks.message_send_task", acks_late=True, ignore_result=True)
+@shared_task(name=MESSAGE_SEND_TASK, acks_late=True, ignore_result=True)
 def message_send_task(message_id: int, infrastructure_retries: int = 0) -> str:
     """Send one outgoing message, or publish itself again for when it can go.
 
@@ -41,7 +42,7 @@ def message_send_task(message_id: int, infrastructure_retries: int = 0) -> str:
         raise
     metrics.TASK_EXECUTIONS.labels(outcome.result).inc()
     if outcome.retry_in is not None:
-        task_publish(message_id=message_id, delay_seconds=outcome.retry_in)
+        message_task_publish(message_id=message_id, delay_seconds=outcome.retry_in)
         message_touch_dispatched(message_id=message_id)
     elif outcome.finished and outcome.account_id is not None:
         dispatch_after_send(account_id=outcome.account_id)
@@ -64,10 +65,11 @@ def _republish_after_infrastructure_error(message_id: int, retries: int) -> None
     metrics.TASK_EXECUTIONS.labels("infrastructure_error").inc()
     delay = min(INFRASTRUCTURE_MAX_DELAY_SECONDS, INFRASTRUCTURE_RETRY_SECONDS * 2**retries)
     try:
-        # As dispatch.task_publish does (kombu's SQS delay), with the count of retries so far.
-        options: dict[str, Any] = {"delay_seconds": int(delay)}
-        message_send_task.apply_async(
-            (message_id,), {"infrastructure_retries": retries + 1}, **options
+        task_publish(
+            MESSAGE_SEND_TASK,
+            args=[message_id],
+            kwargs={"infrastructure_retries": retries + 1},
+            delay_seconds=delay,
         )
     except Exception:
         log.warning("send.republish_failed", message_id=message_id, exc_info=True)

@@ -29,8 +29,8 @@ from crm.forms import (
 )
 from crm.live import message_created_html
 from crm.models import Conversation, Fan, Membership, SavedReply
+from crm.sending import send_pipeline
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
-from onlyfans import services as send_services
 
 TEMPLATE = "crm/inbox.html"
 RECENT_PURCHASES = 5
@@ -204,7 +204,7 @@ def thread_messages(
     if not form.is_valid():
         return _composer_refused(request, membership, conversation, error_context)
     try:
-        message = send_services.message_enqueue(
+        message = send_pipeline().message_enqueue(
             fan=conversation.fan,
             text=form.cleaned_data["text"],
             price_cents=form.price_cents(),
@@ -261,7 +261,7 @@ def message_retry(
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
     try:
-        send_services.message_retry(message=message)
+        send_pipeline().message_retry(message=message)
     except ApplicationError as exc:
         if not request.htmx:
             flash.error(request, exc.message)

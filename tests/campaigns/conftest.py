@@ -57,22 +57,18 @@ def fan_out_all(campaign_id: int, *, batch_size: int = 1000) -> int:
 
 @pytest.fixture
 def no_tasks(monkeypatch) -> list[tuple[str, tuple]]:
-    """Record the campaign tasks services publish instead of sending them to SQS."""
+    """Record the campaign tasks services publish instead of sending them to SQS (other
+    tasks, the send pipeline's, go to SQS as usual)."""
     published: list[tuple[str, tuple]] = []
-    from campaigns import tasks
+    from config.celery import app
 
-    for task in (
-        tasks.campaign_fan_out_task,
-        tasks.campaign_mass_send_task,
-        tasks.campaign_start_task,
-        tasks.campaign_unsend_task,
-    ):
-        monkeypatch.setattr(
-            task,
-            "apply_async",
-            lambda args=(), _name=task.name, **kw: published.append((_name, args)),
-        )
-        monkeypatch.setattr(
-            task, "delay", lambda *args, _name=task.name: published.append((_name, args))
-        )
+    real_send_task = app.send_task
+
+    def send_task(name: str, *, args: tuple = (), **options: Any) -> Any:
+        if name.startswith("campaigns."):
+            published.append((name, tuple(args)))
+            return None
+        return real_send_task(name, args=args, **options)
+
+    monkeypatch.setattr(app, "send_task", send_task)
     return published

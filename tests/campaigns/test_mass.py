@@ -10,7 +10,12 @@ import pytest
 from django.test import override_settings
 
 from campaigns import services
-from campaigns.mass import campaign_mass_refresh, campaign_mass_step, mass_text
+from campaigns.mass import (
+    campaign_mass_refresh,
+    campaign_mass_step,
+    campaign_progress_refresh,
+    mass_text,
+)
 from campaigns.models import Campaign, MassChunk
 from campaigns.rules import segment_rules_parse
 from campaigns.selectors import campaign_preflight, campaign_progress
@@ -206,7 +211,7 @@ def test_a_page_view_before_the_chunks_exist_does_not_finish_the_campaign(
     campaign, _fans = mass_campaign(count=3)
     assert not MassChunk.objects.filter(campaign=campaign).exists()
     # when: the campaign page refreshes its progress
-    services.campaign_progress_refresh(campaign=campaign)
+    campaign_progress_refresh(campaign=campaign)
     # then: still running; the task then sends it
     assert campaign.state == Campaign.State.RUNNING
     run_mass(campaign.pk)

@@ -9,13 +9,20 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django.test import Client
+from django.urls import reverse
 
 from config.routing import websocket_urlpatterns
 from crm import live, services
 from crm.models import Conversation
 from onlyfans.inbound import message_receive
 from onlyfans.services import message_enqueue, message_mark_failed
-from tests.factories import CreatorAccountFactory, FanFactory, MembershipFactory
+from tests.factories import (
+    ConversationFactory,
+    CreatorAccountFactory,
+    FanFactory,
+    MembershipFactory,
+)
 
 application = URLRouter(websocket_urlpatterns)
 
@@ -94,6 +101,32 @@ def test_status_changes_and_reads_are_sent_as_in_place_swaps(redis_client):
     assert 'hx-swap-oob="outerHTML:#conversation-' in read and "unread-badge" not in read
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_fan_page_edit_reaches_the_open_inbox(redis_client):
+    # The fan page and the inbox write fans through the same locked, broadcasting service.
+    membership = MembershipFactory()
+    account = membership.account
+    fan = ConversationFactory(fan=FanFactory(account=account)).fan
+    page = Client()
+    page.force_login(membership.user)
+    url = reverse("fan_detail", args=[account.pk, fan.pk])
+
+    async def scenario() -> tuple[int, str]:
+        socket = inbox_socket(membership.user, account.pk)
+        assert (await socket.connect())[0]
+        # when: another member saves the fan on the fan page
+        response = await sync_to_async(page.post)(url, {"tags": "Whale, vip", "notes": "tips"})
+        frame = await socket.receive_from(timeout=15)
+        await socket.disconnect()
+        return response.status_code, frame
+
+    status, frame = async_to_sync(scenario)()
+    # then: the open inbox swaps the fan's tags in place
+    assert status == 302
+    assert f'hx-swap-oob="outerHTML:#fan-tags-{fan.pk}, #live-sink"' in frame
+    assert ">whale<" in frame and ">vip<" in frame
+
+
 def _make_unread_then_read(user, conversation_id: int) -> None:
     Conversation.objects.filter(pk=conversation_id).update(unread_count=3)
     conversation = Conversation.objects.get(pk=conversation_id)
@@ -140,7 +173,7 @@ def test_events_the_inbox_does_not_show_render_nothing(account):
 
 def test_an_accounts_events_reach_its_pages_in_the_order_they_were_sent(redis_client):
     # A message's "queued" then "sent" must never arrive swapped: each group send is several
-    # awaits on Redis, and the broadcasts of one process used to run side by side.
+    # awaits on Redis, and a process's broadcasts must not run side by side.
     from channels.layers import get_channel_layer
 
     from crm.broadcasts import _group_send, account_group_name

@@ -284,16 +284,19 @@ def test_a_run_out_of_time_continues_in_the_next_run(queued_import, settings):
 def test_the_task_publishes_itself_again_on_the_bulk_queue(
     owner, account, write_file, settings, monkeypatch
 ):
+    from config.celery import app
     from imports import services, tasks
     from onlyfans.broker import queue_names
 
     published = []
     monkeypatch.setattr(
-        tasks.fan_import_task, "apply_async", lambda args, queue: published.append((args, queue))
+        app,
+        "send_task",
+        lambda name, *, args, queue, **options: published.append((name, args, queue)),
     )
     monkeypatch.setattr(services, "fan_import_advance", lambda import_id: False)
     assert tasks.fan_import_task.run(123) == "continued"
-    assert published == [((123,), queue_names().bulk)]
+    assert published == [("imports.tasks.fan_import_task", (123,), queue_names().bulk)]
     assert queue_names().bulk == f"{settings.SQS_QUEUE_PREFIX}bulk"
 
 

@@ -159,7 +159,7 @@ def test_a_stalled_import_can_be_queued_again(
 
     from django.utils import timezone
 
-    from imports import tasks
+    from imports import services
 
     published: list[int] = []
 
@@ -167,7 +167,7 @@ def test_a_stalled_import_can_be_queued_again(
         published.append(import_id)
         return True
 
-    monkeypatch.setattr(tasks, "fan_import_task_publish", publish)
+    monkeypatch.setattr(services, "fan_import_task_publish", publish)
     client = client_for(owner)
     upload(client, account)
     fan_import = FanImport.objects.get()
@@ -185,13 +185,14 @@ def test_a_stalled_import_can_be_queued_again(
 
 
 def test_a_broker_that_does_not_answer_leaves_the_import_queued(monkeypatch):
-    from imports import tasks
+    from config.celery import app
+    from imports import services
 
     def refuse(*args, **kwargs):
         raise ConnectionError("no broker")
 
-    monkeypatch.setattr(tasks.fan_import_task, "apply_async", refuse)
-    assert tasks.fan_import_task_publish(import_id=1) is False
+    monkeypatch.setattr(app, "send_task", refuse)
+    assert services.fan_import_task_publish(import_id=1) is False
 
 
 def test_a_large_file_gets_its_preview_counts_in_their_own_request(owner, account, monkeypatch):

@@ -26,7 +26,7 @@ def _parallel(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.IMPORT_MERGE_WORKERS = 2
     settings.IMPORT_MERGE_BATCH_ROWS = 7
     # The tests run the task's work themselves (no broker here).
-    monkeypatch.setattr("imports.tasks.fan_import_task_publish", lambda import_id: None)
+    monkeypatch.setattr("imports.services.fan_import_task_publish", lambda import_id: None)
 
 
 def test_two_workers_merge_every_range_once_with_exact_counts(account, queued_import):

@@ -9,7 +9,7 @@ from config.celery import app
 from crm.models import Message
 from onlyfans import services
 from onlyfans.broker_transport import Channel
-from onlyfans.dispatch import task_publish, tasks_published_together
+from onlyfans.dispatch import message_task_publish, tasks_published_together
 from tests.factories import CreatorAccountFactory, FanFactory
 
 
@@ -41,8 +41,8 @@ def test_tasks_published_together_leave_in_sqs_batches(send_queue, monkeypatch):
     # when: twelve tasks of one dispatch pass, one of them two seconds ahead
     with tasks_published_together():
         for message_id in range(1, 12):
-            task_publish(message_id=message_id, delay_seconds=0)
-        task_publish(message_id=12, delay_seconds=2.0)
+            message_task_publish(message_id=message_id, delay_seconds=0)
+        message_task_publish(message_id=12, delay_seconds=2.0)
         assert calls == []  # nothing leaves before the pass ends
     # then: two SendMessageBatch requests (ten and two), no single sends
     assert [c for c in calls if c.startswith("SendMessage")] == [
@@ -77,7 +77,7 @@ def test_a_batch_sqs_refuses_goes_back_to_the_backlog(send_queue, monkeypatch):
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", sqs_down)
     with tasks_published_together():
         for message in messages:
-            task_publish(message_id=message.pk, delay_seconds=0)
+            message_task_publish(message_id=message.pk, delay_seconds=0)
     # the pass does not fail; its messages wait in the backlog for the next dispatch
     assert not Message.objects.filter(dispatched_at__isnull=False).exists()
     assert send_queue.depth() == 0
@@ -89,7 +89,7 @@ def test_a_pass_that_fails_midway_leaves_nothing_claimed_and_unpublished(send_qu
     message = services.message_enqueue(fan=fan, text="m")
     Message.objects.update(dispatched_at=timezone.now())  # claimed by the pass
     with pytest.raises(RuntimeError), tasks_published_together():
-        task_publish(message_id=message.pk, delay_seconds=0)
+        message_task_publish(message_id=message.pk, delay_seconds=0)
         raise RuntimeError("the next account's dispatch failed")
     # kombu discarded the unpublished batch; the message is back in the backlog at once
     assert Message.objects.get(pk=message.pk).dispatched_at is None

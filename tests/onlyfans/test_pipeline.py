@@ -85,7 +85,7 @@ def test_worker_killed_after_gateway_call_sends_once(
             send_queue.run(delivery, ack=False)
     assert refreshed(message).status == Message.Status.SENDING
     # the lock outlives nothing: a dead worker's lock expires with its TTL
-    from onlyfans.redis_conn import redis_client
+    from config.redis import redis_client
 
     redis_client().delete(f"send:lock:{message.pk}")
     # when: SQS redelivers after the visibility timeout
@@ -216,7 +216,7 @@ def test_one_backlog_does_not_delay_another_account(
 def test_publish_failure_keeps_message_queued_and_sweep_publishes_it(
     send_queue, sandbox, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from onlyfans import tasks
+    from config.celery import app
 
     fan = FanFactory(account=fast_account())
 
@@ -224,7 +224,7 @@ def test_publish_failure_keeps_message_queued_and_sweep_publishes_it(
         raise ConnectionError("SQS unreachable")
 
     with monkeypatch.context() as patch:
-        patch.setattr(tasks.message_send_task, "apply_async", sqs_down)
+        patch.setattr(app, "send_task", sqs_down)
         message = enqueue(fan, capture=django_capture_on_commit_callbacks)
     message = refreshed(message)
     assert message.status == Message.Status.QUEUED

@@ -218,9 +218,9 @@ def test_republishing_after_infrastructure_errors_is_counted_and_bounded(monkeyp
     published: list[tuple[tuple, dict, dict]] = []
     monkeypatch.setattr(tasks, "message_deliver", database_away)
     monkeypatch.setattr(
-        tasks.message_send_task,
-        "apply_async",
-        lambda args, kwargs, **options: published.append((args, kwargs, options)),
+        tasks,
+        "task_publish",
+        lambda name, *, args, kwargs, **options: published.append((args, kwargs, options)),
     )
     gave_up = metrics.TASK_EXECUTIONS.labels("infrastructure_gave_up")
     before = gave_up._value.get()
