@@ -495,7 +495,7 @@ def fan_create(*, actor: User, account_id: int, platform_fan_id: str, **fields: 
 def fan_change(*, actor: User, fan: Fan, **fields: Any) -> Fan:
     """Change some of a fan's fields: owners and managers any of ``FAN_EDITABLE_FIELDS``,
     chatters only ``FAN_CHATTER_FIELDS`` (what the fan page and the inbox let them edit)."""
-    membership = _member_or_404(actor=actor, account_id=fan.account_id)
+    membership = membership_get(user=actor, account_id=fan.account_id)
     forbidden = sorted(set(fields) - set(FAN_CHATTER_FIELDS))
     if forbidden and not membership.can_manage_members:
         raise ApplicationError(

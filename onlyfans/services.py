@@ -15,7 +15,6 @@ from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
 from onlyfans import metrics
-from onlyfans.dispatch import CAMPAIGN_ACTIVE_STATES, CAMPAIGN_TABLE
 
 log = structlog.get_logger(__name__)
 
