@@ -176,7 +176,6 @@ _A = CreatorAccount._meta.db_table
 # campaign's messages wait in the backlog, held) and banned words. A test in
 # tests/campaigns/test_pipeline.py holds them to campaigns.models.Campaign.
 CAMPAIGN_TABLE = "campaigns_campaign"
-CAMPAIGN_ACTIVE_STATES = ("running", "paused")
 _C = CAMPAIGN_TABLE
 # Hand-written SQL on the hot path: this runs after every finished send, and the ORM's query
 # building cost more CPU than the queries themselves (measured with py-spy on a worker).
