@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 
 from analytics import selectors, services
 from analytics.periods import Period, period_for
-from analytics.selectors import TIMESERIES_METRICS, Report
+from analytics.reports import Report
+from analytics.selectors import TIMESERIES_METRICS
 from analytics.serializers import (
     KpisSerializer,
     RangeParamsSerializer,

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from analytics.selectors import Series
+from analytics.reports import Series
 
 WIDTH = 600.0
 HEIGHT = 180.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from analytics.selectors import Report
+from analytics.reports import Report
 
 
 def _head(report: Report) -> list[list[Any]]:

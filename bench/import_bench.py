@@ -225,7 +225,7 @@ def child_run(import_id: int) -> None:
     costs, wall time also holds waiting for a core)."""
     from django.db import connection, transaction
 
-    from imports import services
+    from imports import run
     from imports.models import FanImport
 
     with transaction.atomic():
@@ -236,7 +236,7 @@ def child_run(import_id: int) -> None:
     cpu_before, machine_before = own_cpu_seconds(), machine_busy_seconds()
     started = time.perf_counter()
     runs = 1
-    while not services.fan_import_advance(import_id=import_id):
+    while not run.fan_import_advance(import_id=import_id):
         runs += 1
     seconds = time.perf_counter() - started
     cpu = own_cpu_seconds() - cpu_before

@@ -1,33 +1,28 @@
-"""Writes for campaigns: segments, campaigns, launch, fan-out, pause/resume/cancel, resend.
+"""Writes for campaigns, their lifecycle: segments, campaigns, launch (the audience snapshot),
+pause/resume/cancel, unsend, resend, finish; and the bulk API.
 
-Individual mode sends through the send pipeline: the fan-out turns a batch of recipients into
-queued ``Message`` rows in a few statements (not one ``message_enqueue`` per fan) and asks the
-account's dispatcher to run on commit. Each batch is one transaction that also moves its
-recipients from ``pending`` to ``queued``, so a fan-out stopped anywhere and run again neither
-skips nor doubles a fan (and a partial unique index on messages' ``(campaign_id,
-conversation_id)`` refuses a second message to one conversation outright).
+Individual mode sends through the send pipeline: the fan-out (``campaigns.fanout``) turns
+batches of the recipients into queued messages. Mass mode sends through the platform's mass
+messages (``campaigns.mass``). Both use this module, never the other way round.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import structlog
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignRecipient, MassChunk, Segment
 from campaigns.rules import (
-    VARIABLE,
     SegmentRules,
     segment_rules_parse,
     text_max_length,
@@ -45,7 +40,7 @@ from campaigns.selectors import (
 from config.celery import task_publish
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
-from crm.models import PREVIEW_LENGTH, Conversation, CreatorAccount, Fan, Message
+from crm.models import CreatorAccount, Fan, Message
 from onlyfans.services import message_validate
 
 log = structlog.get_logger(__name__)
@@ -248,7 +243,7 @@ def _rules(campaign: Campaign) -> SegmentRules:
     return segment_rules_parse(campaign.rules)
 
 
-def _progress_on_commit(campaign: Campaign) -> None:
+def campaign_progress_on_commit(campaign: Campaign) -> None:
     """Open campaign pages hear that the campaign moved (they re-read its progress)."""
     transaction.on_commit(
         functools.partial(
@@ -374,7 +369,7 @@ def _campaign_start_locked(campaign: Campaign, *, now: datetime) -> Campaign:
         control=campaign.control_total,
         mode=campaign.sent_as,
     )
-    _progress_on_commit(campaign)
+    campaign_progress_on_commit(campaign)
     _work_on_commit(campaign)
     return campaign
 
@@ -383,235 +378,6 @@ def _work_on_commit(campaign: Campaign) -> None:
     """Start (or continue) the campaign's sending task after commit."""
     name = MASS_SEND_TASK if campaign.send_mode == Campaign.Mode.MASS else FAN_OUT_TASK
     transaction.on_commit(functools.partial(task_publish, name, args=[campaign.pk]))
-
-
-# --- fan-out (individual mode) ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FanOutResult:
-    queued: int
-    more: bool
-    retry_in: float | None = None  # come back then (a screening probe is still on its way)
-
-
-# A screened campaign (``block_banned_words``) queues one message first and waits for the
-# gateway's verdict on it before queueing the rest: a text with banned words is refused once,
-# not once per fan.
-SCREENING_WAIT_SECONDS = 2.0
-BANNED_WORDS_CODE = "banned_words"
-
-
-class Screening(StrEnum):
-    OPEN = "open"  # screened (its first message went out), or not screened
-    PROBE = "probe"  # queue one message and wait for the gateway's verdict on it
-    WAIT = "wait"  # that message is on its way
-    REFUSED = "refused"  # the gateway listed banned words: the campaign stops
-
-
-def _screening_step(campaign: Campaign, now: datetime) -> Screening:
-    """Where the campaign's screening stands, so the fan-out knows how much to queue."""
-    if not campaign.block_banned_words:
-        return Screening.OPEN
-    messages = Message.objects.filter(campaign_id=campaign.pk)
-    if messages.filter(status=Message.Status.SENT).exists():
-        return Screening.OPEN
-    first = messages.order_by("id").values_list("status", "last_error").first()
-    if first is None:
-        return Screening.PROBE
-    status, error = first
-    if status in Message.PENDING_STATUSES:
-        return Screening.WAIT
-    if not error.startswith(BANNED_WORDS_CODE):
-        return Screening.OPEN  # failed for another reason: the text itself was not refused
-    # Refused for its words: every fan's copy would be. Nothing more is queued.
-    CampaignRecipient.objects.filter(
-        campaign_id=campaign.pk, state=CampaignRecipient.State.PENDING
-    ).update(state=CampaignRecipient.State.WITHDRAWN)
-    campaign.last_error = error[:500]
-    campaign.state = Campaign.State.DONE
-    campaign.finished_at = now
-    campaign.save(update_fields=["last_error", "state", "finished_at", "updated_at"])
-    log.warning("campaign.banned_words", campaign_id=campaign.pk, account_id=campaign.account_id)
-    _progress_on_commit(campaign)
-    return Screening.REFUSED
-
-
-# The fan-out in three statements, each joining a batch only to real tables through their
-# indexes, so no plan can be quadratic: CTEs joined to CTEs are planned as nested loops over
-# CTE scans whenever the planner expects one row from the batch (a generic plan of the
-# prepared statement, or statistics taken before the snapshot). bench/README.md, Campaigns.
-_FAN_OUT_BATCH_SQL = """
-WITH batch AS (
-  SELECT r.id, r.fan_id FROM {recipients} r
-  WHERE r.campaign_id = %(campaign_id)s AND r.state = 'pending'
-  ORDER BY r.id LIMIT {size} FOR UPDATE OF r SKIP LOCKED
-), gone AS (
-  -- Unlinked since the snapshot: nothing can be sent to them.
-  UPDATE {recipients} r SET state = 'withdrawn'
-  FROM batch b JOIN {fans} f ON f.id = b.fan_id
-  WHERE r.id = b.id AND f.platform_fan_id IS NULL
-  RETURNING r.id
-)
-SELECT b.id, b.fan_id, f.platform_fan_id IS NOT NULL
-FROM batch b JOIN {fans} f ON f.id = b.fan_id
-ORDER BY b.id
-"""
-_FAN_OUT_CONVERSATIONS_SQL = r"""
--- A campaign message does not answer the fan: waiting_since is left as it is.
-INSERT INTO {conversations} AS c (account_id, fan_id, last_message_at, last_message_preview,
-  last_message_direction, unread_count, waiting_since, assigned_to_id, created_at)
-SELECT %(account_id)s, f.id, %(now)s,
-  left(btrim(coalesce((regexp_match({text}, '^\s*([^\n]*\S[^\n]*)'))[1], '')), %(preview)s),
-  'out', 0, NULL, NULL, %(now)s
-FROM {fans} f WHERE f.id = ANY(%(fan_ids)s::bigint[])
-ON CONFLICT (fan_id) DO UPDATE SET last_message_at = EXCLUDED.last_message_at,
-  last_message_preview = EXCLUDED.last_message_preview,
-  last_message_direction = EXCLUDED.last_message_direction
-"""
-_FAN_OUT_MESSAGES_SQL = """
-WITH messages AS (
-  INSERT INTO {messages} (account_id, conversation_id, direction, text, price_cents, media_ids,
-    status, platform_message_id, idempotency_key, sender_kind, sent_by_id, campaign_id,
-    attempts, last_error, queued_at, dispatched_at, sent_at, created_at, updated_at)
-  SELECT %(account_id)s, c.id, 'out', {text}, %(price)s, %(media)s::varchar(100)[],
-    'queued', NULL, gen_random_uuid(), 'campaign', NULL, %(campaign_id)s,
-    0, '', %(now)s, NULL, NULL, %(now)s, %(now)s
-  FROM unnest(%(fan_ids)s::bigint[]) WITH ORDINALITY AS t(fan_id, n)
-  JOIN {fans} f ON f.id = t.fan_id
-  JOIN {conversations} c ON c.fan_id = t.fan_id
-  ORDER BY t.n
-  RETURNING id, conversation_id
-)
-UPDATE {recipients} r SET state = 'queued', message_id = m.id
-FROM messages m JOIN {conversations} c ON c.id = m.conversation_id
-WHERE r.campaign_id = %(campaign_id)s AND r.fan_id = c.fan_id AND r.state = 'pending'
-"""
-
-
-def _personalised_sql(text: str) -> tuple[str, dict[str, str]]:
-    """The campaign's text as a SQL expression over the fan ``f`` (the same values as
-    ``text_personalise``), with its literal parts as parameters."""
-    parts: list[str] = []
-    params: dict[str, str] = {}
-
-    def param(value: str) -> str:
-        name = f"t{len(params)}"
-        params[name] = value
-        return f"%({name})s::text"
-
-    position = 0
-    for match in VARIABLE.finditer(text):
-        if match.start() > position:
-            parts.append(param(text[position : match.start()]))
-        variable, fallback = match.group(1), match.group(2)
-        if variable == "name":
-            other = param(fallback) if fallback is not None else "f.username"
-            parts.append(f"coalesce(nullif(btrim(f.display_name), ''), {other})")
-        elif variable == "username":
-            parts.append(f"coalesce(nullif(f.username, ''), {param(fallback or '')})")
-        else:
-            parts.append(param(match.group(0)))
-        position = match.end()
-    if position < len(text) or not parts:
-        parts.append(param(text[position:]))
-    return "(" + " || ".join(parts) + ")", params
-
-
-@transaction.atomic
-def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -> FanOutResult:
-    """Queue the next batch of a running individual campaign's recipients as messages.
-
-    Locks the campaign row (FOR UPDATE) for the batch, so pause and cancel wait for it and the
-    next batch sees them; the batch's recipients are taken with SKIP LOCKED. In one
-    transaction, three statements take the batch (withdrawing fans unlinked since the
-    snapshot), open or touch the conversations, and insert the personalised messages (each
-    with its own idempotency key) while moving the recipients to ``queued``: run again after
-    a crash anywhere, it continues with exactly the recipients that have no message yet.
-    """
-    size = batch_size or settings.CAMPAIGN_FAN_OUT_BATCH_SIZE
-    campaign = (
-        Campaign.objects.select_for_update(of=("self",))
-        .select_related("account")
-        .filter(pk=campaign_id)
-        .first()
-    )
-    if (
-        campaign is None
-        or campaign.state != Campaign.State.RUNNING
-        or campaign.send_mode != Campaign.Mode.INDIVIDUAL
-    ):
-        return FanOutResult(queued=0, more=False)
-    screening = _screening_step(campaign, timezone.now())
-    if screening == Screening.REFUSED:
-        return FanOutResult(queued=0, more=False)
-    if screening == Screening.WAIT:
-        return FanOutResult(queued=0, more=True, retry_in=SCREENING_WAIT_SECONDS)
-    if screening == Screening.PROBE:
-        size = 1
-    text_sql, text_params = _personalised_sql(campaign.text)
-    tables = {
-        "recipients": CampaignRecipient._meta.db_table,
-        "fans": Fan._meta.db_table,
-        "conversations": Conversation._meta.db_table,
-        "messages": Message._meta.db_table,
-        "text": text_sql,
-        "size": int(size),
-    }
-    now = timezone.now()
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(_FAN_OUT_BATCH_SQL.format(**tables), {"campaign_id": campaign.pk})
-        batch = cursor.fetchall()
-        # Recipient order (random at the snapshot) is the order the messages go out.
-        fan_ids = [fan_id for _, fan_id, linked in batch if linked]
-        if fan_ids:
-            params: dict[str, Any] = {
-                "campaign_id": campaign.pk,
-                "account_id": campaign.account_id,
-                "fan_ids": fan_ids,
-                "now": now,
-                "price": campaign.price_cents,
-                "media": list(campaign.media_ids),
-                "preview": PREVIEW_LENGTH,
-                **text_params,
-            }
-            cursor.execute(_FAN_OUT_CONVERSATIONS_SQL.format(**tables), params)
-            cursor.execute(_FAN_OUT_MESSAGES_SQL.format(**tables), params)
-            queued = cursor.rowcount
-        else:
-            queued = 0
-    if not batch:
-        return FanOutResult(queued=0, more=False)
-    gone = len(batch) - len(fan_ids)
-    Campaign.objects.filter(pk=campaign.pk).update(
-        fanned_out=F("fanned_out") + queued + gone, updated_at=now
-    )
-    # A full batch may have left more; an empty one says there was none.
-    more = len(batch) >= size or screening == Screening.PROBE
-    log.info(
-        "campaign.fanned_out",
-        campaign_id=campaign.pk,
-        account_id=campaign.account_id,
-        queued=queued,
-        ms=round((time.perf_counter() - started) * 1000),
-    )
-    from onlyfans.dispatch_coalescer import dispatch_on_commit
-
-    dispatch_on_commit(account_id=campaign.account_id)
-    _progress_on_commit(campaign)
-    if queued:
-        from campaigns.live import campaign_messages_broadcast
-
-        transaction.on_commit(
-            functools.partial(
-                campaign_messages_broadcast,
-                account_id=campaign.account_id,
-                campaign_id=campaign.pk,
-                fan_ids=fan_ids,
-            )
-        )
-    return FanOutResult(queued=int(queued), more=more)
 
 
 # --- pause, resume, cancel, resend ----------------------------------------------------------
@@ -659,7 +425,7 @@ def campaign_pause(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
     locked.state = Campaign.State.PAUSED
     locked.save(update_fields=["state", "updated_at"])
     log.info("campaign.paused", campaign_id=locked.pk, account_id=locked.account_id)
-    _progress_on_commit(locked)
+    campaign_progress_on_commit(locked)
     return locked
 
 
@@ -676,7 +442,7 @@ def campaign_resume(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
 
     if locked.send_mode == Campaign.Mode.INDIVIDUAL:
         dispatch_on_commit(account_id=locked.account_id)
-    _progress_on_commit(locked)
+    campaign_progress_on_commit(locked)
     _work_on_commit(locked)
     return locked
 
@@ -710,7 +476,7 @@ def campaign_cancel(*, actor: AbstractBaseUser, campaign: Campaign) -> Campaign:
 
     # Places on the broker the withdrawn messages held go to the account's other messages.
     dispatch_on_commit(account_id=locked.account_id)
-    _progress_on_commit(locked)
+    campaign_progress_on_commit(locked)
     return locked
 
 
@@ -750,7 +516,7 @@ def campaign_unsend(
     locked.unsend_requested_at = now
     locked.save(update_fields=["state", "finished_at", "unsend_requested_at", "updated_at"])
     log.info("campaign.unsend_requested", campaign_id=locked.pk, account_id=locked.account_id)
-    _progress_on_commit(locked)
+    campaign_progress_on_commit(locked)
     campaign_id = locked.pk
 
     transaction.on_commit(functools.partial(campaign_task_publish_or_log, UNSEND_TASK, campaign_id))
@@ -779,7 +545,7 @@ def campaign_resend_failed(*, actor: AbstractBaseUser, campaign: Campaign) -> in
         from onlyfans.dispatch_coalescer import dispatch_on_commit
 
         dispatch_on_commit(account_id=locked.account_id)
-        _progress_on_commit(locked)
+        campaign_progress_on_commit(locked)
     log.info("campaign.resent", campaign_id=locked.pk, account_id=locked.account_id, count=count)
     return count
 
@@ -824,7 +590,7 @@ def campaign_finish_if_done(*, campaign_id: int, now: datetime | None = None) ->
     campaign.finished_at = now or timezone.now()
     campaign.save(update_fields=["state", "finished_at", "updated_at"])
     log.info("campaign.done", campaign_id=campaign.pk, account_id=campaign.account_id)
-    _progress_on_commit(campaign)
+    campaign_progress_on_commit(campaign)
     return True
 
 

@@ -12,13 +12,13 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns.fanout import campaign_fan_out_batch
 from campaigns.models import Campaign, CampaignRecipient, MassChunk
 from campaigns.services import (
     FAN_OUT_TASK,
     MASS_SEND_TASK,
     START_TASK,
     UNSEND_TASK,
-    campaign_fan_out_batch,
     campaign_finish_if_done,
     campaign_start,
     campaign_start_task_publish,

@@ -10,7 +10,7 @@ import structlog
 from celery import Task, shared_task
 from django.conf import settings
 
-from imports import services
+from imports import run, services
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +30,7 @@ def fan_import_task(self: Task, import_id: int) -> str:
     unexpected error is retried (with backoff and jitter) from the last checkpoint, then
     fails the import."""
     try:
-        finished = services.fan_import_advance(import_id=import_id)
+        finished = run.fan_import_advance(import_id=import_id)
     except Exception as exc:
         log.exception("fan_import.step_failed", import_id=import_id)
         if self.request.retries < MAX_RETRIES:
@@ -38,7 +38,7 @@ def fan_import_task(self: Task, import_id: int) -> str:
             raise self.retry(
                 exc=exc, countdown=countdown, max_retries=MAX_RETRIES, queue=services.import_queue()
             ) from exc
-        services.fan_import_mark_failed(
+        run.fan_import_mark_failed(
             import_id=import_id,
             code="import_error",
             message=f"The import stopped on an unexpected error ({type(exc).__name__}).",

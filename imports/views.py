@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Membership
 from crm.views.pages import AuthenticatedRequest
-from imports import selectors, services
+from imports import run, selectors, services
 from imports.api import errors_file_response
 from imports.csvfile import DELIMITER_LABELS, ENCODINGS
 from imports.fields import FIELDS
@@ -312,7 +312,7 @@ def import_detail(request: AuthenticatedRequest, account_id: int, import_id: int
     fan_import = _import(request, account_id, import_id)
     if fan_import.state == FanImport.State.DRAFT:
         return redirect("fan_import_map", account_id=account_id, import_id=import_id)
-    rate, left = services.fan_import_rate(fan_import)
+    rate, left = run.fan_import_rate(fan_import)
     total_work = 2 * fan_import.rows_total or 1
     context = {
         "account": fan_import.account,

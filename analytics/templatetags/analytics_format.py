@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from analytics.selectors import Kpi
+from analytics.reports import Kpi
 from crm.templatetags.inbox import dollars
 
 register = template.Library()

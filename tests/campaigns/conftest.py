@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from campaigns import services
+from campaigns import fanout, services
 from campaigns.models import Campaign
 from tests.factories import CreatorAccountFactory, FanFactory, MembershipFactory
 from tests.onlyfans.conftest import send_queue  # noqa: F401 (the pipeline tests' worker)
@@ -49,7 +49,7 @@ def fan_out_all(campaign_id: int, *, batch_size: int = 1000) -> int:
     """Run the fan-out batches in the test thread until none is left; messages queued."""
     total = 0
     while True:
-        result = services.campaign_fan_out_batch(campaign_id=campaign_id, batch_size=batch_size)
+        result = fanout.campaign_fan_out_batch(campaign_id=campaign_id, batch_size=batch_size)
         total += result.queued
         if not result.more:
             return total

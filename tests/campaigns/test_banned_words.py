@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns import services
+from campaigns import fanout, services
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.selectors import campaign_progress
 from crm.models import Message
@@ -60,15 +60,15 @@ def test_screened_campaign_stops_on_the_first_refusal_with_the_words_shown(
         campaign=make_campaign(text="Tip me on PayPal {name}", block_banned_words="strict_ban"),
     )
     # one message first, then wait for the gateway's verdict on it
-    first = services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
+    first = fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
     assert (first.queued, first.more) == (1, True)
-    waiting = services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
+    waiting = fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
     assert (waiting.queued, waiting.more, waiting.retry_in) == (0, True, 2.0)
     # when: the send pipeline delivers it, screened, and the platform refuses it
     first_message = Message.objects.get(campaign_id=campaign.pk)
     assert message_deliver(message_id=first_message.pk).result == "failed"
     assert sandbox.messages(account=shop.account.platform_account_id) == []
-    stopped = services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
+    stopped = fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
     # then: nothing more is queued, the words show on the campaign's page
     assert (stopped.queued, stopped.more) == (0, False)
     campaign.refresh_from_db()
@@ -89,10 +89,10 @@ def test_screened_campaign_goes_on_once_its_first_message_is_sent(shop, make_fan
         actor=shop.owner,
         campaign=make_campaign(text="New set {name}", block_banned_words="risky"),
     )
-    assert services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100).queued == 1
+    assert fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100).queued == 1
     Message.objects.filter(campaign_id=campaign.pk).update(status="sent", sent_at=timezone.now())
-    rest = services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
+    rest = fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=100)
     assert (rest.queued, rest.more) == (4, False)
     # an unscreened campaign queues whole batches from the start
     plain = services.campaign_launch(actor=shop.owner, campaign=make_campaign(name="plain"))
-    assert services.campaign_fan_out_batch(campaign_id=plain.pk, batch_size=100).queued == 5
+    assert fanout.campaign_fan_out_batch(campaign_id=plain.pk, batch_size=100).queued == 5

@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from campaigns import live, services
+from campaigns import fanout, live, services
 from crm.broadcasts import account_group_name
 from crm.models import Conversation, Message
 from tests.factories import ConversationFactory
@@ -52,7 +52,7 @@ def no_dispatch(monkeypatch):
 
 def fan_out(campaign, django_capture_on_commit_callbacks, batch_size=100):
     with django_capture_on_commit_callbacks(execute=True):
-        return services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=batch_size)
+        return fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=batch_size)
 
 
 def test_nobody_watching_means_no_event_and_no_render(

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from django.db import DatabaseError
 
-from campaigns import services
+from campaigns import fanout, services
 from campaigns.rules import segment_rules_parse
 from campaigns.selectors import campaign_preflight, campaign_progress
 from crm.models import Message
@@ -41,9 +41,9 @@ def test_campaign_reaches_each_recipient_once_even_after_a_crashed_fan_out(
         campaign = services.campaign_launch(
             actor=shop.owner, campaign=make_campaign(rules=rules, text="Hello {name}")
         )
-        services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=5)
+        fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=5)
     # a worker dies in the middle of the next batch (before it commits)
-    from campaigns import services as module
+    from campaigns import fanout as module
 
     with monkeypatch.context() as patch:
         # (in the last statement: the batch was taken and its conversations written)
@@ -51,7 +51,7 @@ def test_campaign_reaches_each_recipient_once_even_after_a_crashed_fan_out(
         assert failing != module._FAN_OUT_MESSAGES_SQL
         patch.setattr(module, "_FAN_OUT_MESSAGES_SQL", failing)
         with pytest.raises(DatabaseError), django_capture_on_commit_callbacks(execute=True):
-            services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=5)
+            fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=5)
     # the task is delivered again, twice
     with django_capture_on_commit_callbacks(execute=True):
         fan_out_all(campaign.pk, batch_size=5)

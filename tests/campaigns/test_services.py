@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from campaigns import services
+from campaigns import fanout, services
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.rules import segment_rules_parse
 from campaigns.selectors import campaign_preflight, campaign_progress
@@ -111,9 +111,9 @@ def test_fan_out_in_batches_then_a_restart_after_a_crash_neither_skips_nor_doubl
         make_fan()
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
     # a first batch commits
-    assert services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=10).queued == 10
+    assert fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=10).queued == 10
     # the second crashes after its messages were written, before it committed
-    from campaigns import services as module
+    from campaigns import fanout as module
 
     real_update = module.Campaign.objects.filter
 
@@ -128,11 +128,11 @@ def test_fan_out_in_batches_then_a_restart_after_a_crash_neither_skips_nor_doubl
     with monkeypatch.context() as patch:
         patch.setattr(module.Campaign.objects, "filter", crash_on_counter)
         with pytest.raises(Crash):
-            services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=10)
+            fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=10)
     assert Message.objects.filter(campaign_id=campaign.pk).count() == 10
     # when: the task runs again (and once more, as a duplicate delivery)
     fan_out_all(campaign.pk, batch_size=10)
-    assert services.campaign_fan_out_batch(campaign_id=campaign.pk).queued == 0
+    assert fanout.campaign_fan_out_batch(campaign_id=campaign.pk).queued == 0
     # then
     per_fan = Counter(
         Message.objects.filter(campaign_id=campaign.pk).values_list(
@@ -171,12 +171,12 @@ def test_pause_holds_queued_messages_and_resume_puts_them_back_with_their_keys(
 
     fans = [make_fan() for _ in range(6)]
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
-    services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=4)
+    fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=4)
     keys = set(Message.objects.values_list("idempotency_key", flat=True))
     # when paused
     campaign = services.campaign_pause(actor=shop.owner, campaign=campaign)
     assert campaign.state == Campaign.State.PAUSED
-    assert services.campaign_fan_out_batch(campaign_id=campaign.pk).queued == 0
+    assert fanout.campaign_fan_out_batch(campaign_id=campaign.pk).queued == 0
     # then: held as queued, not failed (no failure counted, no Retry in the inbox), and the
     # dispatcher claims none of them, while a chatter's message still goes
     held = Message.objects.filter(campaign_id=campaign.pk)
@@ -203,7 +203,7 @@ def test_cancel_withdraws_queued_messages_and_sends_nothing_more(
     for _ in range(8):
         make_fan()
     campaign = services.campaign_launch(actor=shop.owner, campaign=make_campaign())
-    services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=5)
+    fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=5)
     sent = Message.objects.filter(campaign_id=campaign.pk).first()
     assert sent is not None
     Message.objects.filter(pk=sent.pk).update(status="sent", sent_at=timezone.now())
@@ -211,7 +211,7 @@ def test_cancel_withdraws_queued_messages_and_sends_nothing_more(
     campaign = services.campaign_cancel(actor=shop.owner, campaign=campaign)
     # then
     assert campaign.state == Campaign.State.CANCELLED
-    assert services.campaign_fan_out_batch(campaign_id=campaign.pk).queued == 0
+    assert fanout.campaign_fan_out_batch(campaign_id=campaign.pk).queued == 0
     statuses = Counter(Message.objects.values_list("status", flat=True))
     assert statuses == {"failed": 4, "sent": 1}
     withdrawn = Message.objects.filter(status="failed")
@@ -328,5 +328,5 @@ def test_fan_out_batch_is_a_handful_of_queries(
     # savepoint, campaign lock, the batch, its conversations, its messages, the counter,
     # release: the same for 50 fans as for 2,000
     with django_assert_num_queries(7):
-        services.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=50)
+        fanout.campaign_fan_out_batch(campaign_id=campaign.pk, batch_size=50)
     assert connection.queries_log is not None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from imports import services
+from imports import run, services
 from imports.models import FanImport
 from tests.factories import MembershipFactory
 
@@ -40,7 +40,7 @@ def write_file(tmp_path: Path) -> Callable[..., Path]:
 def import_run(fan_import: FanImport, *, budget_seconds: float = 60) -> FanImport:
     """Run the import's steps as the task would, to the end."""
     for _ in range(1000):
-        if services.fan_import_advance(import_id=fan_import.pk, budget_seconds=budget_seconds):
+        if run.fan_import_advance(import_id=fan_import.pk, budget_seconds=budget_seconds):
             break
     fan_import.refresh_from_db()
     return fan_import

@@ -267,14 +267,14 @@ def test_an_import_killed_midway_resumes_without_duplicates(account, queued_impo
 
 
 def test_a_run_out_of_time_continues_in_the_next_run(queued_import, settings):
-    from imports import services
+    from imports import run
 
     settings.IMPORT_READ_BATCH_ROWS = 5
     settings.IMPORT_MERGE_BATCH_ROWS = 5
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 23))
     fan_import = queued_import(content)
     runs = 1
-    while not services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0):
+    while not run.fan_import_advance(import_id=fan_import.pk, budget_seconds=0):
         runs += 1
     fan_import.refresh_from_db()
     assert runs > 5
@@ -285,7 +285,7 @@ def test_the_task_publishes_itself_again_on_the_bulk_queue(
     owner, account, write_file, settings, monkeypatch
 ):
     from config.celery import app
-    from imports import services, tasks
+    from imports import run, tasks
     from onlyfans.broker import queue_names
 
     published = []
@@ -294,7 +294,7 @@ def test_the_task_publishes_itself_again_on_the_bulk_queue(
         "send_task",
         lambda name, *, args, queue, **options: published.append((name, args, queue)),
     )
-    monkeypatch.setattr(services, "fan_import_advance", lambda import_id: False)
+    monkeypatch.setattr(run, "fan_import_advance", lambda import_id: False)
     assert tasks.fan_import_task.run(123) == "continued"
     assert published == [("imports.tasks.fan_import_task", (123,), queue_names().bulk)]
     assert queue_names().bulk == f"{settings.SQS_QUEUE_PREFIX}bulk"
@@ -347,13 +347,13 @@ def test_the_upload_is_removed_and_the_report_kept(
 
 
 def test_a_failed_import_removes_its_upload(queued_import, django_capture_on_commit_callbacks):
-    from imports import services
+    from imports import run
 
     fan_import = queued_import("Username,Fan ID\nann,1\n")
     upload = Path(fan_import.file_path)
     # the task's last retry gives up
     with django_capture_on_commit_callbacks(execute=True):
-        services.fan_import_mark_failed(import_id=fan_import.pk, code="import_error", message="x")
+        run.fan_import_mark_failed(import_id=fan_import.pk, code="import_error", message="x")
     fan_import.refresh_from_db()
     assert fan_import.state == "failed"
     assert not upload.exists()
@@ -362,7 +362,7 @@ def test_a_failed_import_removes_its_upload(queued_import, django_capture_on_com
 def test_staged_rows_lost_in_a_database_crash_are_read_again(account, queued_import, settings):
     from django.db import connection
 
-    from imports import engine, services
+    from imports import engine, run
     from tests.imports.conftest import import_run
 
     settings.IMPORT_READ_BATCH_ROWS = 10
@@ -370,9 +370,9 @@ def test_staged_rows_lost_in_a_database_crash_are_read_again(account, queued_imp
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 36))
     fan_import = queued_import(content)
     # given a run that merged two batches, then PostgreSQL crashed (it empties UNLOGGED tables)
-    services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)  # read batch 1
+    run.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)  # read batch 1
     while FanImport.objects.get(pk=fan_import.pk).rows_done < 20:
-        services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)
+        run.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {engine.staging_table(fan_import.pk)}")
     # when the task runs again
@@ -386,13 +386,13 @@ def test_staged_rows_lost_in_a_database_crash_are_read_again(account, queued_imp
 def test_staged_rows_lost_while_reading_are_read_again(queued_import, settings):
     from django.db import connection
 
-    from imports import engine, services
+    from imports import engine, run
     from tests.imports.conftest import import_run
 
     settings.IMPORT_READ_BATCH_ROWS = 10
     content = "Username,Fan ID\n" + "".join(f"fan{n},{n}\n" for n in range(1, 26))
     fan_import = queued_import(content)
-    services.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)  # one read batch
+    run.fan_import_advance(import_id=fan_import.pk, budget_seconds=0)  # one read batch
     assert 0 < FanImport.objects.get(pk=fan_import.pk).checkpoint_row < 26
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {engine.staging_table(fan_import.pk)}")

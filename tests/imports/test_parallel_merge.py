@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from crm.models import Fan
-from imports import engine, services
+from imports import engine, run
 from imports.models import FanImport
 from tests.factories import FanFactory
 from tests.imports.conftest import import_run
@@ -95,7 +95,7 @@ def test_a_second_run_of_the_task_leaves_the_merge_to_the_first(account, queued_
 
         def second_run() -> None:
             try:
-                results.append(services.fan_import_advance(import_id=fan_import.pk))
+                results.append(run.fan_import_advance(import_id=fan_import.pk))
             finally:
                 connection.close()
 
