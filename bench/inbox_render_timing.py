@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the Django partials below are markup, one line as in a template
 """Time of one inbox row, bubble and status: the old f-strings, Django templates, Jinja2.
 
 Run with `.venv/bin/python bench/inbox_render_timing.py [-n 5000]` (any database: it renders
@@ -110,7 +111,9 @@ def fstring_renderers() -> tuple[Callable[..., str], Callable[..., str]]:
         if unread:
             meta.append(f'<span class="unread-badge" title="Unread messages">{unread}</span>')
         you = (
-            '<span class="muted">You: </span>' if conversation.last_message_direction == "out" else ""
+            '<span class="muted">You: </span>'
+            if conversation.last_message_direction == "out"
+            else ""
         )
         oob = _oob(context, f"conversation-{conversation.pk}")
         return (
@@ -257,8 +260,7 @@ DJANGO_STATUS = """<span id="message-status-{{ message.pk }}" class="msg-status 
 {% csrf_token %}<button type="submit" class="retry">Retry</button></form>
 {% endif %}{% endif %}</span>"""
 
-DJANGO_BUBBLE = (
-    """{% load inbox %}<article id="message-{{ message.pk }}" class="bubble {{ message.direction }}" data-message-id="{{ message.pk }}">
+DJANGO_BUBBLE = """{% load inbox %}<article id="message-{{ message.pk }}" class="bubble {{ message.direction }}" data-message-id="{{ message.pk }}">
 {% if message.text %}<div class="bubble-text">{{ message.text|linebreaksbr }}</div>
 {% endif %}<footer class="bubble-meta">
 {% if message.price_cents %}<span class="ppv{% if message.unlocked %} unlocked{% endif %}" title="Pay-per-view price">{{ message.price_cents|dollars }}{% if message.unlocked %} · unlocked{% endif %}</span>
@@ -268,7 +270,6 @@ DJANGO_BUBBLE = (
 {% endif %}{% include status %}
 {% endif %}</footer>
 </article>"""
-)
 
 
 def django_renderers() -> tuple[Callable[..., str], Callable[..., str]]:
@@ -332,7 +333,7 @@ def samples() -> tuple[list[Any], list[Any]]:
             unread_count=i % 3,
             waiting_since=now - timedelta(minutes=i) if i % 2 else None,
             last_message_at=now - timedelta(minutes=i),
-            last_message_preview=f"hello & <b>{i}</b> \"quoted\"",
+            last_message_preview=f'hello & <b>{i}</b> "quoted"',
             last_message_direction="out" if i % 4 == 0 else "in",
             assigned_to=chatter if i % 3 == 0 else None,
         )
@@ -392,42 +393,44 @@ def check(renderers: dict[str, tuple[Callable[..., str], Callable[..., str]]]) -
     return problems
 
 
-def per_row_us(render: Callable[..., str], items: list[Any], n: int, rounds: int) -> float:
+def timings(
+    renderers: dict[str, tuple[Callable[..., str], Callable[..., str]]], n: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """Median µs per row and per bubble of each renderer. Rounds interleave the renderers, so
+    the other processes on a shared machine slow them all alike."""
+    conversations, messages = samples()
     context = CONTEXTS[0]
-    figures = []
+    figures: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in renderers}
     for _ in range(rounds):
-        started = time.perf_counter()
-        for i in range(n):
-            render(items[i % len(items)], **context)
-        figures.append((time.perf_counter() - started) / n * 1e6)
-    return statistics.median(figures)
+        for name, (row, bubble) in renderers.items():
+            for kind, (render, items) in enumerate(((row, conversations), (bubble, messages))):
+                started = time.perf_counter()
+                for i in range(n):
+                    render(items[i % len(items)], **context)
+                figures[name][kind].append((time.perf_counter() - started) / n * 1e6)
+    return {k: (statistics.median(r), statistics.median(b)) for k, (r, b) in figures.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-n", type=int, default=5000, help="renders per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--show", action="store_true", help="print the first differing pair")
+    parser.add_argument("-n", type=int, default=2000, help="renders per round")
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     setup_django()
     from django.utils import translation
 
     translation.activate("en-us")
-    renderers = {"f-string": fstring_renderers(), "django": django_renderers()}
-    try:
-        renderers["jinja2"] = jinja_renderers()
-    except ImportError:
-        pass
+    renderers = {
+        "f-string": fstring_renderers(),
+        "django": django_renderers(),
+        "jinja2": jinja_renderers(),
+    }
     problems = check(renderers)
     for problem in problems[:10]:
         print("DIFFERS", problem)
-    conversations, messages = samples()
-    print(f"{'renderer':<10} {'row µs':>8} {'bubble µs':>10}")
-    for name, (row, bubble) in renderers.items():
-        print(
-            f"{name:<10} {per_row_us(row, conversations, args.n, args.rounds):>8.1f} "
-            f"{per_row_us(bubble, messages, args.n, args.rounds):>10.1f}"
-        )
+    print(f"{'renderer':<10} {'row µs':>8} {'bubble µs':>10}   (median of {args.rounds} rounds)")
+    for name, (row_us, bubble_us) in timings(renderers, args.n, args.rounds).items():
+        print(f"{name:<10} {row_us:>8.1f} {bubble_us:>10.1f}")
     if problems:
         sys.exit(1)
 
