@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce, Greatest, Now
 
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
+from crm.snooze import conversation_wake_for_fan_message
 from crm.models import (
     Conversation,
     CreatorAccount,
@@ -147,6 +148,8 @@ def message_receive(
     Fan.objects.filter(pk=fan.pk).update(
         last_seen_at=Greatest(F("last_seen_at"), Value(created_at))
     )
+    # The fan wrote: a snoozed conversation wakes (nothing to do, no query, when it is not).
+    conversation_wake_for_fan_message(conversation=conversation)
     log.debug("inbound.message_received", message_id=message.pk, event_key=event_key)
     _message_received_broadcast(message=message)
     return message

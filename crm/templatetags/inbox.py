@@ -133,10 +133,13 @@ def conversation_row(context: template.Context, conversation: Any) -> SafeString
         )
     if unread:
         meta.append(f'<span class="unread-badge" title="Unread messages">{unread}</span>')
+    snooze_class, snooze_meta = _row_snooze_and_draft(context, conversation)
+    meta.extend(snooze_meta)
     you = '<span class="muted">You: </span>' if conversation.last_message_direction == "out" else ""
     oob = _oob(context, f"conversation-{conversation.pk}")
     return mark_safe(  # noqa: S308 - every value above is escaped or ours
-        f'<li id="conversation-{conversation.pk}" class="conv-row{" unread" if unread else ""}" '
+        f'<li id="conversation-{conversation.pk}" class="conv-row{" unread" if unread else ""}'
+        f'{snooze_class}" '
         f'data-conversation-id="{conversation.pk}"{oob}>\n'
         f'<a class="conv-link" href="{url}" hx-get="{url}" hx-target="#thread-pane" '
         'hx-swap="outerHTML" hx-push-url="true">\n'
@@ -154,6 +157,30 @@ def conversation_row(context: template.Context, conversation: Any) -> SafeString
         "</a>\n"
         "</li>"
     )
+
+
+# --- Row markers of drafts and snooze (crm.drafts, crm.snooze) -------------------------------
+# Kept apart from the row above until the row moves to a template; the "Draft" marker is the
+# acting member's own (``draft_ids`` in the page's context): live events carry no user, so
+# static/js/drafts.js puts it back on rows a live event re-renders.
+
+
+def _row_snooze_and_draft(context: template.Context, conversation: Any) -> tuple[str, list[str]]:
+    """The row's extra class and markers: snoozed (hidden outside the "Snoozed" view by the
+    stylesheet), woke from snooze, and the member's own draft."""
+    css = ""
+    meta: list[str] = []
+    if conversation.snoozed_at is not None:
+        css = " is-snoozed"
+        until = conversation.snoozed_until
+        label = f"until {escape(_bubble_time(until))}" if until else "until the fan writes"
+        meta.append(f'<span class="snoozed-marker" title="Snoozed">snoozed {label}</span>')
+    elif conversation.woke_from_snooze_at is not None:
+        css = " woke"
+        meta.append('<span class="woke-marker" title="Back from snooze">woke from snooze</span>')
+    if conversation.pk in context.get("draft_ids", ()):
+        meta.append('<span class="draft-marker" title="You have an unsent draft">Draft</span>')
+    return css, meta
 
 
 @register.simple_tag(takes_context=True)
