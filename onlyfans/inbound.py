@@ -18,7 +18,6 @@ from django.db.models.functions import Coalesce, Greatest, Now
 
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
-from crm.snooze import conversation_wake_for_fan_message
 from crm.models import (
     Conversation,
     CreatorAccount,
@@ -28,6 +27,7 @@ from crm.models import (
     fan_username_candidates,
     message_preview,
 )
+from crm.snooze import conversation_wake_for_fan_message
 
 log = structlog.get_logger(__name__)
 

@@ -6,90 +6,137 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0012_invitations'),
+        ("crm", "0012_invitations"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Draft',
+            name="Draft",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.TextField(max_length=5000)),
-                ('price_cents', models.PositiveIntegerField(default=0)),
-                ('updated_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("text", models.TextField(max_length=5000)),
+                ("price_cents", models.PositiveIntegerField(default=0)),
+                ("updated_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['-updated_at', 'id'],
+                "ordering": ["-updated_at", "id"],
             },
         ),
         migrations.AddField(
-            model_name='conversation',
-            name='snoozed_at',
+            model_name="conversation",
+            name="snoozed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='conversation',
-            name='snoozed_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="conversation",
+            name="snoozed_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='conversation',
-            name='snoozed_until',
+            model_name="conversation",
+            name="snoozed_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='conversation',
-            name='woke_from_snooze_at',
+            model_name="conversation",
+            name="woke_from_snooze_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(condition=models.Q(('snoozed_until__isnull', False)), fields=['snoozed_until'], name='conversation_snoozed_until'),
+            model_name="conversation",
+            index=models.Index(
+                condition=models.Q(("snoozed_until__isnull", False)),
+                fields=["snoozed_until"],
+                name="conversation_snoozed_until",
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(condition=models.Q(('snoozed_at__isnull', False)), fields=['account', 'snoozed_at', 'id'], name='conversation_account_snoozed'),
+            model_name="conversation",
+            index=models.Index(
+                condition=models.Q(("snoozed_at__isnull", False)),
+                fields=["account", "snoozed_at", "id"],
+                name="conversation_account_snoozed",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.CheckConstraint(condition=models.Q(('snoozed_until__isnull', True), ('snoozed_at__isnull', False), _connector='OR'), name='conversation_snooze_until_needs_snoozed_at'),
+            model_name="conversation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("snoozed_until__isnull", True), ("snoozed_at__isnull", False), _connector="OR"
+                ),
+                name="conversation_snooze_until_needs_snoozed_at",
+            ),
         ),
         migrations.AddField(
-            model_name='draft',
-            name='account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.creatoraccount'),
+            model_name="draft",
+            name="account",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="crm.creatoraccount",
+            ),
         ),
         migrations.AddField(
-            model_name='draft',
-            name='conversation',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='drafts', to='crm.conversation'),
+            model_name="draft",
+            name="conversation",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="drafts",
+                to="crm.conversation",
+            ),
         ),
         migrations.AddField(
-            model_name='draft',
-            name='user',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='drafts', to=settings.AUTH_USER_MODEL),
+            model_name="draft",
+            name="user",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="drafts",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='draft',
-            index=models.Index(fields=['user', 'account'], name='draft_user_account'),
+            model_name="draft",
+            index=models.Index(fields=["user", "account"], name="draft_user_account"),
         ),
         migrations.AddIndex(
-            model_name='draft',
-            index=models.Index(fields=['updated_at'], name='draft_updated'),
+            model_name="draft",
+            index=models.Index(fields=["updated_at"], name="draft_updated"),
         ),
         migrations.AddIndex(
-            model_name='draft',
-            index=models.Index(fields=['conversation'], name='draft_conversation'),
+            model_name="draft",
+            index=models.Index(fields=["conversation"], name="draft_conversation"),
         ),
         migrations.AddConstraint(
-            model_name='draft',
-            constraint=models.UniqueConstraint(fields=('user', 'conversation'), name='draft_unique_user_conversation'),
+            model_name="draft",
+            constraint=models.UniqueConstraint(
+                fields=("user", "conversation"), name="draft_unique_user_conversation"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='draft',
-            constraint=models.CheckConstraint(condition=models.Q(('price_cents', 0), models.Q(('price_cents__gte', 300), ('price_cents__lte', 20000)), _connector='OR'), name='draft_price_range'),
+            model_name="draft",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("price_cents", 0),
+                    models.Q(("price_cents__gte", 300), ("price_cents__lte", 20000)),
+                    _connector="OR",
+                ),
+                name="draft_price_range",
+            ),
         ),
     ]

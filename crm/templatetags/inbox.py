@@ -178,7 +178,7 @@ def _row_snooze_and_draft(context: template.Context, conversation: Any) -> tuple
     elif conversation.woke_from_snooze_at is not None:
         css = " woke"
         meta.append('<span class="woke-marker" title="Back from snooze">woke from snooze</span>')
-    if conversation.pk in context.get("draft_ids", ()):
+    if conversation.pk in (context.get("draft_ids") or ()):
         meta.append('<span class="draft-marker" title="You have an unsent draft">Draft</span>')
     return css, meta
 

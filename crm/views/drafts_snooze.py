@@ -84,9 +84,7 @@ def conversation_snooze(
     try:
         until = None
         if data["preset"]:
-            until = snooze.snooze_preset_until(
-                preset=data["preset"], zone=zone, now=timezone.now()
-            )
+            until = snooze.snooze_preset_until(preset=data["preset"], zone=zone, now=timezone.now())
         elif data["until"]:
             until = snooze.snooze_until_parse(value=data["until"], zone=zone)
         snooze.conversation_snooze(
