@@ -42,9 +42,7 @@ def colleague(account):
 # --- Services ---------------------------------------------------------------------------------
 
 
-def test_a_draft_is_kept_per_member_and_replaced_by_the_next_save(
-    chatter, colleague, conversation
-):
+def test_a_draft_is_kept_per_member_and_replaced_by_the_next_save(chatter, colleague, conversation):
     drafts.draft_save(actor=chatter, conversation=conversation, text="hel")
     drafts.draft_save(actor=chatter, conversation=conversation, text="hello", price_cents=500)
     drafts.draft_save(actor=colleague, conversation=conversation, text="theirs")
