@@ -49,7 +49,8 @@ def test_a_draft_is_kept_per_member_and_replaced_by_the_next_save(chatter, colle
 
     mine = drafts.draft_get(user=chatter, conversation=conversation)
     assert mine is not None and (mine.text, mine.price_cents) == ("hello", 500)
-    assert drafts.draft_get(user=colleague, conversation=conversation).text == "theirs"
+    theirs = drafts.draft_get(user=colleague, conversation=conversation)
+    assert theirs is not None and theirs.text == "theirs"
     assert Draft.objects.filter(conversation=conversation).count() == 2
 
 
