@@ -162,7 +162,7 @@ def conversation_snooze(
                 fields={"until": ["Too far ahead."]},
             )
     Conversation.objects.filter(pk=conversation.pk).update(
-        snoozed_at=now, snoozed_until=until, snoozed_by=actor.pk, woke_from_snooze_at=None
+        snoozed_at=now, snoozed_until=until, snoozed_by_id=actor.pk, woke_from_snooze_at=None
     )
     conversation.snoozed_at = now
     conversation.snoozed_until = until
@@ -179,7 +179,7 @@ def conversation_snooze(
     return conversation
 
 
-_AWAKE = {"snoozed_at": None, "snoozed_until": None, "snoozed_by": None}
+_AWAKE = {"snoozed_at": None, "snoozed_until": None, "snoozed_by_id": None}
 
 
 @transaction.atomic

@@ -65,13 +65,16 @@ def test_snooze_hides_a_conversation_until_it_wakes_live(login, inbox_data, memb
     # when: they snooze it for an hour from the thread's menu, with the keyboard
     page.locator(".snooze-menu summary").focus()
     page.keyboard.press("Enter")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SHOTS / "inbox-snooze-menu-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role("button", name="1 hour").focus()
     page.keyboard.press("Enter")
 
     # then: the thread says until when, and the row leaves the list (also after a reload)
     expect(page.locator(".snoozed-until")).to_contain_text("Snoozed until")
     expect(row).to_be_hidden()
-    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "inbox-snoozed-1280.png"), full_page=True)
     open_inbox(page, data.path())
     expect(page.locator(f"#conversation-{conversation.pk}")).to_have_count(0)
