@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.errors import ApplicationError
-from crm.models import DRAFT_TEXT_MAX_LENGTH, Conversation, Draft
+from crm.models import DRAFT_TEXT_MAX_LENGTH, Conversation, Draft, Message
 from crm.selectors import User, membership_get
 
 log = structlog.get_logger(__name__)
@@ -71,14 +71,38 @@ def _draft_validate(*, text: str, price_cents: int) -> None:
 
 @transaction.atomic
 def draft_save(
-    *, actor: AbstractBaseUser, conversation: Conversation, text: str, price_cents: int = 0
+    *,
+    actor: AbstractBaseUser,
+    conversation: Conversation,
+    text: str,
+    price_cents: int = 0,
+    composer_since: datetime | None = None,
 ) -> Draft | None:
     """Keep what the actor has typed in the conversation's composer; any member of the
     account may. An empty composer (blank text, no price) deletes the draft instead and
     returns None. No lock: one upsert on the (user, conversation) constraint, the last
-    save wins (they come from one member's own typing)."""
+    save wins (they come from one member's own typing).
+
+    ``composer_since``: when the composer that typed it was rendered. A save still on its way
+    when the member sent (or one from a tab left open while they sent from another) must not
+    bring back what was sent: when the actor has sent in the conversation since then, the
+    save is refused, 409 ``draft_stale``.
+    """
     membership_get(user=actor, account_id=conversation.account_id)
     _draft_validate(text=text, price_cents=price_cents)
+    if composer_since is not None and (
+        Message.objects.filter(
+            conversation_id=conversation.pk,
+            direction=Message.Direction.OUT,
+            sent_by_id=actor.pk,
+            created_at__gt=composer_since,
+        ).exists()
+    ):
+        raise ApplicationError(
+            "You have sent in this conversation since this composer opened.",
+            code="draft_stale",
+            status_code=409,
+        )
     if not text.strip() and not price_cents:
         draft_delete(actor=actor, conversation=conversation)
         return None

@@ -138,6 +138,8 @@ class DraftForm(forms.Form):
     price = forms.DecimalField(
         required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
     )
+    # When the composer was rendered (``data-draft-since``), see ``crm.drafts.draft_save``.
+    since = forms.DateTimeField(required=False)
 
     def price_cents(self) -> int:
         return _dollars_to_cents(self.cleaned_data.get("price"))

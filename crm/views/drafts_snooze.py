@@ -25,7 +25,8 @@ def conversation_draft(
     request: AuthenticatedRequest, account_id: int, conversation_id: int
 ) -> HttpResponse:
     """The composer's autosave (static/js/drafts.js): POST keeps the text (an empty one
-    deletes the draft), DELETE deletes it. 204, or 400 with the reason as text."""
+    deletes the draft), DELETE deletes it. 204, or 400 (409 when the member has sent since
+    the composer opened) with the reason as text."""
     _membership_or_404(request, account_id)
     conversation = _conversation_or_404(request, account_id, conversation_id)
     if request.method == "DELETE":
@@ -40,6 +41,7 @@ def conversation_draft(
             conversation=conversation,
             text=form.cleaned_data["text"],
             price_cents=form.price_cents(),
+            composer_since=form.cleaned_data["since"],
         )
     except ApplicationError as exc:
         return HttpResponse(exc.message, status=exc.status_code)

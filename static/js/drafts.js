@@ -62,11 +62,15 @@
     body.append("csrfmiddlewaretoken", form.elements.csrfmiddlewaretoken.value);
     body.append("text", form.elements.text.value);
     if (form.elements.price) body.append("price", form.elements.price.value);
+    // The server refuses a save from a composer older than the member's last send.
+    body.append("since", form.dataset.draftSince || "");
     var id = form.dataset.conversationId;
     setDraftMark(id, !!(form.elements.text.value.trim() || (form.elements.price && parseFloat(form.elements.price.value))));
     fetch(form.dataset.draftUrl, {
       method: "POST", body: body, credentials: "same-origin", keepalive: !!keepalive,
       headers: { "X-Requested-With": "fetch" },
+    }).then(function (response) {
+      if (response.status === 409) setDraftMark(id, false); // sent meanwhile: no draft
     }).catch(function () { lastSaved = null; }); // saved again on the next change
   }
 

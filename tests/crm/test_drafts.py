@@ -273,3 +273,42 @@ def test_the_autosave_delete_clears_the_draft(client, chatter, conversation):
 
     assert client.delete(url).status_code == 204
     assert not Draft.objects.exists()
+
+
+def test_a_save_from_a_composer_older_than_the_members_send_is_refused(
+    client, chatter, colleague, conversation
+):
+    # given: a composer rendered, then the member sends from it
+    client.force_login(chatter)
+    html = client.get(thread_url(conversation)).content.decode()
+    since = html.split('data-draft-since="')[1].split('"')[0]
+    message_enqueue(fan=conversation.fan, text="sent already", sent_by_id=chatter.pk)
+    url = reverse("inbox_draft", args=[conversation.account_id, conversation.pk])
+
+    # when: a save typed in that composer arrives late
+    late = client.post(url, {"text": "sent already", "since": since})
+    # ...while the composer that came back after the send saves normally
+    fresh_since = client.get(thread_url(conversation)).content.decode()
+    fresh_since = fresh_since.split('data-draft-since="')[1].split('"')[0]
+    fresh = client.post(url, {"text": "next one", "since": fresh_since})
+
+    # then
+    assert late.status_code == 409
+    assert fresh.status_code == 204
+    assert Draft.objects.get(user=chatter).text == "next one"
+
+
+def test_another_members_send_does_not_make_my_composer_stale(chatter, colleague, conversation):
+    opened = timezone.now()
+    message_enqueue(fan=conversation.fan, text="theirs", sent_by_id=colleague.pk)
+
+    draft = drafts.draft_save(
+        actor=chatter, conversation=conversation, text="mine", composer_since=opened
+    )
+
+    assert draft is not None and draft.text == "mine"
+    with pytest.raises(ApplicationError) as stale:
+        drafts.draft_save(
+            actor=colleague, conversation=conversation, text="x", composer_since=opened
+        )
+    assert stale.value.code == "draft_stale" and stale.value.status_code == 409
