@@ -351,7 +351,11 @@ class ConversationDraftApi(APIView):
             200: DraftSerializer,
             204: OpenApiResponse(description="Blank: the draft is deleted."),
             **error_responses(
-                {400: "validation_error, invalid_draft", 404: "conversation_not_found"}
+                {
+                    400: "validation_error, invalid_draft",
+                    404: "conversation_not_found",
+                    409: "draft_stale",
+                }
             ),
         },
     )
@@ -365,6 +369,7 @@ class ConversationDraftApi(APIView):
             conversation=conversation,
             text=data["text"],
             price_cents=data["price_cents"],
+            composer_since=data["composer_since"],
         )
         if draft is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -356,6 +356,14 @@ class DraftWriteSerializer(serializers.Serializer):
     price_cents = serializers.IntegerField(
         required=False, default=0, help_text="0, or 300 to 20000 (as a message)."
     )
+    composer_since = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When the client's composer opened: if I have sent in the conversation "
+        "since, the save is refused (409 draft_stale), so a late save never brings back "
+        "what was sent.",
+    )
 
 
 class SnoozeSerializer(serializers.Serializer):

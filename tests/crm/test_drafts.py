@@ -146,6 +146,7 @@ def test_api_blank_text_deletes_and_bad_input_has_codes(chatter, conversation):
     api = _bearer(chatter)
     api.put(_draft_url(conversation), {"text": "soon"}, format="json")
 
+    message_enqueue(fan=conversation.fan, text="sent", sent_by_id=chatter.pk)
     blank = api.put(_draft_url(conversation), {"text": ""}, format="json")
     too_long = api.put(
         _draft_url(conversation), {"text": "x" * (DRAFT_TEXT_MAX_LENGTH + 1)}, format="json"
@@ -154,8 +155,14 @@ def test_api_blank_text_deletes_and_bad_input_has_codes(chatter, conversation):
 
     assert blank.status_code == 204
     assert not Draft.objects.exists()
+    stale = api.put(
+        _draft_url(conversation),
+        {"text": "x", "composer_since": "2020-01-01T00:00:00Z"},
+        format="json",
+    )
     assert too_long.status_code == 400 and too_long.json()["code"] == "validation_error"
     assert bad_price.status_code == 400 and bad_price.json()["code"] == "invalid_draft"
+    assert stale.status_code == 409 and stale.json()["code"] == "draft_stale"
 
 
 def test_api_drafts_are_scoped_to_the_member_and_the_account(
