@@ -41,6 +41,18 @@ def conversation_changed_html(*, conversation_id: int) -> str | None:
     )
 
 
+def conversation_woke_html(*, conversation_id: int) -> str | None:
+    """A conversation woke from snooze: back at the top of every list sorted by newest
+    activity (where it was hidden), and changed in place elsewhere."""
+    conversation = selectors.conversation_for_display(conversation_id=conversation_id)
+    if conversation is None:
+        return None
+    return render_to_string(
+        f"{TEMPLATE}#live-conversation-woke",
+        {"conversation": conversation, "account_id": conversation.account_id},
+    )
+
+
 def message_status_html(*, account_id: int, payload: dict[str, Any]) -> str:
     # From the event alone, no query: status events come from the send workers, three a send.
     message = Message(
@@ -75,6 +87,8 @@ def event_html(*, account_id: int, event: str, payload: dict[str, Any]) -> str |
         return message_status_html(account_id=account_id, payload=payload)
     if event == "conversation.changed":
         return conversation_changed_html(conversation_id=payload["conversation_id"])
+    if event == "conversation.woke":
+        return conversation_woke_html(conversation_id=payload["conversation_id"])
     if event == "fan.changed":
         return fan_changed_html(fan_id=payload["fan_id"])
     return None

@@ -294,6 +294,7 @@ class InboxFilters:
     unread: bool = False
     waiting: bool = False
     mine: bool = False
+    snoozed: bool = False  # only snoozed conversations (crm.snooze); else they are hidden
     tag: str = ""
     subscription_state: str = ""
     sort: str = "recent"
@@ -428,6 +429,11 @@ def conversations_for_account(
         conversations = conversations.filter(waiting_since__isnull=False)
     if filters.mine:
         conversations = conversations.filter(assigned_to_id=user.pk)
+    # Snoozed conversations show in their own view and in searches only (crm.snooze).
+    if filters.snoozed:
+        conversations = conversations.filter(snoozed_at__isnull=False)
+    elif not query:
+        conversations = conversations.filter(snoozed_at__isnull=True)
     tag = filters.tag.strip().lower()
     if tag:
         conversations = conversations.filter(fan__tags__contains=[tag])

@@ -384,6 +384,14 @@ FAN_SYNC_RATE_LIMIT_WAIT_SECONDS = env.int("FAN_SYNC_RATE_LIMIT_WAIT_SECONDS", d
 # Gateway requests per minute the sync leaves to the send pipeline.
 FAN_SYNC_RATE_LIMIT_RESERVE = env.int("FAN_SYNC_RATE_LIMIT_RESERVE", default=5)
 
+# --- Inbox: drafts and snooze (crm.drafts, crm.snooze) --------------------------------------
+# A member's unsent composer text is kept this long after its last change.
+DRAFT_TTL_DAYS = env.int("DRAFT_TTL_DAYS", default=30)
+# Beat deletes expired drafts this often.
+DRAFT_CLEANUP_SECONDS = env.int("DRAFT_CLEANUP_SECONDS", default=3600)
+# Beat wakes snoozed conversations that are due this often (a snooze wakes at most this late).
+SNOOZE_WAKE_SECONDS = env.int("SNOOZE_WAKE_SECONDS", default=30)
+
 # --- Analytics ---------------------------------------------------------------------------
 # A tip is credited to the last chatter who wrote to the fan within this many hours before it.
 ANALYTICS_TIP_ATTRIBUTION_HOURS = env.int("ANALYTICS_TIP_ATTRIBUTION_HOURS", default=24)
