@@ -571,6 +571,10 @@ class ConversationDisplay:
     last_message_preview: str
     last_message_direction: str
     assigned_to: UserBrief | None
+    # Snooze (crm.snooze): the row's "snoozed" class and markers.
+    snoozed_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    woke_from_snooze_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -606,7 +610,8 @@ def _display_sql() -> tuple[str, str]:
     conversation_columns = f"""
         {c}.id, {c}.account_id, {c}.unread_count, {c}.waiting_since, {c}.last_message_at,
         {c}.last_message_preview, {c}.last_message_direction, {c}.assigned_to_id,
-        assignee.{username}, {f}.id, {f}.display_name, {f}.username, {f}.lifetime_spend_cents"""
+        assignee.{username}, {f}.id, {f}.display_name, {f}.username, {f}.lifetime_spend_cents,
+        {c}.snoozed_at, {c}.snoozed_until, {c}.woke_from_snooze_at"""
     conversation_joins = f"""
         JOIN {f} ON {f}.id = {c}.fan_id
         LEFT JOIN {user_table} assignee ON assignee.id = {c}.assigned_to_id"""
@@ -639,9 +644,14 @@ def _display_fetch(which: int, params: list[int | str]) -> tuple[Any, ...] | Non
         return cursor.fetchone()
 
 
+# How many columns of a display row are the conversation's (``conversation_columns``).
+_CONVERSATION_COLUMNS = 16
+
+
 def _conversation_display(row: tuple[Any, ...]) -> ConversationDisplay:
     (pk, account_id, unread, waiting, last_at, preview, direction, assignee_id, assignee) = row[:9]
     fan_id, display_name, fan_username, spend = row[9:13]
+    snoozed_at, snoozed_until, woke_at = row[13:_CONVERSATION_COLUMNS]
     return ConversationDisplay(
         pk=pk,
         account_id=account_id,
@@ -654,6 +664,9 @@ def _conversation_display(row: tuple[Any, ...]) -> ConversationDisplay:
         last_message_preview=preview,
         last_message_direction=direction,
         assigned_to=UserBrief(pk=assignee_id, username=assignee) if assignee_id else None,
+        snoozed_at=snoozed_at,
+        snoozed_until=snoozed_until,
+        woke_from_snooze_at=woke_at,
     )
 
 
@@ -664,8 +677,11 @@ def message_for_display(*, message_id: int) -> MessageDisplay | None:
     if row is None:
         return None
     conversation = _conversation_display(row)
-    (pk, direction, status, text, price, media, created, error, campaign_id, sender_id) = row[13:23]
-    sender, paused, unlocked = row[23:26]
+    first = _CONVERSATION_COLUMNS
+    (pk, direction, status, text, price, media, created, error, campaign_id, sender_id) = row[
+        first : first + 10
+    ]
+    sender, paused, unlocked = row[first + 10 : first + 13]
     return MessageDisplay(
         pk=pk,
         account_id=conversation.account_id,
