@@ -571,9 +571,10 @@ class ConversationDisplay:
     last_message_preview: str
     last_message_direction: str
     assigned_to: UserBrief | None
-    snoozed_at: datetime | None
-    snoozed_until: datetime | None
-    woke_from_snooze_at: datetime | None
+    # Snooze (crm.snooze): the row's "snoozed" class and markers.
+    snoozed_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    woke_from_snooze_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -632,8 +633,6 @@ def _display_sql() -> tuple[str, str]:
 
 
 _DISPLAY_SQL: tuple[str, str] | None = None
-# The conversation's columns come first in both reads (``_display_sql``).
-_CONVERSATION_COLUMNS = 16
 
 
 def _display_fetch(which: int, params: list[int | str]) -> tuple[Any, ...] | None:
@@ -643,6 +642,10 @@ def _display_fetch(which: int, params: list[int | str]) -> tuple[Any, ...] | Non
     with connection.cursor() as cursor:
         cursor.execute(_DISPLAY_SQL[which], params)
         return cursor.fetchone()
+
+
+# How many columns of a display row are the conversation's (``conversation_columns``).
+_CONVERSATION_COLUMNS = 16
 
 
 def _conversation_display(row: tuple[Any, ...]) -> ConversationDisplay:
@@ -674,11 +677,11 @@ def message_for_display(*, message_id: int) -> MessageDisplay | None:
     if row is None:
         return None
     conversation = _conversation_display(row)
-    message_row = row[_CONVERSATION_COLUMNS:]
-    (pk, direction, status, text, price, media, created, error, campaign_id, sender_id) = (
-        message_row[:10]
-    )
-    sender, paused, unlocked = message_row[10:13]
+    first = _CONVERSATION_COLUMNS
+    (pk, direction, status, text, price, media, created, error, campaign_id, sender_id) = row[
+        first : first + 10
+    ]
+    sender, paused, unlocked = row[first + 10 : first + 13]
     return MessageDisplay(
         pk=pk,
         account_id=conversation.account_id,
