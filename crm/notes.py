@@ -126,13 +126,16 @@ def note_create(*, actor: AuthUser, conversation: Conversation, text: str) -> Co
     return note
 
 
-@transaction.atomic
 def mentions_clear(*, actor: AuthUser, conversation: Conversation) -> int:
     """The actor's open mentions in the conversation are seen (it leaves their "Mentions");
-    how many were open. One UPDATE, a no-op for most opens of a thread."""
-    return NoteMention.objects.filter(
+    how many were open. Opening a thread calls it, so it reads before it writes: most opens
+    find nothing and need no write (nor a transaction: the write is one UPDATE)."""
+    open_mentions = NoteMention.objects.filter(
         user_id=actor.pk, conversation_id=conversation.pk, cleared_at__isnull=True
-    ).update(cleared_at=timezone.now())
+    )
+    if not open_mentions.exists():
+        return 0
+    return open_mentions.update(cleared_at=timezone.now())
 
 
 # --- Reads ------------------------------------------------------------------------------------

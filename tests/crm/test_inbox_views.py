@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm import selectors
-from crm.models import Conversation, Fan, Message, SavedReply
+from crm.models import Conversation, ConversationNote, Fan, Message, SavedReply
 from crm.selectors import InboxFilters
 from onlyfans.inbound import message_receive
 from onlyfans.services import message_enqueue, message_mark_failed
@@ -239,7 +239,8 @@ def test_list_query_count_does_not_grow_with_rows(
     client.force_login(chatter)
     url = reverse("inbox", args=[account.pk])
     client.get(url)  # session and middleware warm-up
-    with django_assert_num_queries(6) as few:
+    # 7: the full page also counts the member's open mentions (its "Mentions" chip).
+    with django_assert_num_queries(7) as few:
         client.get(url)
     conversations(account, 30, start=datetime(2026, 2, 1, tzinfo=UTC))
     with django_assert_num_queries(len(few.captured_queries)):
@@ -305,15 +306,20 @@ def test_thread_and_fan_panel_query_count_does_not_grow(
     client.force_login(chatter)
     url = thread_url(conv)
     client.get(url)
-    with django_assert_num_queries(10) as few:  # already read: no write
+    # 13: the thread's internal notes, whether a note names the member (mentions cleared on
+    # open) and the open-mentions count of the list's chip; already read: no write.
+    with django_assert_num_queries(13) as few:
         client.get(url)
     for _ in range(30):
         MessageFactory(conversation=conv, direction="out", status="sent", sender_kind="user",
                        sent_by=chatter, sent_at=timezone.now())  # fmt: skip
         PurchaseFactory(fan=fan)
+        ConversationNote.objects.create(
+            account=account, conversation=conv, author=chatter, text="internal"
+        )
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(url)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(9):  # + notes, + mentions
         client.get(url, headers={**HX, "HX-Target": "thread-pane"})
 
 
@@ -326,14 +332,14 @@ def test_thread_query_count_for_a_manager_does_not_grow(
     client.force_login(owner)
     url = thread_url(conv)
     client.get(url)
-    with django_assert_num_queries(11) as few:
+    with django_assert_num_queries(14) as few:  # as a chatter's (13), plus the members
         client.get(url)
     for _ in range(30):
         MessageFactory(conversation=conv)
         ConversationFactory(fan=FanFactory(account=account))
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(url)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(10):
         client.get(url, headers={**HX, "HX-Target": "thread-pane"})
 
 
@@ -344,7 +350,7 @@ def test_opening_a_thread_writes_only_when_it_has_unread_messages(
     client.force_login(chatter)
     client.get(thread_url(conv))  # unread: marked read
     assert Conversation.objects.get(pk=conv.pk).unread_count == 0
-    with django_assert_num_queries(10) as opened:
+    with django_assert_num_queries(13) as opened:
         client.get(thread_url(conv))
     assert not [q for q in opened.captured_queries if q["sql"].startswith("UPDATE")]
 
@@ -365,7 +371,7 @@ def test_send_queues_through_the_pipeline_and_returns_the_bubble(client, chatter
     assert f'id="message-{message.pk}"' in html
     assert f"beforeend:#thread-messages-{conv.pk}" in html
     assert (
-        'placeholder="Write a message (Enter sends, Shift+Enter new line, Esc leaves)"></textarea>'
+        "Esc leaves; /note for an internal note)\"></textarea>"
         in html
     )
     conv.refresh_from_db()
