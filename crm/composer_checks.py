@@ -8,8 +8,9 @@ Repeated text compares a hash of the normalised text (``text_fingerprint``, stor
 member's message by the pipeline) with what the same member sent in the last hour: one
 index lookup (``message_sender_fingerprint``).
 
-Matching is linear in the text: words are cut with one non-backtracking pattern and looked up
-in a dict of the list's first words; the list and each entry are capped in size.
+Matching is linear in the text: words are cut with one non-backtracking pattern, and each
+word costs a set lookup per phrase length (at most ``BANNED_WORD_MAX_WORDS``); the list and
+each entry are capped in size.
 """
 
 from __future__ import annotations
@@ -93,29 +94,26 @@ def banned_words_find(*, text: str, banned_words: Iterable[str]) -> list[BannedM
     """Every place an entry of the list stands in ``text`` as whole words, in any case, in
     the text's order (overlaps keep the longer, earlier one)."""
     text = text[:CHECK_TEXT_MAX_LENGTH]
-    by_first: dict[str, list[tuple[str, ...]]] = {}
-    for entry in banned_words:
-        words = tuple(entry.split())
-        if words:
-            by_first.setdefault(words[0], []).append(words)
-    if not by_first:
+    phrases = {tuple(entry.split()) for entry in banned_words} - {()}
+    if not phrases:
         return []
-    for phrases in by_first.values():
-        phrases.sort(key=len, reverse=True)
+    # Longest first, at most BANNED_WORD_MAX_WORDS lengths: each word of the text costs that
+    # many set lookups, whatever the list holds.
+    lengths = sorted({len(words) for words in phrases}, reverse=True)
     tokens = [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    words_only = [token[0] for token in tokens]
     matches: list[BannedMatch] = []
     index = 0
     while index < len(tokens):
-        phrases = by_first.get(tokens[index][0], [])
-        for words in phrases:
-            window = tokens[index : index + len(words)]
-            if len(window) == len(words) and all(
-                t[0] == w for t, w in zip(window, words, strict=True)
-            ):
-                matches.append(BannedMatch(" ".join(words), tokens[index][1], window[-1][2]))
-                index += len(words) - 1
+        step = 1
+        for length in lengths:
+            window = tuple(words_only[index : index + length])
+            if len(window) == length and window in phrases:
+                end = tokens[index + length - 1][2]
+                matches.append(BannedMatch(" ".join(window), tokens[index][1], end))
+                step = length
                 break
-        index += 1
+        index += step
     return matches
 
 

@@ -370,10 +370,7 @@ def test_send_queues_through_the_pipeline_and_returns_the_bubble(client, chatter
     html = response.content.decode()
     assert f'id="message-{message.pk}"' in html
     assert f"beforeend:#thread-messages-{conv.pk}" in html
-    assert (
-        "Esc leaves; /note for an internal note)\"></textarea>"
-        in html
-    )
+    assert 'Esc leaves; /note for an internal note)"></textarea>' in html
     conv.refresh_from_db()
     assert conv.waiting_since is None
     assert conv.last_message_preview == "hello"

@@ -195,7 +195,7 @@ def test_composer_toggle_and_slash_note_write_notes_not_messages(client, account
     ]
     assert not Message.objects.filter(direction="out").exists()
     html = command.content.decode()
-    note = ConversationNote.objects.last()
+    note = ConversationNote.objects.latest("id")
     assert f'id="note-{note.pk}"' in html
     assert f"Internal note · {chatter.username}" in html
     assert "she is &lt;b&gt;VIP&lt;/b&gt;" in html
