@@ -235,7 +235,18 @@ def thread_messages(
         )
     except ApplicationError as exc:
         if exc.code in ("banned_words", "repeated_text"):
+            # The composer keeps showing what refused it (the words marked in the text).
+            verdict = composer_checks.composer_verdict(
+                account=conversation.account,
+                user_id=request.user.pk,
+                fan_id=conversation.fan_id,
+                text=form.cleaned_data["text"],
+            )
             error_context["refusal"] = exc
+            error_context["verdict"] = verdict
+            error_context["pieces"] = composer_checks.highlighted(
+                form.cleaned_data["text"], verdict
+            )
             form.add_error(None, exc.message)
             return _composer_refused(request, membership, conversation, error_context)
         for field, errors in exc.fields.items():
