@@ -29,7 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.errors import ApplicationError
-from crm.models import BannedWordsPolicy, CreatorAccount, GatewayScreening, Message
+from crm.models import BannedWordsPolicy, Conversation, CreatorAccount, GatewayScreening, Message
 from crm.selectors import manager_membership_get
 
 log = structlog.get_logger(__name__)
@@ -160,7 +160,9 @@ def repeated_text_fan_count(*, user_id: int, fan_id: int, fingerprint: int | Non
         Message.objects.filter(
             sent_by_id=user_id, text_fingerprint=fingerprint, queued_at__gte=since
         )
-        .exclude(conversation__fan_id=fan_id)
+        # The fan's own conversation by its unique fan index: a join to conversations made
+        # PostgreSQL hash the whole table.
+        .exclude(conversation_id__in=Conversation.objects.filter(fan_id=fan_id).values("id"))
         .values("conversation_id")
         .distinct()
         .count()
