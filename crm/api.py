@@ -17,7 +17,8 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from crm import composer_checks, notes, selectors, services
+from crm import composer_checks, drafts, notes, selectors, services, snooze
+from crm.errors import NotFoundError
 from crm.models import Fan, Membership
 from crm.sending import send_pipeline
 from crm.serializers import (
@@ -27,6 +28,8 @@ from crm.serializers import (
     ConversationPageSerializer,
     ConversationSendSerializer,
     ConversationSerializer,
+    DraftSerializer,
+    DraftWriteSerializer,
     FanCreateSerializer,
     FanDeleteParamsSerializer,
     FanListParamsSerializer,
@@ -39,6 +42,7 @@ from crm.serializers import (
     NoteListParamsSerializer,
     NotePageSerializer,
     NoteSerializer,
+    SnoozeSerializer,
     ThreadMessageSerializer,
     error_responses,
 )
@@ -214,6 +218,7 @@ class ConversationListApi(APIView):
             waiting=data["waiting"],
             mine=data["mine"],
             mentions=data["mentions"],
+            snoozed=data["snoozed"],
             tag=data["tag"],
             subscription_state=data["subscription_state"],
             sort=data["sort"],
@@ -329,6 +334,140 @@ class ConversationReadApi(APIView):
         )
         services.conversation_mark_read(actor=_actor(request), conversation=conversation)
         return Response(ConversationSerializer(conversation).data)
+
+
+# --- Drafts and snooze ----------------------------------------------------------------------
+
+
+class ConversationDraftApi(APIView):
+    """My own draft in a conversation: nobody else's is ever read or written here."""
+
+    @extend_schema(
+        operation_id="crm_conversations_draft_get",
+        summary="My draft in the conversation",
+        responses={
+            200: DraftSerializer,
+            **error_responses({404: "conversation_not_found, draft_not_found"}),
+        },
+    )
+    def get(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        draft = drafts.draft_get(user=request.user, conversation=conversation)
+        if draft is None:
+            raise NotFoundError("You have no draft in this conversation.", code="draft_not_found")
+        return Response(DraftSerializer(draft).data)
+
+    @extend_schema(
+        operation_id="crm_conversations_draft_put",
+        summary="Keep my draft in the conversation (blank text deletes it)",
+        request=DraftWriteSerializer,
+        responses={
+            200: DraftSerializer,
+            204: OpenApiResponse(description="Blank: the draft is deleted."),
+            **error_responses(
+                {
+                    400: "validation_error, invalid_draft",
+                    404: "conversation_not_found",
+                    409: "draft_stale",
+                }
+            ),
+        },
+    )
+    def put(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        data = _params(DraftWriteSerializer, request.data)
+        draft = drafts.draft_save(
+            actor=_actor(request),
+            conversation=conversation,
+            text=data["text"],
+            price_cents=data["price_cents"],
+            composer_since=data["composer_since"],
+        )
+        if draft is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(DraftSerializer(draft).data)
+
+    @extend_schema(
+        operation_id="crm_conversations_draft_delete",
+        summary="Delete my draft in the conversation (idempotent)",
+        responses={
+            204: OpenApiResponse(description="Deleted, or there was none."),
+            **error_responses({404: "conversation_not_found"}),
+        },
+    )
+    def delete(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        drafts.draft_delete(actor=_actor(request), conversation=conversation)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+SNOOZE_INVALID = (
+    "validation_error, snooze_time_required, snooze_in_past, snooze_too_far, invalid_snooze_until"
+)
+
+
+class ConversationSnoozeApi(APIView):
+    @extend_schema(
+        operation_id="crm_conversations_snooze",
+        summary="Snooze the conversation until a time or until the fan writes",
+        description="A snoozed conversation leaves the list (and its unread and waiting "
+        "views) until it wakes; ``GET /api/crm/conversations/?snoozed=true`` lists them. "
+        "Snoozing again replaces the earlier snooze.",
+        request=SnoozeSerializer,
+        responses={
+            200: ConversationSerializer,
+            **error_responses({400: SNOOZE_INVALID, 404: "conversation_not_found"}),
+        },
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        data = _params(SnoozeSerializer, request.data)
+        until = None
+        if data["until"]:
+            until = snooze.snooze_until_parse(
+                value=data["until"], zone=snooze.account_zone(conversation.account)
+            )
+        snooze.conversation_snooze(
+            actor=_actor(request),
+            conversation=conversation,
+            until=until,
+            until_reply=data["until_reply"],
+        )
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(
+        operation_id="crm_conversations_snooze_delete",
+        summary="Unsnooze the conversation (as POST …/unsnooze)",
+        request=None,
+        responses={200: ConversationSerializer, **error_responses({404: "conversation_not_found"})},
+    )
+    def delete(self, request: Request, conversation_id: int) -> Response:
+        return _unsnooze(request, conversation_id)
+
+
+def _unsnooze(request: Request, conversation_id: int) -> Response:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    snooze.conversation_unsnooze(actor=_actor(request), conversation=conversation)
+    return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationUnsnoozeApi(APIView):
+    @extend_schema(
+        operation_id="crm_conversations_unsnooze",
+        summary="Unsnooze the conversation now (idempotent)",
+        request=None,
+        responses={200: ConversationSerializer, **error_responses({404: "conversation_not_found"})},
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        return _unsnooze(request, conversation_id)
 
 
 # --- Internal notes ---------------------------------------------------------------------------

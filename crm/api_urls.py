@@ -34,4 +34,19 @@ urlpatterns: list[URLPattern | URLResolver] = [
         api.ConversationReadApi.as_view(),
         name="api_conversation_read",
     ),
+    path(
+        "conversations/<int:conversation_id>/draft",
+        api.ConversationDraftApi.as_view(),
+        name="api_conversation_draft",
+    ),
+    path(
+        "conversations/<int:conversation_id>/snooze",
+        api.ConversationSnoozeApi.as_view(),
+        name="api_conversation_snooze",
+    ),
+    path(
+        "conversations/<int:conversation_id>/unsnooze",
+        api.ConversationUnsnoozeApi.as_view(),
+        name="api_conversation_unsnooze",
+    ),
 ]

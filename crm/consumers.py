@@ -9,15 +9,19 @@ it checks again by itself before an event when its last check is older than
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from importlib import import_module
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 
+from crm import presence
 from crm.broadcasts import account_group_name, session_ref, user_group_name
 from crm.models import Membership
 
@@ -34,6 +38,11 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
     joined: tuple[str, ...] = ()
     access_checked_at = 0.0
     access_lost = False
+    # The account is "watched" while this socket is open (crm.presence): events are rendered
+    # only then. The inbox socket wants the HTML, this one the JSON.
+    presence_kind = presence.EVENTS
+    presence_task: asyncio.Task[None] | None = None
+    watching = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -47,10 +56,13 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ACCESS_DENIED)
             return
         self.access_checked_at = time.monotonic()
+        await self._watch()  # before joining, so no event the group hears goes unrendered
         await self._groups_join()
         await self.accept()
+        self.presence_task = asyncio.ensure_future(self._watch_while_allowed())
 
     async def disconnect(self, code: int) -> None:
+        await self._unwatch()
         await self._groups_leave()
 
     async def account_event(self, event: dict[str, Any]) -> None:
@@ -80,6 +92,33 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
         for group in joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def _watch(self) -> None:
+        self.watching = True
+        await sync_to_async(presence.account_watch, thread_sensitive=False)(
+            account_id=self.account_id, kind=self.presence_kind, connection=self.channel_name
+        )
+
+    async def _unwatch(self) -> None:
+        task, self.presence_task = self.presence_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.watching:
+            self.watching = False
+            await sync_to_async(presence.account_unwatch, thread_sensitive=False)(
+                account_id=self.account_id, kind=self.presence_kind, connection=self.channel_name
+            )
+
+    async def _watch_while_allowed(self) -> None:
+        """Renew the watch every ``WATCH_REFRESH_SECONDS`` while the socket may still listen
+        (checking access when the last check is stale, as an event would)."""
+        while True:
+            await asyncio.sleep(presence.WATCH_REFRESH_SECONDS)
+            if not await self._access_current():
+                return
+            await self._watch()
+
     async def _access_current(self) -> bool:
         """True while the socket may still receive the account's events; closes it otherwise.
         Asks the database only when the last check is older than ``ACCESS_RECHECK_SECONDS``."""
@@ -97,6 +136,7 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
         if self.access_lost:
             return
         self.access_lost = True
+        await self._unwatch()
         await self._groups_leave()
         await self.close(code=CLOSE_ACCESS_DENIED)
 
@@ -120,6 +160,8 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
 class InboxEventsConsumer(AccountEventsConsumer):
     """The inbox page's socket (htmx's ws extension): the account's events as rendered HTML,
     out-of-band swaps the page applies as they come. Events without HTML are not sent."""
+
+    presence_kind = presence.INBOX
 
     async def event_send(self, event: dict[str, Any]) -> None:
         html = event.get("html")

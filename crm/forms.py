@@ -84,6 +84,7 @@ class InboxFilterForm(forms.Form):
     waiting = forms.BooleanField(required=False, label="Waiting")
     mine = forms.BooleanField(required=False, label="Assigned to me")
     mentions = forms.BooleanField(required=False, label="Mentions")
+    snoozed = forms.BooleanField(required=False, label="Snoozed")
     tag = forms.CharField(required=False, max_length=50)
     state = forms.ChoiceField(
         required=False,
@@ -102,6 +103,7 @@ class InboxFilterForm(forms.Form):
             waiting=data["waiting"],
             mine=data["mine"],
             mentions=data["mentions"],
+            snoozed=data["snoozed"],
             tag=data["tag"].strip().lower(),
             subscription_state=data["state"],
             sort=data["sort"] or "recent",
@@ -133,6 +135,29 @@ class ComposerForm(forms.Form):
 
     def media_id_list(self) -> list[str]:
         return [m.strip() for m in self.cleaned_data.get("media_ids", "").split(",") if m.strip()]
+
+
+class DraftForm(forms.Form):
+    """The composer's text as the member types it (``crm.drafts`` checks the length)."""
+
+    text = forms.CharField(required=False, strip=False, max_length=20_000)
+    price = forms.DecimalField(
+        required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
+    )
+    # When the composer was rendered (``data-draft-since``), see ``crm.drafts.draft_save``.
+    since = forms.DateTimeField(required=False)
+
+    def price_cents(self) -> int:
+        return _dollars_to_cents(self.cleaned_data.get("price"))
+
+
+class SnoozeForm(forms.Form):
+    """The thread's snooze menu: a preset, a time (the account's zone), or until the fan
+    writes."""
+
+    preset = forms.CharField(required=False, max_length=20)
+    until = forms.CharField(required=False, max_length=40)
+    until_reply = forms.BooleanField(required=False)
 
 
 class SavedReplyForm(forms.Form):

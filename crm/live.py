@@ -18,7 +18,7 @@ from crm.models import ConversationNote, Message
 TEMPLATE = "crm/inbox.html"
 
 
-def message_created_html(*, message: Message) -> str:
+def message_created_html(*, message: selectors.MessageDisplay) -> str:
     """A new message: added to its open thread (once, even if the page has it already) and
     its conversation moved to the top of every list sorted by newest activity."""
     return render_to_string(
@@ -37,6 +37,18 @@ def conversation_changed_html(*, conversation_id: int) -> str | None:
         return None
     return render_to_string(
         f"{TEMPLATE}#live-conversation-changed",
+        {"conversation": conversation, "account_id": conversation.account_id},
+    )
+
+
+def conversation_woke_html(*, conversation_id: int) -> str | None:
+    """A conversation woke from snooze: back at the top of every list sorted by newest
+    activity (where it was hidden), and changed in place elsewhere."""
+    conversation = selectors.conversation_for_display(conversation_id=conversation_id)
+    if conversation is None:
+        return None
+    return render_to_string(
+        f"{TEMPLATE}#live-conversation-woke",
         {"conversation": conversation, "account_id": conversation.account_id},
     )
 
@@ -85,6 +97,8 @@ def event_html(*, account_id: int, event: str, payload: dict[str, Any]) -> str |
         return message_status_html(account_id=account_id, payload=payload)
     if event == "conversation.changed":
         return conversation_changed_html(conversation_id=payload["conversation_id"])
+    if event == "conversation.woke":
+        return conversation_woke_html(conversation_id=payload["conversation_id"])
     if event == "fan.changed":
         return fan_changed_html(fan_id=payload["fan_id"])
     if event == "note.created":

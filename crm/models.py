@@ -273,12 +273,29 @@ class Conversation(models.Model):
         on_delete=models.SET_NULL,
         related_name="assigned_conversations",
     )
+    # Snooze (crm.snooze): out of the list's views from ``snoozed_at`` until ``snoozed_until``
+    # (null: until the fan writes, which wakes a timed snooze too); ``woke_from_snooze_at``
+    # marks a woken one in the list until someone opens it or it is snoozed again.
+    snoozed_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snoozed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    woke_from_snooze_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-last_message_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["account", "fan"], name="conversation_unique_fan")
+            models.UniqueConstraint(fields=["account", "fan"], name="conversation_unique_fan"),
+            models.CheckConstraint(
+                condition=Q(snoozed_until__isnull=True) | Q(snoozed_at__isnull=False),
+                name="conversation_snooze_until_needs_snoozed_at",
+            ),
         ]
         indexes = [
             models.Index(
@@ -291,10 +308,67 @@ class Conversation(models.Model):
                 condition=Q(waiting_since__isnull=False),
                 name="conversation_account_waiting",
             ),
+            # The wake task's scan: timed snoozes, soonest first.
+            models.Index(
+                fields=["snoozed_until"],
+                condition=Q(snoozed_until__isnull=False),
+                name="conversation_snoozed_until",
+            ),
+            # The "Snoozed" view of an account.
+            models.Index(
+                fields=["account", "snoozed_at", "id"],
+                condition=Q(snoozed_at__isnull=False),
+                name="conversation_account_snoozed",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"conversation {self.pk} (fan {self.fan_id})"
+
+
+DRAFT_TEXT_MAX_LENGTH = 5000
+
+
+class Draft(models.Model):
+    """What one member has typed in a conversation's composer and not sent (crm.drafts).
+
+    Never shown to anyone but its author; sending or clearing the composer deletes it, and
+    drafts untouched for ``DRAFT_TTL_DAYS`` are deleted by a periodic task.
+    """
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="drafts", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts", db_index=False
+    )
+    text = models.TextField(max_length=DRAFT_TEXT_MAX_LENGTH)
+    price_cents = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-updated_at", "id"]
+        constraints = [
+            # Also the index for "my drafts in this account" (the list's marker) by user first.
+            models.UniqueConstraint(
+                fields=["user", "conversation"], name="draft_unique_user_conversation"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_cents=0) | Q(price_cents__gte=300, price_cents__lte=20000),
+                name="draft_price_range",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "account"], name="draft_user_account"),
+            models.Index(fields=["updated_at"], name="draft_updated"),
+            models.Index(fields=["conversation"], name="draft_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"draft {self.pk} (user {self.user_id}, conversation {self.conversation_id})"
 
 
 class Message(models.Model):

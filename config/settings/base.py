@@ -94,7 +94,15 @@ TEMPLATES = [
                 "crm.context_processors.accounts",
             ],
         },
-    }
+    },
+    {
+        # Only the inbox's hot partials (templates/crm/inbox/*.jinja), always named through
+        # engines["jinja2"]: see config/jinja2.py.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "config.jinja2.environment", "autoescape": True},
+    },
 ]
 
 DATABASES = {
@@ -379,6 +387,14 @@ FAN_SYNC_RETRY_BASE_SECONDS = env.float("FAN_SYNC_RETRY_BASE_SECONDS", default=5
 FAN_SYNC_RATE_LIMIT_WAIT_SECONDS = env.int("FAN_SYNC_RATE_LIMIT_WAIT_SECONDS", default=30)
 # Gateway requests per minute the sync leaves to the send pipeline.
 FAN_SYNC_RATE_LIMIT_RESERVE = env.int("FAN_SYNC_RATE_LIMIT_RESERVE", default=5)
+
+# --- Inbox: drafts and snooze (crm.drafts, crm.snooze) --------------------------------------
+# A member's unsent composer text is kept this long after its last change.
+DRAFT_TTL_DAYS = env.int("DRAFT_TTL_DAYS", default=30)
+# Beat deletes expired drafts this often.
+DRAFT_CLEANUP_SECONDS = env.int("DRAFT_CLEANUP_SECONDS", default=3600)
+# Beat wakes snoozed conversations that are due this often (a snooze wakes at most this late).
+SNOOZE_WAKE_SECONDS = env.int("SNOOZE_WAKE_SECONDS", default=30)
 
 # --- Analytics ---------------------------------------------------------------------------
 # A tip is credited to the last chatter who wrote to the fan within this many hours before it.

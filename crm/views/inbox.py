@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm import composer_checks, notes, selectors, services
+from crm import composer_checks, drafts, notes, selectors, services, snooze
 from crm.errors import ApplicationError, NotFoundError
 from crm.forms import (
     AssignForm,
@@ -31,6 +31,7 @@ from crm.live import message_created_html, note_html
 from crm.models import Conversation, Fan, Membership, SavedReply
 from crm.sending import send_pipeline
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
+from crm.views.thread_extras import composer_with_draft, snooze_context
 
 TEMPLATE = "crm/inbox.html"
 RECENT_PURCHASES = 5
@@ -79,6 +80,12 @@ def _list_context(
             filters=filters,
             membership=membership,
         )
+    # The member's own drafts among the page's rows (the "Draft" marker; nobody else's).
+    draft_ids = drafts.draft_conversation_ids(
+        user=request.user,
+        account_id=membership.account_id,
+        conversation_ids=[c.pk for c in page.conversations],
+    )
     fans_without_chat: list[Fan] = []
     if not cursor and not page.conversations and filters.query.strip():
         fans_without_chat = selectors.fans_without_chat_matching(
@@ -89,6 +96,7 @@ def _list_context(
         "filters": filters,
         "filter_query": _filter_query(request),
         "page": page,
+        "draft_ids": draft_ids,
         "fans_without_chat": fans_without_chat,
     }
 
@@ -102,7 +110,8 @@ def _thread_context(
         "fan": conversation.fan,
         "thread": thread,
         "thread_items": notes.thread_items(conversation=conversation, page=thread),
-        "composer": ComposerForm(),
+        "composer": composer_with_draft(request, conversation),
+        **snooze_context(conversation),
         **_fan_panel_context(request, membership, conversation),
     }
 
@@ -170,6 +179,8 @@ def inbox(
     if conversation is not None:
         if conversation.unread_count:  # a thread already read needs no write transaction
             services.conversation_mark_read(actor=request.user, conversation=conversation)
+        if conversation.woke_from_snooze_at:  # opened: the "woke" marker has done its job
+            snooze.conversation_woke_seen(actor=request.user, conversation=conversation)
         notes.mentions_clear(actor=request.user, conversation=conversation)
         context.update(_thread_context(request, membership, conversation))
     if target == "thread-pane" and conversation is not None:
@@ -284,6 +295,8 @@ def _note_post(
     except ApplicationError as exc:
         form.add_error(None, exc.message)
         return _composer_refused(request, membership, conversation, error_context)
+    # The composer's text became the note: its autosaved draft has done its job.
+    drafts.draft_delete(actor=request.user, conversation=conversation)
     if not request.htmx:
         return redirect(
             "inbox_thread", account_id=membership.account_id, conversation_id=conversation.pk

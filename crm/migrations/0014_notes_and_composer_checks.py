@@ -10,7 +10,7 @@ import crm.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0012_invitations"),
+        ("crm", "0013_drafts_and_snooze"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
