@@ -17,12 +17,13 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from crm import drafts, selectors, services, snooze
+from crm import composer_checks, drafts, notes, selectors, services, snooze
 from crm.errors import NotFoundError
 from crm.models import Fan, Membership
 from crm.sending import send_pipeline
 from crm.serializers import (
     AccountSerializer,
+    ComposerSettingsSerializer,
     ConversationListParamsSerializer,
     ConversationPageSerializer,
     ConversationSendSerializer,
@@ -37,6 +38,10 @@ from crm.serializers import (
     MessageListParamsSerializer,
     MessagePageSerializer,
     MessageQueuedSerializer,
+    NoteCreateSerializer,
+    NoteListParamsSerializer,
+    NotePageSerializer,
+    NoteSerializer,
     SnoozeSerializer,
     ThreadMessageSerializer,
     error_responses,
@@ -212,6 +217,7 @@ class ConversationListApi(APIView):
             unread=data["unread"],
             waiting=data["waiting"],
             mine=data["mine"],
+            mentions=data["mentions"],
             snoozed=data["snoozed"],
             tag=data["tag"],
             subscription_state=data["subscription_state"],
@@ -277,6 +283,8 @@ class ConversationMessagesApi(APIView):
                 {
                     400: "validation_error, invalid_message",
                     404: "conversation_not_found",
+                    422: "banned_words (banned_words, can_send_anyway), repeated_text (fans, "
+                    "window_minutes)",
                 }
             ),
         },
@@ -286,6 +294,14 @@ class ConversationMessagesApi(APIView):
             user=request.user, conversation_id=conversation_id
         )
         data = _params(ConversationSendSerializer, request.data)
+        composer_checks.check_before_queue(
+            account=conversation.account,
+            user_id=_actor(request).pk,
+            fan_id=conversation.fan_id,
+            text=data["text"],
+            confirm_banned_words=data["confirm_banned_words"],
+            confirm_repeated_text=data["confirm_repeated_text"],
+        )
         message = send_pipeline().message_enqueue(
             fan=conversation.fan,
             text=data["text"],
@@ -452,3 +468,109 @@ class ConversationUnsnoozeApi(APIView):
     )
     def post(self, request: Request, conversation_id: int) -> Response:
         return _unsnooze(request, conversation_id)
+
+
+# --- Internal notes ---------------------------------------------------------------------------
+
+
+class ConversationNotesApi(APIView):
+    """Notes members leave for one another in a thread; never sent to the fan."""
+
+    @extend_schema(
+        operation_id="crm_conversations_notes_list",
+        summary="A conversation's internal notes, newest page first (oldest first within it)",
+        parameters=[NoteListParamsSerializer],
+        responses={
+            200: NotePageSerializer,
+            **error_responses({400: "validation_error", 404: "conversation_not_found"}),
+        },
+    )
+    def get(self, request: Request, conversation_id: int) -> Response:
+        data = _params(NoteListParamsSerializer, request.query_params)
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        page = notes.notes_for_conversation(
+            conversation=conversation, before=data["before"], limit=data["limit"]
+        )
+        results = NoteSerializer(page.notes, many=True).data
+        return Response({"results": results, "next_cursor": page.older_cursor})
+
+    @extend_schema(
+        operation_id="crm_conversations_notes_create",
+        summary="Add an internal note (``@username`` mentions members of the account)",
+        request=NoteCreateSerializer,
+        responses={
+            201: NoteSerializer,
+            **error_responses(
+                {
+                    400: "validation_error, invalid_note, note_too_long",
+                    404: "conversation_not_found",
+                }
+            ),
+        },
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        data = _params(NoteCreateSerializer, request.data)
+        note = notes.note_create(
+            actor=_actor(request), conversation=conversation, text=data["text"]
+        )
+        return Response(NoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationMentionsClearApi(APIView):
+    @extend_schema(
+        operation_id="crm_conversations_mentions_clear",
+        summary="Clear my mentions in a conversation (it leaves my Mentions filter)",
+        request=None,
+        responses={
+            200: OpenApiResponse(description="``{cleared: n}``"),
+            **error_responses({404: "conversation_not_found"}),
+        },
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        cleared = notes.mentions_clear(actor=_actor(request), conversation=conversation)
+        return Response({"cleared": cleared})
+
+
+# --- Composer checks ------------------------------------------------------------------------
+
+
+class AccountComposerSettingsApi(APIView):
+    @extend_schema(
+        operation_id="crm_accounts_composer_settings",
+        summary="An account's composer checks (banned words and their policy)",
+        responses={200: ComposerSettingsSerializer, **error_responses({404: "account_not_found"})},
+    )
+    def get(self, request: Request, account_id: int) -> Response:
+        account = selectors.membership_get(user=request.user, account_id=account_id).account
+        return Response(ComposerSettingsSerializer(account).data)
+
+    @extend_schema(
+        operation_id="crm_accounts_composer_settings_update",
+        summary="Change an account's composer checks (owners and managers)",
+        request=ComposerSettingsSerializer(partial=True),
+        responses={
+            200: ComposerSettingsSerializer,
+            **error_responses(
+                {
+                    400: "validation_error, invalid_banned_words, invalid_policy",
+                    403: "permission_denied (chatters)",
+                    404: "account_not_found",
+                }
+            ),
+        },
+    )
+    def patch(self, request: Request, account_id: int) -> Response:
+        params = ComposerSettingsSerializer(data=request.data, partial=True)
+        params.is_valid(raise_exception=True)
+        account = composer_checks.composer_settings_update(
+            actor=_actor(request), account_id=account_id, **params.validated_data
+        )
+        return Response(ComposerSettingsSerializer(account).data)

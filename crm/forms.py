@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django import forms
 
-from crm.models import Fan, Membership
+from crm.models import BannedWordsPolicy, Fan, GatewayScreening, Membership
 from crm.selectors import FAN_SORTS, INBOX_SORTS, InboxFilters
 
 
@@ -83,6 +83,7 @@ class InboxFilterForm(forms.Form):
     unread = forms.BooleanField(required=False, label="Unread")
     waiting = forms.BooleanField(required=False, label="Waiting")
     mine = forms.BooleanField(required=False, label="Assigned to me")
+    mentions = forms.BooleanField(required=False, label="Mentions")
     snoozed = forms.BooleanField(required=False, label="Snoozed")
     tag = forms.CharField(required=False, max_length=50)
     state = forms.ChoiceField(
@@ -101,6 +102,7 @@ class InboxFilterForm(forms.Form):
             unread=data["unread"],
             waiting=data["waiting"],
             mine=data["mine"],
+            mentions=data["mentions"],
             snoozed=data["snoozed"],
             tag=data["tag"].strip().lower(),
             subscription_state=data["state"],
@@ -123,6 +125,10 @@ class ComposerForm(forms.Form):
         required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
     )
     media_ids = forms.CharField(required=False, max_length=5000, label="Media ids")
+    # An internal note instead of a message (crm.notes); "/note …" in the text does the same.
+    note = forms.BooleanField(required=False, label="Internal note")
+    confirm_banned_words = forms.BooleanField(required=False)
+    confirm_repeated_text = forms.BooleanField(required=False)
 
     def price_cents(self) -> int:
         return _dollars_to_cents(self.cleaned_data.get("price"))
@@ -175,3 +181,16 @@ class NotesForm(forms.Form):
 
 class AssignForm(forms.Form):
     assignee = forms.IntegerField(required=False, min_value=1)
+
+
+class ComposerSettingsForm(forms.Form):
+    """An account's composer checks; the list is one word or phrase a line."""
+
+    banned_words = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 12}), max_length=20_000
+    )
+    banned_words_policy = forms.ChoiceField(choices=BannedWordsPolicy.choices)
+    gateway_banned_words = forms.ChoiceField(choices=GatewayScreening.choices, required=False)
+
+    def banned_word_list(self) -> list[str]:
+        return self.cleaned_data["banned_words"].splitlines()

@@ -13,7 +13,7 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from crm import selectors
-from crm.models import Message
+from crm.models import ConversationNote, Message
 
 TEMPLATE = "crm/inbox.html"
 
@@ -78,6 +78,16 @@ def fan_changed_html(*, fan_id: int) -> str | None:
     )
 
 
+def note_html(*, note: ConversationNote) -> str:
+    """An internal note (``crm.notes``) added to every open copy of its thread."""
+    return render_to_string(f"{TEMPLATE}#live-note-created", {"note": note})
+
+
+def note_created_html(*, note_id: int) -> str | None:
+    note = ConversationNote.objects.filter(pk=note_id).select_related("author").first()
+    return note_html(note=note) if note is not None else None
+
+
 def event_html(*, account_id: int, event: str, payload: dict[str, Any]) -> str | None:
     """The inbox HTML for an account event, or None when the inbox shows nothing for it."""
     if event == "message.received" or (event == "message.status" and payload.get("new")):
@@ -91,4 +101,6 @@ def event_html(*, account_id: int, event: str, payload: dict[str, Any]) -> str |
         return conversation_woke_html(conversation_id=payload["conversation_id"])
     if event == "fan.changed":
         return fan_changed_html(fan_id=payload["fan_id"])
+    if event == "note.created":
+        return note_created_html(note_id=payload["note_id"])
     return None

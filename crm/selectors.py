@@ -36,6 +36,7 @@ from crm.models import (
     Invitation,
     Membership,
     Message,
+    NoteMention,
     Purchase,
     SavedReply,
 )
@@ -294,6 +295,7 @@ class InboxFilters:
     unread: bool = False
     waiting: bool = False
     mine: bool = False
+    mentions: bool = False  # the user is named in a note they have not seen (crm.notes)
     snoozed: bool = False  # only snoozed conversations (crm.snooze); else they are hidden
     tag: str = ""
     subscription_state: str = ""
@@ -334,6 +336,12 @@ def _cursor_decode(cursor: str) -> tuple[datetime, int]:
     if not 0 <= pk < 2**63:
         raise ApplicationError("The page cursor is not valid.", code="invalid_cursor")
     return moment, pk
+
+
+def cursor_moment(cursor: str) -> datetime | None:
+    """The time a page cursor stands at (None for none), e.g. to bound what a page shows
+    beside its messages; ApplicationError ``invalid_cursor`` when malformed."""
+    return _cursor_decode(cursor)[0] if cursor else None
 
 
 def _row_compare(columns: str, op: str, moment: datetime, pk: int) -> RawSQL:
@@ -429,6 +437,12 @@ def conversations_for_account(
         conversations = conversations.filter(waiting_since__isnull=False)
     if filters.mine:
         conversations = conversations.filter(assigned_to_id=user.pk)
+    if filters.mentions:
+        conversations = conversations.filter(
+            pk__in=NoteMention.objects.filter(
+                user_id=cast(int, user.pk), account_id=account_id, cleared_at__isnull=True
+            ).values("conversation_id")
+        )
     # Snoozed conversations show in their own view and in searches only (crm.snooze).
     if filters.snoozed:
         conversations = conversations.filter(snoozed_at__isnull=False)

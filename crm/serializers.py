@@ -143,6 +143,8 @@ class ConversationListParamsSerializer(CursorParamsSerializer):
     unread = _query_flag("Only conversations with unread messages.")
     waiting = _query_flag("Only conversations where the fan waits for a reply.")
     mine = _query_flag("Only conversations assigned to me.")
+    mentions = _query_flag("Only conversations where a note names me that I have not seen.")
+
     snoozed = _query_flag(
         "Only snoozed conversations. Without it, snoozed ones are left out (a search ``q`` "
         "finds them still)."
@@ -280,6 +282,17 @@ class ConversationSendSerializer(serializers.Serializer):
     media_ids = serializers.ListField(
         child=serializers.CharField(), required=False, default=list, help_text="At most 50."
     )
+    confirm_banned_words = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Send although the text has banned words (only when the account's policy "
+        "allows it: see the 422 banned_words answer's can_send_anyway).",
+    )
+    confirm_repeated_text = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Send although this text went to many fans in the last hour (422 repeated_text).",
+    )
 
 
 # --- Fans (writes) -----------------------------------------------------------------------------
@@ -330,6 +343,62 @@ class MessageQueuedSerializer(serializers.Serializer):
     queued_at = serializers.DateTimeField()
     estimated_send_at = serializers.DateTimeField()
     account_connected = serializers.BooleanField()
+
+
+# --- Internal notes and composer checks ----------------------------------------------------
+
+
+class NoteSerializer(serializers.Serializer):
+    """An internal note: members of the account see it, the fan never does."""
+
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    author = UserBriefSerializer(allow_null=True)
+    text = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class NotePageSerializer(serializers.Serializer):
+    results = NoteSerializer(many=True)
+    next_cursor = serializers.IntegerField(
+        allow_null=True, help_text="Pass as ``before`` for older notes."
+    )
+
+
+class NoteListParamsSerializer(serializers.Serializer):
+    before = serializers.IntegerField(
+        required=False, min_value=1, default=None, help_text="next_cursor of the previous page."
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False, default=100)
+
+
+class NoteCreateSerializer(serializers.Serializer):
+    # Capped here (twice the note's limit) so an oversized body never reaches parsing; the
+    # service answers note_too_long with the real limit.
+    text = serializers.CharField(max_length=4000, trim_whitespace=False)
+
+
+class ComposerSettingsSerializer(serializers.Serializer):
+    banned_words = serializers.ListField(
+        child=serializers.CharField(max_length=200, allow_blank=True),
+        max_length=1000,
+        help_text="Words and phrases (up to 4 words, 50 characters), matched as whole words "
+        "in any case; at most 300.",
+    )
+    banned_words_policy = serializers.ChoiceField(
+        choices=[("refuse", "refuse"), ("confirm", "confirm")],
+        help_text="refuse: never queued; confirm: queued with confirm_banned_words.",
+    )
+    gateway_banned_words = serializers.ChoiceField(
+        choices=[
+            ("", ""),
+            ("strict_ban", "strict_ban"),
+            ("risky", "risky"),
+            ("replace_soften", "replace_soften"),
+        ],
+        allow_blank=True,
+        help_text="The gateway's screening of members' messages at send time ('' = none).",
+    )
 
 
 # --- Drafts and snooze -------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
-from crm.views import drafts_snooze, inbox, invitations, pages
+from crm.views import composer_settings, drafts_snooze, inbox, invitations, pages
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -47,6 +47,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "accounts/<int:account_id>/inbox/<int:conversation_id>/messages/<int:message_id>/retry/",
         inbox.message_retry,
         name="inbox_message_retry",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/composer-check/",
+        inbox.composer_check,
+        name="inbox_composer_check",
+    ),
+    path(
+        "accounts/<int:account_id>/composer-checks/",
+        composer_settings.composer_settings,
+        name="composer_settings",
     ),
     path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/read/",

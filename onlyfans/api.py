@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.composer_checks import check_before_queue
 from crm.models import Message
 from crm.selectors import fan_get
 from crm.serializers import MessageQueuedSerializer, error_responses
@@ -26,6 +27,10 @@ class SendInputSerializer(serializers.Serializer):
     media_ids = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, default=list, max_length=50
     )
+    # The composer's checks (crm.composer_checks): 422 banned_words / repeated_text unless
+    # confirmed (banned words only where the account's policy allows "send anyway").
+    confirm_banned_words = serializers.BooleanField(required=False, default=False)
+    confirm_repeated_text = serializers.BooleanField(required=False, default=False)
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -108,13 +113,28 @@ class MessageSendApi(APIView):
         request=SendInputSerializer,
         responses={
             202: MessageQueuedSerializer,
-            **error_responses({400: "validation_error, invalid_message", 404: "fan_not_found"}),
+            **error_responses(
+                {
+                    400: "validation_error, invalid_message",
+                    404: "fan_not_found",
+                    422: "banned_words (banned_words, can_send_anyway), repeated_text (fans, "
+                    "window_minutes)",
+                }
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         data = SendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fan = fan_get(user=request.user, fan_id=data.validated_data["fan_id"])
+        check_before_queue(
+            account=fan.account,
+            user_id=cast(int, request.user.pk),
+            fan_id=fan.pk,
+            text=data.validated_data["text"],
+            confirm_banned_words=data.validated_data["confirm_banned_words"],
+            confirm_repeated_text=data.validated_data["confirm_repeated_text"],
+        )
         message = services.message_enqueue(
             fan=fan,
             text=data.validated_data["text"],

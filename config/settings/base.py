@@ -304,6 +304,10 @@ SEND_REDISPATCH_AFTER_SECONDS = env.int("SEND_REDISPATCH_AFTER_SECONDS", default
 SEND_LOCK_TTL_SECONDS = env.int("SEND_LOCK_TTL_SECONDS", default=60)
 SEND_TASK_TIME_LIMIT_SECONDS = env.int("SEND_TASK_TIME_LIMIT_SECONDS", default=60)
 MESSAGE_TEXT_MAX_LENGTH = 5000
+# The composer asks before a member sends one text (normalised) to more than this many
+# fans within the window (crm.composer_checks); campaigns are exempt.
+COMPOSER_REPEATED_TEXT_MAX_FANS = env.int("COMPOSER_REPEATED_TEXT_MAX_FANS", default=5)
+COMPOSER_REPEATED_TEXT_WINDOW_MINUTES = env.int("COMPOSER_REPEATED_TEXT_WINDOW_MINUTES", default=60)
 
 # --- Celery on SQS ----------------------------------------------------------------------
 SQS_ENDPOINT_URL = env("SQS_ENDPOINT_URL", default="http://127.0.0.1:4566")
