@@ -536,7 +536,7 @@ def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
         "web",
         web_server_argv(port=WEB_PORT),
     )
-    wait_port(WEB_PORT)
+    wait_port(WEB_PORT, timeout=120)
     base = f"http://127.0.0.1:{WEB_PORT}"
     results: dict[str, Any] = {"enqueue_api_clients": 50}
     # A fresh server opens its database connections and imports its views on first use:
@@ -594,7 +594,7 @@ def stack(procs: Processes) -> Iterator[None]:
         [sys.executable, "-m", "celery", "-A", "config", "beat",
          "--schedule", str(beat_schedule), "--loglevel", level],
     )  # fmt: skip
-    wait_port(WEB_PORT)
+    wait_port(WEB_PORT, timeout=120)
     time.sleep(4)  # the workers' start-up, outside the measured time
     try:
         yield
@@ -660,6 +660,49 @@ def pending_messages() -> Any:
     return Message.objects.filter(status__in=Message.PENDING_STATUSES)
 
 
+@contextmanager
+def profiled(procs: Processes, tag: str, seconds: float, enabled: bool) -> Iterator[None]:
+    """With ``--py-spy``: sample the web server's processes and the send worker with py-spy
+    (installed in the venv for measuring, not a dependency) while the load runs; raw stacks
+    go to var/bench/py-spy-<process>-<tag>.txt."""
+    spies: list[subprocess.Popen[bytes]] = []
+    if enabled:
+        web = procs.procs["web"].pid
+        children = Path(f"/proc/{web}/task/{web}/children").read_text().split()
+        # uvicorn's children: the multiprocessing resource tracker and the two servers.
+        targets = {f"web{i}": int(pid) for i, pid in enumerate(children)}
+        if "send-worker" in procs.procs:
+            # ``nice`` execs the worker: the same pid.
+            targets["send-worker"] = procs.procs["send-worker"].pid
+        for name, pid in targets.items():
+            out = VAR / f"py-spy-{name}-{tag}.txt"
+            spies.append(
+                subprocess.Popen(
+                    [
+                        str(ROOT / ".venv/bin/py-spy"),
+                        "record",
+                        "-p",
+                        str(pid),
+                        "-r",
+                        "100",
+                        "-d",
+                        str(int(seconds)),
+                        "-f",
+                        "raw",
+                        "-o",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.wait(timeout=seconds + 30)
+
+
 def drained_while(seconds: float, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run ``work``; add how many messages the workers sent meanwhile and how long the rest
     of the backlog took after it."""
@@ -703,7 +746,10 @@ def outside(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
         )
         results["unwatched"] = unwatched
         if args.watched:
-            with InboxListener(busy[0]) as listener:
+            with (
+                InboxListener(busy[0]) as listener,
+                profiled(procs, "watched", args.outside_seconds, args.py_spy),
+            ):
                 watched = drained_while(
                     args.outside_seconds,
                     lambda: api_load(
@@ -779,6 +825,9 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="outside: also run with one inbox socket listening to an account",
+    )
+    parser.add_argument(
+        "--py-spy", action="store_true", help="outside: sample web and worker with py-spy"
     )
     parser.add_argument(
         "--max-on-broker", type=int, default=48, help="SEND_DISPATCH_MAX_TOTAL for this run"
