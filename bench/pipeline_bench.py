@@ -740,10 +740,13 @@ def outside(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
         # A fresh server opens its connections and imports its views on first use.
         api_load(base, busy, 6, "warmup", clients=args.clients)
         wait_until(lambda: not pending_messages().exists(), timeout=120, every=0.5)
-        unwatched = drained_while(
-            args.outside_seconds,
-            lambda: api_load(base, busy, args.outside_seconds, "unwatched", clients=args.clients),
-        )
+        with profiled(procs, "unwatched", args.outside_seconds, args.py_spy):
+            unwatched = drained_while(
+                args.outside_seconds,
+                lambda: api_load(
+                    base, busy, args.outside_seconds, "unwatched", clients=args.clients
+                ),
+            )
         results["unwatched"] = unwatched
         if args.watched:
             with (
