@@ -15,7 +15,6 @@ from rest_framework.views import APIView
 
 from config.redis import redis_client
 from crm.models import Message
-from crm.selectors import fan_get
 from crm.serializers import MessageQueuedSerializer, error_responses
 from crm.throttling import UserRedisThrottle
 from onlyfans import selectors, services
@@ -150,7 +149,7 @@ class MessageSendApi(APIView):
     def post(self, request: Request) -> Response:
         data = SendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        fan = fan_get(user=request.user, fan_id=data.validated_data["fan_id"])
+        fan = selectors.send_target_get(user=request.user, fan_id=data.validated_data["fan_id"])
         message = services.message_enqueue(
             fan=fan,
             text=data.validated_data["text"],
