@@ -1,7 +1,8 @@
 """The fans page's search at 100,000 fans, from outside: the web server as ``make run`` starts
 it, a logged-in browser session, GET requests as the page's search box sends them.
 
-Run with `.venv/bin/python bench/fans_search_bench.py [-n 200] [--reseed] [--explain]`. It uses
+Run with `.venv/bin/python bench/fans_search_bench.py [-n 200] [--reseed] [--explain]
+[--baseline-tree DIR]`. It uses
 its own database (fancrm_bench_fans, seeded once with ``bench_inbox_seed``: 100,000 fans and
 100,000 messages, kept between runs), Redis database 9 and port 8796, with DEBUG off; it prints
 p50/p95/p99 per kind of request beside the target (p95 < 100 ms) and the load average.
@@ -119,27 +120,39 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def measure(base: str, cookie: str, requests: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+def measure(
+    bases: list[str], cookie: str, requests: list[tuple[str, dict[str, str]]]
+) -> list[dict[str, Any]]:
+    """Each request asked of every server in turn (with --baseline-tree: the baseline and this
+    tree), so that a burst of load on the shared machine falls on both alike."""
     import httpx
 
-    times: list[float] = []
-    statuses: dict[int, int] = {}
-    with httpx.Client(base_url=base, cookies={"sessionid": cookie}, timeout=30) as http:
+    times: list[list[float]] = [[] for _ in bases]
+    statuses: list[dict[int, int]] = [{} for _ in bases]
+    https = [httpx.Client(base_url=b, cookies={"sessionid": cookie}, timeout=30) for b in bases]
+    try:
         for i, (url, headers) in enumerate([*requests[:5], *requests]):
-            t0 = time.perf_counter()
-            reply = http.get(url, headers=headers)
-            ms = (time.perf_counter() - t0) * 1000
-            if i >= 5:  # the first five warm the server up
-                times.append(ms)
-                statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
-    return {
-        "n": len(times),
-        "statuses": statuses,
-        "ms_p50": round(percentile(times, 50), 1),
-        "ms_p95": round(percentile(times, 95), 1),
-        "ms_p99": round(percentile(times, 99), 1),
-        "ms_max": round(max(times), 1),
-    }
+            for k, http in enumerate(https):
+                t0 = time.perf_counter()
+                reply = http.get(url, headers=headers)
+                ms = (time.perf_counter() - t0) * 1000
+                if i >= 5:  # the first five warm the server up
+                    times[k].append(ms)
+                    statuses[k][reply.status_code] = statuses[k].get(reply.status_code, 0) + 1
+    finally:
+        for http in https:
+            http.close()
+    return [
+        {
+            "n": len(t),
+            "statuses": st,
+            "ms_p50": round(percentile(t, 50), 1),
+            "ms_p95": round(percentile(t, 95), 1),
+            "ms_p99": round(percentile(t, 99), 1),
+            "ms_max": round(max(t), 1),
+        }
+        for t, st in zip(times, statuses, strict=True)
+    ]
 
 
 def explain(account_id: int, term: str) -> str:
@@ -168,6 +181,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200, help="requests per kind")
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--explain", action="store_true", help="print the query plans too")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="a checkout of the baseline commit: its web server is measured in the same run,"
+        " request by request beside this tree's",
+    )
     args = parser.parse_args()
     VAR.mkdir(parents=True, exist_ok=True)
     setup_django()
@@ -184,33 +203,60 @@ def main() -> None:
         "fans page, search (3-5 letters)": [(f"{page}?q={t}", {}) for t in terms],
         "search as the box asks (htmx table)": [(f"{page}?q={t}", htmx) for t in terms],
     }
-    log = open(VAR / "fans-search-web.log", "wb")  # noqa: SIM115
-    web = subprocess.Popen(
-        [str(ROOT / ".venv/bin/uvicorn"), "config.asgi:application", "--host", "127.0.0.1",
-         "--port", str(PORT), "--workers", "2", "--no-access-log"],
-        cwd=ROOT, env={**os.environ, **ENV}, stdout=log, stderr=log,
-    )  # fmt: skip
+    trees = {"this tree": ROOT}
+    if args.baseline_tree:
+        trees = {"baseline": args.baseline_tree.resolve(), **trees}
+    servers = []
+    for i, tree in enumerate(trees.values()):
+        log = open(VAR / f"fans-search-web-{i}.log", "wb")  # noqa: SIM115
+        servers.append(
+            subprocess.Popen(
+                [
+                    str(ROOT / ".venv/bin/uvicorn"),
+                    "config.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(PORT + i),
+                    "--workers",
+                    "2",
+                    "--no-access-log",
+                ],
+                cwd=tree,
+                env={**os.environ, **ENV},
+                stdout=log,
+                stderr=log,
+            )
+        )
+    bases = [f"http://127.0.0.1:{PORT + i}" for i in range(len(trees))]
     results: dict[str, Any] = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
     try:
         import httpx
 
-        base = f"http://127.0.0.1:{PORT}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(f"{base}/readyz", timeout=2)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the web server did not start") from None
-                time.sleep(0.3)
+        for base in bases:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    httpx.get(f"{base}/readyz", timeout=2)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the web server at {base} did not start") from None
+                    time.sleep(0.3)
         for label, requests in kinds.items():
-            results[label] = row = measure(base, cookie, requests)
-            verdict = "PASS" if row["ms_p95"] < TARGET_P95_MS else "MISS"
-            print(f"{verdict}  {label}: {json.dumps(row)}  (target p95 < {TARGET_P95_MS:.0f} ms)")
+            rows = measure(bases, cookie, requests)
+            results[label] = dict(zip(trees, rows, strict=True))
+            for name, row in zip(trees, rows, strict=True):
+                verdict = "PASS" if row["ms_p95"] < TARGET_P95_MS else "MISS"
+                print(
+                    f"{verdict}  {label} [{name}]: {json.dumps(row)}"
+                    f"  (target p95 < {TARGET_P95_MS:.0f} ms)",
+                    flush=True,
+                )
     finally:
-        web.terminate()
-        web.wait(timeout=20)
+        for web in servers:
+            web.terminate()
+            web.wait(timeout=20)
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(f"load average {results['load_average_before']} -> {results['load_average_after']}")
     (VAR / "fans-search.json").write_text(json.dumps(results, indent=2))
