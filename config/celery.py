@@ -89,6 +89,10 @@ def task_publish(
     """
     from django.utils import timezone
 
+    # The queues exist (``sqs_ensure_queues``, predefined for kombu): Celery would declare the
+    # route's queue with every publish, which on SQS asks for its attributes on each new
+    # connection and costs a declare check per task in this process.
+    options.setdefault("declare", [])
     delay = min(float(MAX_SQS_DELAY_SECONDS), max(0.0, delay_seconds))
     whole = int(delay)
     if eta_for_fraction and delay - whole >= 0.05:

@@ -158,12 +158,14 @@ def fans_for_account(
     tag: str = "",
     subscription_state: str = "",
     sort: str = "spend",
+    membership: Membership | None = None,
 ) -> QuerySet[Fan]:
     """An account's fans, filtered and sorted; NotFoundError when the user is not a member.
+    ``membership``: the user's membership of the account when the caller has it already.
 
     ``tag`` uses ``tags @> ARRAY[tag]`` so the GIN index on tags serves it.
     """
-    membership_get(user=user, account_id=account_id)
+    _membership_checked(user=user, account_id=account_id, membership=membership)
     fans = Fan.objects.filter(account_id=account_id)
     query = query.strip()
     if query:

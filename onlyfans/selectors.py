@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
+from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.errors import NotFoundError
-from crm.models import CreatorAccount, Message
+from crm.models import CreatorAccount, Fan, Membership, Message
 from crm.selectors import User, accounts_for_user
 from onlyfans.broker import queue_names, sqs_client
 from onlyfans.dispatch import account_rate_limit
@@ -43,12 +44,64 @@ def failed_messages(*, user: User, account_id: int | None = None) -> QuerySet[Me
     return qs.order_by("-updated_at", "-id")
 
 
+# The send API's reads are hand-written: they run on every send, one request at a time per
+# web process (Django runs sync views on one thread), and building these queries with the ORM
+# cost more CPU than PostgreSQL spent answering them (py-spy on the web server under the
+# outside load; figures in bench/README.md).
+_SEND_TARGET_SQL = f"""
+SELECT f.id, f.platform_fan_id, a.id, a.connection_state, a.send_rate_per_minute,
+       a.send_min_interval_ms, a.banned_words, a.banned_words_policy
+FROM {Fan._meta.db_table} f JOIN {CreatorAccount._meta.db_table} a ON a.id = f.account_id
+WHERE f.id = %s AND EXISTS (
+  SELECT 1 FROM {Membership._meta.db_table} mb WHERE mb.account_id = f.account_id
+    AND mb.user_id = %s)
+"""  # noqa: S608 (table names only)
+# On index message_account_pending: the messages ahead of this one in the account's backlog.
+_BACKLOG_POSITION_SQL = f"""
+SELECT count(*) FROM {Message._meta.db_table}
+WHERE account_id = %s AND status IN ('queued', 'sending') AND id < %s
+"""  # noqa: S608
+
+
+def send_target_get(*, user: User, fan_id: int) -> Fan:
+    """The fan a send goes to, with what the send API needs of its account (connection, send
+    rate, the composer checks' banned words), if the user is a member of its account;
+    NotFoundError otherwise (as ``fan_get``).
+
+    Only those fields are loaded (the others load on access, one query each)."""
+    if not user.is_authenticated:
+        raise NotFoundError("Fan not found.", code="fan_not_found")
+    with connection.cursor() as cursor:
+        cursor.execute(_SEND_TARGET_SQL, [fan_id, user.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFoundError("Fan not found.", code="fan_not_found")
+    pk, platform_fan_id, account_id, state, per_minute, interval_ms, banned, policy = row
+    # As the ORM builds rows it read (the other fields deferred).
+    fan = Fan.from_db(
+        "default", ["id", "account_id", "platform_fan_id"], [pk, account_id, platform_fan_id]
+    )
+    fan.account = CreatorAccount.from_db(
+        "default",
+        [
+            "id",
+            "connection_state",
+            "send_rate_per_minute",
+            "send_min_interval_ms",
+            "banned_words",
+            "banned_words_policy",
+        ],
+        [account_id, state, per_minute, interval_ms, banned, policy],
+    )
+    return fan
+
+
 def message_estimated_send_at(*, message: Message) -> datetime:
     """When the message should leave, from its place in the account's backlog and the limiter."""
     account = message.account
-    position = Message.objects.filter(
-        account_id=message.account_id, status__in=Message.PENDING_STATUSES, id__lt=message.pk
-    ).count()
+    with connection.cursor() as cursor:
+        cursor.execute(_BACKLOG_POSITION_SQL, [message.account_id, message.pk])
+        position = cursor.fetchone()[0]
     delays = rate_limit_forecast(
         account_id=account.pk, limit=account_rate_limit(account), count=position + 1
     )

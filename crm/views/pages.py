@@ -70,7 +70,7 @@ def fan_list(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     membership = _membership_or_404(request, account_id)
     filter_form = FanFilterForm(request.GET)
     fans = selectors.fans_for_account(
-        user=request.user, account_id=account_id, **filter_form.filters()
+        user=request.user, account_id=account_id, membership=membership, **filter_form.filters()
     )
     page = Paginator(fans, FANS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()

@@ -195,3 +195,43 @@ def test_chatter_of_other_account_cannot_see_status_rows(fan, other_account):
     failed = failed_message(fan)
     assert client.get(f"/api/onlyfans/messages/{failed.pk}").status_code == 404
     assert client.get("/api/onlyfans/messages/failed").json()["count"] == 0
+
+
+def test_send_throttle_also_holds_the_general_api_rate(chatter, fan, sqs_queues, monkeypatch):
+    # given: the general rate is the tighter one (both are counted in one Redis round trip)
+    from onlyfans.api import SendThrottle
+
+    monkeypatch.setattr(SendThrottle, "THROTTLE_RATES", {"user": "1/min", "send": "100/min"})
+    client = APIClient()
+    client.force_authenticate(chatter)
+    body = {"fan_id": fan.pk, "text": "hi"}
+    # when
+    first = client.post("/api/onlyfans/messages/send", body, format="json")
+    refused = client.post("/api/onlyfans/messages/send", body, format="json")
+    # then
+    assert first.status_code == 202
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "throttled"
+    assert 0 < int(refused.headers["Retry-After"]) <= 61
+    assert Message.objects.count() == 1
+
+
+def test_send_api_reads_and_writes_with_few_queries(
+    chatter, fan, sqs_queues, django_assert_num_queries, settings
+):
+    # given: a token as scripts use it, and the dispatch left to its own thread (production)
+    from crm.services import api_token_create
+
+    settings.SEND_DISPATCH_COALESCE_MS = 25
+    _token, key = api_token_create(user=chatter, name="script")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    body = {"fan_id": fan.pk, "text": "hi"}
+    client.post("/api/onlyfans/messages/send", body, format="json")
+    # when / then: the token, the fan with its account (membership checked in the same
+    # query), the composer's repeated-text count (crm.composer_checks), savepoint,
+    # conversation upsert, message insert, release, the backlog position
+    with django_assert_num_queries(8):
+        response = client.post("/api/onlyfans/messages/send", body, format="json")
+    assert response.status_code == 202
+    assert response.json()["account_connected"] is True

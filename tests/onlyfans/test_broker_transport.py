@@ -94,3 +94,35 @@ def test_a_pass_that_fails_midway_leaves_nothing_claimed_and_unpublished(send_qu
     # kombu discarded the unpublished batch; the message is back in the backlog at once
     assert Message.objects.get(pk=message.pk).dispatched_at is None
     assert send_queue.depth() == 0
+
+
+def test_acks_leave_as_delete_batches(send_queue, monkeypatch):
+    import time
+
+    import botocore.client
+
+    from onlyfans.broker import queue_names
+
+    with tasks_published_together():
+        for message_id in range(1, 13):
+            message_task_publish(message_id=message_id, delay_seconds=0)
+    calls: list[str] = []
+    real_call = botocore.client.BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        calls.append(operation)
+        return real_call(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
+    # when: a consumer acks the twelve deliveries
+    with app.connection_for_read() as connection:
+        queue = connection.SimpleQueue(queue_names().send)
+        for _ in range(12):
+            queue.get(timeout=10).ack()
+        time.sleep(0.5)  # the last two leave with the flush thread
+        queue.close()
+    # then: two DeleteMessageBatch requests (ten, then two), none deleted one by one, and
+    # nothing comes back
+    deletes = [c for c in calls if c.startswith("DeleteMessage")]
+    assert deletes == ["DeleteMessageBatch", "DeleteMessageBatch"]
+    assert send_queue.depth() == 0
