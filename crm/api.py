@@ -17,7 +17,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from crm import selectors, services
+from crm import collision, selectors, services
 from crm.models import Fan, Membership
 from crm.sending import send_pipeline
 from crm.serializers import (
@@ -272,6 +272,7 @@ class ConversationMessagesApi(APIView):
                 {
                     400: "validation_error, invalid_message",
                     404: "conversation_not_found",
+                    409: "thread_changed (messages), thread_claimed (claimed_by)",
                 }
             ),
         },
@@ -281,12 +282,19 @@ class ConversationMessagesApi(APIView):
             user=request.user, conversation_id=conversation_id
         )
         data = _params(ConversationSendSerializer, request.data)
-        message = send_pipeline().message_enqueue(
-            fan=conversation.fan,
-            text=data["text"],
-            price_cents=data["price_cents"],
-            media_ids=data["media_ids"],
-            sent_by_id=request.user.pk,
+        message = collision.message_send_guarded(
+            account_id=conversation.account_id,
+            conversation_id=conversation.pk,
+            author=_actor(request),
+            after_message_id=data.get("after_message_id"),
+            force=data["force"],
+            send=lambda: send_pipeline().message_enqueue(
+                fan=conversation.fan,
+                text=data["text"],
+                price_cents=data["price_cents"],
+                media_ids=data["media_ids"],
+                sent_by_id=request.user.pk,
+            ),
         )
         message.account = conversation.account  # loaded already; the estimate reads it
         estimate = send_pipeline().message_estimated_send_at(message=message)

@@ -121,6 +121,9 @@ class ComposerForm(forms.Form):
         required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
     )
     media_ids = forms.CharField(required=False, max_length=5000, label="Media ids")
+    # The collision guard (crm.collision): the newest message on screen; "Send anyway".
+    after_message_id = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    force = forms.BooleanField(required=False)
 
     def price_cents(self) -> int:
         return _dollars_to_cents(self.cleaned_data.get("price"))

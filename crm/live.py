@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 
 from crm import selectors
 from crm.models import Message
+from crm.team_presence import presence_changed_html
 
 TEMPLATE = "crm/inbox.html"
 
@@ -77,4 +78,8 @@ def event_html(*, account_id: int, event: str, payload: dict[str, Any]) -> str |
         return conversation_changed_html(conversation_id=payload["conversation_id"])
     if event == "fan.changed":
         return fan_changed_html(fan_id=payload["fan_id"])
+    if event == "presence.changed":
+        return presence_changed_html(
+            account_id=account_id, conversation_id=payload["conversation_id"]
+        )
     return None

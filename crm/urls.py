@@ -54,6 +54,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="inbox_read",
     ),
     path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/claim/",
+        inbox.conversation_claim,
+        name="inbox_claim",
+    ),
+    path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/assign/",
         inbox.conversation_assign,
         name="inbox_assign",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -12,8 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.collision import message_send_guarded
 from crm.models import Message
-from crm.selectors import fan_get
+from crm.selectors import fan_conversation_id, fan_get
 from crm.serializers import MessageQueuedSerializer, error_responses
 from crm.throttling import UserRedisThrottle
 from onlyfans import selectors, services
@@ -26,6 +29,8 @@ class SendInputSerializer(serializers.Serializer):
     media_ids = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, default=list, max_length=50
     )
+    after_message_id = serializers.IntegerField(required=False, min_value=0)
+    force = serializers.BooleanField(required=False, default=False)
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -108,20 +113,39 @@ class MessageSendApi(APIView):
         request=SendInputSerializer,
         responses={
             202: MessageQueuedSerializer,
-            **error_responses({400: "validation_error, invalid_message", 404: "fan_not_found"}),
+            **error_responses(
+                {
+                    400: "validation_error, invalid_message",
+                    404: "fan_not_found",
+                    409: "thread_changed (messages), thread_claimed (claimed_by)",
+                }
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         data = SendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fan = fan_get(user=request.user, fan_id=data.validated_data["fan_id"])
-        message = services.message_enqueue(
+        send = functools.partial(
+            services.message_enqueue,
             fan=fan,
             text=data.validated_data["text"],
             price_cents=data.validated_data["price_cents"],
             media_ids=data.validated_data["media_ids"],
             sent_by_id=request.user.pk,
         )
+        after_message_id = data.validated_data.get("after_message_id")
+        if after_message_id is None:
+            message = send()
+        else:  # the collision guard (crm/collision.py): 409 thread_changed / thread_claimed
+            message = message_send_guarded(
+                account_id=fan.account_id,
+                conversation_id=fan_conversation_id(fan=fan),
+                author=cast(User, request.user),  # authenticated: the API's permission
+                after_message_id=after_message_id,
+                force=data.validated_data["force"],
+                send=send,
+            )
         estimate = selectors.message_estimated_send_at(message=message)
         return Response(
             {

@@ -17,7 +17,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm import selectors, services
+from crm import collision, selectors, services, team_presence
+from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError, NotFoundError
 from crm.forms import (
     AssignForm,
@@ -97,11 +98,15 @@ def _thread_context(
     request: AuthenticatedRequest, membership: Membership, conversation: Conversation
 ) -> dict[str, Any]:
     thread = selectors.conversation_messages(conversation=conversation)
+    newest = thread.messages[-1].pk if thread.messages else 0
     return {
         "conversation": conversation,
         "fan": conversation.fan,
         "thread": thread,
-        "composer": ComposerForm(),
+        "composer": ComposerForm(initial={"after_message_id": newest}),
+        "presence": team_presence.thread_presence(
+            account_id=conversation.account_id, conversation_id=conversation.pk
+        ),
         **_fan_panel_context(request, membership, conversation),
     }
 
@@ -204,14 +209,25 @@ def thread_messages(
     if not form.is_valid():
         return _composer_refused(request, membership, conversation, error_context)
     try:
-        message = send_pipeline().message_enqueue(
-            fan=conversation.fan,
-            text=form.cleaned_data["text"],
-            price_cents=form.price_cents(),
-            media_ids=form.media_id_list(),
-            sent_by_id=request.user.pk,
+        message = collision.message_send_guarded(
+            account_id=conversation.account_id,
+            conversation_id=conversation.pk,
+            author=request.user,
+            after_message_id=form.cleaned_data["after_message_id"],
+            force=form.cleaned_data["force"],
+            send=lambda: send_pipeline().message_enqueue(
+                fan=conversation.fan,
+                text=form.cleaned_data["text"],
+                price_cents=form.price_cents(),
+                media_ids=form.media_id_list(),
+                sent_by_id=request.user.pk,
+            ),
         )
+    except collision.ThreadChangedError as exc:
+        return _composer_stopped(request, membership, conversation, error_context, unseen=exc)
     except ApplicationError as exc:
+        if exc.code == "thread_claimed":
+            return _composer_stopped(request, membership, conversation, error_context, claim=exc)
         for field, errors in exc.fields.items():
             name = "price" if field == "price_cents" else field
             for error in errors:
@@ -225,11 +241,47 @@ def thread_messages(
     assert shown is not None
     composer = render_to_string(
         f"{TEMPLATE}#composer",
-        {"conversation": conversation, "composer": ComposerForm(), "account": membership.account},
+        {
+            "conversation": conversation,
+            "composer": ComposerForm(initial={"after_message_id": message.pk}),
+            "account": membership.account,
+        },
         request=request,
     )
     # The same upsert the live event carries, so the bubble shows once whichever comes first.
     return HttpResponse(composer + message_created_html(message=shown))
+
+
+def _composer_stopped(
+    request: AuthenticatedRequest,
+    membership: Membership,
+    conversation: Conversation,
+    context: dict[str, Any],
+    *,
+    unseen: collision.ThreadChangedError | None = None,
+    claim: ApplicationError | None = None,
+) -> HttpResponse:
+    """The guard stopped the send (409): the composer keeps the text, shows what is new (or
+    who took the thread) and offers Send anyway or Edit. What is new is now on screen, so the
+    composer's ``after_message_id`` moves up to it."""
+    data = request.POST.copy()
+    if unseen is not None:
+        data["after_message_id"] = str(unseen.messages[-1].pk)
+        context["unseen"] = [
+            (collision.unseen_summary(message), message) for message in unseen.messages
+        ]
+    else:
+        context["claimed"] = claim
+    data.pop("force", None)
+    composer = ComposerForm(data)
+    composer.is_valid()
+    context["composer"] = composer
+    if request.htmx:
+        return _render(request, "composer", context, status=409)
+    context.update(_thread_context(request, membership, conversation))
+    context["composer"] = composer
+    context.update(_list_context(request, membership))
+    return _render(request, None, context, status=409)
 
 
 def _composer_refused(
@@ -270,6 +322,37 @@ def message_retry(
     message = selectors.conversation_message_get(conversation=conversation, message_id=message_id)
     context = {"message": message, "account": membership.account, "account_id": account_id}
     return _render(request, "message", context)
+
+
+@login_required
+@require_POST
+def conversation_claim(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> HttpResponse:
+    """ "I'm on it" (``action=take``) or "Let go" (``release``): the thread's presence strip."""
+    _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    member = team_presence.member_for_user(request.user)
+    error = ""
+    try:
+        if request.POST.get("action", "take")[:10] == "release":
+            team_presence.claim_release(conversation_id=conversation.pk, member=member)
+        else:
+            team_presence.claim_take(conversation_id=conversation.pk, member=member)
+    except ApplicationError as exc:
+        error = exc.message
+    account_event_broadcast(
+        account_id=account_id,
+        event="presence.changed",
+        payload={"conversation_id": conversation.pk},
+    )
+    if not request.htmx:
+        if error:
+            flash.error(request, error)
+        return redirect("inbox_thread", account_id=account_id, conversation_id=conversation_id)
+    presence = team_presence.thread_presence(account_id=account_id, conversation_id=conversation.pk)
+    # Someone else's claim, if that is the error, is in the strip: "{name} is on it".
+    return HttpResponse(team_presence.presence_html(presence=presence, oob=False))
 
 
 @login_required

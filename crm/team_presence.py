@@ -1,0 +1,401 @@
+"""Who else has a thread open, who is typing in it, and who has taken it ("I'm on it").
+
+All of it lives in Redis with an expiry, never in PostgreSQL: a page heartbeats every
+``HEARTBEAT_SECONDS`` over the inbox socket and a view that is not renewed within
+``VIEW_TTL_SECONDS`` is gone, so a closed tab, a lost connection or a sleeping laptop drops out
+within 30 s even when no disconnect ever arrives. Expired entries are pruned when they are
+read; the sweep on every heartbeat of the account (``account_sweep``) finds the views that
+expired silently and says which threads changed, so exactly one socket broadcasts each drop.
+
+Keys (the helper's own Redis database; scores are expiry times in epoch seconds):
+- ``presence:thread:<conversation>``: sorted set of ``<user_id>:<name>`` viewing the thread;
+- ``presence:account:<account>``: sorted set of ``<conversation>:<user_id>:<name>``, the same
+  views by account (the list's markers and the sweep);
+- ``presence:typers:<conversation>``: sorted set of ``<user_id>:<name>`` typing now;
+- ``presence:typing:<conversation>:<user_id>``: the typing throttle (one notice per 2 s);
+- ``claim:<conversation>``: ``<user_id>:<name>`` of the member who took the thread.
+
+A member is named by ``user_id:name``; Django usernames hold no colon, and the id comes first,
+so splitting on the first colon is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from config.redis import redis_client
+from crm.errors import ApplicationError
+
+HEARTBEAT_SECONDS = 10
+# Two missed heartbeats and the view is gone; the sweep on the next heartbeat of anyone in the
+# account shows it, so a silent drop is off every page within 30 s of its last heartbeat.
+VIEW_TTL_SECONDS = 20
+TYPING_THROTTLE_SECONDS = 2
+# How long a typing notice shows; the typist renews it every 2 s while typing.
+TYPING_SHOWN_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: int
+    name: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.user_id}:{self.name}"
+
+    @property
+    def initials(self) -> str:
+        parts = [p for p in self.name.replace("_", " ").replace(".", " ").split() if p]
+        letters = "".join(p[0] for p in parts[:2]) if parts else "?"
+        return letters.upper()
+
+    @classmethod
+    def from_ref(cls, ref: bytes | str) -> Member:
+        text = ref.decode() if isinstance(ref, bytes) else ref
+        user_id, _, name = text.partition(":")
+        return cls(user_id=int(user_id), name=name)
+
+
+@dataclass(frozen=True)
+class Claim:
+    member: Member
+    until: float  # epoch seconds
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, int(self.until - time.time()))
+
+
+@dataclass(frozen=True)
+class ThreadPresence:
+    account_id: int
+    conversation_id: int
+    viewers: tuple[Member, ...]
+    typing: tuple[Member, ...]
+    claim: Claim | None
+
+
+def member_for_user(user: object) -> Member:
+    name = str(getattr(user, "get_username", lambda: "")() or "?")
+    return Member(user_id=int(getattr(user, "pk", 0)), name=name)
+
+
+def _thread_key(conversation_id: int) -> str:
+    return f"presence:thread:{conversation_id}"
+
+
+def _account_key(account_id: int) -> str:
+    return f"presence:account:{account_id}"
+
+
+def _typers_key(conversation_id: int) -> str:
+    return f"presence:typers:{conversation_id}"
+
+
+def _throttle_key(conversation_id: int, user_id: int) -> str:
+    return f"presence:typing:{conversation_id}:{user_id}"
+
+
+def _claim_key(conversation_id: int) -> str:
+    return f"claim:{conversation_id}"
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def view_heartbeat(
+    *, account_id: int, conversation_id: int, member: Member, now: float | None = None
+) -> bool:
+    """The member has the thread open (renewed every heartbeat). True when they just joined."""
+    until = _now(now) + VIEW_TTL_SECONDS
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.zadd(_thread_key(conversation_id), {member.ref: until})
+    pipe.expire(_thread_key(conversation_id), VIEW_TTL_SECONDS * 3)
+    pipe.zadd(_account_key(account_id), {f"{conversation_id}:{member.ref}": until})
+    pipe.expire(_account_key(account_id), VIEW_TTL_SECONDS * 3)
+    added = pipe.execute()[0]
+    return bool(added)
+
+
+def view_leave(*, account_id: int, conversation_id: int, member: Member) -> bool:
+    """The member closed the thread (or its socket): their view, typing and claim end.
+    True when anything the others see changed."""
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.zrem(_thread_key(conversation_id), member.ref)
+    pipe.zrem(_account_key(account_id), f"{conversation_id}:{member.ref}")
+    pipe.zrem(_typers_key(conversation_id), member.ref)
+    removed, _, typing = pipe.execute()
+    released = claim_release(conversation_id=conversation_id, member=member)
+    return bool(removed or typing or released)
+
+
+def account_sweep(*, account_id: int, now: float | None = None) -> list[int]:
+    """Drop the account's views that were not renewed in time; the threads that changed.
+
+    Several sockets sweep at once: each view is removed by one of them only (``ZREM`` counts),
+    so each drop is broadcast once.
+    """
+    client = redis_client()
+    expired: list[bytes] = client.zrangebyscore(_account_key(account_id), "-inf", _now(now))  # type: ignore[assignment]
+    changed: set[int] = set()
+    for entry in expired:
+        if not client.zrem(_account_key(account_id), entry):
+            continue  # another socket swept it first
+        conversation, _, ref = entry.decode().partition(":")
+        member = Member.from_ref(ref)
+        client.zrem(_thread_key(int(conversation)), ref)
+        client.zrem(_typers_key(int(conversation)), ref)
+        claim_release(conversation_id=int(conversation), member=member)
+        changed.add(int(conversation))
+    return sorted(changed)
+
+
+def typing_notice(*, conversation_id: int, member: Member, now: float | None = None) -> bool:
+    """The member typed in the thread's composer. True when the others should hear of it:
+    at most once every ``TYPING_THROTTLE_SECONDS`` per member and thread, whatever the client
+    sends."""
+    client = redis_client()
+    throttle = _throttle_key(conversation_id, member.user_id)
+    if not client.set(throttle, 1, nx=True, px=TYPING_THROTTLE_SECONDS * 1000):
+        return False
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(_typers_key(conversation_id), {member.ref: _now(now) + TYPING_SHOWN_SECONDS})
+    pipe.expire(_typers_key(conversation_id), TYPING_SHOWN_SECONDS * 4)
+    pipe.execute()
+    return True
+
+
+def typing_clear(*, conversation_id: int, member: Member) -> bool:
+    """The member sent (or emptied the composer): no longer typing. True when they were."""
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.zrem(_typers_key(conversation_id), member.ref)
+    pipe.delete(_throttle_key(conversation_id, member.user_id))
+    return bool(pipe.execute()[0])
+
+
+def thread_presence(
+    *, account_id: int, conversation_id: int, now: float | None = None
+) -> ThreadPresence:
+    """Who views the thread, who types in it and who has taken it, expired entries pruned."""
+    moment = _now(now)
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.zremrangebyscore(_thread_key(conversation_id), "-inf", moment)
+    pipe.zrange(_thread_key(conversation_id), 0, -1)
+    pipe.zremrangebyscore(_typers_key(conversation_id), "-inf", moment)
+    pipe.zrange(_typers_key(conversation_id), 0, -1)
+    pipe.get(_claim_key(conversation_id))
+    pipe.pttl(_claim_key(conversation_id))
+    _, viewers, _, typers, holder, ttl_ms = pipe.execute()
+    claim = None
+    if holder is not None and ttl_ms > 0:
+        claim = Claim(member=Member.from_ref(holder), until=time.time() + ttl_ms / 1000)
+    return ThreadPresence(
+        account_id=account_id,
+        conversation_id=conversation_id,
+        viewers=tuple(sorted((Member.from_ref(v) for v in viewers), key=lambda m: m.name)),
+        typing=tuple(sorted((Member.from_ref(t) for t in typers), key=lambda m: m.name)),
+        claim=claim,
+    )
+
+
+def account_viewers(
+    *, account_id: int, conversation_ids: list[int], now: float | None = None
+) -> dict[int, tuple[Member, ...]]:
+    """Who has each of these threads open (the list's row markers); one Redis read."""
+    wanted = set(conversation_ids)
+    found: dict[int, list[Member]] = {}
+    entries: list[bytes] = redis_client().zrangebyscore(_account_key(account_id), _now(now), "+inf")  # type: ignore[assignment]
+    for entry in entries:
+        conversation, _, ref = entry.decode().partition(":")
+        if int(conversation) in wanted:
+            found.setdefault(int(conversation), []).append(Member.from_ref(ref))
+    return {cid: tuple(sorted(members, key=lambda m: m.name)) for cid, members in found.items()}
+
+
+def claim_minutes() -> int:
+    return int(getattr(settings, "CLAIM_MINUTES", 5))
+
+
+def claim_take(*, conversation_id: int, member: Member) -> Claim:
+    """The member takes the thread for ``CLAIM_MINUTES`` ("I'm on it"); taking it again
+    renews it. Another member's claim stands: 409 ``thread_claimed``."""
+    client = redis_client()
+    seconds = claim_minutes() * 60
+    key = _claim_key(conversation_id)
+    if not client.set(key, member.ref, nx=True, ex=seconds):
+        holder = client.get(key)
+        if holder is not None and Member.from_ref(holder).user_id != member.user_id:
+            raise thread_claimed_error(
+                Claim(member=Member.from_ref(holder), until=time.time() + client.ttl(key))
+            )
+        client.set(key, member.ref, ex=seconds)
+    return Claim(member=member, until=time.time() + seconds)
+
+
+# Delete the claim only when this member holds it: a GET then DEL could drop a claim another
+# member took in between.
+_RELEASE_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder and string.match(holder, '^(%d+):') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def claim_release(*, conversation_id: int, member: Member) -> bool:
+    """The member's claim on the thread ends (they sent, left, or let it go)."""
+    released = redis_client().eval(
+        _RELEASE_SCRIPT, 1, _claim_key(conversation_id), str(member.user_id)
+    )
+    return bool(released)
+
+
+def claim_by_other(*, conversation_id: int, user_id: int) -> Claim | None:
+    """The claim on the thread when a member other than ``user_id`` holds it."""
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
+    pipe.get(_claim_key(conversation_id))
+    pipe.pttl(_claim_key(conversation_id))
+    holder, ttl_ms = pipe.execute()
+    if holder is None or ttl_ms <= 0:
+        return None
+    member = Member.from_ref(holder)
+    if member.user_id == user_id:
+        return None
+    return Claim(member=member, until=time.time() + ttl_ms / 1000)
+
+
+def thread_claimed_error(claim: Claim) -> ApplicationError:
+    return ApplicationError(
+        f"{claim.member.name} is on this thread for {max(1, claim.seconds_left // 60)} more "
+        "minute(s).",
+        code="thread_claimed",
+        status_code=409,
+        extra={"claimed_by": {"id": claim.member.user_id, "username": claim.member.name}},
+    )
+
+
+# --- Rendering and the socket's side -------------------------------------------------------
+
+TEMPLATE = "crm/inbox.html"
+
+
+def presence_html(*, presence: ThreadPresence, oob: bool = True) -> str:
+    """The thread's presence strip (``presence-<conversation_id>``): the same HTML for every
+    member watching; each page hides its own avatar and typing line (static/js/presence.js)."""
+    return render_to_string(f"{TEMPLATE}#presence", {"presence": presence, "oob": oob})
+
+
+def presence_changed_html(*, account_id: int, conversation_id: int) -> str:
+    return presence_html(
+        presence=thread_presence(account_id=account_id, conversation_id=conversation_id)
+    )
+
+
+Send = Callable[[str], Awaitable[None]]
+Allowed = Callable[[int], Awaitable[bool]]
+
+
+class PresenceSocket:
+    """One inbox socket's presence: the thread its page has open, and the page's messages
+    (``{"presence": "heartbeat" | "typing" | "leave", "conversation_id": n}``).
+
+    ``allowed`` says whether the socket's member may see a conversation (checked once per
+    conversation); ``send_self`` answers this socket; ``broadcast`` goes to the account's group,
+    which only the account's members ever join.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_id: int,
+        member: Member,
+        allowed: Allowed,
+        send_self: Send,
+        broadcast: Callable[[int, str], Awaitable[None]],
+    ) -> None:
+        self.account_id = account_id
+        self.member = member
+        self.allowed = allowed
+        self.send_self = send_self
+        self.broadcast = broadcast
+        self.viewing: int | None = None
+        self.checked: set[int] = set()
+
+    async def receive(self, content: dict[str, Any]) -> None:
+        kind = content.get("presence")
+        conversation_id = _conversation_id(content.get("conversation_id"))
+        if kind == "heartbeat":
+            await self._heartbeat(conversation_id)
+        elif kind == "typing" and conversation_id is not None and conversation_id == self.viewing:
+            if await _redis(typing_notice, conversation_id=conversation_id, member=self.member):
+                await self._changed(conversation_id)
+        elif kind == "leave":
+            await self._view(None)
+
+    async def close(self) -> None:
+        await self._view(None)
+
+    async def _heartbeat(self, conversation_id: int | None) -> None:
+        await self._view(conversation_id)
+        if self.viewing is not None:
+            joined = await _redis(
+                view_heartbeat,
+                account_id=self.account_id,
+                conversation_id=self.viewing,
+                member=self.member,
+            )
+            if joined:
+                await self._changed(self.viewing)
+        for changed in await _redis(account_sweep, account_id=self.account_id):
+            await self._changed(changed)
+
+    async def _view(self, conversation_id: int | None) -> None:
+        if conversation_id is not None and conversation_id not in self.checked:
+            if not await self.allowed(conversation_id):
+                conversation_id = None
+            else:
+                self.checked.add(conversation_id)
+        if conversation_id == self.viewing:
+            return
+        left, self.viewing = self.viewing, conversation_id
+        if left is not None and await _redis(
+            view_leave, account_id=self.account_id, conversation_id=left, member=self.member
+        ):
+            await self._changed(left)
+        if conversation_id is not None:
+            # A second tab of a member already there changes nothing for the others, yet
+            # this page needs the strip: send it here.
+            await self.send_self(await self._render(conversation_id))
+
+    async def _changed(self, conversation_id: int) -> None:
+        await self.broadcast(conversation_id, await self._render(conversation_id))
+
+    async def _render(self, conversation_id: int) -> str:
+        return await sync_to_async(presence_changed_html, thread_sensitive=False)(
+            account_id=self.account_id, conversation_id=conversation_id
+        )
+
+
+def _conversation_id(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and 0 < value < 2**63:
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
+async def _redis(function: Callable[..., Any], **kwargs: Any) -> Any:
+    return await sync_to_async(function, thread_sensitive=False)(**kwargs)

@@ -1,0 +1,100 @@
+// Presence over the inbox socket (crm/team_presence.py): a heartbeat every 10 s naming the
+// open thread, a typing notice at most every 2 s, and the collision guard's hidden input kept
+// at the newest message on screen. The strips themselves are server-rendered fragments.
+(function () {
+  "use strict";
+
+  var HEARTBEAT_MS = 10000;
+  var TYPING_EVERY_MS = 2000;
+  var TYPING_SHOWN_MS = 6000;
+  var socket = null;
+  var lastTyping = 0;
+
+  function root() { return document.getElementById("inbox"); }
+  function me() { var r = root(); return r ? r.dataset.userId : ""; }
+  function openId() {
+    var pane = document.getElementById("thread-pane");
+    return pane && pane.dataset.conversationId ? parseInt(pane.dataset.conversationId, 10) : null;
+  }
+
+  function send(message) {
+    if (socket) socket.send(JSON.stringify(message));
+  }
+  function heartbeat() {
+    if (root()) send({ presence: "heartbeat", conversation_id: openId() });
+  }
+
+  // The same strip goes to every member: each page hides its own avatar and typing line, and
+  // shows the parts meant only for the claim's holder.
+  function showForMe(scope) {
+    var id = me();
+    (scope || document).querySelectorAll("[data-presence-user]").forEach(function (el) {
+      el.hidden = el.dataset.presenceUser === id;
+    });
+    (scope || document).querySelectorAll("[data-presence-only]").forEach(function (el) {
+      el.hidden = el.dataset.presenceOnly !== id;
+    });
+    // A typing line stands until the next notice (every 2 s while typing) replaces the strip.
+    (scope || document).querySelectorAll(".presence .typing").forEach(function (el) {
+      setTimeout(function () { el.remove(); }, TYPING_SHOWN_MS);
+    });
+  }
+
+  // The collision guard: the newest message this page shows is what the author has seen.
+  function newestShown() {
+    var id = openId();
+    var box = id && document.getElementById("thread-messages-" + id);
+    if (!box) return null;
+    var newest = 0;
+    box.querySelectorAll(".bubble[data-message-id]").forEach(function (el) {
+      newest = Math.max(newest, parseInt(el.dataset.messageId, 10) || 0);
+    });
+    return newest;
+  }
+  function syncSeen() {
+    var composer = document.getElementById("composer");
+    var newest = newestShown();
+    if (!composer || newest === null || !composer.elements.after_message_id) return;
+    var field = composer.elements.after_message_id;
+    if ((parseInt(field.value, 10) || 0) < newest) field.value = newest;
+  }
+
+  document.addEventListener("htmx:wsOpen", function (event) {
+    socket = event.detail.socketWrapper;
+    heartbeat();
+  });
+  document.addEventListener("htmx:wsClose", function () { socket = null; });
+  setInterval(heartbeat, HEARTBEAT_MS);
+
+  document.addEventListener("input", function (event) {
+    if (!event.target || event.target.id !== "composer-text") return;
+    var now = Date.now();
+    if (now - lastTyping < TYPING_EVERY_MS || !openId()) return;
+    lastTyping = now;
+    send({ presence: "typing", conversation_id: openId() });
+  });
+
+  // "Edit" after a stopped send: the notice goes, the text stays.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-composer-edit]");
+    if (!button) return;
+    var stopped = button.closest(".composer-stopped");
+    if (stopped) stopped.remove();
+    var text = document.getElementById("composer-text");
+    if (text) text.focus();
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "thread-pane") heartbeat();  // another thread: join it
+    showForMe();
+    syncSeen();
+  });
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    showForMe();
+    syncSeen();
+  });
+  window.addEventListener("popstate", function () { setTimeout(heartbeat, 0); });
+  window.addEventListener("pagehide", function () { send({ presence: "leave" }); });
+  document.addEventListener("DOMContentLoaded", function () { showForMe(); syncSeen(); });
+})();
