@@ -347,7 +347,7 @@ class PresenceSocket:
         await self._view(None)
 
     async def _heartbeat(self, conversation_id: int | None) -> None:
-        await self._view(conversation_id)
+        opened = await self._view(conversation_id)
         if self.viewing is not None:
             joined = await _redis(
                 view_heartbeat,
@@ -357,26 +357,28 @@ class PresenceSocket:
             )
             if joined:
                 await self._changed(self.viewing)
+            elif opened:
+                # A second tab of a member already there changes nothing for the others, yet
+                # this page needs the strip: send it here.
+                await self.send_self(await self._render(self.viewing))
         for changed in await _redis(account_sweep, account_id=self.account_id):
             await self._changed(changed)
 
-    async def _view(self, conversation_id: int | None) -> None:
+    async def _view(self, conversation_id: int | None) -> bool:
+        """Switch to the thread (None: none); True when it is another one than before."""
         if conversation_id is not None and conversation_id not in self.checked:
             if not await self.allowed(conversation_id):
                 conversation_id = None
             else:
                 self.checked.add(conversation_id)
         if conversation_id == self.viewing:
-            return
+            return False
         left, self.viewing = self.viewing, conversation_id
         if left is not None and await _redis(
             view_leave, account_id=self.account_id, conversation_id=left, member=self.member
         ):
             await self._changed(left)
-        if conversation_id is not None:
-            # A second tab of a member already there changes nothing for the others, yet
-            # this page needs the strip: send it here.
-            await self.send_self(await self._render(conversation_id))
+        return conversation_id is not None
 
     async def _changed(self, conversation_id: int) -> None:
         await self.broadcast(conversation_id, await self._render(conversation_id))
