@@ -1,6 +1,7 @@
 // Presence over the inbox socket (crm/team_presence.py): a heartbeat every 10 s naming the
 // open thread, a typing notice at most every 2 s, and the collision guard's hidden input kept
-// at the newest message on screen. The strips themselves are server-rendered fragments.
+// at the newest message on screen while nothing is being written. The strips themselves are
+// server-rendered fragments.
 (function () {
   "use strict";
 
@@ -40,7 +41,10 @@
     });
   }
 
-  // The collision guard: the newest message this page shows is what the author has seen.
+  // The collision guard: the newest message this page shows is what the author has seen,
+  // but only while the composer is empty. Once they are writing, what lands meanwhile is
+  // what the guard is for (Help Scout's "a reply was added while you were typing"): the id
+  // stays where it was when they started, and the send stops to show it.
   function newestShown() {
     var id = openId();
     var box = id && document.getElementById("thread-messages-" + id);
@@ -55,6 +59,7 @@
     var composer = document.getElementById("composer");
     var newest = newestShown();
     if (!composer || newest === null || !composer.elements.after_message_id) return;
+    if (composer.elements.text && composer.elements.text.value.trim()) return;
     var field = composer.elements.after_message_id;
     if ((parseInt(field.value, 10) || 0) < newest) field.value = newest;
   }
