@@ -38,8 +38,9 @@ HEARTBEAT_SECONDS = 10
 # account shows it, so a silent drop is off every page within 30 s of its last heartbeat.
 VIEW_TTL_SECONDS = 20
 TYPING_THROTTLE_SECONDS = 2
-# How long a typing notice shows; the typist renews it every 2 s while typing.
-TYPING_SHOWN_SECONDS = 5
+# How long a typing notice counts; the typist renews it every 2 s while typing, and their page
+# says when they stop (``typing_stop``), so this only ends a typist whose page went silent.
+TYPING_SHOWN_SECONDS = 6
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,11 @@ def account_sweep(*, account_id: int, now: float | None = None) -> list[int]:
 
 
 def typing_notice(*, conversation_id: int, member: Member, now: float | None = None) -> bool:
-    """The member typed in the thread's composer. True when the others should hear of it:
-    at most once every ``TYPING_THROTTLE_SECONDS`` per member and thread, whatever the client
-    sends."""
+    """The member typed in the thread's composer. At most one notice every
+    ``TYPING_THROTTLE_SECONDS`` per member and thread counts, whatever the client sends; a
+    counted one keeps them "typing" for ``TYPING_SHOWN_SECONDS``. True when the others should
+    hear of it: the member was not typing before (a typist's later notices only renew it, so
+    ten members typing cost no broadcast after their first keystroke)."""
     client = redis_client()
     throttle = _throttle_key(conversation_id, member.user_id)
     if not client.set(throttle, 1, nx=True, px=TYPING_THROTTLE_SECONDS * 1000):
@@ -170,12 +173,11 @@ def typing_notice(*, conversation_id: int, member: Member, now: float | None = N
     pipe = client.pipeline(transaction=False)
     pipe.zadd(_typers_key(conversation_id), {member.ref: _now(now) + TYPING_SHOWN_SECONDS})
     pipe.expire(_typers_key(conversation_id), TYPING_SHOWN_SECONDS * 4)
-    pipe.execute()
-    return True
+    return bool(pipe.execute()[0])
 
 
 def typing_clear(*, conversation_id: int, member: Member) -> bool:
-    """The member sent (or emptied the composer): no longer typing. True when they were."""
+    """The member stopped typing (paused, sent, or left): True when they were typing."""
     pipe = redis_client().pipeline(transaction=False)
     pipe.zrem(_typers_key(conversation_id), member.ref)
     pipe.delete(_throttle_key(conversation_id, member.user_id))
@@ -308,7 +310,7 @@ Allowed = Callable[[int], Awaitable[bool]]
 
 class PresenceSocket:
     """One inbox socket's presence: the thread its page has open, and the page's messages
-    (``{"presence": "heartbeat" | "typing" | "leave", "conversation_id": n}``).
+    (``{"presence": "heartbeat" | "typing" | "typing_stop" | "leave", "conversation_id": n}``).
 
     ``allowed`` says whether the socket's member may see a conversation (checked once per
     conversation); ``send_self`` answers this socket; ``broadcast`` goes to the account's group,
@@ -339,6 +341,11 @@ class PresenceSocket:
             await self._heartbeat(conversation_id)
         elif kind == "typing" and conversation_id is not None and conversation_id == self.viewing:
             if await _redis(typing_notice, conversation_id=conversation_id, member=self.member):
+                await self._changed(conversation_id)
+        elif kind == "typing_stop" and conversation_id is not None:
+            if conversation_id == self.viewing and await _redis(
+                typing_clear, conversation_id=conversation_id, member=self.member
+            ):
                 await self._changed(conversation_id)
         elif kind == "leave":
             await self._view(None)

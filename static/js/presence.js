@@ -7,9 +7,11 @@
 
   var HEARTBEAT_MS = 10000;
   var TYPING_EVERY_MS = 2000;
-  var TYPING_SHOWN_MS = 6000;
+  var TYPING_IDLE_MS = 3000;  // no keystroke for this long: stopped typing
   var socket = null;
   var lastTyping = 0;
+  var typingThread = null;
+  var stopTimer = null;
 
   function root() { return document.getElementById("inbox"); }
   function me() { var r = root(); return r ? r.dataset.userId : ""; }
@@ -34,10 +36,6 @@
     });
     (scope || document).querySelectorAll("[data-presence-only]").forEach(function (el) {
       el.hidden = el.dataset.presenceOnly !== id;
-    });
-    // A typing line stands until the next notice (every 2 s while typing) replaces the strip.
-    (scope || document).querySelectorAll(".presence .typing").forEach(function (el) {
-      setTimeout(function () { el.remove(); }, TYPING_SHOWN_MS);
     });
   }
 
@@ -71,12 +69,32 @@
   document.addEventListener("htmx:wsClose", function () { socket = null; });
   setInterval(heartbeat, HEARTBEAT_MS);
 
+  // Typing: a notice on the first keystroke and every 2 s while it goes on (the others hear
+  // the first; later ones keep it alive), and "stopped" after 3 s without one. A send ends
+  // it on the server.
+  function typingStop() {
+    clearTimeout(stopTimer);
+    if (typingThread) send({ presence: "typing_stop", conversation_id: typingThread });
+    typingThread = null;
+    lastTyping = 0;
+  }
   document.addEventListener("input", function (event) {
-    if (!event.target || event.target.id !== "composer-text") return;
+    if (!event.target || event.target.id !== "composer-text" || !openId()) return;
     var now = Date.now();
-    if (now - lastTyping < TYPING_EVERY_MS || !openId()) return;
+    clearTimeout(stopTimer);
+    stopTimer = setTimeout(typingStop, TYPING_IDLE_MS);
+    if (now - lastTyping < TYPING_EVERY_MS && typingThread === openId()) return;
     lastTyping = now;
-    send({ presence: "typing", conversation_id: openId() });
+    typingThread = openId();
+    send({ presence: "typing", conversation_id: typingThread });
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.id === "composer") {
+      clearTimeout(stopTimer);
+      typingThread = null;
+      lastTyping = 0;
+    }
   });
 
   // "Edit" after a stopped send: the notice goes, the text stays.

@@ -106,13 +106,36 @@ def test_typing_reaches_the_others_at_most_once_every_two_seconds(team):
         for _ in range(5):
             await b.send_json_to({"presence": "typing", "conversation_id": conversation.pk})
         quiet = await a.receive_nothing(timeout=0.5)
+        # he pauses: his page says so, and the line goes
+        await b.send_json_to({"presence": "typing_stop", "conversation_id": conversation.pk})
+        stopped = await strip_until(a, conversation.pk, lambda h: "is typing" not in h)
         await a.disconnect()
         await b.disconnect()
-        return typing, quiet
+        return typing, quiet, stopped
 
-    typing, quiet = async_to_sync(scenario)()
+    typing, quiet, stopped = async_to_sync(scenario)()
     assert "bob_smith is typing…" in typing
     assert quiet
+    assert viewer(bob) in stopped
+
+
+def test_a_typists_renewals_are_not_broadcast_and_a_silent_typist_expires(team):
+    _, bob, conversation = team
+    member = team_presence.member_for_user(bob)
+    now = time.time()
+
+    first = team_presence.typing_notice(conversation_id=conversation.pk, member=member, now=now)
+    throttled = team_presence.typing_notice(conversation_id=conversation.pk, member=member)
+    team_presence.redis_client().delete(f"presence:typing:{conversation.pk}:{bob.pk}")  # 2 s on
+    renewal = team_presence.typing_notice(conversation_id=conversation.pk, member=member, now=now)
+    later = team_presence.thread_presence(
+        account_id=conversation.account_id,
+        conversation_id=conversation.pk,
+        now=now + team_presence.TYPING_SHOWN_SECONDS + 1,
+    )
+
+    assert (first, throttled, renewal) == (True, False, False)
+    assert later.typing == ()
 
 
 def test_typing_in_a_thread_the_socket_has_not_open_is_ignored(team):
