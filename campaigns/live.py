@@ -6,7 +6,7 @@ the inbox announces a message queued from its composer (``message.status`` with 
 bubble joins its open thread, the conversation moves up the list), but every such event costs
 a query and a render on the process's single render thread (``crm.broadcasts``), where it
 would also delay chatters' own live events. So a batch announces nothing when no browser
-listens to the account (its Channels group has no member: one Redis call), and otherwise at
+listens to the account (``crm.presence.account_watched``: one Redis call), and otherwise at
 most ``LIVE_EVENTS_PER_BATCH`` of its messages, those of conversations a chatter is most
 likely to have open (waiting for a reply or unread, then the most recent). The rest show when
 their thread or list is next loaded, as after a reconnect.
@@ -14,47 +14,19 @@ their thread or list is next loaded, as after a reconnect.
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis
 import structlog
-from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db.models import Case, IntegerField, Q, Value, When
-from redis.exceptions import RedisError
 
-from crm.broadcasts import account_event_broadcast, account_group_name
+from crm.broadcasts import account_event_broadcast
 from crm.models import Message
+from crm.presence import account_watched
 
 log = structlog.get_logger(__name__)
 
 LIVE_EVENTS_PER_BATCH = 50
-
-
-@functools.cache
-def _layer_redis(address: str) -> redis.Redis:
-    return redis.Redis.from_url(address, socket_timeout=2.0)
-
-
-def account_watched(*, account_id: int) -> bool:
-    """Whether any browser listens to the account's live events now (its Channels group has a
-    member that has not expired)."""
-    layer = get_channel_layer()
-    group_key = getattr(layer, "_group_key", None)
-    if layer is None or group_key is None:
-        return False
-    layers: dict[str, Any] = settings.CHANNEL_LAYERS
-    host = layers["default"]["CONFIG"]["hosts"][0]
-    address = host["address"] if isinstance(host, dict) else str(host)
-    key = group_key(account_group_name(account_id))
-    try:
-        members = _layer_redis(address).zcount(key, int(time.time()) - layer.group_expiry, "+inf")
-    except RedisError:
-        return False  # live events are a courtesy; pages catch up on their next load
-    return bool(members)
 
 
 def campaign_messages_broadcast(

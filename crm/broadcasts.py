@@ -1,4 +1,9 @@
-"""Live events to every browser watching a creator account (Channels groups over Redis)."""
+"""Live events to every browser watching a creator account (Channels groups over Redis).
+
+An event costs nothing past one Redis check when no socket listens to the account
+(``crm.presence``); otherwise its inbox HTML is rendered once, only when an inbox socket
+listens, and the same group message reaches every socket.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ import structlog
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
+
+from crm import presence
 
 log = structlog.get_logger(__name__)
 
@@ -104,10 +111,19 @@ def _event_html(account_id: int, event: str, payload: dict[str, Any]) -> str | N
         return None
 
 
-def _render_and_send(account_id: int, event: str, payload: dict[str, Any]) -> None:
+def _render_and_send(
+    account_id: int, event: str, payload: dict[str, Any], *, wait: bool = False
+) -> None:
+    listeners = presence.account_listeners(account_id=account_id)
+    if not listeners.any:
+        return
+    html = _event_html(account_id, event, payload) if listeners.inbox else None
+    _group_send(account_id=account_id, event=event, payload=payload, html=html, wait=wait)
+
+
+def _render_and_send_in_thread(account_id: int, event: str, payload: dict[str, Any]) -> None:
     close_old_connections()
-    html = _event_html(account_id, event, payload)
-    _group_send(account_id=account_id, event=event, payload=payload, html=html)
+    _render_and_send(account_id, event, payload)
 
 
 def account_event_broadcast(
@@ -116,17 +132,17 @@ def account_event_broadcast(
     """Send ``event`` to the account's group. Call it from ``transaction.on_commit``.
 
     A broadcast is a courtesy to live pages, never a source of truth: it is handed to the
-    process's event loop without waiting (unless ``wait``), and when Redis is away the event
-    is dropped and logged; pages catch up on their next load. The group message carries the
-    JSON payload and, for the events the inbox shows, its rendered HTML (``crm.live``).
+    process's render thread without waiting (unless ``wait``), and when Redis is away the
+    event is dropped and logged; pages catch up on their next load. Nothing is rendered or
+    sent while no socket listens to the account (``crm.presence``). The group message carries
+    the JSON payload and, for the events the inbox shows, its rendered HTML (``crm.live``).
     """
     if get_channel_layer() is None:
         return
     if wait or getattr(settings, "LIVE_RENDER_INLINE", False):
-        html = _event_html(account_id, event, payload)
-        _group_send(account_id=account_id, event=event, payload=payload, html=html, wait=wait)
+        _render_and_send(account_id, event, payload, wait=wait)
     else:
-        _renderer().submit(_render_and_send, account_id, event, payload)
+        _renderer().submit(_render_and_send_in_thread, account_id, event, payload)
 
 
 def _group_send(

@@ -9,17 +9,20 @@ it checks again by itself before an event when its last check is older than
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from importlib import import_module
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 
-from crm import selectors, team_presence
+from crm import presence, selectors, team_presence
 from crm.broadcasts import account_group_name, session_ref, user_group_name
 from crm.errors import NotFoundError
 from crm.models import Membership
@@ -39,6 +42,11 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
     joined: tuple[str, ...] = ()
     access_checked_at = 0.0
     access_lost = False
+    # The account is "watched" while this socket is open (crm.presence): events are rendered
+    # only then. The inbox socket wants the HTML, this one the JSON.
+    presence_kind = presence.EVENTS
+    presence_task: asyncio.Task[None] | None = None
+    watching = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -52,10 +60,13 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ACCESS_DENIED)
             return
         self.access_checked_at = time.monotonic()
+        await self._watch()  # before joining, so no event the group hears goes unrendered
         await self._groups_join()
         await self.accept()
+        self.presence_task = asyncio.ensure_future(self._watch_while_allowed())
 
     async def disconnect(self, code: int) -> None:
+        await self._unwatch()
         await self._groups_leave()
 
     async def account_event(self, event: dict[str, Any]) -> None:
@@ -85,6 +96,33 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
         for group in joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def _watch(self) -> None:
+        self.watching = True
+        await sync_to_async(presence.account_watch, thread_sensitive=False)(
+            account_id=self.account_id, kind=self.presence_kind, connection=self.channel_name
+        )
+
+    async def _unwatch(self) -> None:
+        task, self.presence_task = self.presence_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.watching:
+            self.watching = False
+            await sync_to_async(presence.account_unwatch, thread_sensitive=False)(
+                account_id=self.account_id, kind=self.presence_kind, connection=self.channel_name
+            )
+
+    async def _watch_while_allowed(self) -> None:
+        """Renew the watch every ``WATCH_REFRESH_SECONDS`` while the socket may still listen
+        (checking access when the last check is stale, as an event would)."""
+        while True:
+            await asyncio.sleep(presence.WATCH_REFRESH_SECONDS)
+            if not await self._access_current():
+                return
+            await self._watch()
+
     async def _access_current(self) -> bool:
         """True while the socket may still receive the account's events; closes it otherwise.
         Asks the database only when the last check is older than ``ACCESS_RECHECK_SECONDS``."""
@@ -102,6 +140,7 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
         if self.access_lost:
             return
         self.access_lost = True
+        await self._unwatch()
         await self._groups_leave()
         await self.close(code=CLOSE_ACCESS_DENIED)
 
@@ -128,7 +167,9 @@ class InboxEventsConsumer(AccountEventsConsumer):
 
     The page sends presence (``crm.team_presence.PresenceSocket``): heartbeats, typing."""
 
-    presence: team_presence.PresenceSocket | None = None
+    presence_kind = presence.INBOX
+    # Who views which thread, who types (crm.team_presence; crm.presence is who listens).
+    viewers: team_presence.PresenceSocket | None = None
 
     async def event_send(self, event: dict[str, Any]) -> None:
         html = event.get("html")
@@ -138,7 +179,7 @@ class InboxEventsConsumer(AccountEventsConsumer):
     async def connect(self) -> None:
         await super().connect()
         if self.joined:
-            self.presence = team_presence.PresenceSocket(
+            self.viewers = team_presence.PresenceSocket(
                 account_id=self.account_id,
                 member=team_presence.member_for_user(self.scope["user"]),
                 allowed=self._may_see_conversation,
@@ -147,8 +188,8 @@ class InboxEventsConsumer(AccountEventsConsumer):
             )
 
     async def disconnect(self, code: int) -> None:
-        if self.presence is not None:
-            await self.presence.close()
+        if self.viewers is not None:
+            await self.viewers.close()
         await super().disconnect(code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -161,10 +202,10 @@ class InboxEventsConsumer(AccountEventsConsumer):
         await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if self.presence is None or not isinstance(content, dict) or "presence" not in content:
+        if self.viewers is None or not isinstance(content, dict) or "presence" not in content:
             return
         if await self._access_current():
-            await self.presence.receive(content)
+            await self.viewers.receive(content)
 
     async def _send_html(self, html: str) -> None:
         await self.send(text_data=html)

@@ -19,7 +19,7 @@ from crm.team_presence import presence_changed_html
 TEMPLATE = "crm/inbox.html"
 
 
-def message_created_html(*, message: Message) -> str:
+def message_created_html(*, message: selectors.MessageDisplay) -> str:
     """A new message: added to its open thread (once, even if the page has it already) and
     its conversation moved to the top of every list sorted by newest activity."""
     return render_to_string(

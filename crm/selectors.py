@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -15,6 +16,7 @@ from django.db.models import (
     DateTimeField,
     ExpressionWrapper,
     F,
+    Field,
     IntegerField,
     Q,
     QuerySet,
@@ -549,21 +551,157 @@ def conversation_messages_after(
     return _unlocked_mark(rows)
 
 
-def message_for_display(*, message_id: int) -> Message | None:
-    """One message as a thread shows it (for live events, which run after commit)."""
-    message = (
-        _messages_with_display(Message.objects.filter(pk=message_id))
-        .select_related("conversation__fan", "conversation__assigned_to")
-        .first()
-    )
-    return _unlocked_mark([message])[0] if message is not None else None
+@dataclass(frozen=True)
+class UserBrief:
+    """Who sent a message or is assigned a conversation, as a row shows them."""
+
+    pk: int
+    username: str
+
+    def get_username(self) -> str:
+        return self.username
 
 
-def conversation_for_display(*, conversation_id: int) -> Conversation | None:
-    """One conversation as the list shows it (for live events)."""
-    return (
-        Conversation.objects.filter(pk=conversation_id).select_related("fan", "assigned_to").first()
+@dataclass(frozen=True)
+class FanBrief:
+    pk: int
+    display_name: str
+    username: str
+    lifetime_spend_cents: int
+
+
+@dataclass(frozen=True)
+class ConversationDisplay:
+    """What the list's row shows of a conversation (``templates/crm/inbox/_row.jinja``)."""
+
+    pk: int
+    account_id: int
+    fan: FanBrief
+    unread_count: int
+    waiting_since: datetime | None
+    last_message_at: datetime | None
+    last_message_preview: str
+    last_message_direction: str
+    assigned_to: UserBrief | None
+
+
+@dataclass(frozen=True)
+class MessageDisplay:
+    """What a thread's bubble shows of a message (``templates/crm/inbox/_bubble.jinja``)."""
+
+    pk: int
+    account_id: int
+    conversation_id: int
+    conversation: ConversationDisplay
+    direction: str
+    status: str
+    text: str
+    price_cents: int
+    media_ids: list[str]
+    created_at: datetime
+    last_error: str
+    campaign_id: int | None
+    sent_by_id: int | None
+    sent_by: UserBrief | None
+    campaign_paused: bool
+    unlocked: bool
+
+
+def _display_sql() -> tuple[str, str]:
+    """The live events' two reads, as fixed SQL: a new message (with its conversation) and a
+    conversation. Written once per process; an ORM queryset with four joins and a raw
+    annotation cost more to compile per event than to run."""
+    user = get_user_model()
+    user_table = user._meta.db_table
+    username = cast("Field[Any, Any]", user._meta.get_field(user.USERNAME_FIELD)).column
+    m, c, f = Message._meta.db_table, Conversation._meta.db_table, Fan._meta.db_table
+    conversation_columns = f"""
+        {c}.id, {c}.account_id, {c}.unread_count, {c}.waiting_since, {c}.last_message_at,
+        {c}.last_message_preview, {c}.last_message_direction, {c}.assigned_to_id,
+        assignee.{username}, {f}.id, {f}.display_name, {f}.username, {f}.lifetime_spend_cents"""
+    conversation_joins = f"""
+        JOIN {f} ON {f}.id = {c}.fan_id
+        LEFT JOIN {user_table} assignee ON assignee.id = {c}.assigned_to_id"""
+    message_sql = f"""
+        SELECT {conversation_columns},
+               {m}.id, {m}.direction, {m}.status, {m}.text, {m}.price_cents, {m}.media_ids,
+               {m}.created_at, {m}.last_error, {m}.campaign_id, {m}.sent_by_id,
+               sender.{username}, {_HELD_SQL},
+               EXISTS (SELECT 1 FROM {Purchase._meta.db_table} p
+                       WHERE p.message_id = {m}.id AND p.kind = %s)
+        FROM {m}
+        JOIN {c} ON {c}.id = {m}.conversation_id {conversation_joins}
+        LEFT JOIN {user_table} sender ON sender.id = {m}.sent_by_id
+        WHERE {m}.id = %s"""  # noqa: S608 (table and column names only)
+    conversation_sql = f"""
+        SELECT {conversation_columns} FROM {c} {conversation_joins}
+        WHERE {c}.id = %s"""  # noqa: S608 (table and column names only)
+    return message_sql, conversation_sql
+
+
+_DISPLAY_SQL: tuple[str, str] | None = None
+
+
+def _display_fetch(which: int, params: list[int | str]) -> tuple[Any, ...] | None:
+    global _DISPLAY_SQL
+    if _DISPLAY_SQL is None:
+        _DISPLAY_SQL = _display_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(_DISPLAY_SQL[which], params)
+        return cursor.fetchone()
+
+
+def _conversation_display(row: tuple[Any, ...]) -> ConversationDisplay:
+    (pk, account_id, unread, waiting, last_at, preview, direction, assignee_id, assignee) = row[:9]
+    fan_id, display_name, fan_username, spend = row[9:13]
+    return ConversationDisplay(
+        pk=pk,
+        account_id=account_id,
+        fan=FanBrief(
+            pk=fan_id, display_name=display_name, username=fan_username, lifetime_spend_cents=spend
+        ),
+        unread_count=unread,
+        waiting_since=waiting,
+        last_message_at=last_at,
+        last_message_preview=preview,
+        last_message_direction=direction,
+        assigned_to=UserBrief(pk=assignee_id, username=assignee) if assignee_id else None,
     )
+
+
+def message_for_display(*, message_id: int) -> MessageDisplay | None:
+    """One message as a thread shows it, with its conversation as the list shows it (for
+    live events, which run after commit, and the composer's answer). One fixed query."""
+    row = _display_fetch(0, [Purchase.Kind.PPV.value, message_id])
+    if row is None:
+        return None
+    conversation = _conversation_display(row)
+    (pk, direction, status, text, price, media, created, error, campaign_id, sender_id) = row[13:23]
+    sender, paused, unlocked = row[23:26]
+    return MessageDisplay(
+        pk=pk,
+        account_id=conversation.account_id,
+        conversation_id=conversation.pk,
+        conversation=conversation,
+        direction=direction,
+        status=status,
+        text=text,
+        price_cents=price,
+        media_ids=list(media or []),
+        created_at=created,
+        last_error=error,
+        campaign_id=campaign_id,
+        sent_by_id=sender_id,
+        sent_by=UserBrief(pk=sender_id, username=sender) if sender_id else None,
+        campaign_paused=bool(paused),
+        unlocked=bool(unlocked),
+    )
+
+
+def conversation_for_display(*, conversation_id: int) -> ConversationDisplay | None:
+    """One conversation as the list shows it (for live events). One fixed query."""
+    row = _display_fetch(1, [conversation_id])
+    return _conversation_display(row) if row is not None else None
 
 
 def conversation_message_get(*, conversation: Conversation, message_id: int) -> Message:

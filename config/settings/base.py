@@ -94,7 +94,15 @@ TEMPLATES = [
                 "crm.context_processors.accounts",
             ],
         },
-    }
+    },
+    {
+        # Only the inbox's hot partials (templates/crm/inbox/*.jinja), always named through
+        # engines["jinja2"]: see config/jinja2.py.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "config.jinja2.environment", "autoescape": True},
+    },
 ]
 
 DATABASES = {

@@ -11,6 +11,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from campaigns import fanout, live, services
+from crm import presence
 from crm.broadcasts import account_group_name
 from crm.models import Conversation, Message
 from tests.factories import ConversationFactory
@@ -38,7 +39,10 @@ def watcher(shop, redis_client):
     channel = async_to_sync(layer.new_channel)()
     group = account_group_name(shop.account.pk)
     async_to_sync(layer.group_add)(group, channel)
+    # what the inbox socket's consumer claims while it is open
+    presence.account_watch(account_id=shop.account.pk, kind=presence.INBOX, connection=channel)
     yield type("Watcher", (), {"layer": layer, "channel": channel})
+    presence.account_unwatch(account_id=shop.account.pk, kind=presence.INBOX, connection=channel)
     async_to_sync(layer.group_discard)(group, channel)
 
 
