@@ -7,13 +7,14 @@ within 30 s even when no disconnect ever arrives. Expired entries are pruned whe
 read; the sweep on every heartbeat of the account (``account_sweep``) finds the views that
 expired silently and says which threads changed, so exactly one socket broadcasts each drop.
 
-Keys (the helper's own Redis database; scores are expiry times in epoch seconds):
+Keys (after the cache's ``KEY_PREFIX``; scores are expiry times in epoch seconds):
 - ``presence:thread:<conversation>``: sorted set of ``<user_id>:<name>`` viewing the thread;
 - ``presence:account:<account>``: sorted set of ``<conversation>:<user_id>:<name>``, the same
   views by account (the list's markers and the sweep);
 - ``presence:typers:<conversation>``: sorted set of ``<user_id>:<name>`` typing now;
 - ``presence:typing:<conversation>:<user_id>``: the typing throttle (one notice per 2 s);
-- ``claim:<conversation>``: ``<user_id>:<name>`` of the member who took the thread.
+- ``presence:claim:<conversation>``: ``<user_id>:<name>`` of the member who took the thread,
+  expiring with the claim.
 
 A member is named by ``user_id:name``; Django usernames hold no colon, and the id comes first,
 so splitting on the first colon is exact.
@@ -26,12 +27,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.template.loader import render_to_string
+from redis.exceptions import RedisError
 
 from config.redis import redis_client
 from crm.errors import ApplicationError
+
+log = structlog.get_logger(__name__)
 
 HEARTBEAT_SECONDS = 10
 # Two missed heartbeats and the view is gone; the sweep on the next heartbeat of anyone in the
@@ -89,24 +94,29 @@ def member_for_user(user: object) -> Member:
     return Member(user_id=int(getattr(user, "pk", 0)), name=name)
 
 
+def _prefix() -> str:
+    # The cache's prefix, as crm.presence uses it: each deployment, test run and bench apart.
+    return str(settings.CACHES["default"].get("KEY_PREFIX", ""))
+
+
 def _thread_key(conversation_id: int) -> str:
-    return f"presence:thread:{conversation_id}"
+    return f"{_prefix()}:presence:thread:{conversation_id}"
 
 
 def _account_key(account_id: int) -> str:
-    return f"presence:account:{account_id}"
+    return f"{_prefix()}:presence:account:{account_id}"
 
 
 def _typers_key(conversation_id: int) -> str:
-    return f"presence:typers:{conversation_id}"
+    return f"{_prefix()}:presence:typers:{conversation_id}"
 
 
 def _throttle_key(conversation_id: int, user_id: int) -> str:
-    return f"presence:typing:{conversation_id}:{user_id}"
+    return f"{_prefix()}:presence:typing:{conversation_id}:{user_id}"
 
 
 def _claim_key(conversation_id: int) -> str:
-    return f"claim:{conversation_id}"
+    return f"{_prefix()}:presence:claim:{conversation_id}"
 
 
 def _now(now: float | None) -> float:
@@ -209,18 +219,48 @@ def thread_presence(
     )
 
 
-def account_viewers(
+@dataclass(frozen=True)
+class RowPresence:
+    """What the conversation list shows on a row: who has it open, who took it."""
+
+    viewers: tuple[Member, ...]
+    claim: Member | None
+
+
+def account_rows(
     *, account_id: int, conversation_ids: list[int], now: float | None = None
-) -> dict[int, tuple[Member, ...]]:
-    """Who has each of these threads open (the list's row markers); one Redis read."""
+) -> dict[int, RowPresence]:
+    """The list's markers for these conversations (only those with any); one Redis round
+    trip. Redis away: no markers, the list still renders."""
+    if not conversation_ids:
+        return {}
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.zrangebyscore(_account_key(account_id), _now(now), "+inf")
+    pipe.mget([_claim_key(cid) for cid in conversation_ids])
+    try:
+        entries, holders = pipe.execute()
+    except RedisError:
+        log.warning("presence.rows_unavailable", account_id=account_id)
+        return {}
     wanted = set(conversation_ids)
-    found: dict[int, list[Member]] = {}
-    entries: list[bytes] = redis_client().zrangebyscore(_account_key(account_id), _now(now), "+inf")  # type: ignore[assignment]
+    viewers: dict[int, list[Member]] = {}
     for entry in entries:
         conversation, _, ref = entry.decode().partition(":")
         if int(conversation) in wanted:
-            found.setdefault(int(conversation), []).append(Member.from_ref(ref))
-    return {cid: tuple(sorted(members, key=lambda m: m.name)) for cid, members in found.items()}
+            viewers.setdefault(int(conversation), []).append(Member.from_ref(ref))
+    claims = {
+        cid: Member.from_ref(holder)
+        for cid, holder in zip(conversation_ids, holders, strict=True)
+        if holder is not None
+    }
+    return {
+        cid: RowPresence(
+            viewers=tuple(sorted(viewers.get(cid, ()), key=lambda m: m.name)),
+            claim=claims.get(cid),
+        )
+        for cid in wanted
+        if cid in viewers or cid in claims
+    }
 
 
 def claim_minutes() -> int:
@@ -292,6 +332,9 @@ def thread_claimed_error(claim: Claim) -> ApplicationError:
 TEMPLATE = "crm/inbox.html"
 
 
+ROW_MARKER_TEMPLATE = "crm/inbox/_presence_row.jinja"
+
+
 def presence_html(*, presence: ThreadPresence, oob: bool = True) -> str:
     """The thread's presence strip (``presence-<conversation_id>``): the same HTML for every
     member watching; each page hides its own avatar and typing line (static/js/presence.js)."""
@@ -299,9 +342,17 @@ def presence_html(*, presence: ThreadPresence, oob: bool = True) -> str:
 
 
 def presence_changed_html(*, account_id: int, conversation_id: int) -> str:
-    return presence_html(
-        presence=thread_presence(account_id=account_id, conversation_id=conversation_id)
+    """A change of a thread's presence for every page of the account: its strip (where the
+    thread is open) and its row's marker in the list (``presence-row-<conversation_id>``)."""
+    presence = thread_presence(account_id=account_id, conversation_id=conversation_id)
+    row = RowPresence(
+        viewers=presence.viewers, claim=presence.claim.member if presence.claim else None
     )
+    marker = render_to_string(
+        ROW_MARKER_TEMPLATE,
+        {"conversation_id": conversation_id, "row": row, "marker_oob": True},
+    )
+    return presence_html(presence=presence) + marker
 
 
 Send = Callable[[str], Awaitable[None]]

@@ -129,6 +129,8 @@ def conversation_row(context: template.Context, conversation: Any) -> SafeString
             "conversation": conversation,
             "oob": context.get("oob"),
             "filter_query": context.get("filter_query"),
+            # who has it open, who took it (crm.team_presence.account_rows)
+            "presence_rows": context.get("presence_rows"),
         },
     )
 

@@ -90,6 +90,9 @@ def _list_context(
         "filters": filters,
         "filter_query": _filter_query(request),
         "page": page,
+        "presence_rows": team_presence.account_rows(
+            account_id=membership.account_id, conversation_ids=[c.pk for c in page.conversations]
+        ),
         "fans_without_chat": fans_without_chat,
     }
 

@@ -126,7 +126,8 @@ def test_a_typists_renewals_are_not_broadcast_and_a_silent_typist_expires(team):
 
     first = team_presence.typing_notice(conversation_id=conversation.pk, member=member, now=now)
     throttled = team_presence.typing_notice(conversation_id=conversation.pk, member=member)
-    team_presence.redis_client().delete(f"presence:typing:{conversation.pk}:{bob.pk}")  # 2 s on
+    # two seconds on (the throttle's key expires): a counted notice, but only a renewal
+    team_presence.redis_client().delete(team_presence._throttle_key(conversation.pk, bob.pk))
     renewal = team_presence.typing_notice(conversation_id=conversation.pk, member=member, now=now)
     later = team_presence.thread_presence(
         account_id=conversation.account_id,
@@ -153,7 +154,7 @@ def test_typing_in_a_thread_the_socket_has_not_open_is_ignored(team):
     assert async_to_sync(scenario)()
 
 
-def test_a_silent_drop_expires_without_a_disconnect(team, redis_client):
+def test_a_silent_drop_expires_without_a_disconnect(team):
     alice, bob, conversation = team
     account_id = conversation.account_id
 
@@ -166,11 +167,11 @@ def test_a_silent_drop_expires_without_a_disconnect(team, redis_client):
 
         # bob's laptop sleeps: his socket stays open but sends nothing; his last heartbeat
         # is now older than the expiry (scores are expiry times: move his into the past)
-        gone = time.time() - 1
-        ref = team_presence.Member(user_id=bob.pk, name="bob_smith").ref
-        await sync_to_async(redis_client.zadd)(f"presence:thread:{conversation.pk}", {ref: gone})
-        await sync_to_async(redis_client.zadd)(
-            f"presence:account:{account_id}", {f"{conversation.pk}:{ref}": gone}
+        await sync_to_async(team_presence.view_heartbeat)(
+            account_id=account_id,
+            conversation_id=conversation.pk,
+            member=team_presence.member_for_user(bob),
+            now=time.time() - team_presence.VIEW_TTL_SECONDS - 1,
         )
         # alice's next heartbeat (every 10 s) sweeps the account and tells everyone
         await a.send_json_to({"presence": "heartbeat", "conversation_id": conversation.pk})
@@ -254,3 +255,35 @@ def test_a_claim_is_held_for_claim_minutes_and_ends_when_its_holder_leaves(team,
         account_id=conversation.account_id, conversation_id=conversation.pk, member=alice_m
     )
     assert team_presence.claim_by_other(conversation_id=conversation.pk, user_id=bob.pk) is None
+
+
+def test_the_list_marks_rows_someone_has_open_or_took_and_live_rows_keep_it(team, client):
+    from crm.live import conversation_changed_html
+
+    alice, bob, conversation = team
+    conversation.last_message_at = conversation.created_at
+    conversation.save(update_fields=["last_message_at"])
+    team_presence.view_heartbeat(
+        account_id=conversation.account_id,
+        conversation_id=conversation.pk,
+        member=team_presence.member_for_user(bob),
+    )
+    team_presence.claim_take(
+        conversation_id=conversation.pk, member=team_presence.member_for_user(bob)
+    )
+    client.force_login(alice)
+
+    page = client.get(f"/accounts/{conversation.account_id}/inbox/").content.decode()
+    live_row = conversation_changed_html(conversation_id=conversation.pk)
+    changed = team_presence.presence_changed_html(
+        account_id=conversation.account_id, conversation_id=conversation.pk
+    )
+
+    for html in (page, live_row):
+        marker = html[html.index(f'id="presence-row-{conversation.pk}"') :]
+        assert f'data-presence-user="{bob.pk}" title="bob_smith has this open">BS<' in marker
+        assert "bob_smith is on it" in marker
+    assert f'hx-swap-oob="outerHTML:#presence-row-{conversation.pk}, #live-sink"' in changed
+    assert f'hx-swap-oob="outerHTML:#presence-{conversation.pk}, #live-sink"' in changed
+    # inside a row the marker is never an out-of-band swap of its own
+    assert f'hx-swap-oob="outerHTML:#presence-row-{conversation.pk}' not in live_row
