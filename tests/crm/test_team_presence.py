@@ -274,7 +274,7 @@ def test_the_list_marks_rows_someone_has_open_or_took_and_live_rows_keep_it(team
     client.force_login(alice)
 
     page = client.get(f"/accounts/{conversation.account_id}/inbox/").content.decode()
-    live_row = conversation_changed_html(conversation_id=conversation.pk)
+    live_row = conversation_changed_html(conversation_id=conversation.pk) or ""
     changed = team_presence.presence_changed_html(
         account_id=conversation.account_id, conversation_id=conversation.pk
     )
