@@ -264,7 +264,7 @@ def account_rows(
 
 
 def claim_minutes() -> int:
-    return int(getattr(settings, "CLAIM_MINUTES", 5))
+    return int(settings.CLAIM_MINUTES)
 
 
 def claim_take(*, conversation_id: int, member: Member) -> Claim:
