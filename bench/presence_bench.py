@@ -330,7 +330,8 @@ def main() -> None:
             f"{label:22} {r['webhooks']:>8} {r['deliveries']:>10} {r['p50_ms']:>7} "
             f"{r['p95_ms']:>7} {r['max_ms']:>7} {r['missed']:>6}"
         )
-    pairs = list(zip(report["rounds_p95_ms"]["baseline"], report["rounds_p95_ms"]["with presence"]))
+    by_round = report["rounds_p95_ms"]
+    pairs = list(zip(by_round["baseline"], by_round["with presence"], strict=True))
     ratios = sorted(live_p95 / base_p95 for base_p95, live_p95 in pairs if base_p95)
     lines += [
         "",
