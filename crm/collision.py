@@ -15,6 +15,7 @@ from datetime import datetime
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from crm import selectors, team_presence
 from crm.broadcasts import account_event_broadcast
@@ -100,8 +101,11 @@ def message_send_guarded(
 def _presence_after_send(
     account_id: int, conversation_id: int, member: team_presence.Member
 ) -> None:
-    typed = team_presence.typing_clear(conversation_id=conversation_id, member=member)
-    released = team_presence.claim_release(conversation_id=conversation_id, member=member)
+    try:
+        typed = team_presence.typing_clear(conversation_id=conversation_id, member=member)
+        released = team_presence.claim_release(conversation_id=conversation_id, member=member)
+    except RedisError:
+        return  # the message is queued; typing and the claim expire by themselves
     if typed or released:
         account_event_broadcast(
             account_id=account_id,

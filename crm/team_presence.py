@@ -206,7 +206,12 @@ def thread_presence(
     pipe.zrange(_typers_key(conversation_id), 0, -1)
     pipe.get(_claim_key(conversation_id))
     pipe.pttl(_claim_key(conversation_id))
-    _, viewers, _, typers, holder, ttl_ms = pipe.execute()
+    try:
+        _, viewers, _, typers, holder, ttl_ms = pipe.execute()
+    except RedisError:
+        # The page renders without the strip's people; the next heartbeat fills it in.
+        log.warning("presence.unavailable", conversation_id=conversation_id)
+        return ThreadPresence(account_id, conversation_id, viewers=(), typing=(), claim=None)
     claim = None
     if holder is not None and ttl_ms > 0:
         claim = Claim(member=Member.from_ref(holder), until=time.time() + ttl_ms / 1000)
@@ -308,7 +313,11 @@ def claim_by_other(*, conversation_id: int, user_id: int) -> Claim | None:
     pipe = client.pipeline(transaction=False)
     pipe.get(_claim_key(conversation_id))
     pipe.pttl(_claim_key(conversation_id))
-    holder, ttl_ms = pipe.execute()
+    try:
+        holder, ttl_ms = pipe.execute()
+    except RedisError:  # no claims without Redis: the send goes on
+        log.warning("presence.unavailable", conversation_id=conversation_id)
+        return None
     if holder is None or ttl_ms <= 0:
         return None
     member = Member.from_ref(holder)
@@ -386,6 +395,23 @@ class PresenceSocket:
         self.checked: set[int] = set()
 
     async def receive(self, content: dict[str, Any]) -> None:
+        try:
+            await self._receive(content)
+        except RedisError as exc:
+            # Presence is a courtesy: without Redis the socket still carries the inbox.
+            log.warning(
+                "presence.unavailable", account_id=self.account_id, error=type(exc).__name__
+            )
+
+    async def close(self) -> None:
+        try:
+            await self._view(None)
+        except RedisError as exc:  # the view expires by itself
+            log.warning(
+                "presence.unavailable", account_id=self.account_id, error=type(exc).__name__
+            )
+
+    async def _receive(self, content: dict[str, Any]) -> None:
         kind = content.get("presence")
         conversation_id = _conversation_id(content.get("conversation_id"))
         if kind == "heartbeat":
@@ -400,9 +426,6 @@ class PresenceSocket:
                 await self._changed(conversation_id)
         elif kind == "leave":
             await self._view(None)
-
-    async def close(self) -> None:
-        await self._view(None)
 
     async def _heartbeat(self, conversation_id: int | None) -> None:
         opened = await self._view(conversation_id)

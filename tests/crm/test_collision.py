@@ -239,3 +239,24 @@ def test_claim_button_takes_and_releases_and_another_accounts_member_gets_404(
     client.force_login(chatter)
     client.post(url, {"action": "release"}, headers=HX)
     assert not team_presence.claim_by_other(conversation_id=conversation.pk, user_id=colleague.pk)
+
+
+def test_without_redis_the_thread_and_a_guarded_send_still_work(
+    client, thread, chatter, monkeypatch
+):
+    import redis
+
+    # given: presence's Redis is away (the rate limiter's and the cache's are not)
+    conversation, first = thread
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    monkeypatch.setattr(team_presence, "redis_client", lambda: dead)
+    client.force_login(chatter)
+
+    page = client.get(reverse("inbox_thread", args=[conversation.account_id, conversation.pk]))
+    url = reverse("inbox_messages", args=[conversation.account_id, conversation.pk])
+    sent = client.post(url, {"text": "still here", "after_message_id": first.pk}, headers=HX)
+
+    assert page.status_code == 200
+    assert f'id="presence-{conversation.pk}"' in page.content.decode()
+    assert sent.status_code == 200
+    assert outgoing(conversation) == 1
