@@ -9,6 +9,10 @@ its own database (fancrm_bench_inbox), seeds two accounts with `manage.py bench_
   (the whole middleware stack and template rendering, no network), with the number of SQL
   queries of each request: the big account must stay under 100 ms at p95 and issue exactly
   the queries the small one does;
+- a live event's inbox HTML (``crm.live.event_html``) on the big account, in this process,
+  with its queries: p95 under 20 ms;
+- from outside, one API client's sends (``POST /api/onlyfans/messages/send``) with nobody
+  watching the account (before the webhooks below);
 - from outside, the time from posting a signed ``messages.received`` webhook to the web
   server (uvicorn, as `make run` starts it) until the rendered message reaches a browser's
   inbox socket, with one and with two sockets open: p95 under 200 ms.
@@ -44,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 VAR = ROOT / "var" / "bench"
 DATABASE = "fancrm_bench_inbox"  # not fancrm_bench: the pipeline bench empties that one
-WEB_PORT = 8797
+WEB_PORT = int(os.environ.get("INBOX_BENCH_PORT", "8797"))  # another bench may hold 8797
 WEBHOOK_SECRET = "bench-webhook-secret"
 SERVER_P95_MS = 100.0
 LIVE_P95_MS = 200.0
@@ -509,6 +513,10 @@ def live(ids: dict[str, int], n: int) -> dict[str, Any]:
         browser.force_login(User.objects.get(username="bench_owner"))
         session = browser.cookies[settings.SESSION_COOKIE_NAME].value
         cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
+        try:
+            results["send"] = single_client_sends(base=base, account_id=ids["big"], n=n)
+        except Exception as exc:  # an endpoint not built yet...
+            results["send"] = {"missing": f"{type(exc).__name__}: {exc}"}
         scenarios = [("small", 1), ("big", 1), ("big", 2)]
         for name, clients in scenarios:
             label = f"{name}, {clients} socket{'s' if clients > 1 else ''}"
@@ -535,6 +543,134 @@ def live(ids: dict[str, int], n: int) -> dict[str, Any]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)  # workers still shutting down, if any
     return results
+
+
+# --- A live event's render, and one client's sends, in process ---------------------------
+
+RENDER_P95_MS = 20.0
+
+
+def live_render(ids: dict[str, int], n: int, warmup: int = 5) -> dict[str, Row]:
+    """Server time of one live event's inbox HTML (``crm.live.event_html``) on the big account,
+    with its SQL queries: what each event costs when an inbox socket listens."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from crm import live as crm_live
+    from crm.models import Message
+
+    messages = list(
+        Message.objects.filter(account_id=ids["big"])
+        .order_by("?")
+        .values_list("id", "conversation_id")[: n + warmup]
+    )
+    kinds: dict[str, Any] = {
+        "message.received (bubble + row)": lambda m, c: (
+            "message.received",
+            {"message_id": m, "conversation_id": c},
+        ),
+        "conversation.changed (row)": lambda m, c: (
+            "conversation.changed",
+            {"conversation_id": c},
+        ),
+        "message.status (from the event)": lambda m, c: (
+            "message.status",
+            {"message_id": m, "conversation_id": c, "status": "sent"},
+        ),
+    }
+    results: dict[str, Row] = {}
+    for label, event_for in kinds.items():
+        row = results[label] = Row()
+        for i, (message_id, conversation_id) in enumerate(messages):
+            event, payload = event_for(message_id, conversation_id)
+            connection.queries_log.clear()
+            with CaptureQueriesContext(connection) as captured:
+                started, cpu_started = time.perf_counter(), time.process_time()
+                html = crm_live.event_html(account_id=ids["big"], event=event, payload=payload)
+                elapsed = (time.perf_counter() - started) * 1000
+                cpu = (time.process_time() - cpu_started) * 1000
+            if i < warmup:
+                continue
+            row.statuses.add(200 if html else 500)
+            row.times_ms.append(elapsed)
+            row.cpu_ms.append(cpu)
+            row.queries.append(len(captured.captured_queries))
+        print(f"  render {label}: {json.dumps(row.summary())}", flush=True)
+    return results
+
+
+def single_client_sends(*, base: str, account_id: int, n: int, warmup: int = 10) -> dict[str, Any]:
+    """One API client's ``POST /api/onlyfans/messages/send`` to the web server, one after
+    another, while no socket is open on the account (every live event of these sends has
+    nobody to reach)."""
+    import httpx
+    from django.contrib.auth.models import User
+
+    from crm.models import Fan
+    from crm.services import api_token_create, api_token_revoke
+    from onlyfans.broker import queues_ensure, sqs_client
+
+    owner = User.objects.get(username="bench_owner")
+    token, key = api_token_create(user=owner, name=f"inbox bench {uuid.uuid4().hex[:8]}")
+    fans = list(
+        Fan.objects.filter(account_id=account_id).order_by("?").values_list("id", flat=True)[:50]
+    )
+    queues = queues_ensure()
+    times: list[float] = []
+    statuses: set[int] = set()
+    try:
+        with httpx.Client(
+            base_url=base, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        ) as http:
+            for i in range(n + warmup):
+                body = {"fan_id": random.choice(fans), "text": f"inbox bench {i}"}
+                started = time.perf_counter()
+                reply = http.post("/api/onlyfans/messages/send", json=body)
+                if i >= warmup:
+                    times.append((time.perf_counter() - started) * 1000)
+                    statuses.add(reply.status_code)
+    finally:
+        api_token_revoke(user=owner, token_id=token.pk)
+        sqs = sqs_client()
+        for url in queues.values():  # the queued sends are not this bench's subject
+            with contextlib.suppress(Exception):  # at most one purge a minute per queue
+                sqs.purge_queue(QueueUrl=url)
+    result = {
+        "n": len(times),
+        "statuses": sorted(statuses),
+        "p50_ms": round(percentile(times, 50), 1),
+        "p95_ms": round(percentile(times, 95), 1),
+    }
+    print(f"  single client sends, nobody watching: {json.dumps(result)}", flush=True)
+    return result
+
+
+def render_table(results: dict[str, Row]) -> list[str]:
+    lines = [
+        f"{'live event render (big, in process)':38} {'n':>4} {'p50':>6} {'p95':>6} "
+        f"{'max':>6} {'cpu p50':>7} {'q':>5}  p95<{RENDER_P95_MS:.0f}ms"
+    ]
+    for label, row in results.items():
+        if not row.ok:
+            lines.append(f"{label:38} missing: no HTML for some events")
+            continue
+        s = row.summary()
+        low, high = s["queries_min"], s["queries_max"]
+        queries = str(low) if low == high else f"{low}-{high}"
+        lines.append(
+            f"{label:38} {s['n']:>4} {s['p50_ms']:>6} {s['p95_ms']:>6} {s['max_ms']:>6} "
+            f"{s['python_cpu_p50_ms']:>7} {queries:>5}  {verdict(s['p95_ms'] < RENDER_P95_MS)}"
+        )
+    return lines
+
+
+def send_table(result: dict[str, Any]) -> list[str]:
+    if "missing" in result:
+        return [f"single client send: missing: {result['missing']}"]
+    return [
+        f"single client send (big, nobody watching): n {result['n']}, HTTP "
+        f"{result['statuses']}, p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms"
+    ]
 
 
 # --- Report ------------------------------------------------------------------------------------
@@ -620,9 +756,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reseed", action="store_true", help="seed both accounts again")
     parser.add_argument("-n", type=int, default=200, help="requests per row, webhooks per case")
-    parser.add_argument("--only", choices=["server", "live"], action="append")
+    parser.add_argument("--only", choices=["server", "render", "send", "live"], action="append")
     args = parser.parse_args()
-    only = set(args.only or ["server", "live"])
+    only = set(args.only or ["server", "render", "send", "live"])
 
     setup_django()
     ids = seed(reseed=args.reseed)
@@ -656,10 +792,18 @@ def main() -> None:
                     explain(sql),
                 ]
         write()
+    if "render" in only:
+        print("live event render, in process:", flush=True)
+        renders = live_render(ids, args.n)
+        report["render"] = {label: row.summary() for label, row in renders.items()}
+        lines += ["", *render_table(renders)]
+        write()
     if "live" in only:
         print("webhook to websocket, from outside:", flush=True)
         report["live"] = live(ids, args.n)
-        lines += ["", *live_table(report["live"])]
+        send = report["live"].pop("send")
+        lines += ["", *live_table(report["live"]), "", *send_table(send)]
+        report["send"] = send
         write()
     print()
     print((RESULTS / "inbox-latest.txt").read_text())

@@ -40,6 +40,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         ),
         "import-drafts-expire": ("imports.tasks.fan_import_drafts_expire_task", 3600),
         "analytics-rollups-refresh": ("analytics.tasks.rollups_refresh_task", 60),
+        "inbox-snoozes-wake": ("crm.tasks.snoozes_wake_task", settings.SNOOZE_WAKE_SECONDS),
+        "inbox-drafts-expire": ("crm.tasks.drafts_expire_task", settings.DRAFT_CLEANUP_SECONDS),
     }
     return {
         name: {"task": task, "schedule": float(seconds)} for name, (task, seconds) in every.items()

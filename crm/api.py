@@ -17,15 +17,19 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from crm import collision, selectors, services
-from crm.models import Fan, Membership
+from crm import collision, composer_checks, drafts, notes, selectors, services, snooze
+from crm.errors import NotFoundError
+from crm.models import Fan, Membership, Message
 from crm.sending import send_pipeline
 from crm.serializers import (
     AccountSerializer,
+    ComposerSettingsSerializer,
     ConversationListParamsSerializer,
     ConversationPageSerializer,
     ConversationSendSerializer,
     ConversationSerializer,
+    DraftSerializer,
+    DraftWriteSerializer,
     FanCreateSerializer,
     FanDeleteParamsSerializer,
     FanListParamsSerializer,
@@ -34,6 +38,11 @@ from crm.serializers import (
     MessageListParamsSerializer,
     MessagePageSerializer,
     MessageQueuedSerializer,
+    NoteCreateSerializer,
+    NoteListParamsSerializer,
+    NotePageSerializer,
+    NoteSerializer,
+    SnoozeSerializer,
     ThreadMessageSerializer,
     error_responses,
 )
@@ -208,6 +217,8 @@ class ConversationListApi(APIView):
             unread=data["unread"],
             waiting=data["waiting"],
             mine=data["mine"],
+            mentions=data["mentions"],
+            snoozed=data["snoozed"],
             tag=data["tag"],
             subscription_state=data["subscription_state"],
             sort=data["sort"],
@@ -273,6 +284,8 @@ class ConversationMessagesApi(APIView):
                     400: "validation_error, invalid_message",
                     404: "conversation_not_found",
                     409: "thread_changed (messages), thread_claimed (claimed_by)",
+                    422: "banned_words (banned_words, can_send_anyway), repeated_text (fans, "
+                    "window_minutes)",
                 }
             ),
         },
@@ -282,19 +295,33 @@ class ConversationMessagesApi(APIView):
             user=request.user, conversation_id=conversation_id
         )
         data = _params(ConversationSendSerializer, request.data)
-        message = collision.message_send_guarded(
-            account_id=conversation.account_id,
-            conversation_id=conversation.pk,
-            author=_actor(request),
-            after_message_id=data.get("after_message_id"),
-            force=data["force"],
-            send=lambda: send_pipeline().message_enqueue(
+        actor = _actor(request)
+
+        def checked_send() -> Message:
+            # Inside the guard (which holds the thread's row): checks, then the queue.
+            composer_checks.check_before_queue(
+                account=conversation.account,
+                user_id=actor.pk,
+                fan_id=conversation.fan_id,
+                text=data["text"],
+                confirm_banned_words=data["confirm_banned_words"],
+                confirm_repeated_text=data["confirm_repeated_text"],
+            )
+            return send_pipeline().message_enqueue(
                 fan=conversation.fan,
                 text=data["text"],
                 price_cents=data["price_cents"],
                 media_ids=data["media_ids"],
                 sent_by_id=request.user.pk,
-            ),
+            )
+
+        message = collision.message_send_guarded(
+            account_id=conversation.account_id,
+            conversation_id=conversation.pk,
+            author=actor,
+            after_message_id=data.get("after_message_id"),
+            force=data["force"],
+            send=checked_send,
         )
         message.account = conversation.account  # loaded already; the estimate reads it
         estimate = send_pipeline().message_estimated_send_at(message=message)
@@ -321,3 +348,243 @@ class ConversationReadApi(APIView):
         )
         services.conversation_mark_read(actor=_actor(request), conversation=conversation)
         return Response(ConversationSerializer(conversation).data)
+
+
+# --- Drafts and snooze ----------------------------------------------------------------------
+
+
+class ConversationDraftApi(APIView):
+    """My own draft in a conversation: nobody else's is ever read or written here."""
+
+    @extend_schema(
+        operation_id="crm_conversations_draft_get",
+        summary="My draft in the conversation",
+        responses={
+            200: DraftSerializer,
+            **error_responses({404: "conversation_not_found, draft_not_found"}),
+        },
+    )
+    def get(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        draft = drafts.draft_get(user=request.user, conversation=conversation)
+        if draft is None:
+            raise NotFoundError("You have no draft in this conversation.", code="draft_not_found")
+        return Response(DraftSerializer(draft).data)
+
+    @extend_schema(
+        operation_id="crm_conversations_draft_put",
+        summary="Keep my draft in the conversation (blank text deletes it)",
+        request=DraftWriteSerializer,
+        responses={
+            200: DraftSerializer,
+            204: OpenApiResponse(description="Blank: the draft is deleted."),
+            **error_responses(
+                {
+                    400: "validation_error, invalid_draft",
+                    404: "conversation_not_found",
+                    409: "draft_stale",
+                }
+            ),
+        },
+    )
+    def put(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        data = _params(DraftWriteSerializer, request.data)
+        draft = drafts.draft_save(
+            actor=_actor(request),
+            conversation=conversation,
+            text=data["text"],
+            price_cents=data["price_cents"],
+            composer_since=data["composer_since"],
+        )
+        if draft is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(DraftSerializer(draft).data)
+
+    @extend_schema(
+        operation_id="crm_conversations_draft_delete",
+        summary="Delete my draft in the conversation (idempotent)",
+        responses={
+            204: OpenApiResponse(description="Deleted, or there was none."),
+            **error_responses({404: "conversation_not_found"}),
+        },
+    )
+    def delete(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        drafts.draft_delete(actor=_actor(request), conversation=conversation)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+SNOOZE_INVALID = (
+    "validation_error, snooze_time_required, snooze_in_past, snooze_too_far, invalid_snooze_until"
+)
+
+
+class ConversationSnoozeApi(APIView):
+    @extend_schema(
+        operation_id="crm_conversations_snooze",
+        summary="Snooze the conversation until a time or until the fan writes",
+        description="A snoozed conversation leaves the list (and its unread and waiting "
+        "views) until it wakes; ``GET /api/crm/conversations/?snoozed=true`` lists them. "
+        "Snoozing again replaces the earlier snooze.",
+        request=SnoozeSerializer,
+        responses={
+            200: ConversationSerializer,
+            **error_responses({400: SNOOZE_INVALID, 404: "conversation_not_found"}),
+        },
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        data = _params(SnoozeSerializer, request.data)
+        until = None
+        if data["until"]:
+            until = snooze.snooze_until_parse(
+                value=data["until"], zone=snooze.account_zone(conversation.account)
+            )
+        snooze.conversation_snooze(
+            actor=_actor(request),
+            conversation=conversation,
+            until=until,
+            until_reply=data["until_reply"],
+        )
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(
+        operation_id="crm_conversations_snooze_delete",
+        summary="Unsnooze the conversation (as POST …/unsnooze)",
+        request=None,
+        responses={200: ConversationSerializer, **error_responses({404: "conversation_not_found"})},
+    )
+    def delete(self, request: Request, conversation_id: int) -> Response:
+        return _unsnooze(request, conversation_id)
+
+
+def _unsnooze(request: Request, conversation_id: int) -> Response:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    snooze.conversation_unsnooze(actor=_actor(request), conversation=conversation)
+    return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationUnsnoozeApi(APIView):
+    @extend_schema(
+        operation_id="crm_conversations_unsnooze",
+        summary="Unsnooze the conversation now (idempotent)",
+        request=None,
+        responses={200: ConversationSerializer, **error_responses({404: "conversation_not_found"})},
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        return _unsnooze(request, conversation_id)
+
+
+# --- Internal notes ---------------------------------------------------------------------------
+
+
+class ConversationNotesApi(APIView):
+    """Notes members leave for one another in a thread; never sent to the fan."""
+
+    @extend_schema(
+        operation_id="crm_conversations_notes_list",
+        summary="A conversation's internal notes, newest page first (oldest first within it)",
+        parameters=[NoteListParamsSerializer],
+        responses={
+            200: NotePageSerializer,
+            **error_responses({400: "validation_error", 404: "conversation_not_found"}),
+        },
+    )
+    def get(self, request: Request, conversation_id: int) -> Response:
+        data = _params(NoteListParamsSerializer, request.query_params)
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        page = notes.notes_for_conversation(
+            conversation=conversation, before=data["before"], limit=data["limit"]
+        )
+        results = NoteSerializer(page.notes, many=True).data
+        return Response({"results": results, "next_cursor": page.older_cursor})
+
+    @extend_schema(
+        operation_id="crm_conversations_notes_create",
+        summary="Add an internal note (``@username`` mentions members of the account)",
+        request=NoteCreateSerializer,
+        responses={
+            201: NoteSerializer,
+            **error_responses(
+                {
+                    400: "validation_error, invalid_note, note_too_long",
+                    404: "conversation_not_found",
+                }
+            ),
+        },
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        data = _params(NoteCreateSerializer, request.data)
+        note = notes.note_create(
+            actor=_actor(request), conversation=conversation, text=data["text"]
+        )
+        return Response(NoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationMentionsClearApi(APIView):
+    @extend_schema(
+        operation_id="crm_conversations_mentions_clear",
+        summary="Clear my mentions in a conversation (it leaves my Mentions filter)",
+        request=None,
+        responses={
+            200: OpenApiResponse(description="``{cleared: n}``"),
+            **error_responses({404: "conversation_not_found"}),
+        },
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        cleared = notes.mentions_clear(actor=_actor(request), conversation=conversation)
+        return Response({"cleared": cleared})
+
+
+# --- Composer checks ------------------------------------------------------------------------
+
+
+class AccountComposerSettingsApi(APIView):
+    @extend_schema(
+        operation_id="crm_accounts_composer_settings",
+        summary="An account's composer checks (banned words and their policy)",
+        responses={200: ComposerSettingsSerializer, **error_responses({404: "account_not_found"})},
+    )
+    def get(self, request: Request, account_id: int) -> Response:
+        account = selectors.membership_get(user=request.user, account_id=account_id).account
+        return Response(ComposerSettingsSerializer(account).data)
+
+    @extend_schema(
+        operation_id="crm_accounts_composer_settings_update",
+        summary="Change an account's composer checks (owners and managers)",
+        request=ComposerSettingsSerializer(partial=True),
+        responses={
+            200: ComposerSettingsSerializer,
+            **error_responses(
+                {
+                    400: "validation_error, invalid_banned_words, invalid_policy",
+                    403: "permission_denied (chatters)",
+                    404: "account_not_found",
+                }
+            ),
+        },
+    )
+    def patch(self, request: Request, account_id: int) -> Response:
+        params = ComposerSettingsSerializer(data=request.data, partial=True)
+        params.is_valid(raise_exception=True)
+        account = composer_checks.composer_settings_update(
+            actor=_actor(request), account_id=account_id, **params.validated_data
+        )
+        return Response(ComposerSettingsSerializer(account).data)

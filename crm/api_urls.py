@@ -15,8 +15,38 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api_conversation_messages",
     ),
     path(
+        "conversations/<int:conversation_id>/notes",
+        api.ConversationNotesApi.as_view(),
+        name="api_conversation_notes",
+    ),
+    path(
+        "conversations/<int:conversation_id>/mentions/clear",
+        api.ConversationMentionsClearApi.as_view(),
+        name="api_conversation_mentions_clear",
+    ),
+    path(
+        "accounts/<int:account_id>/composer-settings",
+        api.AccountComposerSettingsApi.as_view(),
+        name="api_account_composer_settings",
+    ),
+    path(
         "conversations/<int:conversation_id>/read",
         api.ConversationReadApi.as_view(),
         name="api_conversation_read",
+    ),
+    path(
+        "conversations/<int:conversation_id>/draft",
+        api.ConversationDraftApi.as_view(),
+        name="api_conversation_draft",
+    ),
+    path(
+        "conversations/<int:conversation_id>/snooze",
+        api.ConversationSnoozeApi.as_view(),
+        name="api_conversation_snooze",
+    ),
+    path(
+        "conversations/<int:conversation_id>/unsnooze",
+        api.ConversationUnsnoozeApi.as_view(),
+        name="api_conversation_unsnooze",
     ),
 ]

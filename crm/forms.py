@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django import forms
 
-from crm.models import Fan, Membership
+from crm.models import BannedWordsPolicy, Fan, GatewayScreening, Membership
 from crm.selectors import FAN_SORTS, INBOX_SORTS, InboxFilters
 
 
@@ -83,6 +83,8 @@ class InboxFilterForm(forms.Form):
     unread = forms.BooleanField(required=False, label="Unread")
     waiting = forms.BooleanField(required=False, label="Waiting")
     mine = forms.BooleanField(required=False, label="Assigned to me")
+    mentions = forms.BooleanField(required=False, label="Mentions")
+    snoozed = forms.BooleanField(required=False, label="Snoozed")
     tag = forms.CharField(required=False, max_length=50)
     state = forms.ChoiceField(
         required=False,
@@ -100,6 +102,8 @@ class InboxFilterForm(forms.Form):
             unread=data["unread"],
             waiting=data["waiting"],
             mine=data["mine"],
+            mentions=data["mentions"],
+            snoozed=data["snoozed"],
             tag=data["tag"].strip().lower(),
             subscription_state=data["state"],
             sort=data["sort"] or "recent",
@@ -124,12 +128,39 @@ class ComposerForm(forms.Form):
     # The collision guard (crm.collision): the newest message on screen; "Send anyway".
     after_message_id = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
     force = forms.BooleanField(required=False)
+    # An internal note instead of a message (crm.notes); "/note …" in the text does the same.
+    note = forms.BooleanField(required=False, label="Internal note")
+    confirm_banned_words = forms.BooleanField(required=False)
+    confirm_repeated_text = forms.BooleanField(required=False)
 
     def price_cents(self) -> int:
         return _dollars_to_cents(self.cleaned_data.get("price"))
 
     def media_id_list(self) -> list[str]:
         return [m.strip() for m in self.cleaned_data.get("media_ids", "").split(",") if m.strip()]
+
+
+class DraftForm(forms.Form):
+    """The composer's text as the member types it (``crm.drafts`` checks the length)."""
+
+    text = forms.CharField(required=False, strip=False, max_length=20_000)
+    price = forms.DecimalField(
+        required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
+    )
+    # When the composer was rendered (``data-draft-since``), see ``crm.drafts.draft_save``.
+    since = forms.DateTimeField(required=False)
+
+    def price_cents(self) -> int:
+        return _dollars_to_cents(self.cleaned_data.get("price"))
+
+
+class SnoozeForm(forms.Form):
+    """The thread's snooze menu: a preset, a time (the account's zone), or until the fan
+    writes."""
+
+    preset = forms.CharField(required=False, max_length=20)
+    until = forms.CharField(required=False, max_length=40)
+    until_reply = forms.BooleanField(required=False)
 
 
 class SavedReplyForm(forms.Form):
@@ -153,3 +184,16 @@ class NotesForm(forms.Form):
 
 class AssignForm(forms.Form):
     assignee = forms.IntegerField(required=False, min_value=1)
+
+
+class ComposerSettingsForm(forms.Form):
+    """An account's composer checks; the list is one word or phrase a line."""
+
+    banned_words = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 12}), max_length=20_000
+    )
+    banned_words_policy = forms.ChoiceField(choices=BannedWordsPolicy.choices)
+    gateway_banned_words = forms.ChoiceField(choices=GatewayScreening.choices, required=False)
+
+    def banned_word_list(self) -> list[str]:
+        return self.cleaned_data["banned_words"].splitlines()

@@ -13,7 +13,7 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from crm import selectors
-from crm.models import Message
+from crm.models import ConversationNote, Message
 from crm.team_presence import RowPresence, account_rows, presence_changed_html
 
 TEMPLATE = "crm/inbox.html"
@@ -52,6 +52,22 @@ def _row_presence(account_id: int, conversation_id: int) -> dict[int, RowPresenc
     return account_rows(account_id=account_id, conversation_ids=[conversation_id])
 
 
+def conversation_woke_html(*, conversation_id: int) -> str | None:
+    """A conversation woke from snooze: back at the top of every list sorted by newest
+    activity (where it was hidden), and changed in place elsewhere."""
+    conversation = selectors.conversation_for_display(conversation_id=conversation_id)
+    if conversation is None:
+        return None
+    return render_to_string(
+        f"{TEMPLATE}#live-conversation-woke",
+        {
+            "conversation": conversation,
+            "account_id": conversation.account_id,
+            "presence_rows": _row_presence(conversation.account_id, conversation.pk),
+        },
+    )
+
+
 def message_status_html(*, account_id: int, payload: dict[str, Any]) -> str:
     # From the event alone, no query: status events come from the send workers, three a send.
     message = Message(
@@ -77,6 +93,16 @@ def fan_changed_html(*, fan_id: int) -> str | None:
     )
 
 
+def note_html(*, note: ConversationNote) -> str:
+    """An internal note (``crm.notes``) added to every open copy of its thread."""
+    return render_to_string(f"{TEMPLATE}#live-note-created", {"note": note})
+
+
+def note_created_html(*, note_id: int) -> str | None:
+    note = ConversationNote.objects.filter(pk=note_id).select_related("author").first()
+    return note_html(note=note) if note is not None else None
+
+
 def event_html(*, account_id: int, event: str, payload: dict[str, Any]) -> str | None:
     """The inbox HTML for an account event, or None when the inbox shows nothing for it."""
     if event == "message.received" or (event == "message.status" and payload.get("new")):
@@ -86,10 +112,14 @@ def event_html(*, account_id: int, event: str, payload: dict[str, Any]) -> str |
         return message_status_html(account_id=account_id, payload=payload)
     if event == "conversation.changed":
         return conversation_changed_html(conversation_id=payload["conversation_id"])
+    if event == "conversation.woke":
+        return conversation_woke_html(conversation_id=payload["conversation_id"])
     if event == "fan.changed":
         return fan_changed_html(fan_id=payload["fan_id"])
     if event == "presence.changed":
         return presence_changed_html(
             account_id=account_id, conversation_id=payload["conversation_id"]
         )
+    if event == "note.created":
+        return note_created_html(note_id=payload["note_id"])
     return None

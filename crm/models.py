@@ -26,6 +26,34 @@ def default_send_min_interval_ms() -> int:
     return int(settings.SEND_MIN_INTERVAL_DEFAULT_MS)
 
 
+# What a new account's composer refuses until its owners change the list: ways off the
+# platform (payments and contacts the platform bans and fans get creators reported for) and
+# the platform's own prohibited themes. Matched case-insensitively on word boundaries
+# (``crm.composer_checks``); the gateway's screening at send time is the last word.
+DEFAULT_BANNED_WORDS = (
+    "paypal", "venmo", "cashapp", "cash app", "zelle", "western union", "bitcoin",
+    "snapchat", "snap me", "telegram", "whatsapp", "kik", "my number", "text me",
+    "meet up", "meetup", "in person", "escort",
+    "underage", "schoolgirl", "incest", "rape", "bestiality",
+)  # fmt: skip
+
+
+def default_banned_words() -> list[str]:
+    return list(DEFAULT_BANNED_WORDS)
+
+
+class BannedWordsPolicy(models.TextChoices):
+    REFUSE = "refuse", "Refuse the message"
+    CONFIRM = "confirm", "Ask, and allow “send anyway”"
+
+
+class GatewayScreening(models.TextChoices):
+    OFF = "", "No screening"
+    STRICT_BAN = "strict_ban", "Refuse banned words"
+    RISKY = "risky", "Refuse risky words too"
+    REPLACE_SOFTEN = "replace_soften", "Soften them"
+
+
 class CreatorAccount(models.Model):
     class ConnectionState(models.TextChoices):
         CONNECTED = "connected", "Connected"
@@ -49,6 +77,21 @@ class CreatorAccount(models.Model):
     # Days in analytics and schedules are cut in the creator's own time zone.
     time_zone = models.CharField(
         max_length=64, default="UTC", help_text="IANA time zone name, e.g. Europe/Berlin."
+    )
+    # The composer's checks before queueing (crm.composer_checks); owners and managers set them.
+    banned_words = ArrayField(
+        models.CharField(max_length=50),
+        default=default_banned_words,
+        blank=True,
+        help_text="Words and short phrases the composer refuses (or asks about).",
+    )
+    banned_words_policy = models.CharField(
+        max_length=10, choices=BannedWordsPolicy.choices, default=BannedWordsPolicy.REFUSE
+    )
+    # The gateway's screening of chatters' messages at send time ("" = none); see
+    # PLATFORM_API.md, Banned words.
+    gateway_banned_words = models.CharField(
+        max_length=20, choices=GatewayScreening.choices, blank=True, default=""
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -230,12 +273,29 @@ class Conversation(models.Model):
         on_delete=models.SET_NULL,
         related_name="assigned_conversations",
     )
+    # Snooze (crm.snooze): out of the list's views from ``snoozed_at`` until ``snoozed_until``
+    # (null: until the fan writes, which wakes a timed snooze too); ``woke_from_snooze_at``
+    # marks a woken one in the list until someone opens it or it is snoozed again.
+    snoozed_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snoozed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    woke_from_snooze_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-last_message_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["account", "fan"], name="conversation_unique_fan")
+            models.UniqueConstraint(fields=["account", "fan"], name="conversation_unique_fan"),
+            models.CheckConstraint(
+                condition=Q(snoozed_until__isnull=True) | Q(snoozed_at__isnull=False),
+                name="conversation_snooze_until_needs_snoozed_at",
+            ),
         ]
         indexes = [
             models.Index(
@@ -248,10 +308,67 @@ class Conversation(models.Model):
                 condition=Q(waiting_since__isnull=False),
                 name="conversation_account_waiting",
             ),
+            # The wake task's scan: timed snoozes, soonest first.
+            models.Index(
+                fields=["snoozed_until"],
+                condition=Q(snoozed_until__isnull=False),
+                name="conversation_snoozed_until",
+            ),
+            # The "Snoozed" view of an account.
+            models.Index(
+                fields=["account", "snoozed_at", "id"],
+                condition=Q(snoozed_at__isnull=False),
+                name="conversation_account_snoozed",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"conversation {self.pk} (fan {self.fan_id})"
+
+
+DRAFT_TEXT_MAX_LENGTH = 5000
+
+
+class Draft(models.Model):
+    """What one member has typed in a conversation's composer and not sent (crm.drafts).
+
+    Never shown to anyone but its author; sending or clearing the composer deletes it, and
+    drafts untouched for ``DRAFT_TTL_DAYS`` are deleted by a periodic task.
+    """
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="drafts", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts", db_index=False
+    )
+    text = models.TextField(max_length=DRAFT_TEXT_MAX_LENGTH)
+    price_cents = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-updated_at", "id"]
+        constraints = [
+            # Also the index for "my drafts in this account" (the list's marker) by user first.
+            models.UniqueConstraint(
+                fields=["user", "conversation"], name="draft_unique_user_conversation"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_cents=0) | Q(price_cents__gte=300, price_cents__lte=20000),
+                name="draft_price_range",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "account"], name="draft_user_account"),
+            models.Index(fields=["updated_at"], name="draft_updated"),
+            models.Index(fields=["conversation"], name="draft_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"draft {self.pk} (user {self.user_id}, conversation {self.conversation_id})"
 
 
 class Message(models.Model):
@@ -297,6 +414,9 @@ class Message(models.Model):
     campaign_id = models.BigIntegerField(
         null=True, blank=True, help_text="The campaign that sent it, when sender_kind=campaign."
     )
+    # A member's message's normalised text, hashed (crm.composer_checks.text_fingerprint), so
+    # "sent the same text to N fans in the last hour" is one index lookup; null otherwise.
+    text_fingerprint = models.BigIntegerField(null=True, blank=True, editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -353,6 +473,11 @@ class Message(models.Model):
                 fields=["account", "-queued_at"],
                 condition=Q(queued_at__isnull=False),
                 name="message_account_queued",
+            ),
+            models.Index(
+                fields=["sent_by", "text_fingerprint", "queued_at"],
+                condition=Q(text_fingerprint__isnull=False),
+                name="message_sender_fingerprint",
             ),
         ]
 
@@ -530,3 +655,68 @@ class Invitation(models.Model):
     def is_open(self, *, now: datetime) -> bool:
         """Whether the link still works: not accepted, not revoked, not expired."""
         return self.accepted_at is None and self.revoked_at is None and now < self.expires_at
+
+
+class ConversationNote(models.Model):
+    """A note members leave in a thread for one another. Never a Message: nothing in the send
+    pipeline reads this table, so a note cannot reach the fan (``crm.notes``)."""
+
+    TEXT_MAX_LENGTH = 2000
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="conversation_notes"
+    )
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Templates tell a note from a message between a thread's items.
+    is_note = True
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="conversation_note_text_not_empty"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["conversation", "created_at", "id"], name="conversation_note_thread"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} (conversation {self.conversation_id})"
+
+
+class NoteMention(models.Model):
+    """A member named in a note (``@username``): the conversation shows under their "Mentions"
+    until they open it or clear it."""
+
+    note = models.ForeignKey(ConversationNote, on_delete=models.CASCADE, related_name="mentions")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="note_mentions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["note", "user"], name="note_mention_unique_user")
+        ]
+        indexes = [
+            # The "Mentions" filter: a member's open mentions in one account.
+            models.Index(
+                fields=["user", "account", "conversation"],
+                condition=Q(cleared_at__isnull=True),
+                name="note_mention_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"mention of {self.user_id} in note {self.note_id}"

@@ -36,6 +36,7 @@ from crm.models import (
     Invitation,
     Membership,
     Message,
+    NoteMention,
     Purchase,
     SavedReply,
 )
@@ -294,6 +295,8 @@ class InboxFilters:
     unread: bool = False
     waiting: bool = False
     mine: bool = False
+    mentions: bool = False  # the user is named in a note they have not seen (crm.notes)
+    snoozed: bool = False  # only snoozed conversations (crm.snooze); else they are hidden
     tag: str = ""
     subscription_state: str = ""
     sort: str = "recent"
@@ -333,6 +336,12 @@ def _cursor_decode(cursor: str) -> tuple[datetime, int]:
     if not 0 <= pk < 2**63:
         raise ApplicationError("The page cursor is not valid.", code="invalid_cursor")
     return moment, pk
+
+
+def cursor_moment(cursor: str) -> datetime | None:
+    """The time a page cursor stands at (None for none), e.g. to bound what a page shows
+    beside its messages; ApplicationError ``invalid_cursor`` when malformed."""
+    return _cursor_decode(cursor)[0] if cursor else None
 
 
 def _row_compare(columns: str, op: str, moment: datetime, pk: int) -> RawSQL:
@@ -428,6 +437,17 @@ def conversations_for_account(
         conversations = conversations.filter(waiting_since__isnull=False)
     if filters.mine:
         conversations = conversations.filter(assigned_to_id=user.pk)
+    if filters.mentions:
+        conversations = conversations.filter(
+            pk__in=NoteMention.objects.filter(
+                user_id=cast(int, user.pk), account_id=account_id, cleared_at__isnull=True
+            ).values("conversation_id")
+        )
+    # Snoozed conversations show in their own view and in searches only (crm.snooze).
+    if filters.snoozed:
+        conversations = conversations.filter(snoozed_at__isnull=False)
+    elif not query:
+        conversations = conversations.filter(snoozed_at__isnull=True)
     tag = filters.tag.strip().lower()
     if tag:
         conversations = conversations.filter(fan__tags__contains=[tag])
@@ -583,6 +603,10 @@ class ConversationDisplay:
     last_message_preview: str
     last_message_direction: str
     assigned_to: UserBrief | None
+    # Snooze (crm.snooze): the row's "snoozed" class and markers.
+    snoozed_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    woke_from_snooze_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -618,7 +642,8 @@ def _display_sql() -> tuple[str, str]:
     conversation_columns = f"""
         {c}.id, {c}.account_id, {c}.unread_count, {c}.waiting_since, {c}.last_message_at,
         {c}.last_message_preview, {c}.last_message_direction, {c}.assigned_to_id,
-        assignee.{username}, {f}.id, {f}.display_name, {f}.username, {f}.lifetime_spend_cents"""
+        assignee.{username}, {f}.id, {f}.display_name, {f}.username, {f}.lifetime_spend_cents,
+        {c}.snoozed_at, {c}.snoozed_until, {c}.woke_from_snooze_at"""
     conversation_joins = f"""
         JOIN {f} ON {f}.id = {c}.fan_id
         LEFT JOIN {user_table} assignee ON assignee.id = {c}.assigned_to_id"""
@@ -651,9 +676,14 @@ def _display_fetch(which: int, params: list[int | str]) -> tuple[Any, ...] | Non
         return cursor.fetchone()
 
 
+# How many columns of a display row are the conversation's (``conversation_columns``).
+_CONVERSATION_COLUMNS = 16
+
+
 def _conversation_display(row: tuple[Any, ...]) -> ConversationDisplay:
     (pk, account_id, unread, waiting, last_at, preview, direction, assignee_id, assignee) = row[:9]
     fan_id, display_name, fan_username, spend = row[9:13]
+    snoozed_at, snoozed_until, woke_at = row[13:_CONVERSATION_COLUMNS]
     return ConversationDisplay(
         pk=pk,
         account_id=account_id,
@@ -666,6 +696,9 @@ def _conversation_display(row: tuple[Any, ...]) -> ConversationDisplay:
         last_message_preview=preview,
         last_message_direction=direction,
         assigned_to=UserBrief(pk=assignee_id, username=assignee) if assignee_id else None,
+        snoozed_at=snoozed_at,
+        snoozed_until=snoozed_until,
+        woke_from_snooze_at=woke_at,
     )
 
 
@@ -676,8 +709,11 @@ def message_for_display(*, message_id: int) -> MessageDisplay | None:
     if row is None:
         return None
     conversation = _conversation_display(row)
-    (pk, direction, status, text, price, media, created, error, campaign_id, sender_id) = row[13:23]
-    sender, paused, unlocked = row[23:26]
+    first = _CONVERSATION_COLUMNS
+    (pk, direction, status, text, price, media, created, error, campaign_id, sender_id) = row[
+        first : first + 10
+    ]
+    sender, paused, unlocked = row[first + 10 : first + 13]
     return MessageDisplay(
         pk=pk,
         account_id=conversation.account_id,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from crm.models import Conversation, Fan, Membership, Message
+from crm.models import DRAFT_TEXT_MAX_LENGTH, Conversation, Draft, Fan, Membership, Message
 from crm.selectors import INBOX_PAGE_SIZE, INBOX_SORTS, THREAD_PAGE_SIZE
 
 
@@ -143,6 +143,12 @@ class ConversationListParamsSerializer(CursorParamsSerializer):
     unread = _query_flag("Only conversations with unread messages.")
     waiting = _query_flag("Only conversations where the fan waits for a reply.")
     mine = _query_flag("Only conversations assigned to me.")
+    mentions = _query_flag("Only conversations where a note names me that I have not seen.")
+
+    snoozed = _query_flag(
+        "Only snoozed conversations. Without it, snoozed ones are left out (a search ``q`` "
+        "finds them still)."
+    )
     q = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -194,6 +200,10 @@ class ConversationSerializer(serializers.ModelSerializer):
     account = serializers.IntegerField(source="account_id")
     fan = FanBriefSerializer()
     assigned_to = UserBriefSerializer(allow_null=True)
+    snoozed = serializers.SerializerMethodField(help_text="Snoozed now (see snoozed_until).")
+    snoozed_until_reply = serializers.SerializerMethodField(
+        help_text="Snoozed with no time: it wakes when the fan writes."
+    )
 
     class Meta:
         model = Conversation
@@ -207,8 +217,18 @@ class ConversationSerializer(serializers.ModelSerializer):
             "unread_count",
             "waiting_since",
             "assigned_to",
+            "snoozed",
+            "snoozed_until",
+            "snoozed_until_reply",
+            "woke_from_snooze_at",
         ]
         read_only_fields = fields
+
+    def get_snoozed(self, conversation: Conversation) -> bool:
+        return conversation.snoozed_at is not None
+
+    def get_snoozed_until_reply(self, conversation: Conversation) -> bool:
+        return conversation.snoozed_at is not None and conversation.snoozed_until is None
 
 
 class ConversationPageSerializer(CursorPageSerializer):
@@ -271,6 +291,17 @@ class ConversationSendSerializer(serializers.Serializer):
     force = serializers.BooleanField(
         required=False, default=False, help_text="Send even if the thread changed or is claimed."
     )
+    confirm_banned_words = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Send although the text has banned words (only when the account's policy "
+        "allows it: see the 422 banned_words answer's can_send_anyway).",
+    )
+    confirm_repeated_text = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Send although this text went to many fans in the last hour (422 repeated_text).",
+    )
 
 
 # --- Fans (writes) -----------------------------------------------------------------------------
@@ -321,3 +352,102 @@ class MessageQueuedSerializer(serializers.Serializer):
     queued_at = serializers.DateTimeField()
     estimated_send_at = serializers.DateTimeField()
     account_connected = serializers.BooleanField()
+
+
+# --- Internal notes and composer checks ----------------------------------------------------
+
+
+class NoteSerializer(serializers.Serializer):
+    """An internal note: members of the account see it, the fan never does."""
+
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    author = UserBriefSerializer(allow_null=True)
+    text = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class NotePageSerializer(serializers.Serializer):
+    results = NoteSerializer(many=True)
+    next_cursor = serializers.IntegerField(
+        allow_null=True, help_text="Pass as ``before`` for older notes."
+    )
+
+
+class NoteListParamsSerializer(serializers.Serializer):
+    before = serializers.IntegerField(
+        required=False, min_value=1, default=None, help_text="next_cursor of the previous page."
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False, default=100)
+
+
+class NoteCreateSerializer(serializers.Serializer):
+    # Capped here (twice the note's limit) so an oversized body never reaches parsing; the
+    # service answers note_too_long with the real limit.
+    text = serializers.CharField(max_length=4000, trim_whitespace=False)
+
+
+class ComposerSettingsSerializer(serializers.Serializer):
+    banned_words = serializers.ListField(
+        child=serializers.CharField(max_length=200, allow_blank=True),
+        max_length=1000,
+        help_text="Words and phrases (up to 4 words, 50 characters), matched as whole words "
+        "in any case; at most 300.",
+    )
+    banned_words_policy = serializers.ChoiceField(
+        choices=[("refuse", "refuse"), ("confirm", "confirm")],
+        help_text="refuse: never queued; confirm: queued with confirm_banned_words.",
+    )
+    gateway_banned_words = serializers.ChoiceField(
+        choices=[
+            ("", ""),
+            ("strict_ban", "strict_ban"),
+            ("risky", "risky"),
+            ("replace_soften", "replace_soften"),
+        ],
+        allow_blank=True,
+        help_text="The gateway's screening of members' messages at send time ('' = none).",
+    )
+
+
+# --- Drafts and snooze -------------------------------------------------------------------------
+
+
+class DraftSerializer(serializers.ModelSerializer):
+    """My own unsent composer text in a conversation (nobody else sees it)."""
+
+    class Meta:
+        model = Draft
+        fields = ["conversation", "text", "price_cents", "updated_at"]
+        read_only_fields = fields
+
+
+class DraftWriteSerializer(serializers.Serializer):
+    """Blank text with no price deletes the draft (204), as an emptied composer does."""
+
+    text = serializers.CharField(
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=DRAFT_TEXT_MAX_LENGTH,
+        help_text=f"At most {DRAFT_TEXT_MAX_LENGTH} characters.",
+    )
+    price_cents = serializers.IntegerField(
+        required=False, default=0, help_text="0, or 300 to 20000 (as a message)."
+    )
+    composer_since = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When the client's composer opened: if I have sent in the conversation "
+        "since, the save is refused (409 draft_stale), so a late save never brings back "
+        "what was sent.",
+    )
+
+
+class SnoozeSerializer(serializers.Serializer):
+    """``until`` (ISO 8601 date-time, or a date meaning 09:00; without an offset it is in the
+    account's time zone), or ``until_reply: true`` (until the fan writes), or both. A timed
+    snooze also wakes when the fan writes."""
+
+    until = serializers.CharField(required=False, allow_blank=True, max_length=40, default="")
+    until_reply = serializers.BooleanField(required=False, default=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
-from crm.views import inbox, invitations, pages
+from crm.views import composer_settings, drafts_snooze, inbox, invitations, pages
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -49,6 +49,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="inbox_message_retry",
     ),
     path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/composer-check/",
+        inbox.composer_check,
+        name="inbox_composer_check",
+    ),
+    path(
+        "accounts/<int:account_id>/composer-checks/",
+        composer_settings.composer_settings,
+        name="composer_settings",
+    ),
+    path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/read/",
         inbox.conversation_read,
         name="inbox_read",
@@ -57,6 +67,21 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "accounts/<int:account_id>/inbox/<int:conversation_id>/claim/",
         inbox.conversation_claim,
         name="inbox_claim",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/draft/",
+        drafts_snooze.conversation_draft,
+        name="inbox_draft",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/snooze/",
+        drafts_snooze.conversation_snooze,
+        name="inbox_snooze",
+    ),
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/unsnooze/",
+        drafts_snooze.conversation_unsnooze,
+        name="inbox_unsnooze",
     ),
     path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/assign/",

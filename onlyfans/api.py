@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, cast
 
 from django.contrib.auth.models import User
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.collision import message_send_guarded
+from crm.composer_checks import check_before_queue
 from crm.models import Message
 from crm.selectors import fan_conversation_id, fan_get
 from crm.serializers import MessageQueuedSerializer, error_responses
@@ -31,6 +31,10 @@ class SendInputSerializer(serializers.Serializer):
     )
     after_message_id = serializers.IntegerField(required=False, min_value=0)
     force = serializers.BooleanField(required=False, default=False)
+    # The composer's checks (crm.composer_checks): 422 banned_words / repeated_text unless
+    # confirmed (banned words only where the account's policy allows "send anyway").
+    confirm_banned_words = serializers.BooleanField(required=False, default=False)
+    confirm_repeated_text = serializers.BooleanField(required=False, default=False)
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -118,6 +122,8 @@ class MessageSendApi(APIView):
                     400: "validation_error, invalid_message",
                     404: "fan_not_found",
                     409: "thread_changed (messages), thread_claimed (claimed_by)",
+                    422: "banned_words (banned_words, can_send_anyway), repeated_text (fans, "
+                    "window_minutes)",
                 }
             ),
         },
@@ -126,14 +132,26 @@ class MessageSendApi(APIView):
         data = SendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fan = fan_get(user=request.user, fan_id=data.validated_data["fan_id"])
-        send = functools.partial(
-            services.message_enqueue,
-            fan=fan,
-            text=data.validated_data["text"],
-            price_cents=data.validated_data["price_cents"],
-            media_ids=data.validated_data["media_ids"],
-            sent_by_id=request.user.pk,
-        )
+
+        def send() -> Message:
+            # Inside the guard, when there is one (it holds the thread's row): the composer's
+            # checks, then the queue.
+            check_before_queue(
+                account=fan.account,
+                user_id=cast(int, request.user.pk),
+                fan_id=fan.pk,
+                text=data.validated_data["text"],
+                confirm_banned_words=data.validated_data["confirm_banned_words"],
+                confirm_repeated_text=data.validated_data["confirm_repeated_text"],
+            )
+            return services.message_enqueue(
+                fan=fan,
+                text=data.validated_data["text"],
+                price_cents=data.validated_data["price_cents"],
+                media_ids=data.validated_data["media_ids"],
+                sent_by_id=request.user.pk,
+            )
+
         after_message_id = data.validated_data.get("after_message_id")
         if after_message_id is None:
             message = send()

@@ -27,6 +27,7 @@ from crm.models import (
     fan_username_candidates,
     message_preview,
 )
+from crm.snooze import conversation_wake_for_fan_message
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +148,8 @@ def message_receive(
     Fan.objects.filter(pk=fan.pk).update(
         last_seen_at=Greatest(F("last_seen_at"), Value(created_at))
     )
+    # The fan wrote: a snoozed conversation wakes (nothing to do, no query, when it is not).
+    conversation_wake_for_fan_message(conversation=conversation)
     log.debug("inbound.message_received", message_id=message.pk, event_key=event_key)
     _message_received_broadcast(message=message)
     return message

@@ -125,8 +125,9 @@ SELECT m.id, m.status, m.attempts, m.text, m.price_cents, m.media_ids, m.idempot
        f.platform_fan_id,
        EXISTS (SELECT 1 FROM {_M} e WHERE e.conversation_id = m.conversation_id
                AND e.direction = 'out' AND e.status IN ('queued', 'sending') AND e.id < m.id),
-       (SELECT NULLIF(k.block_banned_words, '') FROM {CAMPAIGN_TABLE} k
-        WHERE k.id = m.campaign_id)
+       COALESCE((SELECT NULLIF(k.block_banned_words, '') FROM {CAMPAIGN_TABLE} k
+                 WHERE k.id = m.campaign_id),
+                CASE WHEN m.sender_kind = 'user' THEN NULLIF(a.gateway_banned_words, '') END)
 FROM {_M} m
 JOIN {CreatorAccount._meta.db_table} a ON a.id = m.account_id
 JOIN {Conversation._meta.db_table} c ON c.id = m.conversation_id
@@ -137,8 +138,8 @@ WHERE m.id = %s AND m.direction = 'out'
 
 def _delivery_load(message_id: int) -> tuple[Message, SendRequest, bool] | None:
     """The message with its account, the request that sends it (to the fan's platform id,
-    screened for banned words as its campaign asks), and whether an earlier message of the
-    same conversation is still pending."""
+    screened for banned words as its campaign asks, or a member's message as its account
+    asks), and whether an earlier message of the same conversation is still pending."""
     with connection.cursor() as cursor:
         cursor.execute(_DELIVERY_SQL, [message_id])
         row = cursor.fetchone()

@@ -12,6 +12,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm.broadcasts import account_event_broadcast
+from crm.composer_checks import text_fingerprint
+from crm.drafts import draft_discard_on_commit
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
 from onlyfans import metrics
@@ -122,9 +124,18 @@ def message_enqueue(
         sent_by_id=sent_by_id,
         campaign_id=campaign_id,
         queued_at=now,
+        # A member's text, for the composer's repeated-text check; campaigns are exempt.
+        text_fingerprint=(
+            text_fingerprint(text)
+            if sender_kind == Message.SenderKind.USER and sent_by_id is not None
+            else None
+        ),
     )
     metrics.MESSAGES_QUEUED.inc()
     log.info("message.queued", message_id=message.pk, account_id=message.account_id)
+    if sent_by_id is not None and sender_kind == Message.SenderKind.USER:
+        # What the member had typed is sent: their composer draft goes once this commits.
+        draft_discard_on_commit(conversation_id=conversation.pk, user_id=sent_by_id)
     _status_broadcast_on_commit(message, new=True)
 
     from onlyfans.dispatch_coalescer import dispatch_on_commit

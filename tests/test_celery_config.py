@@ -58,6 +58,8 @@ def test_beat_runs_every_periodic_task_of_every_app_by_a_registered_name():
         "onlyfans.tasks.fan_sync_schedule_task",
         "campaigns.tasks.campaigns_sweep_task",
         "imports.tasks.fan_import_drafts_expire_task",
+        "crm.tasks.snoozes_wake_task",
+        "crm.tasks.drafts_expire_task",
         "analytics.tasks.rollups_refresh_task",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())

@@ -306,6 +306,10 @@ SEND_REDISPATCH_AFTER_SECONDS = env.int("SEND_REDISPATCH_AFTER_SECONDS", default
 SEND_LOCK_TTL_SECONDS = env.int("SEND_LOCK_TTL_SECONDS", default=60)
 SEND_TASK_TIME_LIMIT_SECONDS = env.int("SEND_TASK_TIME_LIMIT_SECONDS", default=60)
 MESSAGE_TEXT_MAX_LENGTH = 5000
+# The composer asks before a member sends one text (normalised) to more than this many
+# fans within the window (crm.composer_checks); campaigns are exempt.
+COMPOSER_REPEATED_TEXT_MAX_FANS = env.int("COMPOSER_REPEATED_TEXT_MAX_FANS", default=5)
+COMPOSER_REPEATED_TEXT_WINDOW_MINUTES = env.int("COMPOSER_REPEATED_TEXT_WINDOW_MINUTES", default=60)
 
 # --- Celery on SQS ----------------------------------------------------------------------
 SQS_ENDPOINT_URL = env("SQS_ENDPOINT_URL", default="http://127.0.0.1:4566")
@@ -385,6 +389,14 @@ FAN_SYNC_RETRY_BASE_SECONDS = env.float("FAN_SYNC_RETRY_BASE_SECONDS", default=5
 FAN_SYNC_RATE_LIMIT_WAIT_SECONDS = env.int("FAN_SYNC_RATE_LIMIT_WAIT_SECONDS", default=30)
 # Gateway requests per minute the sync leaves to the send pipeline.
 FAN_SYNC_RATE_LIMIT_RESERVE = env.int("FAN_SYNC_RATE_LIMIT_RESERVE", default=5)
+
+# --- Inbox: drafts and snooze (crm.drafts, crm.snooze) --------------------------------------
+# A member's unsent composer text is kept this long after its last change.
+DRAFT_TTL_DAYS = env.int("DRAFT_TTL_DAYS", default=30)
+# Beat deletes expired drafts this often.
+DRAFT_CLEANUP_SECONDS = env.int("DRAFT_CLEANUP_SECONDS", default=3600)
+# Beat wakes snoozed conversations that are due this often (a snooze wakes at most this late).
+SNOOZE_WAKE_SECONDS = env.int("SNOOZE_WAKE_SECONDS", default=30)
 
 # --- Analytics ---------------------------------------------------------------------------
 # A tip is credited to the last chatter who wrote to the fan within this many hours before it.

@@ -17,7 +17,16 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm import collision, selectors, services, team_presence
+from crm import (
+    collision,
+    composer_checks,
+    drafts,
+    notes,
+    selectors,
+    services,
+    snooze,
+    team_presence,
+)
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError, NotFoundError
 from crm.forms import (
@@ -28,10 +37,11 @@ from crm.forms import (
     SavedReplyForm,
     TagForm,
 )
-from crm.live import message_created_html
-from crm.models import Conversation, Fan, Membership, SavedReply
+from crm.live import message_created_html, note_html
+from crm.models import Conversation, Fan, Membership, Message, SavedReply
 from crm.sending import send_pipeline
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
+from crm.views.thread_extras import composer_with_draft, snooze_context
 
 TEMPLATE = "crm/inbox.html"
 RECENT_PURCHASES = 5
@@ -80,6 +90,12 @@ def _list_context(
             filters=filters,
             membership=membership,
         )
+    # The member's own drafts among the page's rows (the "Draft" marker; nobody else's).
+    draft_ids = drafts.draft_conversation_ids(
+        user=request.user,
+        account_id=membership.account_id,
+        conversation_ids=[c.pk for c in page.conversations],
+    )
     fans_without_chat: list[Fan] = []
     if not cursor and not page.conversations and filters.query.strip():
         fans_without_chat = selectors.fans_without_chat_matching(
@@ -93,6 +109,7 @@ def _list_context(
         "presence_rows": team_presence.account_rows(
             account_id=membership.account_id, conversation_ids=[c.pk for c in page.conversations]
         ),
+        "draft_ids": draft_ids,
         "fans_without_chat": fans_without_chat,
     }
 
@@ -106,10 +123,12 @@ def _thread_context(
         "conversation": conversation,
         "fan": conversation.fan,
         "thread": thread,
-        "composer": ComposerForm(initial={"after_message_id": newest}),
+        "thread_items": notes.thread_items(conversation=conversation, page=thread),
+        "composer": composer_with_draft(request, conversation, after_message_id=newest),
         "presence": team_presence.thread_presence(
             account_id=conversation.account_id, conversation_id=conversation.pk
         ),
+        **snooze_context(conversation),
         **_fan_panel_context(request, membership, conversation),
     }
 
@@ -171,16 +190,23 @@ def inbox(
     if conversation is not None and target == f"thread-messages-{conversation.pk}":
         # A page catching up after its socket (re)connected: the newest messages again.
         thread = selectors.conversation_messages(conversation=conversation)
-        context.update({"conversation": conversation, "thread": thread})
+        items = notes.thread_items(conversation=conversation, page=thread)
+        context.update({"conversation": conversation, "thread": thread, "thread_items": items})
         return _render(request, "older-messages", context)
     if conversation is not None:
         if conversation.unread_count:  # a thread already read needs no write transaction
             services.conversation_mark_read(actor=request.user, conversation=conversation)
+        if conversation.woke_from_snooze_at:  # opened: the "woke" marker has done its job
+            snooze.conversation_woke_seen(actor=request.user, conversation=conversation)
+        notes.mentions_clear(actor=request.user, conversation=conversation)
         context.update(_thread_context(request, membership, conversation))
     if target == "thread-pane" and conversation is not None:
         context["filter_query"] = _filter_query(request)
         return _render(request, "thread-pane", context)
     context.update(_list_context(request, membership))
+    context["mentions_open"] = notes.mentions_open_count(
+        user=request.user, account_id=membership.account_id
+    )
     return _render(request, None, context)
 
 
@@ -193,13 +219,18 @@ def thread_messages(
     membership = _membership_or_404(request, account_id)
     conversation = _conversation_or_404(request, account_id, conversation_id)
     if request.method == "GET":
+        before = request.GET.get("before", "")[:64]
         try:
-            thread = selectors.conversation_messages(
-                conversation=conversation, before=request.GET.get("before", "")
-            )
+            thread = selectors.conversation_messages(conversation=conversation, before=before)
+            items = notes.thread_items(conversation=conversation, page=thread, before=before)
         except ApplicationError as exc:
             return HttpResponse(exc.message, status=400)
-        context = {"conversation": conversation, "thread": thread, "account": membership.account}
+        context = {
+            "conversation": conversation,
+            "thread": thread,
+            "thread_items": items,
+            "account": membership.account,
+        }
         return _render(request, "older-messages", context)
 
     form = ComposerForm(request.POST)
@@ -211,6 +242,9 @@ def thread_messages(
     }
     if not form.is_valid():
         return _composer_refused(request, membership, conversation, error_context)
+    note_text = notes.note_command_strip(form.cleaned_data["text"])
+    if form.cleaned_data["note"] or note_text is not None:
+        return _note_post(request, membership, conversation, form, note_text, error_context)
     try:
         message = collision.message_send_guarded(
             account_id=conversation.account_id,
@@ -218,19 +252,28 @@ def thread_messages(
             author=request.user,
             after_message_id=form.cleaned_data["after_message_id"],
             force=form.cleaned_data["force"],
-            send=lambda: send_pipeline().message_enqueue(
-                fan=conversation.fan,
-                text=form.cleaned_data["text"],
-                price_cents=form.price_cents(),
-                media_ids=form.media_id_list(),
-                sent_by_id=request.user.pk,
-            ),
+            send=lambda: _checked_send(request, conversation, form),
         )
     except collision.ThreadChangedError as exc:
         return _composer_stopped(request, membership, conversation, error_context, unseen=exc)
     except ApplicationError as exc:
         if exc.code == "thread_claimed":
             return _composer_stopped(request, membership, conversation, error_context, claim=exc)
+        if exc.code in ("banned_words", "repeated_text"):
+            # The composer keeps showing what refused it (the words marked in the text).
+            verdict = composer_checks.composer_verdict(
+                account=conversation.account,
+                user_id=request.user.pk,
+                fan_id=conversation.fan_id,
+                text=form.cleaned_data["text"],
+            )
+            error_context["refusal"] = exc
+            error_context["verdict"] = verdict
+            error_context["pieces"] = composer_checks.highlighted(
+                form.cleaned_data["text"], verdict
+            )
+            form.add_error(None, exc.message)
+            return _composer_refused(request, membership, conversation, error_context)
         for field, errors in exc.fields.items():
             name = "price" if field == "price_cents" else field
             for error in errors:
@@ -253,6 +296,28 @@ def thread_messages(
     )
     # The same upsert the live event carries, so the bubble shows once whichever comes first.
     return HttpResponse(composer + message_created_html(message=shown))
+
+
+def _checked_send(
+    request: AuthenticatedRequest, conversation: Conversation, form: ComposerForm
+) -> Message:
+    """Inside the collision guard (which holds the thread's row): the composer checks
+    (``crm.composer_checks``), then the queue."""
+    composer_checks.check_before_queue(
+        account=conversation.account,
+        user_id=request.user.pk,
+        fan_id=conversation.fan_id,
+        text=form.cleaned_data["text"],
+        confirm_banned_words=form.cleaned_data["confirm_banned_words"],
+        confirm_repeated_text=form.cleaned_data["confirm_repeated_text"],
+    )
+    return send_pipeline().message_enqueue(
+        fan=conversation.fan,
+        text=form.cleaned_data["text"],
+        price_cents=form.price_cents(),
+        media_ids=form.media_id_list(),
+        sent_by_id=request.user.pk,
+    )
 
 
 def _composer_stopped(
@@ -285,6 +350,67 @@ def _composer_stopped(
     context["composer"] = composer
     context.update(_list_context(request, membership))
     return _render(request, None, context, status=409)
+
+
+def _note_post(
+    request: AuthenticatedRequest,
+    membership: Membership,
+    conversation: Conversation,
+    form: ComposerForm,
+    note_text: str | None,
+    error_context: dict[str, Any],
+) -> HttpResponse:
+    """The composer's "Internal note" (or ``/note …``): a note, never a message."""
+    text = note_text if note_text is not None else form.cleaned_data["text"]
+    try:
+        note = notes.note_create(actor=request.user, conversation=conversation, text=text)
+    except ApplicationError as exc:
+        form.add_error(None, exc.message)
+        return _composer_refused(request, membership, conversation, error_context)
+    # The composer's text became the note: its autosaved draft has done its job.
+    drafts.draft_delete(actor=request.user, conversation=conversation)
+    if not request.htmx:
+        return redirect(
+            "inbox_thread", account_id=membership.account_id, conversation_id=conversation.pk
+        )
+    composer = render_to_string(
+        f"{TEMPLATE}#composer",
+        {
+            "conversation": conversation,
+            # Still guarding what was on screen: a note is no message (crm.collision).
+            "composer": ComposerForm(
+                initial={"note": True, "after_message_id": form.cleaned_data["after_message_id"]}
+            ),
+            "account": membership.account,
+        },
+        request=request,
+    )
+    return HttpResponse(composer + note_html(note=note))
+
+
+@login_required
+@require_POST
+def composer_check(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> HttpResponse:
+    """What the composer shows as the chatter types: banned words highlighted in the text and
+    how many fans already got it (``crm.composer_checks``). Nothing for a note."""
+    membership = _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    form = ComposerForm(request.POST)
+    verdict = None
+    if form.is_valid() and not form.cleaned_data["note"]:
+        text = form.cleaned_data["text"]
+        if text.strip() and notes.note_command_strip(text) is None:
+            verdict = composer_checks.composer_verdict(
+                account=membership.account,
+                user_id=request.user.pk,
+                fan_id=conversation.fan_id,
+                text=text,
+            )
+            context = {"verdict": verdict, "pieces": composer_checks.highlighted(text, verdict)}
+            return _render(request, "composer-checks", {**context, "conversation": conversation})
+    return _render(request, "composer-checks", {"verdict": None, "conversation": conversation})
 
 
 def _composer_refused(
