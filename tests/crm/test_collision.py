@@ -6,12 +6,13 @@ APIs and the inbox page."""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from crm import team_presence
-from crm.models import Message
+from crm import drafts, notes, team_presence
+from crm.models import ConversationNote, Message
 from tests.factories import ConversationFactory, MembershipFactory, MessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -260,3 +261,95 @@ def test_without_redis_the_thread_and_a_guarded_send_still_work(
     assert f'id="presence-{conversation.pk}"' in page.content.decode()
     assert sent.status_code == 200
     assert outgoing(conversation) == 1
+
+
+# --- beside drafts (crm.drafts), notes (crm.notes) and the composer checks ------------------
+
+
+def page_send(user, conversation, **body):
+    client = Client()
+    client.force_login(user)
+    url = reverse("inbox_messages", args=[conversation.account_id, conversation.pk])
+    return client.post(url, {"text": "hi", **body}, headers=HX)
+
+
+@pytest.mark.parametrize("send", [crm_send, onlyfans_send, page_send])
+def test_the_guard_answers_before_the_composer_checks_and_neither_queues(
+    send, thread, chatter, colleague, redis_client
+):
+    conversation, first = thread
+    MessageFactory(conversation=conversation, text="still there?")  # the fan wrote again
+
+    stale = send(chatter, conversation, text="my paypal?", after_message_id=first.pk)
+    assert stale.status_code == 409, stale.content  # thread_changed, not banned_words
+
+    forced = send(chatter, conversation, text="my paypal?", after_message_id=first.pk, force=True)
+    assert forced.status_code == 422, forced.content  # then the checks refuse it
+    assert outgoing(conversation) == 0
+
+
+@pytest.mark.parametrize("send", [crm_send, onlyfans_send, page_send])
+def test_a_note_is_no_newer_message_for_the_guard(send, thread, chatter, colleague, redis_client):
+    conversation, first = thread
+    notes.note_create(actor=colleague, conversation=conversation, text="vip, be nice")
+
+    sent = send(chatter, conversation, after_message_id=first.pk)
+
+    assert sent.status_code in (200, 202), sent.content
+    assert outgoing(conversation) == 1
+
+
+def test_a_page_note_is_not_guarded_and_keeps_the_composer_guarding(
+    client, thread, chatter, colleague, redis_client
+):
+    conversation, first = thread
+    MessageFactory(conversation=conversation, text="newer")  # unseen by the note's author
+    client.force_login(chatter)
+    url = reverse("inbox_messages", args=[conversation.account_id, conversation.pk])
+
+    noted = client.post(
+        url, {"text": "ask bob", "note": "on", "after_message_id": first.pk}, headers=HX
+    )
+
+    assert noted.status_code == 200, noted.content
+    assert ConversationNote.objects.filter(conversation=conversation).count() == 1
+    assert f'name="after_message_id" value="{first.pk}"' in noted.content.decode()
+
+
+def test_a_stopped_page_send_keeps_the_draft_and_the_sent_one_removes_it(
+    client, thread, chatter, colleague, redis_client, django_capture_on_commit_callbacks
+):
+    conversation, first = thread
+    drafts.draft_save(actor=chatter, conversation=conversation, text="hi")
+    MessageFactory(conversation=conversation, text="newer")
+    client.force_login(chatter)
+    url = reverse("inbox_messages", args=[conversation.account_id, conversation.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stopped = client.post(url, {"text": "hi", "after_message_id": first.pk}, headers=HX)
+    assert stopped.status_code == 409
+    assert drafts.draft_get(user=chatter, conversation=conversation) is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = client.post(
+            url, {"text": "hi", "after_message_id": first.pk, "force": "on"}, headers=HX
+        )
+    assert sent.status_code == 200
+    assert drafts.draft_get(user=chatter, conversation=conversation) is None
+
+
+def test_the_thread_composer_has_the_guard_the_draft_and_the_note_toggle(
+    client, thread, chatter, redis_client
+):
+    conversation, first = thread
+    drafts.draft_save(actor=chatter, conversation=conversation, text="half written")
+    client.force_login(chatter)
+
+    html = client.get(
+        reverse("inbox_thread", args=[conversation.account_id, conversation.pk])
+    ).content.decode()
+
+    assert f'name="after_message_id" value="{first.pk}"' in html
+    assert ">half written</textarea>" in html
+    assert "data-draft-url=" in html and 'id="composer-note"' in html
+    assert f'id="composer-checks-{conversation.pk}"' in html
