@@ -17,9 +17,9 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from crm import composer_checks, drafts, notes, selectors, services, snooze
+from crm import collision, composer_checks, drafts, notes, selectors, services, snooze
 from crm.errors import NotFoundError
-from crm.models import Fan, Membership
+from crm.models import Fan, Membership, Message
 from crm.sending import send_pipeline
 from crm.serializers import (
     AccountSerializer,
@@ -283,6 +283,7 @@ class ConversationMessagesApi(APIView):
                 {
                     400: "validation_error, invalid_message",
                     404: "conversation_not_found",
+                    409: "thread_changed (messages), thread_claimed (claimed_by)",
                     422: "banned_words (banned_words, can_send_anyway), repeated_text (fans, "
                     "window_minutes)",
                 }
@@ -294,20 +295,33 @@ class ConversationMessagesApi(APIView):
             user=request.user, conversation_id=conversation_id
         )
         data = _params(ConversationSendSerializer, request.data)
-        composer_checks.check_before_queue(
-            account=conversation.account,
-            user_id=_actor(request).pk,
-            fan_id=conversation.fan_id,
-            text=data["text"],
-            confirm_banned_words=data["confirm_banned_words"],
-            confirm_repeated_text=data["confirm_repeated_text"],
-        )
-        message = send_pipeline().message_enqueue(
-            fan=conversation.fan,
-            text=data["text"],
-            price_cents=data["price_cents"],
-            media_ids=data["media_ids"],
-            sent_by_id=request.user.pk,
+        actor = _actor(request)
+
+        def checked_send() -> Message:
+            # Inside the guard (which holds the thread's row): checks, then the queue.
+            composer_checks.check_before_queue(
+                account=conversation.account,
+                user_id=actor.pk,
+                fan_id=conversation.fan_id,
+                text=data["text"],
+                confirm_banned_words=data["confirm_banned_words"],
+                confirm_repeated_text=data["confirm_repeated_text"],
+            )
+            return send_pipeline().message_enqueue(
+                fan=conversation.fan,
+                text=data["text"],
+                price_cents=data["price_cents"],
+                media_ids=data["media_ids"],
+                sent_by_id=request.user.pk,
+            )
+
+        message = collision.message_send_guarded(
+            account_id=conversation.account_id,
+            conversation_id=conversation.pk,
+            author=actor,
+            after_message_id=data.get("after_message_id"),
+            force=data["force"],
+            send=checked_send,
         )
         message.account = conversation.account  # loaded already; the estimate reads it
         estimate = send_pipeline().message_estimated_send_at(message=message)

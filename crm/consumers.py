@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from importlib import import_module
 from typing import Any
@@ -21,14 +22,17 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 
-from crm import presence
+from crm import presence, selectors, team_presence
 from crm.broadcasts import account_group_name, session_ref, user_group_name
+from crm.errors import NotFoundError
 from crm.models import Membership
 
 # How stale a socket's last access check may be when an event is about to go out on it.
 ACCESS_RECHECK_SECONDS = 30.0
 # Closed for lost access (or never allowed): htmx's ws extension does not reconnect on it.
 CLOSE_ACCESS_DENIED = 4403
+# What a page may send (presence messages are a few dozen bytes); longer is dropped unread.
+RECEIVE_MAX_CHARS = 1000
 
 
 class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -159,11 +163,70 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
 
 class InboxEventsConsumer(AccountEventsConsumer):
     """The inbox page's socket (htmx's ws extension): the account's events as rendered HTML,
-    out-of-band swaps the page applies as they come. Events without HTML are not sent."""
+    out-of-band swaps the page applies as they come. Events without HTML are not sent.
+
+    The page sends presence (``crm.team_presence.PresenceSocket``): heartbeats, typing."""
 
     presence_kind = presence.INBOX
+    # Who views which thread, who types (crm.team_presence; crm.presence is who listens).
+    viewers: team_presence.PresenceSocket | None = None
 
     async def event_send(self, event: dict[str, Any]) -> None:
         html = event.get("html")
         if html:
             await self.send(text_data=html)
+
+    async def connect(self) -> None:
+        await super().connect()
+        if self.joined:
+            self.viewers = team_presence.PresenceSocket(
+                account_id=self.account_id,
+                member=team_presence.member_for_user(self.scope["user"]),
+                allowed=self._may_see_conversation,
+                send_self=self._send_html,
+                broadcast=self._presence_broadcast,
+            )
+
+    async def disconnect(self, code: int) -> None:
+        if self.viewers is not None:
+            await self.viewers.close()
+        await super().disconnect(code)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None or len(text_data) > RECEIVE_MAX_CHARS:
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            return  # htmx's ws-send or a stray frame: nothing this socket answers
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if self.viewers is None or not isinstance(content, dict) or "presence" not in content:
+            return
+        if await self._access_current():
+            await self.viewers.receive(content)
+
+    async def _send_html(self, html: str) -> None:
+        await self.send(text_data=html)
+
+    async def _presence_broadcast(self, conversation_id: int, html: str) -> None:
+        await self.channel_layer.group_send(
+            account_group_name(self.account_id),
+            {
+                "type": "account.event",
+                "event": "presence.changed",
+                "payload": {"conversation_id": conversation_id},
+                "html": html,
+            },
+        )
+
+    @database_sync_to_async
+    def _may_see_conversation(self, conversation_id: int) -> bool:
+        try:
+            selectors.conversation_get(
+                user=self.scope["user"], conversation_id=conversation_id, account_id=self.account_id
+            )
+        except NotFoundError:
+            return False
+        return True

@@ -125,6 +125,9 @@ class ComposerForm(forms.Form):
         required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
     )
     media_ids = forms.CharField(required=False, max_length=5000, label="Media ids")
+    # The collision guard (crm.collision): the newest message on screen; "Send anyway".
+    after_message_id = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    force = forms.BooleanField(required=False)
     # An internal note instead of a message (crm.notes); "/note …" in the text does the same.
     note = forms.BooleanField(required=False, label="Internal note")
     confirm_banned_words = forms.BooleanField(required=False)

@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 
 from crm import selectors
 from crm.models import ConversationNote, Message
+from crm.team_presence import RowPresence, account_rows, presence_changed_html
 
 TEMPLATE = "crm/inbox.html"
 
@@ -27,6 +28,7 @@ def message_created_html(*, message: selectors.MessageDisplay) -> str:
             "message": message,
             "conversation": message.conversation,
             "account_id": message.account_id,
+            "presence_rows": _row_presence(message.account_id, message.conversation.pk),
         },
     )
 
@@ -37,8 +39,17 @@ def conversation_changed_html(*, conversation_id: int) -> str | None:
         return None
     return render_to_string(
         f"{TEMPLATE}#live-conversation-changed",
-        {"conversation": conversation, "account_id": conversation.account_id},
+        {
+            "conversation": conversation,
+            "account_id": conversation.account_id,
+            "presence_rows": _row_presence(conversation.account_id, conversation.pk),
+        },
     )
+
+
+def _row_presence(account_id: int, conversation_id: int) -> dict[int, RowPresence]:
+    # The row is rendered again: it keeps its presence marker (one Redis round trip).
+    return account_rows(account_id=account_id, conversation_ids=[conversation_id])
 
 
 def conversation_woke_html(*, conversation_id: int) -> str | None:
@@ -49,7 +60,11 @@ def conversation_woke_html(*, conversation_id: int) -> str | None:
         return None
     return render_to_string(
         f"{TEMPLATE}#live-conversation-woke",
-        {"conversation": conversation, "account_id": conversation.account_id},
+        {
+            "conversation": conversation,
+            "account_id": conversation.account_id,
+            "presence_rows": _row_presence(conversation.account_id, conversation.pk),
+        },
     )
 
 
@@ -101,6 +116,10 @@ def event_html(*, account_id: int, event: str, payload: dict[str, Any]) -> str |
         return conversation_woke_html(conversation_id=payload["conversation_id"])
     if event == "fan.changed":
         return fan_changed_html(fan_id=payload["fan_id"])
+    if event == "presence.changed":
+        return presence_changed_html(
+            account_id=account_id, conversation_id=payload["conversation_id"]
+        )
     if event == "note.created":
         return note_created_html(note_id=payload["note_id"])
     return None

@@ -555,6 +555,24 @@ def conversation_messages(
     return MessagePage(messages=_unlocked_mark(rows), older_cursor=older_cursor)
 
 
+def conversation_messages_after(
+    *, conversation_id: int, after_message_id: int, excluding_sender_id: int, limit: int
+) -> list[Message]:
+    """The thread's messages after ``after_message_id`` that ``excluding_sender_id`` did not
+    send, oldest first (at most the newest ``limit``), as a thread shows them. The caller got
+    the conversation from a scoped selector."""
+    messages = (
+        _messages_with_display(
+            Message.objects.filter(conversation_id=conversation_id, id__gt=after_message_id)
+        )
+        .exclude(direction=Message.Direction.OUT, sent_by_id=excluding_sender_id)
+        .order_by("-id")
+    )
+    rows = list(messages[:limit])
+    rows.reverse()
+    return _unlocked_mark(rows)
+
+
 @dataclass(frozen=True)
 class UserBrief:
     """Who sent a message or is assigned a conversation, as a row shows them."""

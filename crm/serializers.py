@@ -282,6 +282,15 @@ class ConversationSendSerializer(serializers.Serializer):
     media_ids = serializers.ListField(
         child=serializers.CharField(), required=False, default=list, help_text="At most 50."
     )
+    after_message_id = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="The newest message you had on screen: when the fan or someone else wrote "
+        "after it, 409 thread_changed with those messages and nothing is queued.",
+    )
+    force = serializers.BooleanField(
+        required=False, default=False, help_text="Send even if the thread changed or is claimed."
+    )
     confirm_banned_words = serializers.BooleanField(
         required=False,
         default=False,

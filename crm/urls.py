@@ -64,6 +64,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="inbox_read",
     ),
     path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/claim/",
+        inbox.conversation_claim,
+        name="inbox_claim",
+    ),
+    path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/draft/",
         drafts_snooze.conversation_draft,
         name="inbox_draft",

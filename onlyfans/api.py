@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -14,8 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.redis import redis_client
+from crm.collision import message_send_guarded
 from crm.composer_checks import check_before_queue
 from crm.models import Message
+from crm.selectors import fan_conversation_id
 from crm.serializers import MessageQueuedSerializer, error_responses
 from crm.throttling import UserRedisThrottle
 from onlyfans import selectors, services
@@ -28,6 +31,8 @@ class SendInputSerializer(serializers.Serializer):
     media_ids = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, default=list, max_length=50
     )
+    after_message_id = serializers.IntegerField(required=False, min_value=0)
+    force = serializers.BooleanField(required=False, default=False)
     # The composer's checks (crm.composer_checks): 422 banned_words / repeated_text unless
     # confirmed (banned words only where the account's policy allows "send anyway").
     confirm_banned_words = serializers.BooleanField(required=False, default=False)
@@ -152,6 +157,7 @@ class MessageSendApi(APIView):
                 {
                     400: "validation_error, invalid_message",
                     404: "fan_not_found",
+                    409: "thread_changed (messages), thread_claimed (claimed_by)",
                     422: "banned_words (banned_words, can_send_anyway), repeated_text (fans, "
                     "window_minutes)",
                 }
@@ -162,21 +168,38 @@ class MessageSendApi(APIView):
         data = SendInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fan = selectors.send_target_get(user=request.user, fan_id=data.validated_data["fan_id"])
-        check_before_queue(
-            account=fan.account,
-            user_id=cast(int, request.user.pk),
-            fan_id=fan.pk,
-            text=data.validated_data["text"],
-            confirm_banned_words=data.validated_data["confirm_banned_words"],
-            confirm_repeated_text=data.validated_data["confirm_repeated_text"],
-        )
-        message = services.message_enqueue(
-            fan=fan,
-            text=data.validated_data["text"],
-            price_cents=data.validated_data["price_cents"],
-            media_ids=data.validated_data["media_ids"],
-            sent_by_id=request.user.pk,
-        )
+
+        def send() -> Message:
+            # Inside the guard, when there is one (it holds the thread's row): the composer's
+            # checks, then the queue.
+            check_before_queue(
+                account=fan.account,
+                user_id=cast(int, request.user.pk),
+                fan_id=fan.pk,
+                text=data.validated_data["text"],
+                confirm_banned_words=data.validated_data["confirm_banned_words"],
+                confirm_repeated_text=data.validated_data["confirm_repeated_text"],
+            )
+            return services.message_enqueue(
+                fan=fan,
+                text=data.validated_data["text"],
+                price_cents=data.validated_data["price_cents"],
+                media_ids=data.validated_data["media_ids"],
+                sent_by_id=request.user.pk,
+            )
+
+        after_message_id = data.validated_data.get("after_message_id")
+        if after_message_id is None:
+            message = send()
+        else:  # the collision guard (crm/collision.py): 409 thread_changed / thread_claimed
+            message = message_send_guarded(
+                account_id=fan.account_id,
+                conversation_id=fan_conversation_id(fan=fan),
+                author=cast(User, request.user),  # authenticated: the API's permission
+                after_message_id=after_message_id,
+                force=data.validated_data["force"],
+                send=send,
+            )
         message.account = fan.account  # loaded with the fan; the estimate reads it
         estimate = selectors.message_estimated_send_at(message=message)
         return Response(

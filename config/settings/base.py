@@ -164,6 +164,8 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 # An invitation link to join an account works this many days, once (crm/invitations.py).
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+# How long "I'm on it" holds a thread for its chatter (crm/team_presence.py).
+CLAIM_MINUTES = env.int("CLAIM_MINUTES", default=5)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")

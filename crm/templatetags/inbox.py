@@ -129,6 +129,8 @@ def conversation_row(context: template.Context, conversation: Any) -> SafeString
             "conversation": conversation,
             "oob": context.get("oob"),
             "filter_query": context.get("filter_query"),
+            # who has it open, who took it (crm.team_presence.account_rows)
+            "presence_rows": context.get("presence_rows"),
             # The acting member's own draft (crm.drafts): never in a live event, which has no
             # user; static/js/drafts.js puts the marker back on rows those re-render.
             "has_draft": conversation.pk in (context.get("draft_ids") or ()),

@@ -17,7 +17,17 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm import composer_checks, drafts, notes, selectors, services, snooze
+from crm import (
+    collision,
+    composer_checks,
+    drafts,
+    notes,
+    selectors,
+    services,
+    snooze,
+    team_presence,
+)
+from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError, NotFoundError
 from crm.forms import (
     AssignForm,
@@ -28,7 +38,7 @@ from crm.forms import (
     TagForm,
 )
 from crm.live import message_created_html, note_html
-from crm.models import Conversation, Fan, Membership, SavedReply
+from crm.models import Conversation, Fan, Membership, Message, SavedReply
 from crm.sending import send_pipeline
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
 from crm.views.thread_extras import composer_with_draft, snooze_context
@@ -96,6 +106,9 @@ def _list_context(
         "filters": filters,
         "filter_query": _filter_query(request),
         "page": page,
+        "presence_rows": team_presence.account_rows(
+            account_id=membership.account_id, conversation_ids=[c.pk for c in page.conversations]
+        ),
         "draft_ids": draft_ids,
         "fans_without_chat": fans_without_chat,
     }
@@ -105,12 +118,16 @@ def _thread_context(
     request: AuthenticatedRequest, membership: Membership, conversation: Conversation
 ) -> dict[str, Any]:
     thread = selectors.conversation_messages(conversation=conversation)
+    newest = thread.messages[-1].pk if thread.messages else 0
     return {
         "conversation": conversation,
         "fan": conversation.fan,
         "thread": thread,
         "thread_items": notes.thread_items(conversation=conversation, page=thread),
-        "composer": composer_with_draft(request, conversation),
+        "composer": composer_with_draft(request, conversation, after_message_id=newest),
+        "presence": team_presence.thread_presence(
+            account_id=conversation.account_id, conversation_id=conversation.pk
+        ),
         **snooze_context(conversation),
         **_fan_panel_context(request, membership, conversation),
     }
@@ -229,22 +246,19 @@ def thread_messages(
     if form.cleaned_data["note"] or note_text is not None:
         return _note_post(request, membership, conversation, form, note_text, error_context)
     try:
-        composer_checks.check_before_queue(
-            account=conversation.account,
-            user_id=request.user.pk,
-            fan_id=conversation.fan_id,
-            text=form.cleaned_data["text"],
-            confirm_banned_words=form.cleaned_data["confirm_banned_words"],
-            confirm_repeated_text=form.cleaned_data["confirm_repeated_text"],
+        message = collision.message_send_guarded(
+            account_id=conversation.account_id,
+            conversation_id=conversation.pk,
+            author=request.user,
+            after_message_id=form.cleaned_data["after_message_id"],
+            force=form.cleaned_data["force"],
+            send=lambda: _checked_send(request, conversation, form),
         )
-        message = send_pipeline().message_enqueue(
-            fan=conversation.fan,
-            text=form.cleaned_data["text"],
-            price_cents=form.price_cents(),
-            media_ids=form.media_id_list(),
-            sent_by_id=request.user.pk,
-        )
+    except collision.ThreadChangedError as exc:
+        return _composer_stopped(request, membership, conversation, error_context, unseen=exc)
     except ApplicationError as exc:
+        if exc.code == "thread_claimed":
+            return _composer_stopped(request, membership, conversation, error_context, claim=exc)
         if exc.code in ("banned_words", "repeated_text"):
             # The composer keeps showing what refused it (the words marked in the text).
             verdict = composer_checks.composer_verdict(
@@ -273,11 +287,69 @@ def thread_messages(
     assert shown is not None
     composer = render_to_string(
         f"{TEMPLATE}#composer",
-        {"conversation": conversation, "composer": ComposerForm(), "account": membership.account},
+        {
+            "conversation": conversation,
+            "composer": ComposerForm(initial={"after_message_id": message.pk}),
+            "account": membership.account,
+        },
         request=request,
     )
     # The same upsert the live event carries, so the bubble shows once whichever comes first.
     return HttpResponse(composer + message_created_html(message=shown))
+
+
+def _checked_send(
+    request: AuthenticatedRequest, conversation: Conversation, form: ComposerForm
+) -> Message:
+    """Inside the collision guard (which holds the thread's row): the composer checks
+    (``crm.composer_checks``), then the queue."""
+    composer_checks.check_before_queue(
+        account=conversation.account,
+        user_id=request.user.pk,
+        fan_id=conversation.fan_id,
+        text=form.cleaned_data["text"],
+        confirm_banned_words=form.cleaned_data["confirm_banned_words"],
+        confirm_repeated_text=form.cleaned_data["confirm_repeated_text"],
+    )
+    return send_pipeline().message_enqueue(
+        fan=conversation.fan,
+        text=form.cleaned_data["text"],
+        price_cents=form.price_cents(),
+        media_ids=form.media_id_list(),
+        sent_by_id=request.user.pk,
+    )
+
+
+def _composer_stopped(
+    request: AuthenticatedRequest,
+    membership: Membership,
+    conversation: Conversation,
+    context: dict[str, Any],
+    *,
+    unseen: collision.ThreadChangedError | None = None,
+    claim: ApplicationError | None = None,
+) -> HttpResponse:
+    """The guard stopped the send (409): the composer keeps the text, shows what is new (or
+    who took the thread) and offers Send anyway or Edit. What is new is now on screen, so the
+    composer's ``after_message_id`` moves up to it."""
+    data = request.POST.copy()
+    if unseen is not None:
+        data["after_message_id"] = str(unseen.messages[-1].pk)
+        context["unseen"] = [
+            (collision.unseen_summary(message), message) for message in unseen.messages
+        ]
+    else:
+        context["claimed"] = claim
+    data.pop("force", None)
+    composer = ComposerForm(data)
+    composer.is_valid()
+    context["composer"] = composer
+    if request.htmx:
+        return _render(request, "composer", context, status=409)
+    context.update(_thread_context(request, membership, conversation))
+    context["composer"] = composer
+    context.update(_list_context(request, membership))
+    return _render(request, None, context, status=409)
 
 
 def _note_post(
@@ -305,7 +377,10 @@ def _note_post(
         f"{TEMPLATE}#composer",
         {
             "conversation": conversation,
-            "composer": ComposerForm(initial={"note": True}),
+            # Still guarding what was on screen: a note is no message (crm.collision).
+            "composer": ComposerForm(
+                initial={"note": True, "after_message_id": form.cleaned_data["after_message_id"]}
+            ),
             "account": membership.account,
         },
         request=request,
@@ -376,6 +451,37 @@ def message_retry(
     message = selectors.conversation_message_get(conversation=conversation, message_id=message_id)
     context = {"message": message, "account": membership.account, "account_id": account_id}
     return _render(request, "message", context)
+
+
+@login_required
+@require_POST
+def conversation_claim(
+    request: AuthenticatedRequest, account_id: int, conversation_id: int
+) -> HttpResponse:
+    """ "I'm on it" (``action=take``) or "Let go" (``release``): the thread's presence strip."""
+    _membership_or_404(request, account_id)
+    conversation = _conversation_or_404(request, account_id, conversation_id)
+    member = team_presence.member_for_user(request.user)
+    error = ""
+    try:
+        if request.POST.get("action", "take")[:10] == "release":
+            team_presence.claim_release(conversation_id=conversation.pk, member=member)
+        else:
+            team_presence.claim_take(conversation_id=conversation.pk, member=member)
+    except ApplicationError as exc:
+        error = exc.message
+    account_event_broadcast(
+        account_id=account_id,
+        event="presence.changed",
+        payload={"conversation_id": conversation.pk},
+    )
+    if not request.htmx:
+        if error:
+            flash.error(request, error)
+        return redirect("inbox_thread", account_id=account_id, conversation_id=conversation_id)
+    presence = team_presence.thread_presence(account_id=account_id, conversation_id=conversation.pk)
+    # Someone else's claim, if that is the error, is in the strip: "{name} is on it".
+    return HttpResponse(team_presence.presence_html(presence=presence, oob=False))
 
 
 @login_required

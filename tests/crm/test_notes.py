@@ -234,7 +234,8 @@ def test_a_note_reaches_every_member_watching_and_nobody_else(redis_client):
         )
         frame = await watcher.receive_from(timeout=15)
         await watcher.disconnect()
-        return frame.replace(str(note.pk), "<id>"), connected, await outsider.receive_nothing()
+        frame = frame.replace(f'id="note-{note.pk}"', 'id="note-<id>"')
+        return frame, connected, await outsider.receive_nothing()
 
     frame, outsider_connected, outsider_got_nothing = async_to_sync(scenario)()
     assert not outsider_connected and outsider_got_nothing
