@@ -9,6 +9,7 @@ each figure beside its target and the broker's own ceiling measured in the same 
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import json
 import os
@@ -483,14 +484,18 @@ def api_load(
     def client(i: int) -> None:
         fans = fans_by_account[busy[i % len(busy)].pk]
         rnd = random.Random(i)
+        sent = 0
         with https[i] as http:
             time.sleep(rnd.uniform(0, 1))
             while time.monotonic() < stop_at:
+                sent += 1
                 t0 = time.perf_counter()
                 try:
+                    # Each text differs, as chatters' replies do: one text to many fans is
+                    # refused by the composer's repeated-text check (422 repeated_text).
                     reply = http.post(
                         "/api/onlyfans/messages/send",
-                        json={"fan_id": rnd.choice(fans), "text": "hello"},
+                        json={"fan_id": rnd.choice(fans), "text": f"hello {i}.{sent}"},
                     )
                     status = reply.status_code
                 except httpx.HTTPError:
@@ -520,6 +525,7 @@ def api_load(
         f"enqueue_api_{tag}_ms_p95": round(percentile(latencies, 95), 1),
         f"enqueue_api_{tag}_ms_p99": round(percentile(latencies, 99), 1),
         f"enqueue_api_{tag}_errors": len(errors),
+        f"enqueue_api_{tag}_error_statuses": dict(collections.Counter(errors)),
         f"enqueue_api_{tag}_all_202": not errors and bool(latencies),
     }
 
