@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import inbox_bench
+
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var" / "bench"
 DATABASE = "fancrm_bench_fans"
@@ -45,23 +47,6 @@ ENV = {
     "API_THROTTLE_USER": "1000000/min",
     "API_THROTTLE_SEND": "1000000/min",
 }
-
-
-def setup_django() -> None:
-    os.environ.update(ENV)
-    sys.path.insert(0, str(ROOT))
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        if not c.execute("select 1 from pg_database where datname = %s", [DATABASE]).fetchone():
-            c.execute(f"create database {DATABASE}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG off: the manifest
 
 
 def seed(*, reseed: bool) -> int:
@@ -189,7 +174,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     VAR.mkdir(parents=True, exist_ok=True)
-    setup_django()
+    inbox_bench.setup_django(env=ENV, database=DATABASE)
     account_id = seed(reseed=args.reseed)
     rng = random.Random("fans-search-bench")
     terms = search_terms(account_id, args.n, rng)

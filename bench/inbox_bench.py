@@ -78,14 +78,17 @@ ENV = {
 }
 
 
-def setup_django() -> None:
-    os.environ.update(ENV)
+def setup_django(*, env: dict[str, str] | None = None, database: str | None = None) -> None:
+    """Settings, database (created if missing), migrations and static files for a bench
+    process; the other benches pass their own ``env`` and ``database``."""
+    database = database or DATABASE
+    os.environ.update(env or ENV)
     sys.path.insert(0, str(ROOT))
     import psycopg
 
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        if not c.execute("select 1 from pg_database where datname = %s", [DATABASE]).fetchone():
-            c.execute(f"create database {DATABASE}")
+        if not c.execute("select 1 from pg_database where datname = %s", [database]).fetchone():
+            c.execute(f"create database {database}")
     import django
 
     django.setup()
