@@ -13,3 +13,9 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
     )
+
+
+def redis_key_prefix() -> str:
+    """The cache's key prefix, for keys written straight to Redis: each deployment, test run
+    and bench keeps its own."""
+    return str(settings.CACHES["default"].get("KEY_PREFIX", ""))

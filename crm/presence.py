@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass
 
 import structlog
-from django.conf import settings
 from redis.exceptions import RedisError
 
-from config.redis import redis_client
+from config.redis import redis_client, redis_key_prefix
 
 log = structlog.get_logger(__name__)
 
@@ -42,9 +41,7 @@ NOBODY = Listeners(inbox=False, events=False)
 
 
 def _key(account_id: int, kind: str) -> str:
-    # The cache's prefix: each deployment (and test run, bench) keeps its own keys.
-    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
-    return f"{prefix}:live:watchers:{account_id}:{kind}"
+    return f"{redis_key_prefix()}:live:watchers:{account_id}:{kind}"
 
 
 def account_watch(*, account_id: int, kind: str, connection: str) -> None:

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from redis.exceptions import RedisError
 
-from config.redis import redis_client
+from config.redis import redis_client, redis_key_prefix
 from crm.errors import ApplicationError
 
 log = structlog.get_logger(__name__)
@@ -94,29 +94,24 @@ def member_for_user(user: object) -> Member:
     return Member(user_id=int(getattr(user, "pk", 0)), name=name)
 
 
-def _prefix() -> str:
-    # The cache's prefix, as crm.presence uses it: each deployment, test run and bench apart.
-    return str(settings.CACHES["default"].get("KEY_PREFIX", ""))
-
-
 def _thread_key(conversation_id: int) -> str:
-    return f"{_prefix()}:presence:thread:{conversation_id}"
+    return f"{redis_key_prefix()}:presence:thread:{conversation_id}"
 
 
 def _account_key(account_id: int) -> str:
-    return f"{_prefix()}:presence:account:{account_id}"
+    return f"{redis_key_prefix()}:presence:account:{account_id}"
 
 
 def _typers_key(conversation_id: int) -> str:
-    return f"{_prefix()}:presence:typers:{conversation_id}"
+    return f"{redis_key_prefix()}:presence:typers:{conversation_id}"
 
 
 def _throttle_key(conversation_id: int, user_id: int) -> str:
-    return f"{_prefix()}:presence:typing:{conversation_id}:{user_id}"
+    return f"{redis_key_prefix()}:presence:typing:{conversation_id}:{user_id}"
 
 
 def _claim_key(conversation_id: int) -> str:
-    return f"{_prefix()}:presence:claim:{conversation_id}"
+    return f"{redis_key_prefix()}:presence:claim:{conversation_id}"
 
 
 def _now(now: float | None) -> float:
