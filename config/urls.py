@@ -12,6 +12,8 @@ urlpatterns = [
     path("", include("imports.urls")),
     path("", include("campaigns.urls")),
     path("", include("analytics.urls")),
+    path("", include("automations.urls")),
+    path("", include("workday.urls")),
     path("", include("onlyfans.urls")),
     # Built once per process: the URL is public (onlyfans/ops.py).
     path("api/schema/", SchemaView.as_view(), name="api_schema"),
@@ -21,6 +23,8 @@ urlpatterns = [
     path("api/campaigns/", include("campaigns.api_urls")),
     path("api/messages/bulk", include("campaigns.bulk_urls")),
     path("api/analytics/", include("analytics.api_urls")),
+    path("api/automations/", include("automations.api_urls")),
+    path("api/workday/", include("workday.api_urls")),
     path("api/onlyfans/webhooks", include("onlyfans.webhook_urls")),
     path("api/onlyfans/import/", include("imports.api_urls")),
     path("api/onlyfans/", include("onlyfans.api_urls")),

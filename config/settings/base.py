@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "campaigns",
     "analytics",
     "imports",
+    "automations",
+    "workday",
 ]
 
 MIDDLEWARE = [
