@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower, Upper
 
 
@@ -93,6 +93,12 @@ class CreatorAccount(models.Model):
     gateway_banned_words = models.CharField(
         max_length=20, choices=GatewayScreening.choices, blank=True, default=""
     )
+    # Shifts (crm.worktime.access_allowed): when on, a chatter opens this account's inbox, fans
+    # and their APIs and sockets only while clocked in within a scheduled shift ± the grace.
+    shift_only_access = models.BooleanField(default=False)
+    shift_grace_minutes = models.PositiveSmallIntegerField(
+        default=15, help_text="Minutes before and after a shift that still count as on shift."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -105,6 +111,9 @@ class CreatorAccount(models.Model):
             models.CheckConstraint(
                 condition=Q(platform_account_id__startswith="acct_"),
                 name="account_platform_id_format",
+            ),
+            models.CheckConstraint(
+                condition=Q(shift_grace_minutes__lte=240), name="account_shift_grace_range"
             ),
         ]
 
@@ -417,6 +426,19 @@ class Message(models.Model):
     # A member's message's normalised text, hashed (crm.composer_checks.text_fingerprint), so
     # "sent the same text to N fans in the last hour" is one index lookup; null otherwise.
     text_fingerprint = models.BigIntegerField(null=True, blank=True, editable=False)
+    # The sender's open work session on this account when a member queued it (crm.worktime):
+    # the shift a message belongs to, for per-shift figures and pay.
+    work_session = models.ForeignKey(
+        "WorkSession",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+        db_index=False,
+        # DEFAULT NULL in the table, and (Django 5.2) returned by the INSERT: message_enqueue
+        # sets it with a subquery and the row's value comes back without another query.
+        db_default=None,
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -478,6 +500,11 @@ class Message(models.Model):
                 fields=["sent_by", "text_fingerprint", "queued_at"],
                 condition=Q(text_fingerprint__isnull=False),
                 name="message_sender_fingerprint",
+            ),
+            models.Index(
+                fields=["work_session", "id"],
+                condition=Q(work_session__isnull=False),
+                name="message_work_session",
             ),
         ]
 
@@ -720,3 +747,201 @@ class NoteMention(models.Model):
 
     def __str__(self) -> str:
         return f"mention of {self.user_id} in note {self.note_id}"
+
+
+# --- Shifts and worked time (crm.shifts, crm.worktime; docs/shifts.md) -----------------------
+#
+# A schedule is weekly templates plus one-off shifts; an occurrence of a template is computed
+# in the account's time zone, never stored, unless it is overridden: then a Shift row with the
+# template and the occurrence's local date replaces it (moved, or cancelled). Worked time
+# (WorkSession) is separate from the schedule: it is what pay counts.
+
+SHIFT_MAX_MINUTES = 24 * 60
+# A shift of up to 24 wall-clock hours lasts up to 25 real hours on the night clocks go back.
+SHIFT_MAX_REAL_DURATION = timedelta(hours=25)
+
+
+class ShiftTemplate(models.Model):
+    """A weekly shift: every ``weekday`` from ``active_from`` to ``active_until`` (inclusive,
+    open-ended when null), from ``start_time`` local wall-clock time for ``duration_minutes``
+    of wall-clock time (22:00 + 480 min ends at 06:00 local the next day, whatever DST does)."""
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="shift_templates", db_index=False
+    )
+    membership = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="shift_templates", db_index=False
+    )
+    # 0 = Monday … 6 = Sunday (datetime.date.weekday()).
+    weekday = models.PositiveSmallIntegerField()
+    start_time = models.TimeField(help_text="Local wall-clock time in the account's time zone.")
+    duration_minutes = models.PositiveIntegerField()
+    active_from = models.DateField()
+    active_until = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["weekday", "start_time", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(weekday__gte=0, weekday__lte=6), name="shift_template_weekday_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(duration_minutes__gte=1, duration_minutes__lte=SHIFT_MAX_MINUTES),
+                name="shift_template_duration_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(active_until__isnull=True) | Q(active_until__gte=F("active_from")),
+                name="shift_template_active_order",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "weekday"], name="shift_template_account"),
+            models.Index(fields=["membership", "weekday"], name="shift_template_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"weekly shift {self.pk} (member {self.membership_id}, day {self.weekday})"
+
+
+class Shift(models.Model):
+    """A one-off shift, or (with ``template`` and ``occurrence_date``) one occurrence of a
+    weekly shift overridden: moved to these times, or ``cancelled``. Times are aware UTC."""
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="shifts", db_index=False
+    )
+    membership = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="shifts", db_index=False
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    template = models.ForeignKey(
+        ShiftTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="overrides",
+        db_index=False,
+    )
+    # The local date (account time zone) the overridden occurrence started on.
+    occurrence_date = models.DateField(null=True, blank=True)
+    cancelled = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="shift_ends_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__lte=F("starts_at") + SHIFT_MAX_REAL_DURATION),
+                name="shift_max_duration",
+            ),
+            models.CheckConstraint(
+                condition=Q(template__isnull=True, occurrence_date__isnull=True)
+                | Q(template__isnull=False, occurrence_date__isnull=False),
+                name="shift_override_has_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(cancelled=False) | Q(template__isnull=False),
+                name="shift_only_overrides_cancelled",
+            ),
+            models.UniqueConstraint(
+                fields=["template", "occurrence_date"],
+                condition=Q(template__isnull=False),
+                name="shift_one_override_per_occurrence",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "starts_at"], name="shift_account_starts"),
+            models.Index(fields=["membership", "starts_at"], name="shift_member_starts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"shift {self.pk} (member {self.membership_id})"
+
+
+class WorkSession(models.Model):
+    """Worked time of one member on one account: from clock-in to clock-out (``ended_at`` is
+    null while clocked in). It belongs to the user and the account, not the membership, so the
+    record outlives a member's removal (pay is owed for it)."""
+
+    class EndReason(models.TextChoices):
+        OPEN = "", "Clocked in"
+        MANUAL = "manual", "Clocked out"
+        IDLE = "idle", "Idle (clocked out automatically)"
+        MANAGER = "manager", "Clocked out by a manager"
+        ACCESS_REVOKED = "access_revoked", "Removed from the account"
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="work_sessions", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="work_sessions",
+        db_index=False,
+    )
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(
+        max_length=20, choices=EndReason.choices, blank=True, default=EndReason.OPEN
+    )
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The last page request, send or socket heartbeat (written at most once a minute); the
+    # idle sweep ends a session at this time when it is older than SHIFT_IDLE_MINUTES.
+    last_activity_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # One open session per member of an account (a membership is one user of one
+            # account); also the index of "who is clocked in here" and of a send's lookup.
+            models.UniqueConstraint(
+                fields=["account", "user"],
+                condition=Q(ended_at__isnull=True),
+                name="work_session_one_open",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True, end_reason="")
+                | (Q(ended_at__isnull=False) & ~Q(end_reason="")),
+                name="work_session_end_reason_iff_ended",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=F("started_at")),
+                name="work_session_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(last_activity_at__gte=F("started_at")),
+                name="work_session_activity_after_start",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "started_at"], name="work_session_account_start"),
+            models.Index(fields=["user", "started_at"], name="work_session_user_start"),
+            # The idle sweep: open sessions, least recently active first.
+            models.Index(
+                fields=["last_activity_at"],
+                condition=Q(ended_at__isnull=True),
+                name="work_session_open_activity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"work session {self.pk} (user {self.user_id}@{self.account_id})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None

@@ -16,6 +16,7 @@ from crm.composer_checks import text_fingerprint
 from crm.drafts import draft_discard_on_commit
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
+from crm.worktime import work_session_open_subquery
 from onlyfans import metrics
 
 log = structlog.get_logger(__name__)
@@ -127,6 +128,13 @@ def message_enqueue(
         # A member's text, for the composer's repeated-text check; campaigns are exempt.
         text_fingerprint=(
             text_fingerprint(text)
+            if sender_kind == Message.SenderKind.USER and sent_by_id is not None
+            else None
+        ),
+        # The member's worked time it belongs to: a subquery in the INSERT (no query of its
+        # own), returned by it (``Message.work_session`` has a db_default).
+        work_session_id=(
+            work_session_open_subquery(account_id=fan.account_id, user_id=sent_by_id)
             if sender_kind == Message.SenderKind.USER and sent_by_id is not None
             else None
         ),

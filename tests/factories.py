@@ -72,3 +72,41 @@ class PurchaseFactory(factory.django.DjangoModelFactory):
     kind = Purchase.Kind.TIP
     amount_cents = 500
     purchased_at = factory.Faker("date_time_this_month", tzinfo=__import__("datetime").UTC)
+
+
+# --- shifts (helper "shifts"): schedules and worked time ---
+from datetime import UTC, datetime, time, timedelta  # noqa: E402
+
+from crm.models import Shift, ShiftTemplate, WorkSession  # noqa: E402
+
+
+class ShiftFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Shift
+
+    membership = factory.SubFactory(MembershipFactory)
+    account = factory.LazyAttribute(lambda o: o.membership.account)
+    starts_at = factory.LazyFunction(lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    ends_at = factory.LazyAttribute(lambda o: o.starts_at + timedelta(hours=8))
+
+
+class ShiftTemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ShiftTemplate
+
+    membership = factory.SubFactory(MembershipFactory)
+    account = factory.LazyAttribute(lambda o: o.membership.account)
+    weekday = 0
+    start_time = time(9, 0)
+    duration_minutes = 8 * 60
+    active_from = factory.LazyFunction(lambda: datetime(2026, 1, 5, tzinfo=UTC).date())
+
+
+class WorkSessionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WorkSession
+
+    account = factory.SubFactory(CreatorAccountFactory)
+    user = factory.SubFactory(UserFactory)
+    started_at = factory.LazyFunction(lambda: datetime.now(UTC))
+    last_activity_at = factory.LazyAttribute(lambda o: o.started_at)

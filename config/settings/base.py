@@ -495,3 +495,8 @@ _DRF_NUM_PROXIES = env("DRF_NUM_PROXIES", default="").strip()
 REST_FRAMEWORK["NUM_PROXIES"] = (
     int(_DRF_NUM_PROXIES) if _DRF_NUM_PROXIES else AXES_IPWARE_PROXY_COUNT
 ) or None
+
+# --- Shifts and worked time (crm/worktime.py, docs/shifts.md) ---
+# A clocked-in member with no page request, send or socket heartbeat for this many minutes is
+# clocked out by the minute's idle sweep, at their last activity.
+SHIFT_IDLE_MINUTES = env.int("SHIFT_IDLE_MINUTES", default=20)
