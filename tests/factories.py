@@ -72,3 +72,34 @@ class PurchaseFactory(factory.django.DjangoModelFactory):
     kind = Purchase.Kind.TIP
     amount_cents = 500
     purchased_at = factory.Faker("date_time_this_month", tzinfo=__import__("datetime").UTC)
+
+
+# --- vault (helper "vault", issue 18) -------------------------------------------------------
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+from crm.models import VaultItem, VaultList  # noqa: E402
+
+
+class VaultListFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VaultList
+
+    account = factory.SubFactory(CreatorAccountFactory)
+    platform_list_id = factory.Sequence(lambda n: str(7000 + n))
+    name = factory.Sequence(lambda n: f"List {n}")
+    list_type = "custom"
+    synced_at = factory.LazyFunction(lambda: datetime.now(UTC))
+
+
+class VaultItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VaultItem
+
+    account = factory.SubFactory(CreatorAccountFactory)
+    platform_media_id = factory.Sequence(lambda n: str(900000 + n))
+    media_type = "photo"
+    # Later items are newer, as on the platform.
+    platform_created_at = factory.Sequence(
+        lambda n: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n)
+    )
+    synced_at = factory.LazyFunction(lambda: datetime.now(UTC))
