@@ -945,3 +945,395 @@ class WorkSession(models.Model):
     @property
     def is_open(self) -> bool:
         return self.ended_at is None
+
+
+# --- The vault (issue 18): the creator's media library, what messages carried, what each fan
+# got. Mirrored from the platform by ``onlyfans.vault_sync``; labels and suggested prices are
+# ours. Platform file URLs are signed and short-lived: none is ever stored here.
+
+VAULT_LABEL_MAX_LENGTH = 40
+VAULT_LABELS_MAX = 20
+
+
+class VaultMediaType(models.TextChoices):
+    PHOTO = "photo", "Photo"
+    GIF = "gif", "GIF"
+    VIDEO = "video", "Video"
+    AUDIO = "audio", "Audio"
+
+
+class VaultList(models.Model):
+    """One of the creator's vault lists (the platform's categories), mirrored by the sync.
+
+    A list removed on the platform keeps its row with ``gone_at`` set (items keep their
+    membership history); it comes back if the platform lists it again.
+    """
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="vault_lists", db_index=False
+    )
+    platform_list_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    # The platform's own kind of list ("custom", "messages", …): its values are not ours.
+    list_type = models.CharField(max_length=50, blank=True)
+    photo_count = models.PositiveIntegerField(default=0)
+    video_count = models.PositiveIntegerField(default=0)
+    gif_count = models.PositiveIntegerField(default=0)
+    audio_count = models.PositiveIntegerField(default=0)
+    gone_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "platform_list_id"], name="vault_list_unique_platform_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def media_count(self) -> int:
+        return self.photo_count + self.video_count + self.gif_count + self.audio_count
+
+
+class VaultItem(models.Model):
+    """One media of the creator's vault, as the platform last described it, plus our own
+    ``labels`` and ``suggested_price_cents``.
+
+    Never deleted by the sync: an item the platform no longer lists gets ``gone_at`` (messages
+    and fan events point at it, ``on_delete=RESTRICT``) and loses it if it comes back. The
+    thumbnail is our own small copy in ``VAULT_THUMB_STORAGE`` (``thumb_name``), served by
+    the product to members of the account only.
+    """
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="vault_items", db_index=False
+    )
+    # The platform's id, what goes into a message's ``mediaFiles`` (an integer there, text
+    # here so it compares with ``Message.media_ids``).
+    platform_media_id = models.CharField(max_length=100)
+    media_type = models.CharField(max_length=10, choices=VaultMediaType.choices)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # The platform's ``createdAt`` (the sync's time when it sends none): the library's order.
+    platform_created_at = models.DateTimeField()
+    is_ready = models.BooleanField(default=True)
+    has_error = models.BooleanField(default=False)
+    has_custom_preview = models.BooleanField(default=False)
+    likes_count = models.PositiveIntegerField(default=0)
+    tips_cents = models.BigIntegerField(default=0)
+    lists = models.ManyToManyField(
+        VaultList, through="VaultItemList", related_name="items", blank=True
+    )
+    gone_at = models.DateTimeField(null=True, blank=True)
+    # Our copy of the thumbnail: a storage name (never the platform's URL), empty until
+    # fetched; ``thumb_fetched_at`` says when.
+    thumb_name = models.CharField(max_length=255, blank=True)
+    thumb_fetched_at = models.DateTimeField(null=True, blank=True)
+    labels = ArrayField(
+        models.CharField(max_length=VAULT_LABEL_MAX_LENGTH), default=list, blank=True
+    )
+    suggested_price_cents = models.PositiveIntegerField(null=True, blank=True)
+    # When the platform last listed or returned it (the gone pass compares with this).
+    synced_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-platform_created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "platform_media_id"], name="vault_item_unique_platform_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(suggested_price_cents__isnull=True)
+                | Q(suggested_price_cents__gte=300, suggested_price_cents__lte=20000),
+                name="vault_item_suggested_price_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(tips_cents__gte=0), name="vault_item_tips_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(media_type__in=["photo", "gif", "video", "audio"]),
+                name="vault_item_media_type_valid",
+            ),
+        ]
+        indexes = [
+            # The library's order (newest first, keyset on these two) and its type filter.
+            models.Index(
+                fields=["account", "-platform_created_at", "-id"], name="vault_item_account_recent"
+            ),
+            models.Index(
+                fields=["account", "media_type", "-platform_created_at", "-id"],
+                name="vault_item_account_type",
+            ),
+            GinIndex(fields=["labels"], name="vault_item_labels_gin"),
+            # The gone pass: an account's present items not seen since the pass began.
+            models.Index(
+                fields=["account", "synced_at"],
+                condition=Q(gone_at__isnull=True),
+                name="vault_item_account_present",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.media_type} {self.platform_media_id}"
+
+    @property
+    def is_gone(self) -> bool:
+        return self.gone_at is not None
+
+    @property
+    def is_sendable(self) -> bool:
+        """Whether a message may carry it now: present on the platform, processed, no error."""
+        return self.gone_at is None and self.is_ready and not self.has_error
+
+
+class VaultItemList(models.Model):
+    """An item's membership of a platform list (the platform's ``listStates`` with
+    ``hasMedia``), replaced by the sync each time it sees the item."""
+
+    item = models.ForeignKey(VaultItem, on_delete=models.CASCADE, related_name="+", db_index=False)
+    vault_list = models.ForeignKey(
+        VaultList, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "vault_list"], name="vault_item_list_unique")
+        ]
+        # The list filter: a list's items.
+        indexes = [models.Index(fields=["vault_list", "item"], name="vault_item_list_by_list")]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} in list {self.vault_list_id}"
+
+
+class MessageMedia(models.Model):
+    """One media a message carried, in order: the vault item when we know it, and always the
+    platform id sent (``Message.media_ids`` stays the raw list the pipeline sends)."""
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="media", db_index=False
+    )
+    # Null for a raw platform id that is not (or not yet) a vault item of the account.
+    vault_item = models.ForeignKey(
+        VaultItem, null=True, blank=True, on_delete=models.RESTRICT, related_name="message_media"
+    )
+    platform_media_id = models.CharField(max_length=100)
+    # Shown free in a pay-per-view message (the platform's ``previews``).
+    is_preview = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["message_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "position"], name="message_media_position"),
+            models.UniqueConstraint(
+                fields=["message", "platform_media_id"], name="message_media_unique_media"
+            ),
+            models.CheckConstraint(
+                condition=~Q(platform_media_id=""), name="message_media_platform_id_not_empty"
+            ),
+        ]
+        indexes = [
+            # Per-item figures of an account (what content sells).
+            models.Index(fields=["account", "vault_item"], name="message_media_account_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"media {self.platform_media_id} of message {self.message_id}"
+
+
+class FanMediaEvent(models.Model):
+    """What one fan got of one media: sent free, offered as pay-per-view, bought.
+
+    The per-fan index behind "already sent / bought" marks and the resend guard. Filled from
+    our own sends and purchases (``source=ours``, one row per message, media and kind) and,
+    for history from before the product, from each chat's media on the platform
+    (``source=platform_history``, one row per fan, media and kind). The unique constraints
+    make a re-sync or a replayed purchase a no-op.
+    """
+
+    class Kind(models.TextChoices):
+        SENT_FREE = "sent_free", "Sent free"
+        OFFERED = "offered", "Offered (pay-per-view)"
+        BOUGHT = "bought", "Bought"
+
+    class Source(models.TextChoices):
+        OURS = "ours", "Sent through the product"
+        PLATFORM_HISTORY = "platform_history", "Platform history"
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    fan = models.ForeignKey(
+        Fan, on_delete=models.CASCADE, related_name="media_events", db_index=False
+    )
+    # Null when the media is not (or not yet) a vault item; the sync links it when it is.
+    vault_item = models.ForeignKey(
+        VaultItem, null=True, blank=True, on_delete=models.RESTRICT, related_name="fan_events"
+    )
+    platform_media_id = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The message's price for an offer, what the fan paid for a purchase; 0 when sent free.
+    price_cents = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField()
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The platform's message that carried it, when the platform says (history rows).
+    platform_message_id = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "platform_media_id", "kind"],
+                condition=Q(source="ours"),
+                name="fan_media_event_unique_ours",
+            ),
+            models.UniqueConstraint(
+                fields=["fan", "platform_media_id", "kind"],
+                condition=Q(source="platform_history"),
+                name="fan_media_event_unique_history",
+            ),
+            models.CheckConstraint(
+                condition=~Q(source="ours") | Q(message__isnull=False),
+                name="fan_media_event_ours_has_message",
+            ),
+            models.CheckConstraint(
+                condition=~Q(platform_media_id=""), name="fan_media_event_platform_id_not_empty"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["sent_free", "offered", "bought"]),
+                name="fan_media_event_kind_valid",
+            ),
+        ]
+        indexes = [
+            # A fan's marks in the picker and the resend guard.
+            models.Index(fields=["fan", "vault_item"], name="fan_media_event_fan_item"),
+            # The fan panel's history, newest first.
+            models.Index(fields=["fan", "-at", "-id"], name="fan_media_event_fan_recent"),
+            # Fans who already got any of some items (the campaign pre-flight's exclusion).
+            models.Index(
+                fields=["vault_item", "fan"],
+                condition=Q(vault_item__isnull=False),
+                name="fan_media_event_item_fan",
+            ),
+            # The sync links history rows to items that arrive later.
+            models.Index(
+                fields=["account", "platform_media_id"],
+                condition=Q(vault_item__isnull=True),
+                name="fan_media_event_unlinked",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.platform_media_id} to fan {self.fan_id}"
+
+
+class VaultSync(models.Model):
+    """One run of the vault sync for one account (``onlyfans.vault_sync``): its state, where it
+    got to (``phase`` with ``offset`` or ``cursor_id``, saved after every page) and what it
+    did. Built like ``onlyfans.FanSync``: at most one active run per account, ``step`` claimed
+    by one task delivery at a time.
+
+    Phases: the platform's lists, then the items (pages by offset), then ``gone`` (items the
+    pass did not see since ``pass_started_at``, each confirmed with the platform before it is
+    marked gone, in id order from ``cursor_id``), then each chat's media into
+    ``FanMediaEvent`` (chats by offset).
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Phase(models.TextChoices):
+        LISTS = "lists", "Lists"
+        ITEMS = "items", "Items"
+        GONE = "gone", "Removed items"
+        CHATS = "chats", "Chat media"
+
+    class Trigger(models.TextChoices):
+        CONNECT = "connect", "Account connected"
+        BUTTON = "button", "Refresh"
+        SCHEDULE = "schedule", "Schedule"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="vault_syncs", db_index=False
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.LISTS)
+    offset = models.PositiveIntegerField(default=0, help_text="Position in the phase's list.")
+    cursor_id = models.BigIntegerField(default=0, help_text="Last item checked (gone phase).")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Items the platform has not listed since this time are candidates for "gone".
+    pass_started_at = models.DateTimeField(null=True, blank=True)
+    lists_seen = models.PositiveIntegerField(default=0)
+    items_seen = models.PositiveIntegerField(default=0)
+    items_created = models.PositiveIntegerField(default=0)
+    items_updated = models.PositiveIntegerField(default=0)
+    items_gone = models.PositiveIntegerField(default=0)
+    thumbs_fetched = models.PositiveIntegerField(default=0)
+    thumbs_failed = models.PositiveIntegerField(default=0)
+    chats_done = models.PositiveIntegerField(default=0)
+    events_imported = models.PositiveIntegerField(default=0)
+    step = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    errors_in_row = models.PositiveSmallIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=Q(state__in=["queued", "running"]),
+                name="vault_sync_one_active",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state__in=["done", "failed"]) | Q(finished_at__isnull=False),
+                name="vault_sync_finished_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["account", "-created_at", "-id"], name="vault_sync_account_recent"
+            ),
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(state__in=["queued", "running"]),
+                name="vault_sync_active_updated",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"vault sync {self.pk} ({self.state}, {self.phase} @{self.offset})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES

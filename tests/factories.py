@@ -110,3 +110,33 @@ class WorkSessionFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     started_at = factory.LazyFunction(lambda: datetime.now(UTC))
     last_activity_at = factory.LazyAttribute(lambda o: o.started_at)
+
+
+# --- vault (helper "vault", issue 18) -------------------------------------------------------
+
+from crm.models import VaultItem, VaultList  # noqa: E402
+
+
+class VaultListFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VaultList
+
+    account = factory.SubFactory(CreatorAccountFactory)
+    platform_list_id = factory.Sequence(lambda n: str(7000 + n))
+    name = factory.Sequence(lambda n: f"List {n}")
+    list_type = "custom"
+    synced_at = factory.LazyFunction(lambda: datetime.now(UTC))
+
+
+class VaultItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VaultItem
+
+    account = factory.SubFactory(CreatorAccountFactory)
+    platform_media_id = factory.Sequence(lambda n: str(900000 + n))
+    media_type = "photo"
+    # Later items are newer, as on the platform.
+    platform_created_at = factory.Sequence(
+        lambda n: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n)
+    )
+    synced_at = factory.LazyFunction(lambda: datetime.now(UTC))
