@@ -230,6 +230,12 @@ class Fan(models.Model):
             # FanSearchText): each GIN index costs every new fan a pending-list entry and
             # its trigrams, the largest part of an import's time.
             GinIndex(OpClass(Upper(FanSearchText()), name="gin_trgm_ops"), name="fan_search_trgm"),
+            # automations: the expiring-soon and expired-N-days-ago scans (a range of end dates).
+            models.Index(
+                fields=["account", "subscription_expires_at"],
+                condition=Q(subscription_expires_at__isnull=False),
+                name="fan_account_expires",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -399,6 +405,8 @@ class Message(models.Model):
         USER = "user", "User"
         CAMPAIGN = "campaign", "Campaign"
         FAN = "fan", "Fan"
+        # automations: sent by an automation (a lifecycle message), in the campaign lane.
+        AUTOMATION = "automation", "Automation"
 
     account = models.ForeignKey(CreatorAccount, on_delete=models.CASCADE, related_name="messages")
     conversation = models.ForeignKey(

@@ -437,6 +437,22 @@ CAMPAIGN_MASS_RECONCILE_ATTEMPTS = env.int("CAMPAIGN_MASS_RECONCILE_ATTEMPTS", d
 CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS = env.float(
     "CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS", default=2.0
 )
+# --- Automations (automations app; docs/automations.md) ------------------------------------
+# At most one automated message per fan per this many hours, across all automations; a fan a
+# campaign reached within the window gets none either.
+AUTOMATION_FAN_CAP_HOURS = env.int("AUTOMATION_FAN_CAP_HOURS", default=24)
+# Beat hands due runs to the send pipeline this often (a run goes at most this late).
+AUTOMATION_DUE_SECONDS = env.int("AUTOMATION_DUE_SECONDS", default=15)
+# Beat looks for expiring, expired, unlocked-PPV and no-reply triggers this often.
+AUTOMATION_SCAN_SECONDS = env.int("AUTOMATION_SCAN_SECONDS", default=60)
+# A scan picks up trigger moments at most this far back (after a pause of beat, say).
+AUTOMATION_SCAN_LOOKBACK_HOURS = env.int("AUTOMATION_SCAN_LOOKBACK_HOURS", default=24)
+# Due runs handled per task run; the task publishes itself again while more are due.
+AUTOMATION_DUE_BATCH_SIZE = env.int("AUTOMATION_DUE_BATCH_SIZE", default=200)
+# An account's automated messages waiting in the pipeline's backlog at most; due runs beyond
+# wait scheduled (re-checked when their turn comes, so a fan who replies meanwhile is spared).
+AUTOMATION_BACKLOG_MAX_PER_ACCOUNT = env.int("AUTOMATION_BACKLOG_MAX_PER_ACCOUNT", default=20)
+
 # The campaign's states get their own name in the OpenAPI schema (other models have a "state").
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "CampaignStateEnum": "campaigns.models.Campaign.State"
