@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from django.utils import timezone
 
 from crm.errors import ApplicationError
+from crm.zones import zone_named
 
 PRESETS = (7, 30, 90)
 DEFAULT_DAYS = 30
 # A custom range may not be longer than this (a year and a bit: month charts stay readable).
 MAX_DAYS = 400
 INTERVALS = ("day", "week", "month")
-
-
-def zone_of(name: str) -> tzinfo:
-    """The account's time zone; UTC when the stored name is not a known zone."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
 
 
 def local_today(zone: tzinfo) -> date:
@@ -39,7 +31,7 @@ class Period:
 
     @property
     def zone(self) -> tzinfo:
-        return zone_of(self.zone_name)
+        return zone_named(self.zone_name)
 
     @property
     def days(self) -> int:
@@ -92,7 +84,7 @@ def period_for(
                 fields={"to": [f"At most {MAX_DAYS} days after from."]},
             )
         return Period(first_day=first_day, last_day=last_day, zone_name=zone_name)
-    today = local_today(zone_of(zone_name))
+    today = local_today(zone_named(zone_name))
     count = days if days in PRESETS else DEFAULT_DAYS
     return Period(first_day=today - timedelta(days=count - 1), last_day=today, zone_name=zone_name)
 

@@ -28,8 +28,9 @@ from analytics.models import (
     RollupCursor,
     RollupState,
 )
-from analytics.periods import Period, local_today, zone_of
+from analytics.periods import Period, local_today
 from crm.models import CreatorAccount, Fan, Message, Purchase
+from crm.zones import zone_named
 
 ACCOUNT = CreatorAccount._meta.db_table
 GAP = ActiveGap._meta.db_table
@@ -43,7 +44,7 @@ LOCK_KEY = 0x616E_6C79  # "anly": one refresh at a time
 
 
 def _zone_name(account: CreatorAccount) -> str:
-    return str(zone_of(account.time_zone))
+    return str(zone_named(account.time_zone))
 
 
 # A rebuild groups a big account's whole history at once; with the default 4 MB PostgreSQL's
@@ -219,7 +220,7 @@ def _active_days_replace(
 
 def _history_start(account: CreatorAccount) -> date:
     """The account's first local day with any row (today when it has none)."""
-    zone = zone_of(account.time_zone)
+    zone = zone_named(account.time_zone)
     firsts = [
         Fan.objects.filter(account_id=account.pk)
         .order_by("created_at")
@@ -247,7 +248,7 @@ def account_rollup_rebuild(*, account: CreatorAccount) -> None:
         DayRollup.objects.filter(account_id=account.pk).delete()
         FanActiveDay.objects.filter(account_id=account.pk).delete()
         ActiveGap.objects.filter(account_id=account.pk).delete()
-        today = local_today(zone_of(account.time_zone))
+        today = local_today(zone_named(account.time_zone))
         _days_recompute(account, _history_start(account), today)
         RollupState.objects.update_or_create(
             account_id=account.pk,
@@ -414,7 +415,7 @@ def rollups_refresh() -> dict[str, int]:
                 account_rollup_rebuild(account=account)
                 rebuilt += 1
                 continue
-            today = local_today(zone_of(account.time_zone))
+            today = local_today(zone_named(account.time_zone))
             days = {d for d in dirty.get(account_id, set()) if d <= today}
             for first, last in _ranges(days):
                 rollup_recompute(account=account, first_day=first, last_day=last)

@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from analytics import queries, selectors
 from analytics.models import AttributionRule, PurchaseCredit, PurchaseCreditChange
-from analytics.periods import zone_of
 from analytics.rollups import ROLLUPS_CURRENT, rollup_recompute
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Membership, Purchase
 from crm.selectors import manager_membership_get
+from crm.zones import zone_named
 
 REASON_MAX_LENGTH = 500
 REFRESH_TASK = "analytics.tasks.rollups_refresh_task"
@@ -121,6 +121,6 @@ def purchase_credit_reassign(
         changed_at=now,
     )
     # Every figure follows at once: the purchase's day is recomputed in this transaction.
-    day = purchase.purchased_at.astimezone(zone_of(membership.account.time_zone)).date()
+    day = purchase.purchased_at.astimezone(zone_named(membership.account.time_zone)).date()
     rollup_recompute(account=membership.account, first_day=day, last_day=day)
     return after

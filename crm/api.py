@@ -17,7 +17,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from crm import collision, composer_checks, drafts, notes, selectors, services, snooze
+from crm import collision, composer_checks, drafts, notes, selectors, services, snooze, zones
 from crm.errors import NotFoundError
 from crm.models import Fan, Membership, Message
 from crm.sending import send_pipeline
@@ -447,7 +447,7 @@ class ConversationSnoozeApi(APIView):
         until = None
         if data["until"]:
             until = snooze.snooze_until_parse(
-                value=data["until"], zone=snooze.account_zone(conversation.account)
+                value=data["until"], zone=zones.account_zone(conversation.account)
             )
         snooze.conversation_snooze(
             actor=_actor(request),

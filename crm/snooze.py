@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import structlog
 from django.contrib.auth.models import AbstractBaseUser
@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
-from crm.models import Conversation, CreatorAccount
+from crm.models import Conversation
 from crm.selectors import membership_get
 
 log = structlog.get_logger(__name__)
@@ -43,13 +43,6 @@ EVENING = time(20, 0)
 MORNING = time(9, 0)
 # An ISO date or date-time is at most 32 characters; anything longer is refused unparsed.
 SNOOZE_UNTIL_MAX_LENGTH = 40
-
-
-def account_zone(account: CreatorAccount) -> ZoneInfo:
-    try:
-        return ZoneInfo(account.time_zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def _at(day: date, moment: time, zone: ZoneInfo) -> datetime:

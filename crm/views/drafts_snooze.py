@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from crm import drafts, snooze
+from crm import drafts, snooze, zones
 from crm.errors import ApplicationError
 from crm.forms import DraftForm, SnoozeForm
 from crm.models import Conversation
@@ -82,7 +82,7 @@ def conversation_snooze(
     if not form.is_valid():
         return _snooze_answer(request, conversation, error="Choose when the snooze ends.")
     data = form.cleaned_data
-    zone = snooze.account_zone(conversation.account)
+    zone = zones.account_zone(conversation.account)
     try:
         until = None
         if data["preset"]:

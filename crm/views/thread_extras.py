@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm import drafts, snooze
+from crm import drafts, snooze, zones
 from crm.forms import ComposerForm
 from crm.models import Conversation
 from crm.views.pages import AuthenticatedRequest
@@ -29,6 +29,6 @@ def snooze_context(conversation: Conversation, *, error: str = "") -> dict[str, 
     return {
         "snooze": snooze.snooze_state(conversation),
         "snooze_presets": snooze.SNOOZE_PRESETS,
-        "snooze_zone": snooze.account_zone(conversation.account),
+        "snooze_zone": zones.account_zone(conversation.account),
         "snooze_error": error,
     }
