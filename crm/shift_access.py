@@ -235,8 +235,10 @@ def _access_compute(*, user_id: int, account: CreatorAccount, now: datetime) -> 
     if role is None or role != Membership.Role.CHATTER:
         # Not a member (the caller's own check answers that) or never restricted.
         return ALLOWED
-    for row in (*shifts, *templates):
-        row.membership_id = membership_id
+    for shift in shifts:
+        shift.membership_id = membership_id
+    for template in templates:
+        template.membership_id = membership_id
     occurrences = occurrences_build(
         templates=templates, shifts=shifts, zones={account.pk: zone}, start=start, end=end
     )
