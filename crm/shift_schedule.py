@@ -102,6 +102,18 @@ class Week:
     def ends_at(self) -> datetime:
         return local_to_utc(self.monday + timedelta(days=7), time(0), self.zone)
 
+    @property
+    def previous(self) -> Week:
+        return self.shifted(-1)
+
+    @property
+    def following(self) -> Week:
+        return self.shifted(1)
+
+    @property
+    def sunday(self) -> date:
+        return self.monday + timedelta(days=6)
+
     def shifted(self, weeks: int) -> Week:
         year, number, _ = (self.monday + timedelta(weeks=weeks)).isocalendar()
         return Week(year, number, self.zone)

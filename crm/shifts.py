@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -59,6 +60,11 @@ class MemberRow:
     membership: Membership
     # Per local day of the week (Monday first): the occurrences that start that day.
     days: list[list[Occurrence]]
+    dates: list[date] = field(default_factory=list)
+
+    @property
+    def cells(self) -> list[tuple[date, list[Occurrence]]]:
+        return list(zip(self.dates, self.days, strict=False))
 
 
 @dataclass(frozen=True)
@@ -86,13 +92,79 @@ class ShiftWeek:
     def zone(self) -> ZoneInfo:
         return self.week.zone
 
-    @property
+    @cached_property
     def overlap_keys(self) -> set[str]:
         return {o.key for pair in self.overlaps for o in pair}
 
     @property
     def members(self) -> dict[int, Membership]:
         return {row.membership.pk: row.membership for row in self.rows}
+
+    @property
+    def overlap_rows(self) -> list[tuple[str, Occurrence, Occurrence]]:
+        members = self.members
+        return [
+            (members[a.membership_id].user.get_username(), a, b)
+            for a, b in self.overlaps
+            if a.membership_id in members
+        ]
+
+    @property
+    def gap_days(self) -> list[list[tuple[datetime, datetime]]]:
+        """Per local day (Monday first), the stretches nobody covers, cut at local midnight
+        (local aware times)."""
+        days: list[list[tuple[datetime, datetime]]] = [[] for _ in range(7)]
+        zone, monday = self.zone, self.week.monday
+        for start, end in self.gaps:
+            cursor = start.astimezone(zone)
+            end_local = end.astimezone(zone)
+            while cursor < end_local:
+                index = (cursor.date() - monday).days
+                next_midnight = datetime.combine(
+                    cursor.date() + timedelta(days=1), time(0)
+                ).replace(tzinfo=zone)
+                stop = min(end_local, next_midnight)
+                if 0 <= index < 7:
+                    days[index].append((cursor, stop))
+                cursor = stop
+        return days
+
+    @property
+    def gap_hours(self) -> float:
+        seconds = sum((end - start).total_seconds() for start, end in self.gaps)
+        return round(seconds / 3600, 1)
+
+    @property
+    def hour_rows(self) -> list[HourRow]:
+        """The hours-as-rows table: one row per local clock hour, a cell per day (None where
+        the hour does not exist that day: the spring change; the autumn one has two 02:00)."""
+        names = {pk: m.user.get_username() for pk, m in self.members.items()}
+        rows: dict[tuple[int, int, int], list[HourCell | None]] = {}
+        monday = self.week.monday
+        for slot in self.hours:
+            local = slot.local_start
+            key = (local.hour, local.minute, local.fold)
+            index = (local.date() - monday).days
+            if not 0 <= index < 7:
+                continue
+            cells = rows.setdefault(key, [None] * 7)
+            cells[index] = HourCell(slot, sorted(names.get(pk, "?") for pk in slot.membership_ids))
+        return [
+            HourRow(f"{h:02d}:{m:02d}" + (" (again)" if fold else ""), cells)
+            for (h, m, fold), cells in sorted(rows.items())
+        ]
+
+
+@dataclass(frozen=True)
+class HourCell:
+    slot: HourSlot
+    names: list[str]
+
+
+@dataclass(frozen=True)
+class HourRow:
+    label: str
+    cells: list[HourCell | None]
 
 
 def week_of(value: str, *, zone: ZoneInfo, now: datetime | None = None) -> Week:
@@ -137,7 +209,7 @@ def shift_week_get(*, user: User, account_id: int, week: str = "") -> ShiftWeek:
     by_member: dict[int, list[Occurrence]] = {pk: [] for pk in member_ids}
     for occurrence in occurrences:
         by_member.setdefault(occurrence.membership_id, []).append(occurrence)
-    rows = [MemberRow(m, _by_local_day(by_member[m.pk], the_week)) for m in members]
+    rows = [MemberRow(m, _by_local_day(by_member[m.pk], the_week), the_week.days) for m in members]
     if not membership.can_manage_members:
         return ShiftWeek(membership, the_week, rows, occurrences)
     return ShiftWeek(

@@ -155,6 +155,12 @@ class ClockState:
         return max(0, int((self.now - self.session.started_at).total_seconds()))
 
     @property
+    def worked_label(self) -> str:
+        """``h:mm`` worked in the open session so far."""
+        minutes = self.worked_seconds // 60
+        return f"{minutes // 60}:{minutes % 60:02d}"
+
+    @property
     def may_clock_in(self) -> bool:
         """Shift-only accounts refuse a chatter's clock-in outside their shift ± grace."""
         return not self.access.restricted or self.access.in_window

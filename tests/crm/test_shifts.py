@@ -389,3 +389,176 @@ def test_a_manager_sees_a_members_week_only_where_they_manage(berlin, manager, m
         shifts.member_week_get(viewer=manager, user_id=MembershipFactory().user_id)
     with pytest.raises(NotFoundError):  # a chatter does not see a colleague's week
         shifts.member_week_get(viewer=member.user, user_id=manager.pk)
+
+
+# --- Pages ------------------------------------------------------------------------------------
+
+from django.urls import reverse  # noqa: E402
+
+
+def week_url(account_id: int, week: str = "2026-W10", **extra: str) -> str:
+    query = "&".join([f"week={week}", *(f"{k}={v}" for k, v in extra.items())])
+    return f"{reverse('shift_week', args=[account_id])}?{query}"
+
+
+def test_the_week_page_pins_its_queries_and_shows_blocks_gaps_and_overlaps(
+    client, berlin, manager, member, django_assert_num_queries
+):
+    others = [MembershipFactory(account=berlin) for _ in range(3)]
+    ShiftTemplateFactory(membership=member, weekday=0)  # Mon 09:00 to 17:00
+    for other in others:
+        ShiftTemplateFactory(membership=other, weekday=2, start_time=time(22), duration_minutes=480)
+        ShiftFactory(membership=other, starts_at=utc(2026, 3, 5, 8), ends_at=utc(2026, 3, 5, 12))
+    # booked twice: a one-off over the weekly shift (made past the service's check)
+    ShiftFactory(membership=member, starts_at=utc(2026, 3, 2, 15), ends_at=utc(2026, 3, 2, 18))
+    client.force_login(manager)
+    client.get(week_url(berlin.pk))  # warm the session and caches
+    # session, user; the page's four (membership, members, shifts, weekly shifts); the top
+    # bar's current membership and account switcher
+    with django_assert_num_queries(8):
+        response = client.get(week_url(berlin.pk))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "09:00–17:00" in html and "22:00–06:00" in html
+    assert html.count('class="shift-block') == 1 + 3 + 3 + 1
+    assert html.count(' overlap"') == 2 and 'id="overlaps"' in html
+    assert "Nobody on" in html and "00:00–09:00" in html
+    # more members and shifts, the same count
+    for _ in range(3):
+        extra = MembershipFactory(account=berlin)
+        ShiftTemplateFactory(membership=extra, weekday=4)
+    with django_assert_num_queries(8):
+        client.get(week_url(berlin.pk))
+    with django_assert_num_queries(8):
+        hours = client.get(week_url(berlin.pk, view="hours"))
+    assert hours.content.decode().count('<tr><th scope="row">') == 24
+
+
+def test_the_hours_view_of_the_autumn_week_has_the_doubled_hour(client, berlin, manager):
+    client.force_login(manager)
+    html = client.get(week_url(berlin.pk, week="2026-W43", view="hours")).content.decode()
+    assert "02:00 (again)" in html
+
+
+def test_a_chatter_sees_their_own_week_read_only(client, berlin, member):
+    ShiftTemplateFactory(membership=member, weekday=0)
+    ShiftTemplateFactory(membership=MembershipFactory(account=berlin), weekday=1)
+    client.force_login(member.user)
+    html = client.get(week_url(berlin.pk)).content.decode()
+    assert html.count('class="shift-block') == 1 and '<a class="shift-block' not in html
+    assert "Add shift" not in html and "Nobody on" not in html
+    assert client.get(reverse("shift_new", args=[berlin.pk])).status_code == 403
+
+
+def test_another_accounts_week_and_shifts_are_404(client, manager):
+    elsewhere = ShiftFactory()
+    client.force_login(manager)
+    assert client.get(week_url(elsewhere.account_id)).status_code == 404
+    edit = reverse("shift_edit", args=[elsewhere.account_id, elsewhere.pk])
+    assert client.get(edit).status_code == 404
+    delete = reverse("shift_delete", args=[elsewhere.account_id, elsewhere.pk])
+    assert client.post(delete).status_code == 404
+    assert Shift.objects.filter(pk=elsewhere.pk).exists()
+
+
+def post_shift(client, account_id: int, **data: str):
+    return client.post(reverse("shift_new", args=[account_id]), data, HTTP_HX_REQUEST="true")
+
+
+def test_the_editor_adds_a_night_shift_and_a_weekly_one(client, berlin, manager, member):
+    client.force_login(manager)
+    form = client.get(
+        reverse("shift_new", args=[berlin.pk]) + f"?member={member.pk}&day=2026-03-02",
+        HTTP_HX_REQUEST="true",
+    )
+    assert form.status_code == 200 and 'id="shift-editor"' in form.content.decode()
+    night = post_shift(
+        client, berlin.pk, membership=str(member.pk), day="2026-03-03", start="22:00", end="06:00"
+    )
+    assert night.status_code == 200 and night["HX-Redirect"].endswith("week=2026-W10")
+    shift = Shift.objects.get()
+    assert (shift.starts_at, shift.ends_at) == (utc(2026, 3, 3, 21), utc(2026, 3, 4, 5))
+    weekly = post_shift(
+        client,
+        berlin.pk,
+        membership=str(member.pk),
+        day="2026-03-06",
+        start="09:00",
+        end="17:00",
+        weekly="on",
+    )
+    assert weekly.status_code == 200
+    template = member.shift_templates.get()
+    assert (template.weekday, template.duration_minutes) == (4, 480)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"start": "09:00", "end": "09:00"}, "must end after it starts"),
+        ({"start": "23:00", "end": "07:00", "day": "2026-03-02"}, "overlaps this one"),
+        ({"weekly": "on", "until": "2026-03-01"}, "on or after the day"),
+        ({"membership": "999999"}, "Select a valid choice"),
+    ],
+)
+def test_the_editor_shows_clear_errors(client, berlin, manager, member, data, message):
+    ShiftFactory(membership=member, starts_at=utc(2026, 3, 3, 5), ends_at=utc(2026, 3, 3, 8))
+    client.force_login(manager)
+    fields = {
+        "membership": str(member.pk),
+        "day": "2026-03-02",
+        "start": "10:00",
+        "end": "12:00",
+        **data,
+    }
+    response = post_shift(client, berlin.pk, **fields)
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert Shift.objects.count() == 1
+
+
+def test_a_member_of_another_account_is_not_offered_nor_accepted(client, berlin, manager):
+    stranger = MembershipFactory()
+    client.force_login(manager)
+    form = client.get(reverse("shift_new", args=[berlin.pk])).content.decode()
+    assert stranger.user.get_username() not in form
+    response = post_shift(
+        client, berlin.pk, membership=str(stranger.pk), day="2026-03-02", start="09:00", end="10:00"
+    )
+    assert response.status_code == 422 and not Shift.objects.exists()
+
+
+def test_one_day_of_a_weekly_shift_is_cancelled_from_the_editor(client, berlin, manager, member):
+    template = ShiftTemplateFactory(membership=member, weekday=0)
+    client.force_login(manager)
+    editor = client.get(
+        reverse("shift_template_edit", args=[berlin.pk, template.pk]) + "?day=2026-03-09"
+    )
+    assert "Only Mon Mar 9" in editor.content.decode()
+    url = reverse("shift_template_day", args=[berlin.pk, template.pk, "2026-03-09"])
+    response = client.post(url, {"cancel": "1"})
+    assert response.status_code == 302 and response["Location"].endswith("week=2026-W11")
+    html = client.get(week_url(berlin.pk, week="2026-W11")).content.decode()
+    assert "09:00–17:00" not in html
+
+
+def test_shift_only_access_is_switched_on_the_week_page(client, berlin, manager):
+    client.force_login(manager)
+    url = reverse("shift_settings", args=[berlin.pk])
+    client.post(url, {"shift_only_access": "on", "shift_grace_minutes": "10"})
+    berlin.refresh_from_db()
+    assert berlin.shift_only_access and berlin.shift_grace_minutes == 10
+    client.post(url, {"shift_grace_minutes": "999"})
+    berlin.refresh_from_db()
+    assert berlin.shift_grace_minutes == 10
+
+
+def test_my_week_and_a_managers_view_of_a_member(client, berlin, manager, member):
+    ShiftTemplateFactory(membership=member, weekday=0)
+    client.force_login(member.user)
+    mine = client.get(reverse("member_week") + "?week=2026-W10")
+    assert mine.status_code == 200 and "09:00–17:00" in mine.content.decode()
+    assert client.get(reverse("member_week") + f"?member={manager.pk}").status_code == 404
+    client.force_login(manager)
+    theirs = client.get(reverse("member_week") + f"?member={member.user_id}&week=2026-W10")
+    assert "09:00–17:00" in theirs.content.decode()
