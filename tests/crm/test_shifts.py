@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.urls import reverse
 
 from crm import shifts
 from crm.errors import ApplicationError, NotFoundError
@@ -393,8 +394,6 @@ def test_a_manager_sees_a_members_week_only_where_they_manage(berlin, manager, m
 
 # --- Pages ------------------------------------------------------------------------------------
 
-from django.urls import reverse  # noqa: E402
-
 
 def week_url(account_id: int, week: str = "2026-W10", **extra: str) -> str:
     query = "&".join([f"week={week}", *(f"{k}={v}" for k, v in extra.items())])
@@ -419,10 +418,10 @@ def test_the_week_page_pins_its_queries_and_shows_blocks_gaps_and_overlaps(
         response = client.get(week_url(berlin.pk))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "09:00–17:00" in html and "22:00–06:00" in html
+    assert "09:00\u201317:00" in html and "22:00\u201306:00" in html
     assert html.count('class="shift-block') == 1 + 3 + 3 + 1
     assert html.count(' overlap"') == 2 and 'id="overlaps"' in html
-    assert "Nobody on" in html and "00:00–09:00" in html
+    assert "Nobody on" in html and "00:00\u201309:00" in html
     # more members and shifts, the same count
     for _ in range(3):
         extra = MembershipFactory(account=berlin)
@@ -539,7 +538,7 @@ def test_one_day_of_a_weekly_shift_is_cancelled_from_the_editor(client, berlin, 
     response = client.post(url, {"cancel": "1"})
     assert response.status_code == 302 and response["Location"].endswith("week=2026-W11")
     html = client.get(week_url(berlin.pk, week="2026-W11")).content.decode()
-    assert "09:00–17:00" not in html
+    assert "09:00\u201317:00" not in html
 
 
 def test_shift_only_access_is_switched_on_the_week_page(client, berlin, manager):
@@ -557,8 +556,8 @@ def test_my_week_and_a_managers_view_of_a_member(client, berlin, manager, member
     ShiftTemplateFactory(membership=member, weekday=0)
     client.force_login(member.user)
     mine = client.get(reverse("member_week") + "?week=2026-W10")
-    assert mine.status_code == 200 and "09:00–17:00" in mine.content.decode()
+    assert mine.status_code == 200 and "09:00\u201317:00" in mine.content.decode()
     assert client.get(reverse("member_week") + f"?member={manager.pk}").status_code == 404
     client.force_login(manager)
     theirs = client.get(reverse("member_week") + f"?member={member.user_id}&week=2026-W10")
-    assert "09:00–17:00" in theirs.content.decode()
+    assert "09:00\u201317:00" in theirs.content.decode()
