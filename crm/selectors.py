@@ -348,6 +348,16 @@ def _cursor_decode(cursor: str) -> tuple[datetime, int]:
     return moment, pk
 
 
+def page_cursor_encode(moment: datetime, pk: int) -> str:
+    """A keyset page cursor (``<epoch microseconds>.<id>``) for lists ordered by time, id."""
+    return _cursor_encode(moment, pk)
+
+
+def page_cursor_decode(cursor: str) -> tuple[datetime, int]:
+    """The time and id a cursor of ``page_cursor_encode`` stands at; ``invalid_cursor``."""
+    return _cursor_decode(cursor)
+
+
 def cursor_moment(cursor: str) -> datetime | None:
     """The time a page cursor stands at (None for none), e.g. to bound what a page shows
     beside its messages; ApplicationError ``invalid_cursor`` when malformed."""

@@ -331,6 +331,16 @@ def shifts_for_period(
     )
 
 
+def shift_templates_for_account(*, user: User, account_id: int) -> list[ShiftTemplate]:
+    """The account's weekly shifts (a chatter: their own), by weekday and start. Two
+    queries; an account has a few dozen at most (one per member and weekday, say)."""
+    membership = membership_get(user=user, account_id=account_id, off_shift_ok=True)
+    templates = ShiftTemplate.objects.filter(account_id=account_id)
+    if not membership.can_manage_members:
+        templates = templates.filter(membership_id=membership.pk)
+    return list(templates.order_by("weekday", "start_time", "id"))
+
+
 def shift_get(*, user: User, account_id: int, shift_id: int) -> Shift:
     """One shift row of the account, for its owners and managers; NotFoundError otherwise."""
     manager_membership_get(user=user, account_id=account_id, action=EDIT_ACTION)

@@ -20,12 +20,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -33,7 +43,13 @@ from config.redis import redis_client, redis_key_prefix
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import Membership, WorkSession
-from crm.selectors import User, manager_membership_get, membership_get
+from crm.selectors import (
+    User,
+    manager_membership_get,
+    membership_get,
+    page_cursor_decode,
+    page_cursor_encode,
+)
 from crm.shift_access import (
     OffShiftError,
     ShiftAccess,
@@ -203,6 +219,71 @@ def work_sessions_for_period(
     if user_id is not None:
         sessions = sessions.filter(user_id=user_id)
     return sessions.select_related("user").order_by("started_at", "id")
+
+
+SESSIONS_PAGE_MAX = 200
+
+
+@dataclass(frozen=True)
+class WorkedTime:
+    """Worked time on an account for a period: per member totals (clipped to the period, an
+    open session counted to now) and one keyset page of the sessions."""
+
+    totals: list[dict[str, Any]]
+    sessions: list[WorkSession]
+    next_cursor: str | None
+
+
+def worked_time_get(
+    *,
+    actor: User,
+    account_id: int,
+    start: datetime,
+    end: datetime,
+    user_id: int | None = None,
+    cursor: str = "",
+    limit: int = 100,
+) -> WorkedTime:
+    """``work_sessions_for_period`` as totals per member (one aggregate query) and a page of
+    sessions by start (keyset on ``work_session_account_start``). Four queries."""
+    sessions = work_sessions_for_period(
+        actor=actor, account_id=account_id, start=start, end=end, user_id=user_id
+    )
+    now = timezone.now()
+    stop = Least(Coalesce("ended_at", Value(now)), Value(end))
+    begin = Greatest("started_at", Value(start))
+    totals = list(
+        sessions.order_by()
+        .values("user_id", "user__username")
+        .annotate(
+            worked=Sum(ExpressionWrapper(stop - begin, output_field=DurationField())),
+            sessions=Count("id"),
+        )
+        .order_by("user__username")
+    )
+    limit = max(1, min(limit, SESSIONS_PAGE_MAX))
+    page = sessions
+    if cursor:
+        moment, pk = page_cursor_decode(cursor)
+        page = page.filter(Q(started_at__gt=moment) | Q(started_at=moment, id__gt=pk))
+    rows = list(page[: limit + 1])
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = page_cursor_encode(rows[-1].started_at, rows[-1].pk)
+    return WorkedTime(
+        totals=[
+            {
+                "user_id": t["user_id"],
+                "username": t["user__username"],
+                "worked_seconds": max(0, int(t["worked"].total_seconds())) if t["worked"] else 0,
+                "sessions": t["sessions"],
+            }
+            for t in totals
+        ],
+        sessions=rows,
+        next_cursor=next_cursor,
+    )
 
 
 def worked_seconds_in(
