@@ -91,8 +91,9 @@ def _editor(
     action: str,
     title: str,
     status: int = 200,
-    **extra: Any,
+    extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
+    extra = extra or {}
     context = {
         "form": form,
         "action": action,
@@ -145,7 +146,10 @@ def shift_new(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     members = _members(request, account_id)
     action = reverse("shift_new", args=[account_id])
     if request.method == "GET":
-        initial = {"day": _day_param(request.GET.get("day", "")), "membership": None}
+        initial: dict[str, Any] = {
+            "day": _day_param(request.GET.get("day", "")),
+            "membership": None,
+        }
         member = request.GET.get("member", "")[:20]
         if member.isdigit():
             initial["membership"] = int(member)
@@ -216,7 +220,7 @@ def shift_edit(request: AuthenticatedRequest, account_id: int, shift_id: int) ->
             members=members,
         )
         return _editor(
-            request, account_id, form=form, action=action, title="Change the shift", **extra
+            request, account_id, form=form, action=action, title="Change the shift", extra=extra
         )
     form = ShiftForm(request.POST, members=members)
     if form.is_valid():
@@ -245,7 +249,7 @@ def shift_edit(request: AuthenticatedRequest, account_id: int, shift_id: int) ->
         action=action,
         title="Change the shift",
         status=422,
-        **extra,
+        extra=extra,
     )
 
 
@@ -289,14 +293,15 @@ def shift_template_edit(
     day = _day_param(request.GET.get("day", ""))
     end_naive = datetime.combine(template.active_from, template.start_time)
     end_time = (end_naive + timedelta(minutes=template.duration_minutes)).time()
+    week = Week.containing(
+        datetime.combine(day or template.active_from, template.start_time).replace(tzinfo=zone),
+        zone,
+    )
     extra = {
         "template": template,
         "day": day,
         "day_form": ShiftDayForm(initial={"start": template.start_time, "end": end_time}),
-        "week": Week.containing(
-            datetime.combine(day or template.active_from, template.start_time).replace(tzinfo=zone),
-            zone,
-        ),
+        "week": week,
     }
     title = "Change the weekly shift"
     if request.method == "GET":
@@ -311,7 +316,7 @@ def shift_template_edit(
             },
             members=members,
         )
-        return _editor(request, account_id, form=form, action=action, title=title, **extra)
+        return _editor(request, account_id, form=form, action=action, title=title, extra=extra)
     form = ShiftForm(request.POST, members=members)
     if form.is_valid():
         data = form.cleaned_data
@@ -330,8 +335,10 @@ def shift_template_edit(
         except ApplicationError as exc:
             _form_errors(form, exc)
         else:
-            return _done(request, _week_url(account_id, extra["week"]), "Weekly shift saved.")
-    return _editor(request, account_id, form=form, action=action, title=title, status=422, **extra)
+            return _done(request, _week_url(account_id, week), "Weekly shift saved.")
+    return _editor(
+        request, account_id, form=form, action=action, title=title, status=422, extra=extra
+    )
 
 
 @login_required
@@ -402,10 +409,7 @@ def shift_template_day(
             action=reverse("shift_template_edit", args=[account_id, template_id]),
             title="Change the weekly shift",
             status=422,
-            template=template,
-            day=occurrence_date,
-            day_form=form,
-            week=week,
+            extra={"template": template, "day": occurrence_date, "day_form": form, "week": week},
         )
     return _done(
         request,

@@ -221,11 +221,10 @@ def test_worked_time_totals_and_pages_in_constant_queries(
 ):
     start = utc(2026, 3, 2)
     for day in range(5):
-        session = WorkSessionFactory(
-            account=account, user=member.user, started_at=start + timedelta(days=day, hours=8)
-        )
+        started = start + timedelta(days=day, hours=8)
+        session = WorkSessionFactory(account=account, user=member.user, started_at=started)
         WorkSession.objects.filter(pk=session.pk).update(
-            ended_at=session.started_at + timedelta(hours=2), end_reason="manual"
+            ended_at=started + timedelta(hours=2), end_reason="manual"
         )
     # one that began before the period counts from its start only
     early = WorkSessionFactory(account=account, user=manager, started_at=start - timedelta(hours=1))
