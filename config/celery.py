@@ -42,6 +42,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "analytics-rollups-refresh": ("analytics.tasks.rollups_refresh_task", 60),
         "inbox-snoozes-wake": ("crm.tasks.snoozes_wake_task", settings.SNOOZE_WAKE_SECONDS),
         "inbox-drafts-expire": ("crm.tasks.drafts_expire_task", settings.DRAFT_CLEANUP_SECONDS),
+        # Shifts: idle clock-out and the shift-only window's close (crm/worktime.py).
+        "work-sessions-sweep": ("crm.tasks.work_sessions_sweep_task", 60),
     }
     return {
         name: {"task": task, "schedule": float(seconds)} for name, (task, seconds) in every.items()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from crm import api
+from crm import api, shift_api
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/", api.AccountListApi.as_view(), name="api_account_list"),
@@ -48,5 +48,47 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "conversations/<int:conversation_id>/unsnooze",
         api.ConversationUnsnoozeApi.as_view(),
         name="api_conversation_unsnooze",
+    ),
+]
+
+# --- Shifts, the clock and worked time (crm/shift_api.py) ---
+urlpatterns += [
+    path(
+        "accounts/<int:account_id>/shifts",
+        shift_api.AccountShiftsApi.as_view(),
+        name="api_account_shifts",
+    ),
+    path(
+        "accounts/<int:account_id>/shifts/<int:shift_id>",
+        shift_api.AccountShiftDetailApi.as_view(),
+        name="api_account_shift_detail",
+    ),
+    path(
+        "accounts/<int:account_id>/weekly-shifts",
+        shift_api.AccountWeeklyShiftsApi.as_view(),
+        name="api_account_weekly_shifts",
+    ),
+    path(
+        "accounts/<int:account_id>/weekly-shifts/<int:weekly_shift_id>",
+        shift_api.AccountWeeklyShiftDetailApi.as_view(),
+        name="api_account_weekly_shift_detail",
+    ),
+    path(
+        "accounts/<int:account_id>/weekly-shifts/<int:weekly_shift_id>/days/<str:day>",
+        shift_api.AccountWeeklyShiftDayApi.as_view(),
+        name="api_account_weekly_shift_day",
+    ),
+    path("shifts/mine", shift_api.MyShiftsApi.as_view(), name="api_shifts_mine"),
+    path("accounts/<int:account_id>/clock", shift_api.ClockApi.as_view(), name="api_clock"),
+    path("accounts/<int:account_id>/clock-in", shift_api.ClockInApi.as_view(), name="api_clock_in"),
+    path(
+        "accounts/<int:account_id>/clock-out",
+        shift_api.ClockOutApi.as_view(),
+        name="api_clock_out",
+    ),
+    path(
+        "accounts/<int:account_id>/worked-time",
+        shift_api.WorkedTimeApi.as_view(),
+        name="api_worked_time",
     ),
 ]

@@ -26,11 +26,16 @@ from crm import presence, selectors, team_presence
 from crm.broadcasts import account_group_name, session_ref, user_group_name
 from crm.errors import NotFoundError
 from crm.models import Membership
+from crm.shift_access import shift_access_check
+from crm.worktime import work_session_touch
 
 # How stale a socket's last access check may be when an event is about to go out on it.
 ACCESS_RECHECK_SECONDS = 30.0
 # Closed for lost access (or never allowed): htmx's ws extension does not reconnect on it.
 CLOSE_ACCESS_DENIED = 4403
+# Closed because a chatter is off shift on a shift-only account (crm.shift_access); no
+# reconnect either: the page reloads into the off-shift page on its next request.
+CLOSE_OFF_SHIFT = 4409
 # What a page may send (presence messages are a few dozen bytes); longer is dropped unread.
 RECEIVE_MAX_CHARS = 1000
 
@@ -56,8 +61,9 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         self.user_id = user.pk
         self.session_key = self._scope_session_key()
-        if not await self._has_access():
-            await self.close(code=CLOSE_ACCESS_DENIED)
+        refusal = await self._access_refusal()
+        if refusal is not None:
+            await self.close(code=refusal)
             return
         self.access_checked_at = time.monotonic()
         await self._watch()  # before joining, so no event the group hears goes unrendered
@@ -130,35 +136,47 @@ class AccountEventsConsumer(AsyncJsonWebsocketConsumer):
             return False
         if time.monotonic() - self.access_checked_at < ACCESS_RECHECK_SECONDS:
             return True
-        if not await self._has_access():
-            await self._close_for_lost_access()
+        refusal = await self._access_refusal()
+        if refusal is not None:
+            await self._close_for_lost_access(code=refusal)
             return False
         self.access_checked_at = time.monotonic()
         return True
 
-    async def _close_for_lost_access(self) -> None:
+    async def _close_for_lost_access(self, code: int = CLOSE_ACCESS_DENIED) -> None:
         if self.access_lost:
             return
         self.access_lost = True
         await self._unwatch()
         await self._groups_leave()
-        await self.close(code=CLOSE_ACCESS_DENIED)
+        await self.close(code=code)
 
     def _scope_session_key(self) -> str | None:
         session = self.scope.get("session")
         return session.session_key if session is not None else None
 
     @database_sync_to_async
-    def _has_access(self) -> bool:
-        """An active user, a member of the account, and (for a session's socket) a session
-        that has neither ended nor expired and still belongs to that user."""
+    def _access_refusal(self) -> int | None:
+        """None while the socket may listen: an active user, a member of the account, (for a
+        session's socket) a session that has neither ended nor expired and still belongs to
+        that user, and (a chatter of a shift-only account) on shift. Else the close code."""
         if self.session_key is not None:
             store = import_module(settings.SESSION_ENGINE).SessionStore(self.session_key)
             if store.get(SESSION_KEY) != str(self.user_id):
-                return False
-        return Membership.objects.filter(
-            user_id=self.user_id, account_id=self.account_id, user__is_active=True
-        ).exists()
+                return CLOSE_ACCESS_DENIED
+        membership = (
+            Membership.objects.filter(
+                user_id=self.user_id, account_id=self.account_id, user__is_active=True
+            )
+            .select_related("account")
+            .first()
+        )
+        if membership is None:
+            return CLOSE_ACCESS_DENIED
+        access = shift_access_check(
+            user=self.scope["user"], account=membership.account, membership=membership
+        )
+        return None if access.allowed else CLOSE_OFF_SHIFT
 
 
 class InboxEventsConsumer(AccountEventsConsumer):
@@ -206,6 +224,11 @@ class InboxEventsConsumer(AccountEventsConsumer):
             return
         if await self._access_current():
             await self.viewers.receive(content)
+            if content.get("presence") == "heartbeat" and content.get("active") is True:
+                # The person used the page: activity for the idle clock-out (crm.worktime).
+                await sync_to_async(work_session_touch, thread_sensitive=False)(
+                    user_id=self.user_id, account_id=self.account_id
+                )
 
     async def _send_html(self, html: str) -> None:
         await self.send(text_data=html)

@@ -197,3 +197,53 @@ class ComposerSettingsForm(forms.Form):
 
     def banned_word_list(self) -> list[str]:
         return self.cleaned_data["banned_words"].splitlines()
+
+
+# --- Shifts (crm/shifts.py) ------------------------------------------------------------------
+
+
+class ShiftForm(forms.Form):
+    """A shift as people enter it: a member, a local day and two wall-clock times (an end at
+    or before the start is the next morning), once or every week from that day."""
+
+    membership = forms.TypedChoiceField(label="Member", coerce=int, choices=())
+    day = forms.DateField(label="Day", widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.TimeField(label="From", widget=forms.TimeInput(attrs={"type": "time"}))
+    end = forms.TimeField(
+        label="To",
+        widget=forms.TimeInput(attrs={"type": "time"}),
+        help_text="An end before the start is the next day (22:00 to 06:00).",
+    )
+    weekly = forms.BooleanField(label="Every week", required=False)
+    until = forms.DateField(
+        label="Until (optional)", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: object, members: list[Membership], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["membership"].choices = [  # type: ignore[attr-defined]
+            (m.pk, f"{m.user.get_username()} ({m.get_role_display().lower()})") for m in members
+        ]
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("start") is not None and data.get("start") == data.get("end"):
+            self.add_error("end", "The shift must end after it starts.")
+        until, day = data.get("until"), data.get("day")
+        if until and day and until < day:  # type: ignore[operator]
+            self.add_error("until", "Must be on or after the day.")
+        return data
+
+
+class ShiftDayForm(forms.Form):
+    """One day of a weekly shift, moved to other wall-clock times."""
+
+    start = forms.TimeField(label="From", widget=forms.TimeInput(attrs={"type": "time"}))
+    end = forms.TimeField(label="To", widget=forms.TimeInput(attrs={"type": "time"}))
+
+
+class ShiftSettingsForm(forms.Form):
+    shift_only_access = forms.BooleanField(label="Shift-only access for chatters", required=False)
+    shift_grace_minutes = forms.IntegerField(
+        label="Grace before and after a shift (minutes)", min_value=0, max_value=240
+    )

@@ -6,10 +6,14 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils.decorators import sync_and_async_middleware
+from django.utils.deprecation import MiddlewareMixin
 from django.utils.functional import SimpleLazyObject
 
 from crm.models import Membership
+from crm.shift_access import OffShiftError
+from crm.worktime import work_session_touch
 
 SESSION_KEY = "current_account_id"
 
@@ -48,3 +52,50 @@ def CurrentAccountMiddleware(get_response: Any) -> Any:
         return get_response(request)
 
     return middleware
+
+
+# --- Shifts: page activity and the off-shift page (crm/worktime.py, crm/shift_access.py) ----
+
+
+def work_activity_exempt(view: Any) -> Any:
+    """Mark a view whose requests are not the member's activity (the clock's own poll)."""
+    view.work_activity_exempt = True
+    return view
+
+
+class WorkActivityMiddleware(MiddlewareMixin):
+    """A request to one of an account's pages (``/accounts/<account_id>/…``) is activity of
+    a clocked-in member there: one Redis call (``crm.worktime.work_session_touch``); the
+    off-shift refusal of a shift-only account is rendered as a page (403) here, whichever
+    view or service raised it, and an htmx request is told to reload into it."""
+
+    def process_view(
+        self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: dict[str, Any]
+    ) -> None:
+        account_id = view_kwargs.get("account_id")
+        if (
+            account_id is None
+            or getattr(view_func, "work_activity_exempt", False)
+            or not request.user.is_authenticated
+        ):
+            return None
+        work_session_touch(user_id=request.user.pk, account_id=int(account_id))
+        return None
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OffShiftError):
+            return None
+        response = render(
+            request,
+            "crm/off_shift.html",
+            {
+                "account": exception.account,
+                "access": exception.access,
+                "message": exception.message,
+                "zone_name": exception.account.time_zone,
+            },
+            status=403,
+        )
+        if getattr(request, "htmx", False):
+            response["HX-Refresh"] = "true"
+        return response

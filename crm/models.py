@@ -890,6 +890,8 @@ class WorkSession(models.Model):
         IDLE = "idle", "Idle (clocked out automatically)"
         MANAGER = "manager", "Clocked out by a manager"
         ACCESS_REVOKED = "access_revoked", "Removed from the account"
+        # Shift-only access: the shift (with its grace) ended while clocked in.
+        SHIFT_ENDED = "shift_ended", "Shift ended"
 
     account = models.ForeignKey(
         CreatorAccount, on_delete=models.CASCADE, related_name="work_sessions", db_index=False

@@ -40,6 +40,7 @@ from crm.models import (
     Purchase,
     SavedReply,
 )
+from crm.shift_access import shift_access_require
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -56,11 +57,17 @@ def accounts_for_user(*, user: User) -> QuerySet[CreatorAccount]:
     return CreatorAccount.objects.filter(memberships__user_id=user.pk)
 
 
-def membership_get(*, user: User, account_id: int) -> Membership:
-    """The user's membership of the account; NotFoundError when the user is not a member."""
+def membership_get(*, user: User, account_id: int, off_shift_ok: bool = False) -> Membership:
+    """The user's membership of the account; NotFoundError when the user is not a member.
+
+    A chatter of a shift-only account off shift gets ``OffShiftError`` (403 ``off_shift``,
+    ``crm.shift_access``) unless ``off_shift_ok`` (their schedule and the clock are open to
+    them at any time)."""
     membership = memberships_for_user(user=user).filter(account_id=account_id).first()
     if membership is None:
         raise NotFoundError("Creator account not found.", code="account_not_found")
+    if not off_shift_ok:
+        shift_access_require(user=user, account=membership.account, membership=membership)
     return membership
 
 
@@ -69,7 +76,7 @@ def manager_membership_get(*, user: User, account_id: int, action: str) -> Membe
     member manage" that every app uses. NotFoundError when the user is not a member (another
     account looks like none); ApplicationError 403 ``permission_denied`` for a chatter, whose
     message says they cannot ``action`` ("run campaigns", "import fans")."""
-    membership = membership_get(user=user, account_id=account_id)
+    membership = membership_get(user=user, account_id=account_id, off_shift_ok=True)
     if not membership.can_manage_members:
         raise ApplicationError(
             f"Only owners and managers can {action}.", code="permission_denied", status_code=403
@@ -103,6 +110,7 @@ def fan_get(*, user: User, fan_id: int) -> Fan:
     )
     if fan is None:
         raise NotFoundError("Fan not found.", code="fan_not_found")
+    shift_access_require(user=user, account=fan.account)
     return fan
 
 
@@ -340,6 +348,16 @@ def _cursor_decode(cursor: str) -> tuple[datetime, int]:
     return moment, pk
 
 
+def page_cursor_encode(moment: datetime, pk: int) -> str:
+    """A keyset page cursor (``<epoch microseconds>.<id>``) for lists ordered by time, id."""
+    return _cursor_encode(moment, pk)
+
+
+def page_cursor_decode(cursor: str) -> tuple[datetime, int]:
+    """The time and id a cursor of ``page_cursor_encode`` stands at; ``invalid_cursor``."""
+    return _cursor_decode(cursor)
+
+
 def cursor_moment(cursor: str) -> datetime | None:
     """The time a page cursor stands at (None for none), e.g. to bound what a page shows
     beside its messages; ApplicationError ``invalid_cursor`` when malformed."""
@@ -488,6 +506,7 @@ def conversation_get(
     conversation = conversations.select_related("fan", "account", "assigned_to").first()
     if conversation is None:
         raise NotFoundError("Conversation not found.", code="conversation_not_found")
+    shift_access_require(user=user, account=conversation.account)
     return conversation
 
 

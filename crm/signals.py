@@ -19,11 +19,18 @@ from django.dispatch import receiver
 
 from crm.broadcasts import user_access_check_broadcast
 from crm.models import Membership
+from crm.worktime import work_sessions_end_for_member
 
 
 @receiver(post_delete, sender=Membership, dispatch_uid="crm.membership_deleted_access_check")
 def membership_deleted_access_check(sender: Any, instance: Membership, **kwargs: Any) -> None:
     transaction.on_commit(functools.partial(user_access_check_broadcast, user_id=instance.user_id))
+
+
+@receiver(post_delete, sender=Membership, dispatch_uid="crm.membership_deleted_clock_out")
+def membership_deleted_clock_out(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    # Their worked time there ends with their membership (the session row stays, for pay).
+    work_sessions_end_for_member(account_id=instance.account_id, user_id=instance.user_id)
 
 
 @receiver(post_save, dispatch_uid="crm.user_saved_access_check")

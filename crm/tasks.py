@@ -6,6 +6,7 @@ from celery import shared_task
 
 from crm.drafts import drafts_expire
 from crm.snooze import snoozes_wake_due
+from crm.worktime import work_sessions_end_after_shift, work_sessions_end_idle
 
 
 @shared_task(name="crm.tasks.snoozes_wake_task", ignore_result=True)
@@ -18,3 +19,10 @@ def snoozes_wake_task() -> int:
 def drafts_expire_task() -> int:
     """Delete composer drafts older than ``DRAFT_TTL_DAYS``; idempotent."""
     return drafts_expire()
+
+
+@shared_task(name="crm.tasks.work_sessions_sweep_task", ignore_result=True)
+def work_sessions_sweep_task() -> int:
+    """Clock out idle members (at their last activity) and, on shift-only accounts,
+    chatters whose shift window closed; idempotent. The number of sessions ended."""
+    return work_sessions_end_idle() + work_sessions_end_after_shift()

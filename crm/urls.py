@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
 from crm.views import composer_settings, drafts_snooze, inbox, invitations, pages
+from crm.views import shifts as shift_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -126,4 +127,44 @@ urlpatterns: list[URLPattern | URLResolver] = [
         pages.member_delete,
         name="member_delete",
     ),
+]
+
+# --- Shifts and the clock (crm/views/shifts.py) ---
+urlpatterns += [
+    path("accounts/<int:account_id>/shifts/", shift_views.shift_week, name="shift_week"),
+    path("accounts/<int:account_id>/shifts/new/", shift_views.shift_new, name="shift_new"),
+    path(
+        "accounts/<int:account_id>/shifts/settings/",
+        shift_views.shift_settings,
+        name="shift_settings",
+    ),
+    path(
+        "accounts/<int:account_id>/shifts/<int:shift_id>/",
+        shift_views.shift_edit,
+        name="shift_edit",
+    ),
+    path(
+        "accounts/<int:account_id>/shifts/<int:shift_id>/delete/",
+        shift_views.shift_delete,
+        name="shift_delete",
+    ),
+    path(
+        "accounts/<int:account_id>/shifts/weekly/<int:template_id>/",
+        shift_views.shift_template_edit,
+        name="shift_template_edit",
+    ),
+    path(
+        "accounts/<int:account_id>/shifts/weekly/<int:template_id>/delete/",
+        shift_views.shift_template_delete,
+        name="shift_template_delete",
+    ),
+    path(
+        "accounts/<int:account_id>/shifts/weekly/<int:template_id>/days/<str:day>/",
+        shift_views.shift_template_day,
+        name="shift_template_day",
+    ),
+    path("shifts/mine/", shift_views.member_week, name="member_week"),
+    path("accounts/<int:account_id>/clock/", shift_views.clock, name="clock"),
+    path("accounts/<int:account_id>/clock/in/", shift_views.clock_in, name="clock_in"),
+    path("accounts/<int:account_id>/clock/out/", shift_views.clock_out, name="clock_out"),
 ]

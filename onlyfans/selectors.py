@@ -15,6 +15,7 @@ from django.utils import timezone
 from crm.errors import NotFoundError
 from crm.models import CreatorAccount, Fan, Membership, Message
 from crm.selectors import User, accounts_for_user
+from crm.shift_access import shift_access_require
 from onlyfans.broker import queue_names, sqs_client
 from onlyfans.dispatch import account_rate_limit
 from onlyfans.ratelimit import rate_limit_forecast, rate_limit_state
@@ -31,9 +32,15 @@ def outgoing_messages_for_user(*, user: User) -> QuerySet[Message]:
 
 
 def message_get(*, user: User, message_id: int) -> Message:
-    message = outgoing_messages_for_user(user=user).filter(pk=message_id).first()
+    message = (
+        outgoing_messages_for_user(user=user)
+        .filter(pk=message_id)
+        .select_related("account")
+        .first()
+    )
     if message is None:
         raise NotFoundError("Message not found.", code="message_not_found")
+    shift_access_require(user=user, account=message.account)
     return message
 
 
@@ -50,7 +57,8 @@ def failed_messages(*, user: User, account_id: int | None = None) -> QuerySet[Me
 # outside load; figures in bench/README.md).
 _SEND_TARGET_SQL = f"""
 SELECT f.id, f.platform_fan_id, a.id, a.connection_state, a.send_rate_per_minute,
-       a.send_min_interval_ms, a.banned_words, a.banned_words_policy
+       a.send_min_interval_ms, a.time_zone, a.banned_words, a.banned_words_policy,
+       a.shift_only_access, a.shift_grace_minutes
 FROM {Fan._meta.db_table} f JOIN {CreatorAccount._meta.db_table} a ON a.id = f.account_id
 WHERE f.id = %s AND EXISTS (
   SELECT 1 FROM {Membership._meta.db_table} mb WHERE mb.account_id = f.account_id
@@ -76,7 +84,19 @@ def send_target_get(*, user: User, fan_id: int) -> Fan:
         row = cursor.fetchone()
     if row is None:
         raise NotFoundError("Fan not found.", code="fan_not_found")
-    pk, platform_fan_id, account_id, state, per_minute, interval_ms, banned, policy = row
+    (
+        pk,
+        platform_fan_id,
+        account_id,
+        state,
+        per_minute,
+        interval_ms,
+        zone,
+        banned,
+        policy,
+        shift_only,
+        grace,
+    ) = row
     # As the ORM builds rows it read (the other fields deferred).
     fan = Fan.from_db(
         "default", ["id", "account_id", "platform_fan_id"], [pk, account_id, platform_fan_id]
@@ -88,11 +108,17 @@ def send_target_get(*, user: User, fan_id: int) -> Fan:
             "connection_state",
             "send_rate_per_minute",
             "send_min_interval_ms",
+            "time_zone",
             "banned_words",
             "banned_words_policy",
+            "shift_only_access",
+            "shift_grace_minutes",
         ],
-        [account_id, state, per_minute, interval_ms, banned, policy],
+        # In the model's field order (from_db's rule when some fields are deferred).
+        [account_id, state, per_minute, interval_ms, zone, banned, policy, shift_only, grace],
     )
+    # Shift-only accounts (crm.shift_access): free when the setting is off.
+    shift_access_require(user=user, account=fan.account)
     return fan
 
 

@@ -16,7 +16,7 @@ from crm.composer_checks import text_fingerprint
 from crm.drafts import draft_discard_on_commit
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
-from crm.worktime import work_session_open_subquery
+from crm.worktime import work_session_open_subquery, work_session_touch
 from onlyfans import metrics
 
 log = structlog.get_logger(__name__)
@@ -141,6 +141,10 @@ def message_enqueue(
     )
     metrics.MESSAGES_QUEUED.inc()
     log.info("message.queued", message_id=message.pk, account_id=message.account_id)
+    if message.work_session_id is not None and sent_by_id is not None:
+        # A send is activity (crm.worktime); only a clocked-in sender costs the Redis call.
+        account_id, user_id = message.account_id, sent_by_id
+        transaction.on_commit(lambda: work_session_touch(user_id=user_id, account_id=account_id))
     if sent_by_id is not None and sender_kind == Message.SenderKind.USER:
         # What the member had typed is sent: their composer draft goes once this commits.
         draft_discard_on_commit(conversation_id=conversation.pk, user_id=sent_by_id)

@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "crm.middleware.CurrentAccountMiddleware",
+    # Shifts: a page request is a clocked-in member's activity; the off-shift page (403).
+    "crm.middleware.WorkActivityMiddleware",
     # While PostgreSQL (or Redis) is down the API answers 503 with a code, not a 500 page.
     "onlyfans.ops.DependencyUnavailableMiddleware",
     # Last, as django-axes asks: turns a lockout raised by the login into its answer.

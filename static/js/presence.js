@@ -23,8 +23,17 @@
   function send(message) {
     if (socket) socket.send(JSON.stringify(message));
   }
+  // "active": the person used the page since the last heartbeat (keys, pointer, scroll,
+  // touch). Only such heartbeats count as their activity for the idle clock-out
+  // (crm/worktime.py): an open tab nobody looks at still idles out.
+  var usedSinceBeat = true;
+  ["keydown", "pointerdown", "pointermove", "wheel", "touchstart", "scroll"].forEach(function (name) {
+    document.addEventListener(name, function () { usedSinceBeat = true; }, { passive: true, capture: true });
+  });
   function heartbeat() {
-    if (root()) send({ presence: "heartbeat", conversation_id: openId() });
+    if (!root()) return;
+    send({ presence: "heartbeat", conversation_id: openId(), active: usedSinceBeat && !document.hidden });
+    usedSinceBeat = false;
   }
 
   // The same strip goes to every member: each page hides its own avatar and typing line, and
