@@ -53,7 +53,7 @@ from crm.models import (
     VaultSync,
 )
 from crm.selectors import manager_membership_get
-from crm.vault import vault_thumb_storage
+from crm.vault import vault_labels_cache_drop, vault_thumb_storage
 from onlyfans import gateway
 from onlyfans.contracts import (
     GatewayAccountUnavailable,
@@ -378,6 +378,8 @@ def _progress_save(
         run.state, run.finished_at = VaultSync.State.DONE, now
         fields += ["state", "finished_at"]
     run.save(update_fields=fields)
+    if finished:
+        vault_labels_cache_drop(run.account_id)
 
 
 def _mark_failed(run: VaultSync, *, code: str) -> None:
