@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
 
@@ -72,3 +73,21 @@ class PurchaseFactory(factory.django.DjangoModelFactory):
     kind = Purchase.Kind.TIP
     amount_cents = 500
     purchased_at = factory.Faker("date_time_this_month", tzinfo=__import__("datetime").UTC)
+
+
+# --- autom: automations ----------------------------------------------------------------------
+
+
+class AutomationFactory(factory.django.DjangoModelFactory):
+    """An enabled welcome without delay; tests set the trigger and what they need."""
+
+    class Meta:
+        model = "automations.Automation"
+
+    account = factory.SubFactory(CreatorAccountFactory)
+    name = factory.Sequence(lambda n: f"Automation {n}")
+    trigger = "subscribed"
+    trigger_value = 0
+    text = "Welcome {name|babe}!"
+    enabled = True
+    enabled_at = factory.LazyFunction(timezone.now)
