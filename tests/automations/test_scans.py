@@ -243,7 +243,7 @@ def test_ppv_not_unlocked_follows_up_and_an_unlock_or_a_purchase_cancels_it(
 
 
 def test_no_reply_nudges_a_waiting_fan_once_and_a_chatters_answer_cancels_it(
-    studio, make_automation, due_pass
+    studio, make_automation, due_pass, django_capture_on_commit_callbacks
 ):
     from onlyfans.services import message_enqueue
 
@@ -263,7 +263,8 @@ def test_no_reply_nudges_a_waiting_fan_once_and_a_chatters_answer_cancels_it(
         )
         == []
     )
-    message_enqueue(fan=answered, text="sorry, here now", sent_by_id=studio.chatter.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        message_enqueue(fan=answered, text="sorry, here now", sent_by_id=studio.chatter.pk)
     assert AutomationRun.objects.get(fan=answered).reason == Reason.CHATTER_WROTE
     # the waiting fan writing again does not cancel their nudge (it is about the wait)
     from tests.automations.conftest import webhook_body, webhook_post
