@@ -132,6 +132,7 @@ def test_turned_off_and_on_again_a_scan_starts_from_the_new_moment(studio):
     automation = automation_disable(actor=studio.owner, automation=automation)
     assert not automation.enabled
     automation = automation_enable(actor=studio.owner, automation=automation)
+    assert first is not None and automation.enabled_at is not None
     assert automation.enabled_at > first
 
 

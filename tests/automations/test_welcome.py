@@ -146,7 +146,7 @@ def test_a_chatter_writing_first_cancels_the_welcome(
         ("Later", State.CANCELLED, Reason.CHATTER_WROTE),
         ("At once", State.CANCELLED, Reason.CHATTER_WROTE),
     }
-    withdrawn = runs.get(automation__name="At once").message
+    withdrawn = Message.objects.get(pk=runs.get(automation__name="At once").message_id)
     assert (withdrawn.status, withdrawn.last_error) == (
         "failed",
         "withdrawn: a chatter wrote to the fan before it was sent",
@@ -230,9 +230,9 @@ def test_a_welcome_still_waiting_in_the_backlog_is_withdrawn_when_the_fan_writes
         )
     )
     run.refresh_from_db()
-    run.message.refresh_from_db()
+    message = Message.objects.get(pk=run.message_id)
     assert (run.state, run.reason) == (State.CANCELLED, Reason.FAN_REPLIED)
-    assert (run.message.status, run.message.last_error) == (
+    assert (message.status, message.last_error) == (
         "failed",
         "withdrawn: the fan wrote before it was sent",
     )
