@@ -158,3 +158,73 @@ def test_two_passes_at_once_send_each_fan_one_message(sandbox, send_queue):
     drained(send_queue)
     per_chat = Counter(s["chat_id"] for s in sandbox.messages(account=account.platform_account_id))
     assert per_chat == Counter({f.platform_fan_id: 1 for f in fans})
+
+
+KILLED_WORKER = """
+import os, signal
+import django
+django.setup()
+from automations import services
+from automations.models import AutomationRun
+
+real_finish = services._finish
+seen = []
+
+def finish(run, *, state, reason, now):
+    if state == AutomationRun.State.ENQUEUED:
+        seen.append(run.pk)
+        if len(seen) == 3:
+            # three messages written in the account's transaction, not committed: kill -9
+            os.kill(os.getpid(), signal.SIGKILL)
+    real_finish(run, state=state, reason=reason, now=now)
+
+services._finish = finish
+services.automation_runs_due_process()
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_process_killed_while_automations_are_due_sends_each_fan_one(sandbox, send_queue):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from tests.factories import CreatorAccountFactory
+
+    account = CreatorAccountFactory(send_rate_per_minute=1000, send_min_interval_ms=0)
+    AutomationFactory(account=account)
+    fans = [FanFactory(account=account) for _ in range(6)]
+    now = timezone.now() - timedelta(seconds=5)
+    for fan in fans:
+        subscribed(fan, now=now)
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(
+            **{**db, "HOST": db["HOST"] or "127.0.0.1", "PORT": db["PORT"] or 5432}
+        ),
+        "REDIS_URL": settings.REDIS_URL,
+        "ONLYFANS_API_BASE_URL": settings.ONLYFANS_API_BASE_URL,
+    }
+    worker = subprocess.run(
+        [sys.executable, "-c", KILLED_WORKER],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert worker.returncode == -signal.SIGKILL, worker.stderr.decode()[-2000:]
+    # killed mid-transaction: nothing of it stayed
+    assert not Message.objects.filter(direction="out").exists()
+    assert AutomationRun.objects.filter(state=State.SCHEDULED).count() == 6
+    # the worker restarts
+    assert services.automation_runs_due_process().enqueued == 6
+    assert services.automation_runs_due_process().handled == 0
+    drained(send_queue)
+    per_chat = Counter(s["chat_id"] for s in sandbox.messages(account=account.platform_account_id))
+    assert per_chat == Counter({f.platform_fan_id: 1 for f in fans})
