@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from automations.models import AutomationRun
+from crm.errors import ApplicationError
 from crm.models import Fan, Message
 from tests.automations.conftest import subscription_body, webhook_body, webhook_post
 
@@ -239,3 +240,27 @@ def test_a_welcome_still_waiting_in_the_backlog_is_withdrawn_when_the_fan_writes
     outbox_sweep()
     send_queue.drain(timeout=5)
     assert sandbox.messages(account=studio.account.platform_account_id) == []
+
+
+def test_a_withdrawn_welcome_is_not_sent_again_by_retry(
+    studio, make_automation, django_capture_on_commit_callbacks
+):
+    from automations.services import automation_runs_due_process
+    from onlyfans.services import message_retry
+
+    make_automation()
+    webhook_post(subscription_body(studio.account, fan_id="7011"))
+    with django_capture_on_commit_callbacks(execute=False):
+        automation_runs_due_process(now=timezone.now() + timedelta(seconds=1))
+    webhook_post(
+        webhook_body(
+            "messages.received",
+            studio.account,
+            {"id": "m-11", "fromUser": {"id": "7011"}, "text": "yo"},
+        )
+    )
+    withdrawn = Message.objects.get(sender_kind="automation")
+    assert withdrawn.status == "failed"
+    with pytest.raises(ApplicationError) as refused:
+        message_retry(message=withdrawn)
+    assert refused.value.code == "automation_withdrawn"
