@@ -48,6 +48,15 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "inbox-drafts-expire": ("crm.tasks.drafts_expire_task", settings.DRAFT_CLEANUP_SECONDS),
         # Shifts: idle clock-out and the shift-only window's close (crm/worktime.py).
         "work-sessions-sweep": ("crm.tasks.work_sessions_sweep_task", 60),
+        # automations: due runs to the send pipeline; the scan triggers.
+        "automations-due": (
+            "automations.tasks.automation_runs_due_task",
+            settings.AUTOMATION_DUE_SECONDS,
+        ),
+        "automations-scan": (
+            "automations.tasks.automation_scans_task",
+            settings.AUTOMATION_SCAN_SECONDS,
+        ),
     }
     return {
         name: {"task": task, "schedule": float(seconds)} for name, (task, seconds) in every.items()

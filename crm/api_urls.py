@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from crm import api, shift_api
-from crm import api, api_vault
+from crm import api, api_vault, shift_api
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/", api.AccountListApi.as_view(), name="api_account_list"),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
 
@@ -140,3 +141,19 @@ class VaultItemFactory(factory.django.DjangoModelFactory):
         lambda n: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n)
     )
     synced_at = factory.LazyFunction(lambda: datetime.now(UTC))
+# --- autom: automations ----------------------------------------------------------------------
+
+
+class AutomationFactory(factory.django.DjangoModelFactory):
+    """An enabled welcome without delay; tests set the trigger and what they need."""
+
+    class Meta:
+        model = "automations.Automation"
+
+    account = factory.SubFactory(CreatorAccountFactory)
+    name = factory.Sequence(lambda n: f"Automation {n}")
+    trigger = "subscribed"
+    trigger_value = 0
+    text = "Welcome {name|babe}!"
+    enabled = True
+    enabled_at = factory.LazyFunction(timezone.now)
