@@ -1,4 +1,4 @@
-// First-reply targets in the conversation list: every [data-reply-due] badge counts down
+// First-reply targets in the conversation list: every [data-reply-left] badge counts down
 // ("4m 10s left", then "overdue 2m" with the "overdue" class) every 15 s. The server wrote the
 // seconds left when it rendered the row (data-reply-left); counting from when this page first
 // saw the badge keeps it true whatever this computer's clock says. Same wording as
@@ -33,21 +33,21 @@
 
   function tick() {
     var now = performance.now();
-    document.querySelectorAll("[data-reply-due]").forEach(function (el) { update(el, now); });
+    document.querySelectorAll("[data-reply-left]").forEach(function (el) { update(el, now); });
   }
 
   // Rows that arrive later (a page of the list, a live event) start counting when they land.
   document.addEventListener("htmx:load", function (event) {
     var now = performance.now();
     var root = event.target;
-    if (root.matches && root.matches("[data-reply-due]")) seen.set(root, now);
+    if (root.matches && root.matches("[data-reply-left]")) seen.set(root, now);
     if (root.querySelectorAll) {
-      root.querySelectorAll("[data-reply-due]").forEach(function (el) { seen.set(el, now); });
+      root.querySelectorAll("[data-reply-left]").forEach(function (el) { seen.set(el, now); });
     }
   });
   document.addEventListener("DOMContentLoaded", function () {
     var now = performance.now();
-    document.querySelectorAll("[data-reply-due]").forEach(function (el) { seen.set(el, now); });
+    document.querySelectorAll("[data-reply-left]").forEach(function (el) { seen.set(el, now); });
   });
   setInterval(tick, TICK_MS);
 })();
