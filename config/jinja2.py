@@ -25,9 +25,7 @@ def url(name: str, *args: Any) -> str:
 
 def environment(**options: Any) -> Environment:
     env = Environment(trim_blocks=True, lstrip_blocks=True, **options)  # noqa: S701 - autoescape comes in options
-    env.globals.update(
-        static=static, url=url, thread_url=inbox.thread_url, reply_due=reply_due
-    )
+    env.globals.update(static=static, url=url, thread_url=inbox.thread_url, reply_due=reply_due)
     env.filters.update(
         dollars=inbox.dollars,
         short_since=inbox.short_since,

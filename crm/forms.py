@@ -243,7 +243,7 @@ class AssignmentSettingsForm(forms.Form):
         return data
 
     def seconds(self, field: str) -> int:
-        return int(round(self.cleaned_data[field] * 60))
+        return round(self.cleaned_data[field] * 60)
 
     def cents(self, field: str) -> int:
         return _dollars_to_cents(self.cleaned_data[field])

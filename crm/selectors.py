@@ -395,7 +395,7 @@ def _sorted_without_index(
     (13,800 conversations for a term 300 fans match, 50-300 ms on 100,000)."""
     if sort == "waiting":
         if targets.has_vip:  # already an expression (reply_due_expression)
-            return conversations.order_by("reply_due_at", "id")
+            return conversations.order_by(F("reply_due_at").asc(), "id")
         key = ExpressionWrapper(F("waiting_since") + timedelta(0), output_field=DateTimeField())
         return conversations.order_by(key.asc(), "id")
     key = ExpressionWrapper(F("last_message_at") + timedelta(0), output_field=DateTimeField())
@@ -473,6 +473,7 @@ def conversations_for_account(
         conversations = conversations.filter(fan__subscription_state=filters.subscription_state)
     if cursor:
         moment, pk = _cursor_decode(cursor)
+        condition: Q | RawSQL
         if by_due:
             condition = Q(reply_due_at__gt=moment) | Q(reply_due_at=moment, id__gt=pk)
         elif filters.sort == "waiting":

@@ -6,105 +6,172 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0016_merge_shifts_vault_automations'),
+        ("crm", "0016_merge_shifts_vault_automations"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConversationAssignment',
+            name="ConversationAssignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(choices=[('manual', 'Assigned by hand'), ('auto_unassigned', 'Auto: nobody was assigned'), ('auto_off_shift', 'Auto: the assignee was not clocked in')], max_length=20)),
-                ('at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Assigned by hand"),
+                            ("auto_unassigned", "Auto: nobody was assigned"),
+                            ("auto_off_shift", "Auto: the assignee was not clocked in"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='creatoraccount',
-            name='auto_assign',
+            model_name="creatoraccount",
+            name="auto_assign",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='creatoraccount',
-            name='auto_assign_cap',
-            field=models.PositiveSmallIntegerField(default=15, help_text='At most this many waiting conversations per chatter.'),
+            model_name="creatoraccount",
+            name="auto_assign_cap",
+            field=models.PositiveSmallIntegerField(
+                default=15, help_text="At most this many waiting conversations per chatter."
+            ),
         ),
         migrations.AddField(
-            model_name='creatoraccount',
-            name='reply_target_seconds',
+            model_name="creatoraccount",
+            name="reply_target_seconds",
             field=models.PositiveIntegerField(default=300),
         ),
         migrations.AddField(
-            model_name='creatoraccount',
-            name='vip_reply_target_seconds',
+            model_name="creatoraccount",
+            name="vip_reply_target_seconds",
             field=models.PositiveIntegerField(default=120),
         ),
         migrations.AddField(
-            model_name='creatoraccount',
-            name='vip_spend_threshold_cents',
+            model_name="creatoraccount",
+            name="vip_spend_threshold_cents",
             field=models.PositiveBigIntegerField(default=10000),
         ),
         migrations.AddField(
-            model_name='membership',
-            name='last_assigned_at',
+            model_name="membership",
+            name="last_assigned_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(condition=models.Q(('waiting_since__isnull', False)), fields=['account', 'assigned_to'], name='conversation_assignee_waiting'),
+            model_name="conversation",
+            index=models.Index(
+                condition=models.Q(("waiting_since__isnull", False)),
+                fields=["account", "assigned_to"],
+                name="conversation_assignee_waiting",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='creatoraccount',
-            constraint=models.CheckConstraint(condition=models.Q(('auto_assign_cap__gte', 1), ('auto_assign_cap__lte', 500)), name='account_auto_assign_cap_range'),
+            model_name="creatoraccount",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("auto_assign_cap__gte", 1), ("auto_assign_cap__lte", 500)),
+                name="account_auto_assign_cap_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='creatoraccount',
-            constraint=models.CheckConstraint(condition=models.Q(('reply_target_seconds__gte', 30), ('reply_target_seconds__lte', 86400)), name='account_reply_target_range'),
+            model_name="creatoraccount",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("reply_target_seconds__gte", 30), ("reply_target_seconds__lte", 86400)
+                ),
+                name="account_reply_target_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='creatoraccount',
-            constraint=models.CheckConstraint(condition=models.Q(('vip_reply_target_seconds__gte', 30), ('vip_reply_target_seconds__lte', models.F('reply_target_seconds'))), name='account_vip_reply_target_range'),
+            model_name="creatoraccount",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("vip_reply_target_seconds__gte", 30),
+                    ("vip_reply_target_seconds__lte", models.F("reply_target_seconds")),
+                ),
+                name="account_vip_reply_target_range",
+            ),
         ),
         migrations.AddField(
-            model_name='conversationassignment',
-            name='account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.creatoraccount'),
+            model_name="conversationassignment",
+            name="account",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="crm.creatoraccount",
+            ),
         ),
         migrations.AddField(
-            model_name='conversationassignment',
-            name='by_user',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="conversationassignment",
+            name="by_user",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='conversationassignment',
-            name='conversation',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='crm.conversation'),
+            model_name="conversationassignment",
+            name="conversation",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="assignments",
+                to="crm.conversation",
+            ),
         ),
         migrations.AddField(
-            model_name='conversationassignment',
-            name='from_user',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="conversationassignment",
+            name="from_user",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='conversationassignment',
-            name='to_user',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="conversationassignment",
+            name="to_user",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversationassignment',
-            index=models.Index(fields=['conversation', '-at'], name='conv_assignment_history'),
+            model_name="conversationassignment",
+            index=models.Index(fields=["conversation", "-at"], name="conv_assignment_history"),
         ),
         migrations.AddIndex(
-            model_name='conversationassignment',
-            index=models.Index(fields=['account', '-at'], name='conv_assignment_account'),
+            model_name="conversationassignment",
+            index=models.Index(fields=["account", "-at"], name="conv_assignment_account"),
         ),
         migrations.AddConstraint(
-            model_name='conversationassignment',
-            constraint=models.CheckConstraint(condition=models.Q(('reason', 'manual'), ('by_user__isnull', True), _connector='OR'), name='conversation_assignment_auto_has_no_user'),
+            model_name="conversationassignment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("reason", "manual"), ("by_user__isnull", True), _connector="OR"
+                ),
+                name="conversation_assignment_auto_has_no_user",
+            ),
         ),
     ]

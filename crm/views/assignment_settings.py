@@ -18,7 +18,6 @@ from crm.models import Membership
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
 
 
-
 def _page(
     request: AuthenticatedRequest,
     membership: Membership,

@@ -1,4 +1,4 @@
-""""% answered within target" in the chatters table: first replies to a waiting fan within the
+""" "% answered within target" in the chatters table: first replies to a waiting fan within the
 first-reply target that applied to the fan (crm.response_targets), worked out by hand on the
 small account of tests/analytics/fixtures.py."""
 
@@ -74,7 +74,7 @@ def test_the_page_and_the_csv_show_it(client):
     query = {"range": "custom", "from": "2025-03-01", "to": "2025-03-07"}
     html = client.get(f"/accounts/{hand.account.pk}/analytics/", query).content.decode()
     assert "Answered within target" in html
-    assert "50.0 % <span class=\"muted small\">(1/2)</span>" in html
+    assert '50.0 % <span class="muted small">(1/2)</span>' in html
     response = client.get(f"/accounts/{hand.account.pk}/analytics/export/chatters.csv", query)
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     header = next(r for r in rows if r and r[0] == "chatter")

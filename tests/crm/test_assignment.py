@@ -273,7 +273,7 @@ def test_concurrent_inbound_messages_respect_the_cap(monkeypatch):
         try:
             barrier.wait(timeout=10)
             fan_writes(account, fan_id=fan_id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
