@@ -39,16 +39,18 @@ def chatter_rows(report: Report) -> Iterator[list[Any]]:
     yield [
         "chatter", "role", "messages_sent", "conversations_answered",
         "median_response_seconds", "ppv_sent", "ppv_unlocked", "revenue_cents",
-        "purchases_credited",
+        "purchases_credited", "answered_within_target_pct",
     ]  # fmt: skip
     for c in report.chatters:
         median = round(c.response_median_seconds, 1) if c.response_median_seconds else ""
+        share = c.within_target_share
+        within = round(share * 100, 1) if share is not None else ""
         yield [
             c.name, c.role, c.messages_sent, c.replies, median, c.ppv_sent, c.ppv_unlocked,
-            c.revenue_cents, c.purchases,
+            c.revenue_cents, c.purchases, within,
         ]  # fmt: skip
     unattributed = report.attribution.unattributed
-    yield ["(unattributed)", "", "", "", "", "", "", unattributed[1], unattributed[0]]
+    yield ["(unattributed)", "", "", "", "", "", "", unattributed[1], unattributed[0], ""]
 
 
 def top_fan_rows(report: Report) -> Iterator[list[Any]]:

@@ -315,7 +315,8 @@ WITH m AS (
     WHERE (direction = 'in' AND prev_direction IS DISTINCT FROM 'in')
        OR (direction = 'out' AND prev_direction = 'in')
 ), replies AS (
-    SELECT created_at, sent_by_id, EXTRACT(EPOCH FROM created_at - asked_at) AS seconds
+    SELECT conversation_id, created_at, sent_by_id,
+           EXTRACT(EPOCH FROM created_at - asked_at) AS seconds
     FROM turns
     WHERE direction = 'out' AND asked_at IS NOT NULL AND created_at >= %(start)s
 )
@@ -364,6 +365,60 @@ def responses(
     return [
         ResponseRow(bool(cur), user, bool(everyone), int(n), float(median))
         for cur, user, everyone, n, median in _rows(RESPONSES, params)
+    ]
+
+
+# Of those replies (the current range only), how many came within the first-reply target that
+# applies to the fan (crm.response_targets: the VIP one from the threshold on, when shorter),
+# by the fan's current spend and the account's current targets.
+WITHIN_TARGET = (
+    REPLIES_CTE
+    + f"""
+SELECT r.sent_by_id, GROUPING(r.sent_by_id) = 1 AS everyone, COUNT(*),
+       COUNT(*) FILTER (WHERE r.seconds <= CASE
+           WHEN %(vip_seconds)s < %(seconds)s AND f.lifetime_spend_cents >= %(vip_threshold)s
+           THEN %(vip_seconds)s ELSE %(seconds)s END)
+FROM replies r
+JOIN {CONVERSATION} c ON c.id = r.conversation_id
+JOIN {FAN} f ON f.id = c.fan_id
+GROUP BY GROUPING SETS ((), (r.sent_by_id))
+"""  # noqa: S608
+)
+
+
+@dataclass(frozen=True)
+class WithinTargetRow:
+    sent_by_id: int | None
+    everyone: bool  # the account's row (all chatters together)
+    replies: int
+    within: int
+
+
+def replies_within_target(
+    *,
+    account_id: int,
+    start: datetime,
+    end: datetime,
+    lookback: timedelta,
+    seconds: int,
+    vip_seconds: int,
+    vip_threshold_cents: int,
+) -> list[WithinTargetRow]:
+    """Chatters' first replies to a waiting fan in [start, end), per chatter and for everyone:
+    how many, and how many within the target that applied (``seconds``, or ``vip_seconds``
+    for a fan whose lifetime spend is at least ``vip_threshold_cents``)."""
+    params = {
+        "account": account_id,
+        "lookback": start - lookback,
+        "start": start,
+        "end": end,
+        "seconds": seconds,
+        "vip_seconds": vip_seconds,
+        "vip_threshold": vip_threshold_cents,
+    }
+    return [
+        WithinTargetRow(user, bool(everyone), int(n), int(within))
+        for user, everyone, n, within in _rows(WITHIN_TARGET, params)
     ]
 
 

@@ -109,10 +109,18 @@ class ChatterRow:
     ppv_unlocked: int = 0
     revenue_cents: int = 0  # credited by the attribution rules and reassignments
     purchases: int = 0
+    # First replies measured against the fan's first-reply target, and those within it.
+    target_replies: int = 0
+    target_within: int = 0
 
     @property
     def ppv_conversion(self) -> float:
         return self.ppv_unlocked / self.ppv_sent if self.ppv_sent else 0.0
+
+    @property
+    def within_target_share(self) -> float | None:
+        """The share of first replies within target (None: no first reply in the range)."""
+        return self.target_within / self.target_replies if self.target_replies else None
 
 
 @dataclass(frozen=True)

@@ -559,7 +559,7 @@ def report_compute(
         previous_figures=previous_figures,
         kpis=_kpis(figures, previous_figures),
         series=_series(inputs.daily, period, interval, inputs.active_buckets),
-        chatters=_chatters(account.pk, period, inputs),
+        chatters=_chatters(account, period, inputs),
         attribution=summary,
         spend_bands=_spend_bands(account.pk, inputs.spend_bands) if with_fans else [],
         top_fans=top_fans(account_id=account.pk) if with_fans else [],
@@ -567,11 +567,28 @@ def report_compute(
     )
 
 
-def _chatters(account_id: int, period: Period, inputs: Inputs) -> list[ChatterRow]:
+def _chatters(account: CreatorAccount, period: Period, inputs: Inputs) -> list[ChatterRow]:
+    account_id = account.pk
     by_user: dict[int, ChatterRow] = {}
+    # "% answered within target" is counted from the messages on every report (roll-ups or
+    # not): it follows the account's current targets and fans' spend, which no day row holds.
+    within = [
+        w
+        for w in queries.replies_within_target(
+            account_id=account_id,
+            start=period.start,
+            end=period.end,
+            lookback=timedelta(days=settings.ANALYTICS_RESPONSE_LOOKBACK_DAYS),
+            seconds=account.reply_target_seconds,
+            vip_seconds=account.vip_reply_target_seconds,
+            vip_threshold_cents=account.vip_spend_threshold_cents,
+        )
+        if not w.everyone and w.sent_by_id is not None
+    ]
     active_ids = {r.sent_by_id for r in inputs.daily.sent if r.sent_by_id is not None}
     active_ids |= {r.sent_by_id for r in inputs.responses if r.sent_by_id is not None}
     active_ids |= set(inputs.credited)
+    active_ids |= {w.sent_by_id for w in within if w.sent_by_id is not None}
     people = _people(account_id, active_ids)
 
     def row(user_id: int) -> ChatterRow:
@@ -598,6 +615,10 @@ def _chatters(account_id: int, period: Period, inputs: Inputs) -> list[ChatterRo
         r = row(user_id)
         r.revenue_cents += cents
         r.purchases += n
+    for w in within:
+        assert w.sent_by_id is not None
+        r = row(w.sent_by_id)
+        r.target_replies, r.target_within = w.replies, w.within
     return sorted(by_user.values(), key=lambda r: (-r.revenue_cents, -r.messages_sent, r.name))
 
 

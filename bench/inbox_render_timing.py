@@ -305,6 +305,26 @@ def jinja_renderers() -> tuple[Callable[..., str], Callable[..., str]]:
     return row, bubble
 
 
+def jinja_due_renderers() -> tuple[Callable[..., str], Callable[..., str]]:
+    """Jinja2 with the account's first-reply targets in the context, as the inbox renders
+    rows now: each waiting row adds its time left (``crm.response_targets``). Timed only: the
+    baselines have no such badge."""
+    from django.template import Context
+
+    from crm.response_targets import ReplyTargets
+    from crm.templatetags.inbox import conversation_row, message_bubble
+
+    targets = ReplyTargets(seconds=300, vip_seconds=120, vip_spend_threshold_cents=10_000)
+
+    def row(conversation: Any, **context: Any) -> str:
+        return conversation_row(Context({**context, "reply_targets": targets}), conversation)
+
+    def bubble(message: Any, **context: Any) -> str:
+        return message_bubble(Context(context), message)
+
+    return row, bubble
+
+
 # --- Data and timing -----------------------------------------------------------------------
 
 
@@ -429,7 +449,8 @@ def main() -> None:
     for problem in problems[:10]:
         print("DIFFERS", problem)
     print(f"{'renderer':<10} {'row µs':>8} {'bubble µs':>10}   (median of {args.rounds} rounds)")
-    for name, (row_us, bubble_us) in timings(renderers, args.n, args.rounds).items():
+    timed = {**renderers, "jinja2+due": jinja_due_renderers()}
+    for name, (row_us, bubble_us) in timings(timed, args.n, args.rounds).items():
         print(f"{name:<10} {row_us:>8.1f} {bubble_us:>10.1f}")
     if problems:
         sys.exit(1)

@@ -14,6 +14,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from jinja2 import Environment
 
+from crm.response_targets import reply_due
 from crm.templatetags import inbox
 
 
@@ -24,7 +25,7 @@ def url(name: str, *args: Any) -> str:
 
 def environment(**options: Any) -> Environment:
     env = Environment(trim_blocks=True, lstrip_blocks=True, **options)  # noqa: S701 - autoescape comes in options
-    env.globals.update(static=static, url=url, thread_url=inbox.thread_url)
+    env.globals.update(static=static, url=url, thread_url=inbox.thread_url, reply_due=reply_due)
     env.filters.update(
         dollars=inbox.dollars,
         short_since=inbox.short_since,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 
@@ -283,3 +284,50 @@ class VaultItemForm(forms.Form):
             return price_parse_dollars(self.cleaned_data.get("price") or "")
         except ApplicationError as exc:
             raise forms.ValidationError(exc.message, code=exc.code) from exc
+# --- Assignment and first-reply targets (crm.assignment) --------------------------------------
+
+
+class AssignmentSettingsForm(forms.Form):
+    """An account's auto-assignment and first-reply targets; times in minutes, money in
+    dollars, as people think of them (stored as seconds and cents)."""
+
+    auto_assign = forms.BooleanField(required=False, label="Assign new conversations automatically")
+    auto_assign_cap = forms.IntegerField(
+        min_value=1, max_value=500, label="Most waiting conversations per chatter"
+    )
+    reply_target = forms.DecimalField(
+        min_value=Decimal("0.5"),
+        max_value=Decimal(1440),
+        max_digits=6,
+        decimal_places=1,
+        label="First-reply target (minutes)",
+    )
+    vip_spend_threshold = forms.DecimalField(
+        min_value=Decimal(0),
+        max_digits=10,
+        decimal_places=2,
+        label="VIP fans: lifetime spend from ($)",
+    )
+    vip_reply_target = forms.DecimalField(
+        min_value=Decimal("0.5"),
+        max_value=Decimal(1440),
+        max_digits=6,
+        decimal_places=1,
+        label="VIP first-reply target (minutes)",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        target, vip = data.get("reply_target"), data.get("vip_reply_target")
+        if target is not None and vip is not None and vip > target:
+            self.add_error(
+                "vip_reply_target",
+                "The VIP target is the shorter one: at most the first-reply target.",
+            )
+        return data
+
+    def seconds(self, field: str) -> int:
+        return round(self.cleaned_data[field] * 60)
+
+    def cents(self, field: str) -> int:
+        return _dollars_to_cents(self.cleaned_data[field])

@@ -28,6 +28,7 @@ def message_created_html(*, message: selectors.MessageDisplay) -> str:
             "message": message,
             "conversation": message.conversation,
             "account_id": message.account_id,
+            "reply_targets": message.conversation.reply_targets,
             "presence_rows": _row_presence(message.account_id, message.conversation.pk),
         },
     )
@@ -42,6 +43,7 @@ def conversation_changed_html(*, conversation_id: int) -> str | None:
         {
             "conversation": conversation,
             "account_id": conversation.account_id,
+            "reply_targets": conversation.reply_targets,
             "presence_rows": _row_presence(conversation.account_id, conversation.pk),
         },
     )
@@ -63,6 +65,7 @@ def conversation_woke_html(*, conversation_id: int) -> str | None:
         {
             "conversation": conversation,
             "account_id": conversation.account_id,
+            "reply_targets": conversation.reply_targets,
             "presence_rows": _row_presence(conversation.account_id, conversation.pk),
         },
     )

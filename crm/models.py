@@ -99,6 +99,17 @@ class CreatorAccount(models.Model):
     shift_grace_minutes = models.PositiveSmallIntegerField(
         default=15, help_text="Minutes before and after a shift that still count as on shift."
     )
+    # --- Assignment and response targets (crm.assignment, crm.response_targets) ---
+    # When on, a fan's message in a conversation nobody clocked in holds goes to a clocked-in
+    # chatter of the account with the fewest waiting conversations, below the cap.
+    auto_assign = models.BooleanField(default=False)
+    auto_assign_cap = models.PositiveSmallIntegerField(
+        default=15, help_text="At most this many waiting conversations per chatter."
+    )
+    # The first reply's target; fans who spent at least the threshold get the VIP one.
+    reply_target_seconds = models.PositiveIntegerField(default=300)
+    vip_spend_threshold_cents = models.PositiveBigIntegerField(default=10_000)
+    vip_reply_target_seconds = models.PositiveIntegerField(default=120)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,6 +125,19 @@ class CreatorAccount(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(shift_grace_minutes__lte=240), name="account_shift_grace_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(auto_assign_cap__gte=1, auto_assign_cap__lte=500),
+                name="account_auto_assign_cap_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(reply_target_seconds__gte=30, reply_target_seconds__lte=86_400),
+                name="account_reply_target_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(vip_reply_target_seconds__gte=30)
+                & Q(vip_reply_target_seconds__lte=F("reply_target_seconds")),
+                name="account_vip_reply_target_range",
             ),
         ]
 
@@ -138,6 +162,9 @@ class Membership(models.Model):
         CreatorAccount, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.CHATTER)
+    # The last time a conversation was given to this member (auto or manual): auto-assignment
+    # breaks ties by it, least recently assigned first (crm.assignment).
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -317,6 +344,12 @@ class Conversation(models.Model):
                 fields=["account", "-last_message_at", "-id"], name="conversation_account_recent"
             ),
             models.Index(fields=["assigned_to", "-last_message_at"], name="conversation_assignee"),
+            # Auto-assignment's load count: a member's waiting conversations on an account.
+            models.Index(
+                fields=["account", "assigned_to"],
+                condition=Q(waiting_since__isnull=False),
+                name="conversation_assignee_waiting",
+            ),
             # "Longest waiting first": only conversations someone is waiting in.
             models.Index(
                 fields=["account", "waiting_since", "id"],
@@ -955,6 +988,58 @@ class WorkSession(models.Model):
     @property
     def is_open(self) -> bool:
         return self.ended_at is None
+
+
+# --- Assignment log (crm.assignment; docs/shifts.md, "Assignment and response targets") ----
+
+
+class ConversationAssignment(models.Model):
+    """One change of a conversation's assignee: who had it, who has it, who decided (a user,
+    or nobody for auto-assignment) and why. Written by every assignment, never changed."""
+
+    class Reason(models.TextChoices):
+        MANUAL = "manual", "Assigned by hand"
+        AUTO_UNASSIGNED = "auto_unassigned", "Auto: nobody was assigned"
+        AUTO_OFF_SHIFT = "auto_off_shift", "Auto: the assignee was not clocked in"
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    from_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            # Automatic changes have no deciding user (a manual one's may be deleted later).
+            models.CheckConstraint(
+                condition=Q(reason="manual") | Q(by_user__isnull=True),
+                name="conversation_assignment_auto_has_no_user",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "-at"], name="conv_assignment_history"),
+            models.Index(fields=["account", "-at"], name="conv_assignment_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} (conversation {self.conversation_id})"
+
+    @property
+    def is_auto(self) -> bool:
+        return self.reason != self.Reason.MANUAL
 
 
 # --- The vault (issue 18): the creator's media library, what messages carried, what each fan

@@ -40,6 +40,7 @@ from crm.models import (
     Purchase,
     SavedReply,
 )
+from crm.response_targets import ReplyTargets, reply_due_expression
 from crm.shift_access import shift_access_require
 
 User = AbstractBaseUser | AnonymousUser
@@ -294,7 +295,7 @@ def invitation_for_token(*, user: User, token: str) -> InvitationForVisitor:
 
 INBOX_PAGE_SIZE = 50
 THREAD_PAGE_SIZE = 100
-INBOX_SORTS = {"recent": "Newest activity", "waiting": "Longest waiting"}
+INBOX_SORTS = {"recent": "Newest activity", "waiting": "Waiting, most urgent first"}
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,8 @@ class InboxFilters:
 class ConversationPage:
     conversations: list[Conversation]
     next_cursor: str | None
+    # The account's first-reply targets, for the rows' time left (crm.response_targets).
+    reply_targets: ReplyTargets | None = None
 
 
 @dataclass(frozen=True)
@@ -402,13 +405,15 @@ def _fans_matching(*, account_id: int, query: str) -> list[int] | QuerySet[Fan, 
 
 
 def _sorted_without_index(
-    conversations: QuerySet[Conversation], sort: str
+    conversations: QuerySet[Conversation], sort: str, targets: ReplyTargets
 ) -> QuerySet[Conversation]:
     """The same order, by an expression no index serves, for a list already cut to a few
     fans: it is read through the fan index and sorted. Sorted by the plain columns, PostgreSQL
     walked the account's recency index checking each conversation against the ids instead
     (13,800 conversations for a term 300 fans match, 50-300 ms on 100,000)."""
     if sort == "waiting":
+        if targets.has_vip:  # already an expression (reply_due_expression)
+            return conversations.order_by(F("reply_due_at").asc(), "id")
         key = ExpressionWrapper(F("waiting_since") + timedelta(0), output_field=DateTimeField())
         return conversations.order_by(key.asc(), "id")
     key = ExpressionWrapper(F("last_message_at") + timedelta(0), output_field=DateTimeField())
@@ -428,19 +433,30 @@ def conversations_for_account(
     non-members. ``membership``: the user's membership of the account when the caller has it.
 
     ``recent`` sorts by newest activity; ``waiting`` lists only conversations where the fan
-    waits for a reply, longest waiting first. Conversations without any message are not shown.
+    waits for a reply, soonest due first against the first-reply target that applies
+    (``crm.response_targets``): overdue ones first, the most overdue on top. With one target
+    for every fan that is longest waiting first, read in the waiting index's order; with a VIP
+    target the due time depends on the fan's spend, so the account's waiting conversations
+    are sorted by it (no index can hold the fan's spend). Conversations without any message
+    are not shown.
     """
-    _membership_checked(user=user, account_id=account_id, membership=membership)
+    membership = _membership_checked(user=user, account_id=account_id, membership=membership)
+    targets = ReplyTargets.of(membership.account)
     table = Conversation._meta.db_table
     conversations = (
         Conversation.objects.filter(account_id=account_id)
         .select_related("fan", "assigned_to")
         .defer(*_FAN_LIST_DEFER, *_user_brief_defer("assigned_to"))
     )
+    by_due = filters.sort == "waiting" and targets.has_vip
     if filters.sort == "waiting":
-        conversations = conversations.filter(waiting_since__isnull=False).order_by(
-            "waiting_since", "id"
-        )
+        conversations = conversations.filter(waiting_since__isnull=False)
+        if by_due:
+            conversations = conversations.annotate(
+                reply_due_at=reply_due_expression(targets)
+            ).order_by("reply_due_at", "id")
+        else:
+            conversations = conversations.order_by("waiting_since", "id")
     else:
         conversations = conversations.filter(last_message_at__isnull=False).order_by(
             "-last_message_at", "-id"
@@ -450,7 +466,7 @@ def conversations_for_account(
         matching = _fans_matching(account_id=account_id, query=query)
         conversations = conversations.filter(fan_id__in=matching)
         if isinstance(matching, list):
-            conversations = _sorted_without_index(conversations, filters.sort)
+            conversations = _sorted_without_index(conversations, filters.sort, targets)
     if filters.unread:
         conversations = conversations.filter(unread_count__gt=0)
     if filters.waiting and filters.sort != "waiting":
@@ -475,7 +491,10 @@ def conversations_for_account(
         conversations = conversations.filter(fan__subscription_state=filters.subscription_state)
     if cursor:
         moment, pk = _cursor_decode(cursor)
-        if filters.sort == "waiting":
+        condition: Q | RawSQL
+        if by_due:
+            condition = Q(reply_due_at__gt=moment) | Q(reply_due_at=moment, id__gt=pk)
+        elif filters.sort == "waiting":
             condition = _row_compare(f"{table}.waiting_since, {table}.id", ">", moment, pk)
         else:
             condition = _row_compare(f"{table}.last_message_at, {table}.id", "<", moment, pk)
@@ -485,10 +504,15 @@ def conversations_for_account(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        last_moment = last.waiting_since if filters.sort == "waiting" else last.last_message_at
+        if by_due:
+            last_moment = last.reply_due_at  # type: ignore[attr-defined]
+        elif filters.sort == "waiting":
+            last_moment = last.waiting_since
+        else:
+            last_moment = last.last_message_at
         assert last_moment is not None
         next_cursor = _cursor_encode(last_moment, last.pk)
-    return ConversationPage(conversations=rows, next_cursor=next_cursor)
+    return ConversationPage(conversations=rows, next_cursor=next_cursor, reply_targets=targets)
 
 
 def conversation_get(
@@ -628,6 +652,8 @@ class ConversationDisplay:
     snoozed_at: datetime | None = None
     snoozed_until: datetime | None = None
     woke_from_snooze_at: datetime | None = None
+    # The account's first-reply targets: the row's time left (crm.response_targets).
+    reply_targets: ReplyTargets | None = None
 
 
 @dataclass(frozen=True)
@@ -660,13 +686,16 @@ def _display_sql() -> tuple[str, str]:
     user_table = user._meta.db_table
     username = cast("Field[Any, Any]", user._meta.get_field(user.USERNAME_FIELD)).column
     m, c, f = Message._meta.db_table, Conversation._meta.db_table, Fan._meta.db_table
+    a = CreatorAccount._meta.db_table
     conversation_columns = f"""
         {c}.id, {c}.account_id, {c}.unread_count, {c}.waiting_since, {c}.last_message_at,
         {c}.last_message_preview, {c}.last_message_direction, {c}.assigned_to_id,
         assignee.{username}, {f}.id, {f}.display_name, {f}.username, {f}.lifetime_spend_cents,
-        {c}.snoozed_at, {c}.snoozed_until, {c}.woke_from_snooze_at"""
+        {c}.snoozed_at, {c}.snoozed_until, {c}.woke_from_snooze_at,
+        {a}.reply_target_seconds, {a}.vip_reply_target_seconds, {a}.vip_spend_threshold_cents"""
     conversation_joins = f"""
         JOIN {f} ON {f}.id = {c}.fan_id
+        JOIN {a} ON {a}.id = {c}.account_id
         LEFT JOIN {user_table} assignee ON assignee.id = {c}.assigned_to_id"""
     message_sql = f"""
         SELECT {conversation_columns},
@@ -698,13 +727,14 @@ def _display_fetch(which: int, params: list[int | str]) -> tuple[Any, ...] | Non
 
 
 # How many columns of a display row are the conversation's (``conversation_columns``).
-_CONVERSATION_COLUMNS = 16
+_CONVERSATION_COLUMNS = 19
 
 
 def _conversation_display(row: tuple[Any, ...]) -> ConversationDisplay:
     (pk, account_id, unread, waiting, last_at, preview, direction, assignee_id, assignee) = row[:9]
     fan_id, display_name, fan_username, spend = row[9:13]
-    snoozed_at, snoozed_until, woke_at = row[13:_CONVERSATION_COLUMNS]
+    snoozed_at, snoozed_until, woke_at = row[13:16]
+    target, vip_target, vip_threshold = row[16:_CONVERSATION_COLUMNS]
     return ConversationDisplay(
         pk=pk,
         account_id=account_id,
@@ -720,6 +750,9 @@ def _conversation_display(row: tuple[Any, ...]) -> ConversationDisplay:
         snoozed_at=snoozed_at,
         snoozed_until=snoozed_until,
         woke_from_snooze_at=woke_at,
+        reply_targets=ReplyTargets(
+            seconds=target, vip_seconds=vip_target, vip_spend_threshold_cents=vip_threshold
+        ),
     )
 
 

@@ -15,12 +15,14 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from crm.assignment import assignment_record
 from crm.authentication import api_token_hash, api_token_key_new
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import (
     ApiToken,
     Conversation,
+    ConversationAssignment,
     CreatorAccount,
     Fan,
     Membership,
@@ -279,7 +281,12 @@ def conversation_mark_read(*, actor: User, conversation: Conversation) -> bool:
 def conversation_assign(
     *, actor: User, conversation: Conversation, assignee_id: int | None
 ) -> Conversation:
-    """Give the conversation to one member of its account (or to nobody). Owners and managers."""
+    """Give the conversation to one member of its account (or to nobody). Owners and managers.
+
+    Locks the conversation's row, then writes the change to the assignment log and stamps the
+    assignee's membership (``crm.assignment.assignment_record``); auto-assignment never
+    replaces an assignee who is clocked in, so this choice holds while they work.
+    """
     manager_membership_get(
         user=actor, account_id=conversation.account_id, action="assign conversations"
     )
@@ -294,8 +301,23 @@ def conversation_assign(
             code="invalid_assignee",
             fields={"assignee": ["Not a member of this account."]},
         )
+    previous = (
+        Conversation.objects.select_for_update()
+        .filter(pk=conversation.pk)
+        .values_list("assigned_to_id", flat=True)
+        .first()
+    )
     Conversation.objects.filter(pk=conversation.pk).update(assigned_to_id=assignee_id)
     conversation.assigned_to_id = assignee_id
+    if previous != assignee_id:
+        assignment_record(
+            conversation=conversation,
+            from_user_id=previous,
+            to_user_id=assignee_id,
+            by_user_id=actor.pk,
+            reason=ConversationAssignment.Reason.MANUAL,
+            at=timezone.now(),
+        )
     log.info(
         "conversation.assigned",
         conversation_id=conversation.pk,

@@ -3,7 +3,14 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
-from crm.views import composer_settings, drafts_snooze, inbox, invitations, pages
+from crm.views import (
+    assignment_settings,
+    composer_settings,
+    drafts_snooze,
+    inbox,
+    invitations,
+    pages,
+)
 from crm.views import shifts as shift_views
 from crm.views import vault as vault_views
 
@@ -59,6 +66,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "accounts/<int:account_id>/composer-checks/",
         composer_settings.composer_settings,
         name="composer_settings",
+    ),
+    path(
+        "accounts/<int:account_id>/assignment/",
+        assignment_settings.assignment_settings,
+        name="assignment_settings",
     ),
     path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/read/",

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest, Now
 
+from crm.assignment import conversation_auto_assign
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import (
@@ -151,6 +152,8 @@ def message_receive(
     )
     # The fan wrote: a snoozed conversation wakes (nothing to do, no query, when it is not).
     conversation_wake_for_fan_message(conversation=conversation)
+    # Nobody at work holds it: a clocked-in chatter gets it (nothing, no query, when off).
+    conversation_auto_assign(account=account, conversation_id=conversation.pk)
     log.debug("inbound.message_received", message_id=message.pk, event_key=event_key)
     _message_received_broadcast(message=message)
     signals.fan_message_received.send(

@@ -134,6 +134,8 @@ def conversation_row(context: template.Context, conversation: Any) -> SafeString
             # The acting member's own draft (crm.drafts): never in a live event, which has no
             # user; static/js/drafts.js puts the marker back on rows those re-render.
             "has_draft": conversation.pk in (context.get("draft_ids") or ()),
+            # The account's first-reply targets (crm.response_targets): the time left.
+            "reply_targets": context.get("reply_targets"),
         },
     )
 

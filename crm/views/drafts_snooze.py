@@ -14,6 +14,7 @@ from crm import drafts, snooze, zones
 from crm.errors import ApplicationError
 from crm.forms import DraftForm, SnoozeForm
 from crm.models import Conversation
+from crm.response_targets import ReplyTargets
 from crm.views.inbox import TEMPLATE, _conversation_or_404
 from crm.views.pages import AuthenticatedRequest, _membership_or_404
 from crm.views.thread_extras import snooze_context
@@ -63,7 +64,11 @@ def _snooze_answer(
         # The member's own list hears it at once; everyone else's by the live event.
         html += render_to_string(
             f"{TEMPLATE}#live-conversation-changed",
-            {"conversation": conversation, "account_id": conversation.account_id},
+            {
+                "conversation": conversation,
+                "account_id": conversation.account_id,
+                "reply_targets": ReplyTargets.of(conversation.account),
+            },
             request=request,
         )
     return HttpResponse(html, status=422 if error else 200)

@@ -111,6 +111,7 @@ def _list_context(
         ),
         "draft_ids": draft_ids,
         "fans_without_chat": fans_without_chat,
+        "reply_targets": page.reply_targets,
     }
 
 
