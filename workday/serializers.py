@@ -33,7 +33,7 @@ class ReviewMarkSerializer(serializers.Serializer):
     )
 
 
-class FanBriefSerializer(serializers.Serializer):
+class ReviewFanSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     lifetime_spend_cents = serializers.IntegerField()
@@ -57,7 +57,7 @@ class ReviewItemSerializer(serializers.Serializer):
     price_cents = serializers.IntegerField()
     status = serializers.CharField()
     created_at = serializers.DateTimeField()
-    fan = FanBriefSerializer()
+    fan = ReviewFanSerializer()
     reply_seconds = serializers.FloatField(
         allow_null=True, help_text="From the fan's first unanswered message to this one."
     )
@@ -115,7 +115,7 @@ class PayrollParamsSerializer(serializers.Serializer):
         return attrs
 
 
-class FiguresSerializer(serializers.Serializer):
+class PayFiguresSerializer(serializers.Serializer):
     worked_seconds = serializers.FloatField()
     messages = serializers.IntegerField()
     fans_answered = serializers.IntegerField()
@@ -127,7 +127,7 @@ class FiguresSerializer(serializers.Serializer):
     credited_cents = serializers.IntegerField()
 
 
-class ShiftSerializer(FiguresSerializer):
+class PayShiftSerializer(PayFiguresSerializer):
     work_session_id = serializers.IntegerField(
         source="session_id", allow_null=True, help_text="Null: work outside any session."
     )
@@ -143,11 +143,11 @@ class MemberPaySerializer(serializers.Serializer):
     role = serializers.CharField()
     hourly_rate_cents = serializers.IntegerField()
     commission_percent = serializers.DecimalField(max_digits=5, decimal_places=2)
-    totals = FiguresSerializer()
+    totals = PayFiguresSerializer()
     hourly_pay_cents = serializers.IntegerField()
     commission_cents = serializers.IntegerField()
     pay_cents = serializers.IntegerField()
-    shifts = ShiftSerializer(many=True)
+    shifts = PayShiftSerializer(many=True)
 
 
 class PayrollSerializer(serializers.Serializer):
