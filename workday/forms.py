@@ -43,7 +43,7 @@ class ReviewFilterForm(forms.Form):
             flag=data["flag"] or "",
         )
 
-    def cursor(self) -> str:
+    def page_cursor(self) -> str:
         return (self.cleaned_data.get("cursor") or "") if self.is_valid() else ""
 
 

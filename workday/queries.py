@@ -106,7 +106,7 @@ FEED_FILTERS = {
     "repeated": "AND rep.fans > %(repeated_max)s",
     "low_price": "AND m.price_cents > 0 AND m.price_cents < COALESCE(s.min_ppv_price_cents, 0)",
     "long_wait": "AND ask.seconds > COALESCE(s.long_wait_seconds, %(long_wait)s)",
-    "unreviewed": "AND NOT EXISTS (SELECT 1 FROM " + REVIEW + " rv WHERE rv.message_id = m.id)",
+    "unreviewed": f"AND NOT EXISTS (SELECT 1 FROM {REVIEW} rv WHERE rv.message_id = m.id)",  # noqa: S608
 }
 
 
@@ -248,7 +248,7 @@ GROUP BY 1, 2, 3, 4
 """  # noqa: S608
 )
 
-CREDITED_SALES = PLACED + "SELECT id, credited_to_id, session_id FROM placed"
+CREDITED_SALES = PLACED + "SELECT id, credited_to_id, session_id FROM placed"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -407,17 +407,19 @@ def overview(
         "now": now,
         "target": target_seconds,
     }
-    return {
-        int(row[0]): OverviewFigures(
-            int(row[0]),
-            int(row[1]),
-            row[2],
-            int(row[3]),
-            int(row[4]),
-            int(row[5]),
-            int(row[6]),
-            int(row[7]),
-            list(row[8] or []),
-        )  # fmt: skip
-        for row in _rows(OVERVIEW, params)
-    }
+    found: dict[int, OverviewFigures] = {}
+    for account, waiting, oldest, overdue, unread, queued, today, week, names in _rows(
+        OVERVIEW, params
+    ):
+        found[int(account)] = OverviewFigures(
+            account_id=int(account),
+            waiting=int(waiting),
+            oldest_waiting_since=oldest,
+            overdue=int(overdue),
+            unread=int(unread),
+            queued=int(queued),
+            revenue_today_cents=int(today),
+            revenue_7d_cents=int(week),
+            clocked_in=list(names or []),
+        )
+    return found

@@ -48,7 +48,7 @@ def review_feed(request: AuthenticatedRequest) -> HttpResponse:
     form = ReviewFilterForm(request.GET)
     try:
         page = selectors.review_feed_page(
-            user=request.user, filters=form.filters(), cursor=form.cursor()
+            user=request.user, filters=form.filters(), cursor=form.page_cursor()
         )
     except ApplicationError as exc:
         if exc.code == "invalid_cursor":

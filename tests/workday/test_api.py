@@ -65,7 +65,9 @@ def test_review_api_refuses_clearly(hand):
     bad = owner.post(f"/api/workday/review/{message.pk}/mark", {"verdict": "great"})
     assert bad.status_code == 400 and bad.json()["code"] == "validation_error"
     assert owner.get("/api/workday/review", {"cursor": "x" * 80}).status_code == 400
-    assert owner.get("/api/workday/review", {"cursor": "abc.def"}).json()["code"] == "invalid_cursor"
+    assert (
+        owner.get("/api/workday/review", {"cursor": "abc.def"}).json()["code"] == "invalid_cursor"
+    )
 
 
 def test_payroll_api(hand, django_assert_num_queries):

@@ -125,7 +125,9 @@ def test_query_count_is_pinned_whatever_the_number_of_accounts(client, django_as
         _conversation(account, waiting_since=timezone.now())
         chatter = MembershipFactory(account=account, role="chatter").user
         now = timezone.now()
-        WorkSession.objects.create(account=account, user=chatter, started_at=now, last_activity_at=now)
+        WorkSession.objects.create(
+            account=account, user=chatter, started_at=now, last_activity_at=now
+        )
     with django_assert_num_queries(OVERVIEW_QUERIES):
         response = client.get(reverse("workday_overview"))
     assert response.content.decode().count('class="card wd-tile') == 10

@@ -71,7 +71,9 @@ def test_figures_per_member_and_per_shift(hand):
     assert alice.totals.worked_hours == pytest.approx(5.0)
     assert bob.totals.worked_hours == pytest.approx(2.5)
     # alice sent three messages in the range (one failed); two in her first session
-    assert alice.totals.messages == 3 and alice.totals.ppv_sent == 1 and alice.totals.ppv_unlocked == 1
+    assert (
+        alice.totals.messages == 3 and alice.totals.ppv_sent == 1 and alice.totals.ppv_unlocked == 1
+    )
     shifts = _by_session(alice)
     assert shifts[hand.a1.pk].messages == 2 and shifts[hand.a1.pk].ppv_unlocked == 1
     assert shifts[None].messages == 1  # 03-04 17:00, while clocked out
@@ -180,12 +182,14 @@ def test_the_page_shows_shifts_and_is_for_owners_and_managers(client, hand):
     client.force_login(stranger)
     assert client.get(url).status_code == 404
     # the all-accounts page covers the accounts one owns only
-    response = client.get(reverse("workday_payroll_all"), {"start": "2025-03-01", "end": "2025-03-07"})
+    response = client.get(
+        reverse("workday_payroll_all"), {"start": "2025-03-01", "end": "2025-03-07"}
+    )
     assert response.status_code == 200 and "alice" not in response.content.decode()
 
 
 def test_csv_neutralises_formulas(client, hand):
-    hand.alice.username = "=HYPERLINK(\"http://x\")"
+    hand.alice.username = '=HYPERLINK("http://x")'
     hand.alice.save()
     client.force_login(hand.owner)
     url = reverse("workday_payroll_csv", args=[hand.account.pk])
@@ -193,8 +197,8 @@ def test_csv_neutralises_formulas(client, hand):
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows[0][0] == "account" and rows[0][-1] == "pay_cents"
     names = {row[1]: row for row in rows[1:]}
-    assert "'=HYPERLINK(\"http://x\")" in names
-    assert names["'=HYPERLINK(\"http://x\")"][9] == "1000"
+    assert '\'=HYPERLINK("http://x")' in names
+    assert names['\'=HYPERLINK("http://x")'][9] == "1000"
     shifts = client.get(url, {"start": "2025-03-01", "end": "2025-03-07", "detail": "shifts"})
     shift_rows = list(csv.reader(io.StringIO(shifts.content.decode())))
     assert shift_rows[0][2] == "work_session"

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db
 
 def _message(conversation, when, *, by=None, price=0, text="hello there", kind="user"):
     """An incoming message (``by`` None) or a member's outgoing one, written at ``when``."""
+    fields: dict[str, object]
     if by is None and kind == "user":
         fields = {"direction": "in", "status": "received", "sender_kind": "fan"}
     else:
@@ -111,7 +112,9 @@ def test_filters_chatter_paid_free_dates_and_keyset_pages(agency):
     f = selectors.ReviewFilters
     ids = lambda page: [i.row.message_id for i in page.items]  # noqa: E731
     user = agency["manager"]
-    assert ids(selectors.review_feed_page(user=user, filters=f(chatter_id=agency["manager"].pk))) == [mine.pk]
+    assert ids(
+        selectors.review_feed_page(user=user, filters=f(chatter_id=agency["manager"].pk))
+    ) == [mine.pk]
     paid = selectors.review_feed_page(user=user, filters=f(price="paid"))
     assert ids(paid) == [m.pk for m in reversed(made) if m.price_cents]
     free = selectors.review_feed_page(user=user, filters=f(price="free"))
@@ -158,7 +161,10 @@ def test_flags_repeated_text_low_price_and_long_wait(agency, settings):
 
     def only(flag):
         filters = selectors.ReviewFilters(flag=flag)
-        return {i.row.message_id for i in selectors.review_feed_page(user=agency["manager"], filters=filters).items}
+        return {
+            i.row.message_id
+            for i in selectors.review_feed_page(user=agency["manager"], filters=filters).items
+        }
 
     assert only("repeated") == {m.pk for m in pasted}
     assert only("low_price") == {cheap.pk}
