@@ -254,3 +254,18 @@ def test_review_page_query_count_is_pinned(client, agency, django_assert_num_que
 # membership and the top bar's memberships (every page has these two)
 REVIEW_PAGE_QUERIES = 7
 MY_REVIEWS_QUERIES = 5  # session, user, the reviews (one join), the two of every page
+
+
+def test_review_settings_page_sets_the_thresholds(client, agency):
+    url = reverse("workday_review_settings", args=[agency["a"].pk])
+    client.force_login(agency["manager"])
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"min_ppv_price": "12.50", "long_wait_minutes": "15"})
+    assert response.status_code == 302
+    saved = ReviewSettings.objects.get(account=agency["a"])
+    assert (saved.min_ppv_price_cents, saved.long_wait_seconds) == (1250, 900)
+    bad = client.post(url, {"min_ppv_price": "500", "long_wait_minutes": "15"})
+    assert bad.status_code == 422 and ReviewSettings.objects.get(account=agency["a"]).min_ppv_price_cents == 1250
+    assert client.get(reverse("workday_review_settings", args=[agency["b"].pk])).status_code == 404
+    client.force_login(agency["chatter"])
+    assert client.post(url, {"min_ppv_price": "0"}).status_code == 403
