@@ -478,3 +478,69 @@ def fan_media_history(
     rows = list(events[: limit + 1])
     next_cursor = _history_cursor(rows[limit - 1]) if len(rows) > limit else None
     return MediaHistoryPage(events=rows[:limit], next_cursor=next_cursor)
+
+
+# --- the composer's picker ------------------------------------------------------------------
+@dataclass(frozen=True)
+class PickerItem:
+    """A vault item as the picker shows it to one fan: the item, the fan's mark, and why it
+    cannot be chosen ("" when it can)."""
+
+    item: VaultItem
+    mark: MediaMark
+
+    @property
+    def unavailable(self) -> str:
+        if self.item.gone_at is not None:
+            return "Removed on the platform"
+        if self.item.has_error:
+            return "Error on the platform"
+        if not self.item.is_ready:
+            return "Still processing"
+        return ""
+
+
+@dataclass(frozen=True)
+class PickerPage:
+    items: list[PickerItem]
+    next_cursor: str | None
+
+
+def media_picker_page(
+    *,
+    user: Any,
+    account_id: int,
+    fan_id: int,
+    filters: Any = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> PickerPage:
+    """One page of the account's vault for the composer's picker, each item with the open
+    fan's mark: the vault selector's queries (membership, items, their lists) and one for the
+    marks, whatever the page size or the fan's history. The caller scoped the fan to
+    ``account_id``; ``NotFoundError`` for a non-member, ``invalid_cursor`` as the vault's."""
+    from crm.vault import vault_items_for_account
+
+    page = vault_items_for_account(
+        user=user, account_id=account_id, filters=filters, cursor=cursor, limit=limit
+    )
+    marks = fan_media_marks(fan_id=fan_id, item_ids=[item.pk for item in page.items])
+    return PickerPage(
+        items=[PickerItem(item=item, mark=marks.get(item.pk, NEVER_SENT)) for item in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def vault_items_chosen(*, account_id: int, item_ids: Sequence[int]) -> list[VaultItem]:
+    """The account's items among ``item_ids``, in that order (the composer's chips when it is
+    shown again with what was chosen). One query; none for no ids."""
+    if not item_ids:
+        return []
+    items = {
+        item.pk: item
+        for item in VaultItem.objects.filter(account_id=account_id, pk__in=list(item_ids)).only(
+            "id", "account_id", "platform_media_id", "media_type", "thumb_name",
+            "thumb_fetched_at", "gone_at", "is_ready", "has_error",
+        )
+    }
+    return [items[i] for i in item_ids if i in items]

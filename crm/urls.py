@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
-from crm.views import composer_settings, drafts_snooze, inbox, invitations, pages
+from crm.views import composer_settings, drafts_snooze, inbox, invitations, media, pages
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -125,5 +125,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "accounts/<int:account_id>/members/<int:membership_id>/delete/",
         pages.member_delete,
         name="member_delete",
+    ),
+    # --- media in the inbox (issue 18, helper "vsend": crm/views/media.py) ---
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/media-picker/",
+        media.media_picker,
+        name="inbox_media_picker",
+    ),
+    path(
+        "accounts/<int:account_id>/fans/<int:fan_id>/media/",
+        media.fan_media_history,
+        name="fan_media_history",
     ),
 ]
