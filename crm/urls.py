@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
 from crm.views import composer_settings, drafts_snooze, inbox, invitations, media, pages
+from crm.views import vault as vault_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -126,6 +127,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
         pages.member_delete,
         name="member_delete",
     ),
+    # --- the vault (issue 18) ---
+    path("accounts/<int:account_id>/vault/", vault_views.vault_library, name="vault_library"),
+    path(
+        "accounts/<int:account_id>/vault/<int:item_id>/",
+        vault_views.vault_item_edit,
+        name="vault_item_edit",
+    ),
+    path(
+        "accounts/<int:account_id>/vault/<int:item_id>/thumb",
+        vault_views.vault_item_thumb,
+        name="vault_item_thumb",
     # --- media in the inbox (issue 18, helper "vsend": crm/views/media.py) ---
     path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/media-picker/",

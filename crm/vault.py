@@ -31,13 +31,14 @@ from crm.errors import ApplicationError, NotFoundError
 from crm.models import (
     VAULT_LABEL_MAX_LENGTH,
     VAULT_LABELS_MAX,
+    Membership,
     VaultItem,
     VaultItemList,
     VaultList,
     VaultMediaType,
     VaultSync,
 )
-from crm.selectors import manager_membership_get, membership_get
+from crm.selectors import _membership_checked, manager_membership_get
 
 log = structlog.get_logger(__name__)
 
@@ -226,16 +227,18 @@ def vault_items_for_account(
     filters: VaultFilters | None = None,
     cursor: str | None = None,
     limit: int | None = None,
+    membership: Membership | None = None,
 ) -> VaultPage:
     """One page of the account's vault, newest first (keyset on ``platform_created_at``,
     ``id``: index ``vault_item_account_recent``, or ``vault_item_account_type`` with a type),
     each item with its lists. Three queries whatever the page size: the membership, the items,
     their lists (plus one for the list names when ``filters.q`` is set).
 
-    Raises ``Membership.DoesNotExist`` for a user who is not a member (a 404 to the caller)
-    and ``ApplicationError`` (``invalid_cursor``) for a cursor it did not make.
+    ``membership``: the caller's, when a view has just checked it (saves reading it again).
+    Raises ``NotFoundError`` for a user who is not a member and ``ApplicationError``
+    (``invalid_cursor``) for a cursor it did not make.
     """
-    membership_get(user=user, account_id=account_id)
+    _membership_checked(user=user, account_id=account_id, membership=membership)
     filters = filters or VaultFilters()
     size = min(max(limit or settings.VAULT_PAGE_SIZE, 1), 200)
     items = _filtered(account_id=account_id, filters=filters)
@@ -253,17 +256,21 @@ def vault_items_for_account(
     return VaultPage(items=rows[:size], next_cursor=next_cursor)
 
 
-def vault_lists_for_account(*, user: User, account_id: int) -> list[VaultList]:
+def vault_lists_for_account(
+    *, user: User, account_id: int, membership: Membership | None = None
+) -> list[VaultList]:
     """The account's platform lists (present ones), by name: the page's list filter."""
-    membership_get(user=user, account_id=account_id)
+    _membership_checked(user=user, account_id=account_id, membership=membership)
     return list(
         VaultList.objects.filter(account_id=account_id, gone_at__isnull=True).order_by("name", "pk")
     )
 
 
-def vault_labels_for_account(*, user: User, account_id: int, limit: int = 50) -> list[str]:
+def vault_labels_for_account(
+    *, user: User, account_id: int, limit: int = 50, membership: Membership | None = None
+) -> list[str]:
     """The labels in use in the account's vault, most used first (the label filter)."""
-    membership_get(user=user, account_id=account_id)
+    _membership_checked(user=user, account_id=account_id, membership=membership)
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -282,10 +289,12 @@ def _not_found() -> NotFoundError:
     return NotFoundError("Vault item not found.", code="vault_item_not_found")
 
 
-def vault_item_get(*, user: User, account_id: int, item_id: int) -> VaultItem:
+def vault_item_get(
+    *, user: User, account_id: int, item_id: int, membership: Membership | None = None
+) -> VaultItem:
     """One item of the account, with its lists, for a member; ``NotFoundError`` for anything
     else (another account's item, a non-member)."""
-    membership_get(user=user, account_id=account_id)
+    _membership_checked(user=user, account_id=account_id, membership=membership)
     item = (
         VaultItem.objects.prefetch_related("lists")
         .filter(pk=item_id, account_id=account_id)
@@ -302,9 +311,12 @@ def vault_thumb_for_member(*, user: User, account_id: int, item_id: int) -> tupl
     One query (the membership is joined in); ``NotFoundError`` when the user is no member,
     the item is another account's, or it has no thumbnail yet.
     """
+    user_id = user.pk
+    if user_id is None:
+        raise _not_found()
     row = (
         VaultItem.objects.filter(
-            pk=item_id, account_id=account_id, account__memberships__user_id=user.pk
+            pk=item_id, account_id=account_id, account__memberships__user_id=user_id
         )
         .exclude(thumb_name="")
         .values_list("thumb_name", "thumb_fetched_at")
@@ -317,8 +329,11 @@ def vault_thumb_for_member(*, user: User, account_id: int, item_id: int) -> tupl
 
 def vault_sync_latest(*, user: User, account_id: int) -> VaultSync | None:
     """The account's latest vault sync run for a member (the page's status line)."""
+    user_id = user.pk
+    if user_id is None:
+        return None
     return (
-        VaultSync.objects.filter(account_id=account_id, account__memberships__user_id=user.pk)
+        VaultSync.objects.filter(account_id=account_id, account__memberships__user_id=user_id)
         .order_by("-created_at", "-id")
         .first()
     )

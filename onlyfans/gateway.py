@@ -585,7 +585,8 @@ def _file_url(files: object, *names: str) -> str | None:
 def _vault_item(item: dict[str, Any]) -> PlatformVaultItem | None:
     if item.get("id") is None:
         return None
-    counters = item.get("counters") if isinstance(item.get("counters"), dict) else {}
+    raw_counters = item.get("counters")
+    counters: dict[str, Any] = raw_counters if isinstance(raw_counters, dict) else {}
     duration = item.get("duration")
     lists = tuple(
         PlatformVaultListRef(

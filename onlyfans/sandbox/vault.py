@@ -381,7 +381,7 @@ class Vault:
                 media = []
                 for entry in message.get("media") or []:
                     raw = entry.get("id") if isinstance(entry, dict) else entry
-                    media_id = int(raw) if str(raw).isdigit() else None
+                    media_id = int(str(raw)) if str(raw).isdigit() else None
                     item = vault.items.get(media_id) if media_id is not None else None
                     if item is not None:
                         media.append(self._item_json(origin, account_id, vault, item))

@@ -242,7 +242,9 @@ def test_an_item_the_listing_skipped_is_asked_for_before_it_is_called_gone(sandb
         run = sync_again(account)
     item = VaultItem.objects.get(account=account, platform_media_id=skipped)
     assert run.items_gone == 0 and item.gone_at is None
-    assert item.synced_at >= run.pass_started_at  # confirmed by id in the gone phase
+    assert (
+        run.pass_started_at is not None and item.synced_at >= run.pass_started_at
+    )  # confirmed by id in the gone phase
 
 
 def test_lists_removed_on_the_platform_are_marked_gone(sandbox, account):
