@@ -138,6 +138,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "accounts/<int:account_id>/vault/<int:item_id>/thumb",
         vault_views.vault_item_thumb,
         name="vault_item_thumb",
+    ),
     # --- media in the inbox (issue 18, helper "vsend": crm/views/media.py) ---
     path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/media-picker/",
