@@ -152,9 +152,7 @@ class MediaAlreadySentError(ApplicationError):
     def __init__(self, items: list[AlreadySent]) -> None:
         self.items = items
         super().__init__(
-            "This fan already has some of these media: "
-            + "; ".join(_already_phrase(a) for a in items)
-            + ". Send anyway?",
+            "This fan already " + "; ".join(_already_phrase(a) for a in items) + " — send anyway?",
             code="media_already_sent",
             status_code=409,
             extra={"items": [a.as_json() for a in items]},
@@ -164,12 +162,12 @@ class MediaAlreadySentError(ApplicationError):
 def _already_phrase(item: AlreadySent) -> str:
     name = f"{item.media_type or 'media'} {item.platform_media_id}"
     mark = item.mark
-    when = f" on {mark.at:%-d %b}" if mark.at else ""
+    when = f" on {mark.at.day} {mark.at:%b}" if mark.at else ""
     if mark.state == Kind.BOUGHT:
         return f"bought {name} (${mark.price_cents / 100:g}){when}"
     if mark.state == Kind.OFFERED:
-        return f"was offered {name} (${mark.price_cents / 100:g}){when}"
-    return f"was sent {name}{when}"
+        return f"was offered {name} (${mark.price_cents / 100:g}, not bought){when}"
+    return f"got {name} free{when}"
 
 
 def _dedupe(values: Sequence[T]) -> list[T]:
@@ -539,8 +537,15 @@ def vault_items_chosen(*, account_id: int, item_ids: Sequence[int]) -> list[Vaul
     items = {
         item.pk: item
         for item in VaultItem.objects.filter(account_id=account_id, pk__in=list(item_ids)).only(
-            "id", "account_id", "platform_media_id", "media_type", "thumb_name",
-            "thumb_fetched_at", "gone_at", "is_ready", "has_error",
+            "id",
+            "account_id",
+            "platform_media_id",
+            "media_type",
+            "thumb_name",
+            "thumb_fetched_at",
+            "gone_at",
+            "is_ready",
+            "has_error",
         )
     }
     return [items[i] for i in item_ids if i in items]

@@ -19,9 +19,9 @@ from django.db.models import (
     F,
     Field,
     IntegerField,
-    JSONField,
     Q,
     QuerySet,
+    TextField,
     Value,
     When,
 )
@@ -518,7 +518,7 @@ CASE WHEN cardinality({Message._meta.db_table}.media_ids) > 0 THEN (
            mm.platform_media_id) ORDER BY mm.position)
   FROM {MessageMedia._meta.db_table} mm
   LEFT JOIN {VaultItem._meta.db_table} v ON v.id = mm.vault_item_id
-  WHERE mm.message_id = {Message._meta.db_table}.id)
+  WHERE mm.message_id = {Message._meta.db_table}.id)::text
 END
 """  # noqa: S608 (table names only)
 
@@ -533,11 +533,10 @@ class MediaThumb:
     is_preview: bool
 
 
-def _media_thumbs(account_id: int, rows: list[list[Any]] | str | None) -> list[MediaThumb]:
-    if not rows:
+def _media_thumbs(account_id: int, rows_json: str | None) -> list[MediaThumb]:
+    if not rows_json:
         return []
-    if isinstance(rows, str):  # a raw cursor's json column, undecoded
-        rows = json.loads(rows)
+    rows: list[list[Any]] = json.loads(rows_json)  # the json array, as text
     thumbs = []
     for item_id, is_preview, media_type, version, platform_id in rows:
         url = None
@@ -551,7 +550,7 @@ def _media_thumbs(account_id: int, rows: list[list[Any]] | str | None) -> list[M
 def _messages_with_display(messages: QuerySet[Message]) -> QuerySet[Message]:
     return messages.select_related("sent_by").annotate(
         campaign_paused=RawSQL(_HELD_SQL, [], output_field=BooleanField()),  # noqa: S611
-        media_rows=RawSQL(_MEDIA_SQL, [], output_field=JSONField()),  # noqa: S611
+        media_rows=RawSQL(_MEDIA_SQL, [], output_field=TextField()),  # noqa: S611
     )
 
 

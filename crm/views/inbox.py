@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm import (
-    media_send,
     collision,
     composer_checks,
     drafts,
+    media_send,
     notes,
     selectors,
     services,
