@@ -508,21 +508,26 @@ def media_picker_page(
     *,
     user: Any,
     account_id: int,
-    fan_id: int,
+    fan_id: int | None,
     filters: Any = None,
     cursor: str | None = None,
     limit: int | None = None,
 ) -> PickerPage:
     """One page of the account's vault for the composer's picker, each item with the open
     fan's mark: the vault selector's queries (membership, items, their lists) and one for the
-    marks, whatever the page size or the fan's history. The caller scoped the fan to
-    ``account_id``; ``NotFoundError`` for a non-member, ``invalid_cursor`` as the vault's."""
+    marks (none without a fan: the campaign builder), whatever the page size or the fan's
+    history. The caller scoped the fan to ``account_id``; ``NotFoundError`` for a non-member,
+    ``invalid_cursor`` as the vault's."""
     from crm.vault import vault_items_for_account
 
     page = vault_items_for_account(
         user=user, account_id=account_id, filters=filters, cursor=cursor, limit=limit
     )
-    marks = fan_media_marks(fan_id=fan_id, item_ids=[item.pk for item in page.items])
+    marks = (
+        fan_media_marks(fan_id=fan_id, item_ids=[item.pk for item in page.items])
+        if fan_id is not None
+        else {}
+    )
     return PickerPage(
         items=[PickerItem(item=item, mark=marks.get(item.pk, NEVER_SENT)) for item in page.items],
         next_cursor=page.next_cursor,
@@ -549,3 +554,37 @@ def vault_items_chosen(*, account_id: int, item_ids: Sequence[int]) -> list[Vaul
         )
     }
     return [items[i] for i in item_ids if i in items]
+
+
+def vault_items_for_platform_ids(
+    *, account_id: int, platform_ids: Sequence[str]
+) -> tuple[list[int], list[str]]:
+    """Our ids of the account's items with these platform ids, in that order, and the platform
+    ids that are no item of the account (a campaign's stored media shown as the picker's chips
+    again). One query; none for no ids."""
+    if not platform_ids:
+        return [], []
+    by_platform = dict(
+        VaultItem.objects.filter(
+            account_id=account_id, platform_media_id__in=list(platform_ids)
+        ).values_list("platform_media_id", "pk")
+    )
+    return (
+        [by_platform[p] for p in platform_ids if p in by_platform],
+        [p for p in platform_ids if p not in by_platform],
+    )
+
+
+def vault_items_sendable(
+    *, account_id: int, item_ids: Sequence[int]
+) -> tuple[list[VaultItem], dict[int, str]]:
+    """The account's items among ``item_ids`` in order, and why each that cannot be sent
+    cannot ("Not in this account's vault", "Removed on the platform", …). One query."""
+    items = vault_items_chosen(account_id=account_id, item_ids=item_ids)
+    found = {item.pk for item in items}
+    problems = {i: "Not in this account's vault" for i in item_ids if i not in found}
+    for item in items:
+        reason = PickerItem(item=item, mark=NEVER_SENT).unavailable
+        if reason:
+            problems[item.pk] = reason
+    return items, problems

@@ -145,6 +145,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         media.media_picker,
         name="inbox_media_picker",
     ),
+    path("accounts/<int:account_id>/media-picker/", media.media_picker, name="media_picker"),
     path(
         "accounts/<int:account_id>/fans/<int:fan_id>/media/",
         media.fan_media_history,

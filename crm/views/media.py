@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from crm import media_send, selectors
@@ -35,16 +36,22 @@ def _picker_query(request: AuthenticatedRequest) -> str:
 @login_required
 @require_GET
 def media_picker(
-    request: AuthenticatedRequest, account_id: int, conversation_id: int
+    request: AuthenticatedRequest, account_id: int, conversation_id: int | None = None
 ) -> HttpResponse:
-    """The composer's picker for one conversation's fan: the whole dialog body on first open,
-    the grid when a filter changes (``part=grid``), the next items on "More" (``cursor``)."""
-    try:
-        conversation = selectors.conversation_get(
-            user=request.user, conversation_id=conversation_id, account_id=account_id
-        )
-    except NotFoundError as exc:
-        raise Http404(exc.message) from exc
+    """The media picker: for a conversation's composer (each item marked for its fan), or for
+    the account (the campaign builder, no marks). The whole dialog body on first open, the
+    grid when a filter changes (``part=grid``), the next items on "More" (``cursor``)."""
+    conversation = None
+    if conversation_id is not None:
+        try:
+            conversation = selectors.conversation_get(
+                user=request.user, conversation_id=conversation_id, account_id=account_id
+            )
+        except NotFoundError as exc:
+            raise Http404(exc.message) from exc
+        picker_url = reverse("inbox_media_picker", args=[account_id, conversation_id])
+    else:
+        picker_url = reverse("media_picker", args=[account_id])
     filters = VaultFilters.from_query(request.GET)
     # Removed and unready items stay visible (disabled, with the reason): a chatter looking
     # for "the one from last week" learns why it cannot go.
@@ -60,17 +67,22 @@ def media_picker(
         page = media_send.media_picker_page(
             user=request.user,
             account_id=account_id,
-            fan_id=conversation.fan_id,
+            fan_id=conversation.fan_id if conversation is not None else None,
             filters=filters,
             cursor=cursor,
             limit=PICKER_PAGE_SIZE,
         )
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
     except ApplicationError as exc:
         if exc.code != "invalid_cursor":
             raise
         return HttpResponse(exc.message, status=400)
     context: dict[str, Any] = {
         "conversation": conversation,
+        "fan": conversation.fan if conversation is not None else None,
+        "picker_key": conversation.pk if conversation is not None else "account",
+        "picker_url": picker_url,
         "account_id": account_id,
         "page": page,
         "filters": filters,

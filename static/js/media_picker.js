@@ -85,6 +85,11 @@
     chips.appendChild(chip);
   }
 
+  // Forms that react to changes (the campaign builder's pre-flight) see the chips change.
+  function changed(form) {
+    form.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
   function toggle(dialog, option) {
     if (!option) return;
     var name = option.getAttribute("data-name");
@@ -102,8 +107,10 @@
       announce(dialog, name + " removed.");
     } else {
       addChip(form, option);
-      announce(dialog, name + " added (" + option.getAttribute("data-mark") + ").");
+      var mark = option.getAttribute("data-mark-state") ? " (" + option.getAttribute("data-mark") + ")" : "";
+      announce(dialog, name + " added" + mark + ".");
     }
+    changed(form);
     syncSelected(dialog);
   }
 
@@ -140,7 +147,9 @@
     }
     var remove = target.closest("[data-media-chip-remove]");
     if (remove) {
+      var removedFrom = remove.closest("form");
       remove.closest(".media-chip").remove();
+      if (removedFrom) changed(removedFrom);
       return;
     }
     var option = target.closest('[role="option"]');
