@@ -40,7 +40,8 @@ def media_picker(
 ) -> HttpResponse:
     """The media picker: for a conversation's composer (each item marked for its fan), or for
     the account (the campaign builder, no marks). The whole dialog body on first open, the
-    grid when a filter changes (``part=grid``), the next items on "More" (``cursor``)."""
+    grid when a filter changes (``part=grid``), the next items on "More" (``cursor``), the
+    label filter's choices (``part=labels``, loaded by the dialog after its first page)."""
     conversation = None
     if conversation_id is not None:
         try:
@@ -62,6 +63,13 @@ def media_picker(
         label=filters.label,
         include_gone=True,
     )
+    if request.GET.get("part") == "labels":
+        # The label filter's choices, asked for once the first page is on screen: counting
+        # labels reads the whole vault, the first page need not wait for it.
+        labels = vault_labels_for_account(user=request.user, account_id=account_id)
+        return render(
+            request, f"{PICKER_TEMPLATE}#picker-labels", {"labels": labels, "filters": filters}
+        )
     cursor = request.GET.get("cursor", "")[:200] or None
     try:
         page = media_send.media_picker_page(
@@ -95,7 +103,7 @@ def media_picker(
     context.update(
         media_types=VaultMediaType.choices,
         lists=vault_lists_for_account(user=request.user, account_id=account_id),
-        labels=vault_labels_for_account(user=request.user, account_id=account_id),
+        labels=None,  # loaded after the first page (part=labels)
     )
     return render(request, PICKER_TEMPLATE, context)
 

@@ -258,3 +258,13 @@ def test_a_member_of_the_account_sees_the_page_another_does_not(client, fan, thr
     MembershipFactory(user=outsider)
     client.force_login(outsider)
     assert client.get(picker_url(thread), headers=HX).status_code == 404
+
+
+def test_picker_loads_the_label_filter_after_its_first_page(client, chatter, fan, thread):
+    VaultItemFactory(account=fan.account, labels=["feet", "custom"])
+    VaultItemFactory(account=fan.account, labels=["feet"])
+    client.force_login(chatter)
+    first = client.get(picker_url(thread), headers=HX).content.decode()
+    assert "?part=labels" in first and '<option value="feet"' not in first
+    labels = client.get(picker_url(thread, part="labels"), headers=HX).content.decode()
+    assert labels.index('<option value="feet"') < labels.index('<option value="custom"')
