@@ -183,9 +183,10 @@ def main() -> None:
     inbox_bench.setup_django(env=ENV, database=DATABASE)
     ids = seed(reseed=args.reseed)
     counts = query_counts(ids)
+    flat = "flat" if counts["big"] == counts["small"] else "NOT FLAT"
     print(
         f"picker queries: {counts['big']} at {ITEMS:,} items / {EVENTS:,} events, "
-        f"{counts['small']} at 5 items / 3 events ({'flat' if counts['big'] == counts['small'] else 'NOT FLAT'})"
+        f"{counts['small']} at 5 items / 3 events ({flat})"
     )
     cookie = fans_search_bench.session_cookie()
     account, conversation = ids["account"], ids["conversation"]
