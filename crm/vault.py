@@ -21,8 +21,9 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 from django.core.files.storage import Storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import BooleanField, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.module_loading import import_string
@@ -266,13 +267,33 @@ def vault_lists_for_account(
     )
 
 
+LABELS_CACHE_SECONDS = 300
+LABELS_SHOWN = 100
+
+
+def _labels_cache_key(account_id: int) -> str:
+    return f"vault:labels:{account_id}"
+
+
 def vault_labels_for_account(
     *, user: User, account_id: int, limit: int = 50, membership: Membership | None = None
 ) -> list[str]:
-    """The labels in use in the account's vault, most used first (the label filter)."""
-    _membership_checked(user=user, account_id=account_id, membership=membership)
-    from django.db import connection
+    """The labels on the account's present items, most used first (the label filter; at
+    most ``limit``, up to ``LABELS_SHOWN``).
 
+    Counting them reads every item's labels (30 ms at 20,000 items), so the list is cached
+    per account for ``LABELS_CACHE_SECONDS`` and dropped when a member changes labels
+    (``vault_item_update``) and when a sync finishes (items may be gone). Without Redis it is
+    counted each time.
+    """
+    _membership_checked(user=user, account_id=account_id, membership=membership)
+    key = _labels_cache_key(account_id)
+    try:
+        cached = cache.get(key)
+    except Exception:  # Redis away: count them
+        cached = None
+    if isinstance(cached, list):
+        return [str(label) for label in cached[:limit]]
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -280,9 +301,22 @@ def vault_labels_for_account(
             WHERE account_id = %s AND gone_at IS NULL
             GROUP BY l ORDER BY count(*) DESC, l LIMIT %s
             """,
-            [account_id, limit],
+            [account_id, LABELS_SHOWN],
         )
-        return [row[0] for row in cursor.fetchall()]
+        labels = [row[0] for row in cursor.fetchall()]
+    try:
+        cache.set(key, labels, LABELS_CACHE_SECONDS)
+    except Exception:
+        log.warning("vault.labels_cache_unavailable", account_id=account_id)
+    return labels[:limit]
+
+
+def vault_labels_cache_drop(account_id: int) -> None:
+    """Forget the account's cached label list (``vault_labels_for_account``)."""
+    try:
+        cache.delete(_labels_cache_key(account_id))
+    except Exception:
+        log.warning("vault.labels_cache_unavailable", account_id=account_id)
 
 
 def _not_found() -> NotFoundError:
@@ -372,5 +406,7 @@ def vault_item_update(
         fields.append("suggested_price_cents")
     if fields:
         item.save(update_fields=[*fields, "updated_at"])
+        if "labels" in fields:
+            transaction.on_commit(functools.partial(vault_labels_cache_drop, account_id))
         log.info("vault.item_updated", account_id=account_id, item_id=item.pk, fields=fields)
     return item

@@ -53,7 +53,7 @@ from crm.models import (
     VaultSync,
 )
 from crm.selectors import manager_membership_get
-from crm.vault import vault_thumb_storage
+from crm.vault import vault_labels_cache_drop, vault_thumb_storage
 from onlyfans import gateway
 from onlyfans.contracts import (
     GatewayAccountUnavailable,
@@ -195,6 +195,8 @@ class _Progress:
     offset: int
     cursor_id: int
     pass_started_at: datetime
+    # Chats quiet since the last finished run's pass began are not read again (None: all).
+    history_since: datetime | None = None
     lists_seen: int = 0
     items_seen: int = 0
     items_created: int = 0
@@ -261,6 +263,7 @@ def vault_sync_step(*, sync_id: int, step: int) -> StepOutcome:
         offset=run.offset,
         cursor_id=run.cursor_id,
         pass_started_at=run.pass_started_at,
+        history_since=_history_since(run),
     )
     try:
         _advance(account=account, progress=progress)
@@ -306,6 +309,18 @@ def vault_sync_step(*, sync_id: int, step: int) -> StepOutcome:
         return StepOutcome("paused", next_step=run.step, delay_seconds=progress.pause_seconds)
     _progress_save(run, progress)
     return StepOutcome("advanced", next_step=run.step)
+
+
+def _history_since(run: VaultSync) -> datetime | None:
+    """When the account's last finished run began its pass: chats with no message since then
+    have nothing new to import (the fan sync and webhooks keep ``last_message_at``)."""
+    return (
+        VaultSync.objects.filter(account_id=run.account_id, state=VaultSync.State.DONE)
+        .exclude(pk=run.pk)
+        .order_by("-created_at", "-id")
+        .values_list("pass_started_at", flat=True)
+        .first()
+    )
 
 
 def vault_sync_task_run(*, sync_id: int, step: int) -> str:
@@ -363,6 +378,8 @@ def _progress_save(
         run.state, run.finished_at = VaultSync.State.DONE, now
         fields += ["state", "finished_at"]
     run.save(update_fields=fields)
+    if finished:
+        vault_labels_cache_drop(run.account_id)
 
 
 def _mark_failed(run: VaultSync, *, code: str) -> None:
@@ -440,17 +457,15 @@ def _advance(*, account: CreatorAccount, progress: _Progress) -> None:
                 if remaining is not None and remaining <= settings.FAN_SYNC_RATE_LIMIT_RESERVE:
                     break
         else:
-            fan = (
-                Fan.objects.filter(
-                    account=account,
-                    platform_fan_id__isnull=False,
-                    pk__gt=progress.cursor_id,
-                    conversation__isnull=False,
-                )
-                .order_by("pk")
-                .only("pk", "platform_fan_id")
-                .first()
+            fans = Fan.objects.filter(
+                account=account,
+                platform_fan_id__isnull=False,
+                pk__gt=progress.cursor_id,
+                conversation__isnull=False,
             )
+            if progress.history_since is not None:
+                fans = fans.filter(conversation__last_message_at__gte=progress.history_since)
+            fan = fans.order_by("pk").only("pk", "platform_fan_id").first()
             if fan is None:
                 progress.finished = True
                 return
@@ -586,7 +601,12 @@ def _items_store_with_thumbs(
         .values_list("platform_media_id", flat=True)
     )
     thumbs: dict[str, str] = {}
+    # A slow file server must not hold the run past its lease: what is left of the page's
+    # thumbnails waits for the next sync.
+    budget_ends = time.monotonic() + settings.VAULT_THUMB_PAGE_BUDGET_SECONDS
     for item in items:
+        if time.monotonic() >= budget_ends:
+            break
         if item.thumb_url and item.platform_media_id not in have:
             name = _thumb_fetch(account=account, item=item)
             if name is None:

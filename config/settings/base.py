@@ -420,6 +420,9 @@ VAULT_THUMB_STORAGE = {
 }
 VAULT_THUMB_SIZE = env.int("VAULT_THUMB_SIZE", default=240)  # pixels, longest side
 VAULT_THUMB_MAX_BYTES = env.int("VAULT_THUMB_MAX_BYTES", default=5 * 1024 * 1024)
+# Time a page may spend fetching thumbnails (well inside FAN_SYNC_LEASE_SECONDS); the rest
+# are fetched by the next sync.
+VAULT_THUMB_PAGE_BUDGET_SECONDS = env.float("VAULT_THUMB_PAGE_BUDGET_SECONDS", default=30.0)
 # Browsers may keep a served thumbnail this long (private: never a shared cache).
 VAULT_THUMB_CACHE_SECONDS = env.int("VAULT_THUMB_CACHE_SECONDS", default=24 * 3600)
 VAULT_PAGE_SIZE = env.int("VAULT_PAGE_SIZE", default=48)  # items a page of the library shows

@@ -99,9 +99,7 @@ def image_bytes(number: int, media_type: str, size: int) -> bytes:
     label = f"{number}"
     draw.text((size // 2, size // 2), label, fill=(255, 255, 255), font=font, anchor="mm")
     small = ImageFont.load_default(size=max(size // 14, 8))
-    draw.text(
-        (size // 2, size - size // 10), media_type, fill=(255, 255, 255), font=small, anchor="mm"
-    )
+    draw.text((size // 12, size // 12), media_type, fill=(255, 255, 255), font=small, anchor="lt")
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=80)
     return out.getvalue()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from PIL import Image
 
 from crm.models import (
+    Conversation,
     CreatorAccount,
     FanMediaEvent,
     MessageMedia,
@@ -331,8 +332,39 @@ def test_chat_media_becomes_each_fans_history(sandbox, account):
     assert not FanMediaEvent.objects.filter(fan=quiet).exists()
     assert (run.chats_done, run.events_imported) == (1, 4)
     # a second sync over the same history adds nothing
-    assert sync_again(account).events_imported == 0
+    Conversation.objects.filter(fan=fan).update(last_message_at=timezone.now())
+    again = sync_again(account)
+    assert (again.chats_done, again.events_imported) == (1, 0)
     assert FanMediaEvent.objects.filter(fan=fan).count() == 4
+
+
+def test_later_syncs_read_only_chats_with_news(sandbox, account):
+    [a, b] = vault_seed(sandbox, account, [{"type": "photo"}, {"type": "photo"}])
+    busy, quiet = FanFactory(account=account), FanFactory(account=account)
+    for fan in (busy, quiet):
+        ConversationFactory(fan=fan, last_message_at=timezone.now() - timedelta(days=2))
+    acct = account.platform_account_id
+    control(
+        sandbox, "chats/media", account_id=acct, chat_id=busy.platform_fan_id, media_ids=[a["id"]]
+    )
+    first = the_run(account)
+    run_to_end(first)
+    first.refresh_from_db()
+    assert first.chats_done == 2  # the first run reads every chat
+    # when: the busy fan gets something new (the fan sync or a webhook moves the conversation)
+    control(
+        sandbox,
+        "chats/media",
+        account_id=acct,
+        chat_id=busy.platform_fan_id,
+        media_ids=[b["id"]],
+        minutes_ago=1,
+    )
+    Conversation.objects.filter(fan=busy).update(last_message_at=timezone.now())
+    again = sync_again(account)
+    # then: only that chat is read again
+    assert (again.chats_done, again.events_imported) == (1, 1)
+    assert FanMediaEvent.objects.filter(fan=busy, platform_media_id=str(b["id"])).exists()
 
 
 def test_history_leaves_out_what_the_product_sent_itself(sandbox, account):
@@ -553,3 +585,14 @@ def test_sandbox_send_records_media_files_and_previews(sandbox, account):
     )
     [sent] = sandbox.messages(account.platform_account_id)
     assert sent["media_files"] == [3001, "ofapi_media_9"] and sent["previews"] == []
+
+
+def test_thumbnails_past_the_page_budget_wait_for_the_next_sync(sandbox, account, settings):
+    vault_seed(sandbox, account, [{"type": "photo"} for _ in range(4)])
+    settings.VAULT_THUMB_PAGE_BUDGET_SECONDS = 0  # a file server too slow for this page
+    run = the_run(account)
+    run_to_end(run)
+    run.refresh_from_db()
+    assert run.state == "done" and (run.items_created, run.thumbs_fetched) == (4, 0)
+    settings.VAULT_THUMB_PAGE_BUDGET_SECONDS = 30
+    assert sync_again(account).thumbs_fetched == 4
