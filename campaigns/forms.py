@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 from django import forms
 
 from campaigns.models import Campaign
+from crm import media_send
+from crm.forms import VaultItemIdsField
 from crm.models import Fan
 
 RULE_FIELDS = (
@@ -23,6 +25,7 @@ RULE_FIELDS = (
     "exclude_messaged_within_hours",
     "exclude_waiting",
     "exclude_bought_media",
+    "exclude_received_media",
     "fan_ids",
 )
 
@@ -42,7 +45,12 @@ class CampaignForm(forms.Form):
     price = forms.DecimalField(
         required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
     )
-    media_ids = forms.CharField(required=False, max_length=5000, label="Media ids")
+    # Media are picked from the vault (the picker's chips post vault_item_ids); the campaign
+    # stores their platform ids. ``media_ids`` (hidden) keeps ids that are no vault item.
+    vault_item_ids = VaultItemIdsField(required=False)
+    media_ids = forms.CharField(
+        required=False, max_length=5000, label="Media ids", widget=forms.HiddenInput
+    )
     mode = forms.ChoiceField(choices=Campaign.Mode.choices, initial=Campaign.Mode.AUTO)
     drain_window_minutes = forms.IntegerField(
         required=False,
@@ -109,6 +117,9 @@ class CampaignForm(forms.Form):
     exclude_bought_media = forms.BooleanField(
         required=False, label="Skip fans who already bought this media"
     )
+    exclude_received_media = forms.BooleanField(
+        required=False, label="Skip fans who already received any of this media"
+    )
     fan_ids = forms.CharField(
         required=False,
         max_length=200_000,
@@ -116,9 +127,27 @@ class CampaignForm(forms.Form):
         label="Only these fans (ids)",
     )
 
-    def __init__(self, *args: Any, time_zone: str = "UTC", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, time_zone: str = "UTC", account_id: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.time_zone = ZoneInfo(time_zone)
+        self.account_id = account_id
+        self.chosen_items: list[Any] = []
+
+    def clean_vault_item_ids(self) -> list[int]:
+        """The picked items, each one of the account's and sendable now (one query)."""
+        ids: list[int] = self.cleaned_data.get("vault_item_ids") or []
+        if not ids or self.account_id is None:
+            return ids
+        items, problems = media_send.vault_items_sendable(account_id=self.account_id, item_ids=ids)
+        self.chosen_items = items
+        if problems:
+            names = {item.pk: f"{item.media_type} {item.platform_media_id}" for item in items}
+            raise forms.ValidationError(
+                "; ".join(f"{names.get(i, f'item {i}')}: {why}" for i, why in problems.items())
+            )
+        return ids
 
     def rules(self) -> dict[str, Any]:
         """The rules as ``segment_rules_parse`` takes them (it validates)."""
@@ -132,8 +161,11 @@ class CampaignForm(forms.Form):
         return _cents(self.cleaned_data.get("price")) or 0
 
     def media_id_list(self) -> tuple[str, ...]:
+        """The platform ids to send: the picked items' in order, then kept raw ids."""
+        picked = [item.platform_media_id for item in self.chosen_items]
         raw = self.cleaned_data.get("media_ids") or ""
-        return tuple(m.strip() for m in raw.split(",") if m.strip())
+        kept = [m.strip() for m in raw.split(",") if m.strip() and m.strip() not in picked]
+        return (*picked, *kept)
 
     def scheduled_at_local(self) -> datetime | None:
         """The time typed, read in the account's time zone."""
@@ -145,11 +177,15 @@ class CampaignForm(forms.Form):
     @staticmethod
     def initial_from(campaign: Campaign, time_zone: str) -> dict[str, Any]:
         rules = dict(campaign.rules)
+        item_ids, raw_ids = media_send.vault_items_for_platform_ids(
+            account_id=campaign.account_id, platform_ids=campaign.media_ids
+        )
         initial: dict[str, Any] = {
             "name": campaign.name,
             "text": campaign.text,
             "price": Decimal(campaign.price_cents) / 100 if campaign.price_cents else None,
-            "media_ids": ", ".join(campaign.media_ids),
+            "vault_item_ids": item_ids,
+            "media_ids": ", ".join(raw_ids),
             "mode": campaign.mode,
             "drain_window_minutes": campaign.drain_window_minutes,
             "control_percent": campaign.control_percent,

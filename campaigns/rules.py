@@ -33,6 +33,8 @@ class SegmentRules:
     exclude_messaged_within_hours: int | None = None
     exclude_waiting: bool = False
     exclude_bought_media: bool = False
+    # Fans who already received any of the campaign's media (sent, offered or bought).
+    exclude_received_media: bool = False
     fan_ids: tuple[int, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
@@ -176,6 +178,7 @@ def segment_rules_parse(data: object) -> SegmentRules:
         ),
         exclude_waiting=_bool(data, "exclude_waiting", errors),
         exclude_bought_media=_bool(data, "exclude_bought_media", errors),
+        exclude_received_media=_bool(data, "exclude_received_media", errors),
         fan_ids=_fan_ids(data, errors),
     )
     if (

@@ -22,7 +22,16 @@ from django.utils import timezone
 from campaigns.models import Campaign, CampaignRecipient, MassChunk, Segment
 from campaigns.rules import SegmentRules
 from crm.errors import NotFoundError
-from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
+from crm.models import (
+    Conversation,
+    CreatorAccount,
+    Fan,
+    FanMediaEvent,
+    Membership,
+    Message,
+    Purchase,
+    VaultItem,
+)
 from crm.selectors import User, manager_membership_get
 from onlyfans.dispatch import account_rate_limit
 from onlyfans.ratelimit import rate_limit_forecast
@@ -104,6 +113,7 @@ EXCLUSIONS = (
     ("messaged_recently", "Messaged recently"),
     ("waiting_for_reply", "Waiting for a reply"),
     ("bought_media", "Already bought this media"),
+    ("received_media", "Already received any of this media"),
 )
 
 
@@ -136,6 +146,21 @@ def _exclusion_qs(
             message__media_ids__overlap=list(media_ids),
         ).values("fan_id")
         out.append(("bought_media", Q(id__in=bought)))
+    if rules.exclude_received_media and media_ids:
+        # What each fan got (crm FanMediaEvent): through the items (index item, fan), and by
+        # platform id for history not linked to an item yet (index unlinked).
+        items = VaultItem.objects.filter(
+            account_id=account_id, platform_media_id__in=list(media_ids)
+        ).values("pk")
+        received = FanMediaEvent.objects.filter(
+            Q(vault_item_id__in=items)
+            | Q(
+                account_id=account_id,
+                vault_item__isnull=True,
+                platform_media_id__in=list(media_ids),
+            )
+        ).values("fan_id")
+        out.append(("received_media", Q(id__in=received)))
     return out
 
 

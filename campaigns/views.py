@@ -21,6 +21,7 @@ from campaigns import mass, selectors, services
 from campaigns.forms import CampaignForm
 from campaigns.models import Campaign, Segment
 from campaigns.rules import segment_rules_parse
+from crm import media_send
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Membership
 from crm.views.pages import AuthenticatedRequest
@@ -98,7 +99,16 @@ def _form_page(
         ),
     }
     context.update(_preflight_context(membership, form))
+    context["chosen_media"] = _chosen_media(membership, form)
     return render(request, "campaigns/form.html", context, status=status)
+
+
+def _chosen_media(membership: Membership, form: CampaignForm) -> list[dict[str, Any]]:
+    """The picker's chips: the items the form was given (one query, none without)."""
+    raw = form["vault_item_ids"].value() or []
+    ids = [int(i) for i in (raw if isinstance(raw, list | tuple) else [raw]) if str(i).isdigit()]
+    items = media_send.vault_items_chosen(account_id=membership.account_id, item_ids=ids[:50])
+    return [{"item": item, "preview": False} for item in items]
 
 
 def _preflight_context(membership: Membership, form: CampaignForm) -> dict[str, Any]:
@@ -106,7 +116,9 @@ def _preflight_context(membership: Membership, form: CampaignForm) -> dict[str, 
     if not form.is_bound:
         data: dict[str, Any] = {"exclude_waiting": True}
         rules_source = {k: v for k, v in form.initial.items() if k in data or k in form.fields}
-        rules_form = CampaignForm({**data, **rules_source, "name": "x", "text": "x"})
+        rules_form = CampaignForm(
+            {**data, **rules_source, "name": "x", "text": "x"}, account_id=membership.account_id
+        )
         rules_form.is_valid()
         form_for_rules = rules_form
     else:
@@ -158,7 +170,9 @@ def _errors_to_form(form: CampaignForm, exc: ApplicationError) -> None:
 def _submit(
     request: AuthenticatedRequest, membership: Membership, campaign: Campaign | None
 ) -> HttpResponse:
-    form = CampaignForm(request.POST, time_zone=membership.account.time_zone)
+    form = CampaignForm(
+        request.POST, time_zone=membership.account.time_zone, account_id=membership.account_id
+    )
     if not form.is_valid():
         return _form_page(request, membership, form, campaign=campaign, status=400)
     data = _input(form)
@@ -206,7 +220,9 @@ def campaign_new(request: AuthenticatedRequest, account_id: int) -> HttpResponse
         if segment is not None:
             initial.update(CampaignForm.rules_initial(segment.rules))
             initial["segment"] = segment.pk
-    form = CampaignForm(initial=initial, time_zone=membership.account.time_zone)
+    form = CampaignForm(
+        initial=initial, time_zone=membership.account.time_zone, account_id=account_id
+    )
     return _form_page(request, membership, form)
 
 
@@ -223,7 +239,9 @@ def campaign_edit(request: AuthenticatedRequest, account_id: int, campaign_id: i
     if request.method == "POST":
         return _submit(request, membership, campaign)
     tz = membership.account.time_zone
-    form = CampaignForm(initial=CampaignForm.initial_from(campaign, tz), time_zone=tz)
+    form = CampaignForm(
+        initial=CampaignForm.initial_from(campaign, tz), time_zone=tz, account_id=account_id
+    )
     return _form_page(request, membership, form, campaign=campaign)
 
 
@@ -235,7 +253,7 @@ def campaign_preflight(request: AuthenticatedRequest, account_id: int) -> HttpRe
     if isinstance(membership, HttpResponse):
         return membership
     data = request.POST if request.method == "POST" else request.GET
-    form = CampaignForm(data, time_zone=membership.account.time_zone)
+    form = CampaignForm(data, time_zone=membership.account.time_zone, account_id=account_id)
     form.is_valid()  # partial input is fine: the rules are what counts here
     context: dict[str, Any] = {"account": membership.account, "form": form}
     context.update(_preflight_context(membership, form))

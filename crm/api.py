@@ -283,9 +283,12 @@ class ConversationMessagesApi(APIView):
                 {
                     400: "validation_error, invalid_message",
                     404: "conversation_not_found",
-                    409: "thread_changed (messages), thread_claimed (claimed_by)",
+                    409: "thread_changed (messages), thread_claimed (claimed_by), "
+                    "media_already_sent (items: vault_item_id, platform_media_id, how, "
+                    "price_cents, at)",
                     422: "banned_words (banned_words, can_send_anyway), repeated_text (fans, "
-                    "window_minutes)",
+                    "window_minutes), media_not_found, media_gone, media_not_ready "
+                    "(vault_item_ids)",
                 }
             ),
         },
@@ -312,6 +315,9 @@ class ConversationMessagesApi(APIView):
                 text=data["text"],
                 price_cents=data["price_cents"],
                 media_ids=data["media_ids"],
+                vault_item_ids=data["vault_item_ids"],
+                preview_item_ids=data["preview_item_ids"],
+                allow_resend=data["allow_resend"],
                 sent_by_id=request.user.pk,
             )
 

@@ -115,6 +115,29 @@ def _dollars_to_cents(value: Decimal | None) -> int:
     return int((value or Decimal(0)) * 100)
 
 
+class VaultItemIdsField(forms.Field):
+    """Vault item ids posted as repeated hidden inputs (the media picker's chips), in order:
+    at most 50 (the pipeline's cap), each a positive number; duplicates dropped."""
+
+    widget = forms.MultipleHiddenInput
+    MAX = 50
+
+    def to_python(self, value: Any) -> list[int]:
+        if not value:
+            return []
+        values = value if isinstance(value, list | tuple) else [value]
+        if len(values) > self.MAX:
+            raise forms.ValidationError(f"At most {self.MAX} media files.")
+        ids: list[int] = []
+        for raw in values:
+            text = str(raw).strip()[:20]
+            if not text.isdigit() or int(text) < 1:
+                raise forms.ValidationError("Pick media from the vault.")
+            if int(text) not in ids:
+                ids.append(int(text))
+        return ids
+
+
 class ComposerForm(forms.Form):
     """The thread's composer. Rules (length, price range, media for paid messages) are the
     send pipeline's own (``message_validate``); this only parses."""
@@ -126,6 +149,11 @@ class ComposerForm(forms.Form):
         required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
     )
     media_ids = forms.CharField(required=False, max_length=5000, label="Media ids")
+    # The media picker (crm.media_send): chosen vault items, those that are free previews,
+    # and "send anyway" after the resend guard asked.
+    vault_item_ids = VaultItemIdsField(required=False)
+    preview_item_ids = VaultItemIdsField(required=False)
+    allow_resend = forms.BooleanField(required=False)
     # The collision guard (crm.collision): the newest message on screen; "Send anyway".
     after_message_id = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
     force = forms.BooleanField(required=False)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -20,10 +21,12 @@ from django.db.models import (
     IntegerField,
     Q,
     QuerySet,
+    TextField,
     Value,
     When,
 )
 from django.db.models.expressions import RawSQL
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.errors import ApplicationError, NotFoundError
@@ -36,9 +39,11 @@ from crm.models import (
     Invitation,
     Membership,
     Message,
+    MessageMedia,
     NoteMention,
     Purchase,
     SavedReply,
+    VaultItem,
 )
 from crm.response_targets import ReplyTargets, reply_due_expression
 from crm.shift_access import shift_access_require
@@ -546,9 +551,49 @@ CASE WHEN {Message._meta.db_table}.campaign_id IS NOT NULL
 """  # noqa: S608 (table names only)
 
 
+# The media a message carried, for its bubble's thumbnails (issue 18): per media, in order,
+# ``[vault item id, free preview, type, thumbnail version or null, platform id]``. A message
+# without media looks nothing up.
+_MEDIA_SQL = f"""
+CASE WHEN cardinality({Message._meta.db_table}.media_ids) > 0 THEN (
+  SELECT json_agg(json_build_array(mm.vault_item_id, mm.is_preview, v.media_type,
+           CASE WHEN v.thumb_name <> '' THEN extract(epoch FROM v.thumb_fetched_at)::bigint END,
+           mm.platform_media_id) ORDER BY mm.position)
+  FROM {MessageMedia._meta.db_table} mm
+  LEFT JOIN {VaultItem._meta.db_table} v ON v.id = mm.vault_item_id
+  WHERE mm.message_id = {Message._meta.db_table}.id)::text
+END
+"""  # noqa: S608 (table names only)
+
+
+@dataclass(frozen=True)
+class MediaThumb:
+    """One media of a message as its bubble shows it: our thumbnail (``url``, None without
+    one), its kind, and whether it was a free preview of a paid message."""
+
+    url: str | None
+    label: str
+    is_preview: bool
+
+
+def _media_thumbs(account_id: int, rows_json: str | None) -> list[MediaThumb]:
+    if not rows_json:
+        return []
+    rows: list[list[Any]] = json.loads(rows_json)  # the json array, as text
+    thumbs = []
+    for item_id, is_preview, media_type, version, platform_id in rows:
+        url = None
+        if item_id is not None and version is not None:
+            url = f"{reverse('vault_item_thumb', args=[account_id, item_id])}?v={version}"
+        label = f"{media_type or 'media'} {platform_id}"
+        thumbs.append(MediaThumb(url=url, label=label, is_preview=bool(is_preview)))
+    return thumbs
+
+
 def _messages_with_display(messages: QuerySet[Message]) -> QuerySet[Message]:
     return messages.select_related("sent_by").annotate(
-        campaign_paused=RawSQL(_HELD_SQL, [], output_field=BooleanField())  # noqa: S611
+        campaign_paused=RawSQL(_HELD_SQL, [], output_field=BooleanField()),  # noqa: S611
+        media_rows=RawSQL(_MEDIA_SQL, [], output_field=TextField()),  # noqa: S611
     )
 
 
@@ -567,6 +612,9 @@ def _unlocked_mark(messages: list[Message]) -> list[Message]:
     )
     for message in messages:
         message.unlocked = message.pk in bought  # type: ignore[attr-defined]
+        message.media_thumbs = _media_thumbs(  # type: ignore[attr-defined]
+            message.account_id, getattr(message, "media_rows", None)
+        )
     return messages
 
 
@@ -676,6 +724,7 @@ class MessageDisplay:
     sent_by: UserBrief | None
     campaign_paused: bool
     unlocked: bool
+    media_thumbs: list[MediaThumb] = field(default_factory=list)
 
 
 def _display_sql() -> tuple[str, str]:
@@ -703,7 +752,8 @@ def _display_sql() -> tuple[str, str]:
                {m}.created_at, {m}.last_error, {m}.campaign_id, {m}.sent_by_id,
                sender.{username}, {_HELD_SQL},
                EXISTS (SELECT 1 FROM {Purchase._meta.db_table} p
-                       WHERE p.message_id = {m}.id AND p.kind = %s)
+                       WHERE p.message_id = {m}.id AND p.kind = %s),
+               {_MEDIA_SQL}
         FROM {m}
         JOIN {c} ON {c}.id = {m}.conversation_id {conversation_joins}
         LEFT JOIN {user_table} sender ON sender.id = {m}.sent_by_id
@@ -767,7 +817,7 @@ def message_for_display(*, message_id: int) -> MessageDisplay | None:
     (pk, direction, status, text, price, media, created, error, campaign_id, sender_id) = row[
         first : first + 10
     ]
-    sender, paused, unlocked = row[first + 10 : first + 13]
+    sender, paused, unlocked, media_rows = row[first + 10 : first + 14]
     return MessageDisplay(
         pk=pk,
         account_id=conversation.account_id,
@@ -785,6 +835,7 @@ def message_for_display(*, message_id: int) -> MessageDisplay | None:
         sent_by=UserBrief(pk=sender_id, username=sender) if sender_id else None,
         campaign_paused=bool(paused),
         unlocked=bool(unlocked),
+        media_thumbs=_media_thumbs(conversation.account_id, media_rows),
     )
 
 

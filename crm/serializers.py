@@ -280,7 +280,30 @@ class ConversationSendSerializer(serializers.Serializer):
         help_text="0 for a free message, else 300 to 20000 (pay-per-view, needs media).",
     )
     media_ids = serializers.ListField(
-        child=serializers.CharField(), required=False, default=list, help_text="At most 50."
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text="Raw platform media ids (scripts), at most 50; prefer vault_item_ids.",
+    )
+    vault_item_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Our vault item ids, sent in this order.",
+    )
+    preview_item_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Of vault_item_ids, those shown free in a paid message.",
+    )
+    allow_resend = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Send although the fan already received or bought some of the media "
+        "(else 409 media_already_sent).",
     )
     after_message_id = serializers.IntegerField(
         required=False,

@@ -9,6 +9,7 @@ from crm.views import (
     drafts_snooze,
     inbox,
     invitations,
+    media,
     pages,
 )
 from crm.views import shifts as shift_views
@@ -151,6 +152,18 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "accounts/<int:account_id>/vault/<int:item_id>/thumb",
         vault_views.vault_item_thumb,
         name="vault_item_thumb",
+    ),
+    # --- media in the inbox (issue 18, helper "vsend": crm/views/media.py) ---
+    path(
+        "accounts/<int:account_id>/inbox/<int:conversation_id>/media-picker/",
+        media.media_picker,
+        name="inbox_media_picker",
+    ),
+    path("accounts/<int:account_id>/media-picker/", media.media_picker, name="media_picker"),
+    path(
+        "accounts/<int:account_id>/fans/<int:fan_id>/media/",
+        media.fan_media_history,
+        name="fan_media_history",
     ),
 ]
 

@@ -29,7 +29,31 @@ class SendInputSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=5000, trim_whitespace=False)
     price_cents = serializers.IntegerField(required=False, default=0, min_value=0)
     media_ids = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list, max_length=50
+        child=serializers.CharField(max_length=100),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Raw platform media ids (scripts); prefer vault_item_ids.",
+    )
+    vault_item_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Our vault item ids (GET the account's vault), sent in this order.",
+    )
+    preview_item_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Of vault_item_ids, those shown free in a paid message.",
+    )
+    allow_resend = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Send although the fan already received or bought some of the media "
+        "(else 409 media_already_sent).",
     )
     after_message_id = serializers.IntegerField(required=False, min_value=0)
     force = serializers.BooleanField(required=False, default=False)
@@ -157,9 +181,12 @@ class MessageSendApi(APIView):
                 {
                     400: "validation_error, invalid_message",
                     404: "fan_not_found",
-                    409: "thread_changed (messages), thread_claimed (claimed_by)",
+                    409: "thread_changed (messages), thread_claimed (claimed_by), "
+                    "media_already_sent (items: vault_item_id, platform_media_id, how, "
+                    "price_cents, at)",
                     422: "banned_words (banned_words, can_send_anyway), repeated_text (fans, "
-                    "window_minutes)",
+                    "window_minutes), media_not_found, media_gone, media_not_ready "
+                    "(vault_item_ids)",
                 }
             ),
         },
@@ -185,6 +212,9 @@ class MessageSendApi(APIView):
                 text=data.validated_data["text"],
                 price_cents=data.validated_data["price_cents"],
                 media_ids=data.validated_data["media_ids"],
+                vault_item_ids=data.validated_data["vault_item_ids"],
+                preview_item_ids=data.validated_data["preview_item_ids"],
+                allow_resend=data.validated_data["allow_resend"],
                 sent_by_id=request.user.pk,
             )
 

@@ -18,6 +18,8 @@ class SendRequest:
     media_ids: tuple[str, ...]
     idempotency_key: str
     block_banned_words: str | None = None  # strict_ban, risky or replace_soften
+    # Media of ``media_ids`` shown free in a paid message (the platform's ``previews``).
+    preview_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def message_send(request: SendRequest) -> SendResult:
             text=request.text,
             price=_dollars(request.price_cents),
             media_files=[_media_id(m) for m in request.media_ids],
-            previews=[],
+            previews=[_media_id(m) for m in request.preview_ids],
             idempotency_key=request.idempotency_key,
             **screening,
         )

@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce, Greatest, Now
 from crm.assignment import conversation_auto_assign
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
+from crm.media_send import fan_media_events_record_bought
 from crm.models import (
     Conversation,
     CreatorAccount,
@@ -214,6 +215,9 @@ def purchase_record(
     Fan.objects.filter(pk=fan.pk).update(
         lifetime_spend_cents=F("lifetime_spend_cents") + amount_cents, updated_at=Now()
     )
+    if kind == Purchase.Kind.PPV and message is not None:
+        # What the fan got: the message's locked media are bought (crm.media_send).
+        fan_media_events_record_bought(message=message, price_cents=amount_cents, at=purchased_at)
     transaction.on_commit(
         functools.partial(
             account_event_broadcast,

@@ -19,7 +19,7 @@ from django.db import connection
 from redis.exceptions import LockError
 
 from config.redis import redis_client
-from crm.models import Conversation, CreatorAccount, Fan, Message
+from crm.models import Conversation, CreatorAccount, Fan, Message, MessageMedia
 from onlyfans import gateway, metrics
 from onlyfans.contracts import (
     GatewayAccountUnavailable,
@@ -91,7 +91,12 @@ def _error_text(exc: GatewayError) -> str:
     return f"{exc.code}{status}: {exc.message}"
 
 
-def _send_request(message: Message, chat_id: str, block_banned_words: str | None) -> SendRequest:
+def _send_request(
+    message: Message,
+    chat_id: str,
+    block_banned_words: str | None,
+    preview_ids: list[str] | None = None,
+) -> SendRequest:
     return SendRequest(
         account_platform_id=message.account.platform_account_id,
         chat_id=chat_id,
@@ -100,6 +105,7 @@ def _send_request(message: Message, chat_id: str, block_banned_words: str | None
         media_ids=tuple(message.media_ids),
         idempotency_key=str(message.idempotency_key),
         block_banned_words=block_banned_words,
+        preview_ids=tuple(preview_ids or ()),
     )
 
 
@@ -136,7 +142,11 @@ SELECT m.id, m.status, m.attempts, m.text, m.price_cents, m.media_ids, m.idempot
                      WHEN m.sender_kind = 'automation' THEN
                        (SELECT NULLIF(au.block_banned_words, '') FROM {AUTOMATION_RUN_TABLE} r
                         JOIN {AUTOMATION_TABLE} au ON au.id = r.automation_id
-                        WHERE r.message_id = m.id) END)
+                        WHERE r.message_id = m.id) END),
+       -- The free previews of a paid message with media (no lookup for one without).
+       CASE WHEN m.price_cents > 0 AND cardinality(m.media_ids) > 0
+            THEN ARRAY(SELECT mm.platform_media_id FROM {MessageMedia._meta.db_table} mm
+                       WHERE mm.message_id = m.id AND mm.is_preview ORDER BY mm.position) END
 FROM {_M} m
 JOIN {CreatorAccount._meta.db_table} a ON a.id = m.account_id
 JOIN {Conversation._meta.db_table} c ON c.id = m.conversation_id
@@ -171,6 +181,7 @@ def _delivery_load(message_id: int) -> tuple[Message, SendRequest, bool] | None:
         chat_id,
         waits,
         block_banned_words,
+        preview_ids,
     ) = row
     message = Message(
         id=pk,
@@ -191,7 +202,8 @@ def _delivery_load(message_id: int) -> tuple[Message, SendRequest, bool] | None:
         send_rate_per_minute=per_minute,
         send_min_interval_ms=interval_ms,
     )
-    return message, _send_request(message, chat_id, block_banned_words), waits
+    request = _send_request(message, chat_id, block_banned_words, preview_ids)
+    return message, request, waits
 
 
 def _deliver_locked(message_id: int) -> Outcome:

@@ -15,6 +15,11 @@ from crm.broadcasts import account_event_broadcast
 from crm.composer_checks import text_fingerprint
 from crm.drafts import draft_discard_on_commit
 from crm.errors import ApplicationError
+from crm.media_send import (
+    FAN_EVENTS_FROM_SENT_SQL,
+    media_attachment_resolve,
+    message_media_insert,
+)
 from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
 from crm.worktime import work_session_open_subquery, work_session_touch
 from onlyfans import metrics, signals
@@ -74,13 +79,36 @@ def message_enqueue(
     sent_by_id: int | None = None,
     sender_kind: str = Message.SenderKind.USER,
     campaign_id: int | None = None,
+    vault_item_ids: Sequence[object] = (),
+    preview_item_ids: Sequence[object] = (),
+    allow_resend: bool = False,
 ) -> Message:
     """Queue one outgoing message to a fan; the send pipeline takes it from there.
 
     The caller has already checked that the acting user may write to ``fan.account``. The row
     is the source of truth (an outbox): the task is published after commit, and if that fails
     the periodic sweep publishes it later.
+
+    Media: our vault item ids (``vault_item_ids``, of which ``preview_item_ids`` stay free in
+    a paid message) and/or raw platform ids (``media_ids``), checked by
+    ``crm.media_send.media_attachment_resolve`` before anything is written (its refusals:
+    ``media_not_found``, ``media_gone``, ``media_not_ready``, the resend guard's 409
+    ``media_already_sent`` unless ``allow_resend``). A message without media costs no query
+    for them; one with media two (the check, its ``MessageMedia`` rows).
     """
+    attachment = None
+    if vault_item_ids or media_ids or preview_item_ids:
+        attachment = media_attachment_resolve(
+            account_id=fan.account_id,
+            fan_id=fan.pk,
+            vault_item_ids=vault_item_ids,
+            preview_item_ids=preview_item_ids,
+            media_ids=[m for m in media_ids if isinstance(m, str)],
+            price_cents=price_cents,
+            allow_resend=allow_resend,
+        )
+        if attachment is not None:
+            media_ids = attachment.media_ids
     message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
     if not fan.platform_fan_id:
         raise ApplicationError(
@@ -141,6 +169,8 @@ def message_enqueue(
             else None
         ),
     )
+    if attachment is not None:
+        message_media_insert(message=message, attachment=attachment)
     metrics.MESSAGES_QUEUED.inc()
     log.info("message.queued", message_id=message.pk, account_id=message.account_id)
     if message.work_session_id is not None and sent_by_id is not None:
@@ -164,11 +194,14 @@ _PENDING_UPDATE_COLUMNS = frozenset(
 )
 
 
-def _update_pending(message_id: int, *, attempts_delta: int = 0, **changes: Any) -> int:
+def _update_pending(
+    message_id: int, *, attempts_delta: int = 0, fan_events: bool = False, **changes: Any
+) -> int:
     """Change a message only while it is pending; the number of rows changed (0 or 1).
 
     Hand-written SQL: this runs twice per send, and building the ORM's UPDATE cost more CPU
-    than running it.
+    than running it. ``fan_events`` (a message with media being marked sent): the same
+    statement records what the fan got (``crm.media_send.FAN_EVENTS_FROM_SENT_SQL``).
     """
     assert changes.keys() <= _PENDING_UPDATE_COLUMNS, changes.keys()
     columns = [f"{name} = %s" for name in changes]
@@ -182,8 +215,17 @@ def _update_pending(message_id: int, *, attempts_delta: int = 0, **changes: Any)
         f"UPDATE {Message._meta.db_table} SET {', '.join(columns)} "  # noqa: S608 (fixed names)
         "WHERE id = %s AND status IN ('queued', 'sending')"
     )
+    if fan_events:
+        # Fixed table and column names only.
+        sql = (
+            f"WITH src AS ({sql} RETURNING id, account_id, conversation_id, price_cents, "  # noqa: S608
+            "media_ids, sent_at, platform_message_id, sent_by_id), "
+            f"events AS ({FAN_EVENTS_FROM_SENT_SQL}) SELECT count(*) FROM src"
+        )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, message_id])
+        if fan_events:
+            return int(cursor.fetchone()[0])
         return cursor.rowcount
 
 
@@ -216,20 +258,22 @@ def message_mark_sent(
         "sent_at": sent_at,
         "last_error": "",
     }
+    # What the fan got, in the same statement (a message the pipeline loaded has media_ids).
+    fan_events = bool(message.media_ids)
     try:
         if connection.in_atomic_block:
             with transaction.atomic():  # a savepoint, so the caller's transaction survives
-                updated = _update_pending(message.pk, **changes)
+                updated = _update_pending(message.pk, fan_events=fan_events, **changes)
         else:
             # One statement in autocommit: a refused one leaves nothing to roll back, and
             # BEGIN/COMMIT around it cost two more round trips on every send.
-            updated = _update_pending(message.pk, **changes)
+            updated = _update_pending(message.pk, fan_events=fan_events, **changes)
     except IntegrityError:
         log.error(
             "message.platform_id_conflict", message_id=message.pk, account_id=message.account_id
         )
         changes.update(platform_message_id=None, last_error="platform_id_conflict")
-        updated = _update_pending(message.pk, **changes)
+        updated = _update_pending(message.pk, fan_events=fan_events, **changes)
         platform_message_id = ""
     if not updated:
         return

@@ -21,6 +21,7 @@ from crm import (
     collision,
     composer_checks,
     drafts,
+    media_send,
     notes,
     selectors,
     services,
@@ -260,6 +261,14 @@ def thread_messages(
     except ApplicationError as exc:
         if exc.code == "thread_claimed":
             return _composer_stopped(request, membership, conversation, error_context, claim=exc)
+        if exc.code == "media_already_sent":
+            # The fan has some of it: the composer asks first, and sends on "Send anyway".
+            error_context["resend"] = exc
+            error_context["chosen_media"] = _chosen_media(conversation, form)
+            status = 409
+            if request.htmx:
+                return _render(request, "composer", error_context, status=status)
+            return _composer_refused(request, membership, conversation, error_context)
         if exc.code in ("banned_words", "repeated_text"):
             # The composer keeps showing what refused it (the words marked in the text).
             verdict = composer_checks.composer_verdict(
@@ -276,7 +285,7 @@ def thread_messages(
             form.add_error(None, exc.message)
             return _composer_refused(request, membership, conversation, error_context)
         for field, errors in exc.fields.items():
-            name = "price" if field == "price_cents" else field
+            name = {"price_cents": "price", "media_ids": "vault_item_ids"}.get(field, field)
             for error in errors:
                 form.add_error(name if name in form.fields else None, error)
         if not exc.fields:
@@ -317,8 +326,20 @@ def _checked_send(
         text=form.cleaned_data["text"],
         price_cents=form.price_cents(),
         media_ids=form.media_id_list(),
+        vault_item_ids=form.cleaned_data["vault_item_ids"],
+        preview_item_ids=form.cleaned_data["preview_item_ids"],
+        allow_resend=form.cleaned_data["allow_resend"],
         sent_by_id=request.user.pk,
     )
+
+
+def _chosen_media(conversation: Conversation, form: ComposerForm) -> list[dict[str, Any]]:
+    """The picker's chips as they were posted, for a composer shown again (one query)."""
+    data = getattr(form, "cleaned_data", {})
+    ids = data.get("vault_item_ids") or []
+    previews = set(data.get("preview_item_ids") or [])
+    items = media_send.vault_items_chosen(account_id=conversation.account_id, item_ids=ids)
+    return [{"item": item, "preview": item.pk in previews} for item in items]
 
 
 def _composer_stopped(
@@ -345,6 +366,7 @@ def _composer_stopped(
     composer = ComposerForm(data)
     composer.is_valid()
     context["composer"] = composer
+    context["chosen_media"] = _chosen_media(conversation, composer)
     if request.htmx:
         return _render(request, "composer", context, status=409)
     context.update(_thread_context(request, membership, conversation))
@@ -420,6 +442,7 @@ def _composer_refused(
     conversation: Conversation,
     context: dict[str, Any],
 ) -> HttpResponse:
+    context.setdefault("chosen_media", _chosen_media(conversation, context["composer"]))
     if request.htmx:
         return _render(request, "composer", context, status=422)
     form = context["composer"]
@@ -659,7 +682,7 @@ def _saved_reply_submit(
         )
     except ApplicationError as exc:
         for field, errors in exc.fields.items():
-            name = "price" if field == "price_cents" else field
+            name = {"price_cents": "price", "media_ids": "vault_item_ids"}.get(field, field)
             for error in errors:
                 form.add_error(name if name in form.fields else None, error)
         if not exc.fields:
