@@ -114,8 +114,8 @@ class Figures:
         return self.bought / self.offered if self.offered else None
 
     @property
-    def revenue_per_offer_cents(self) -> float | None:
-        return self.revenue_cents / self.offered if self.offered else None
+    def revenue_per_offer_cents(self) -> int | None:
+        return round(self.revenue_cents / self.offered) if self.offered else None
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,8 @@ class GroupRow:
         return self.bought / self.offered if self.offered else None
 
     @property
-    def revenue_per_offer_cents(self) -> float | None:
-        return self.revenue_cents / self.offered if self.offered else None
+    def revenue_per_offer_cents(self) -> int | None:
+        return round(self.revenue_cents / self.offered) if self.offered else None
 
 
 def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -292,6 +292,17 @@ def item_count(*, f: MediaFilter) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {ITEM} vi WHERE {f.item_sql()}", f.params())  # noqa: S608
         return int(cursor.fetchone()[0])
+
+
+def item_figures(*, f: MediaFilter, item_id: int) -> Figures:
+    """One item's figures in the range. One statement."""
+    sql = f"""
+    WITH {_rows_cte(f, "%(item)s")}
+    SELECT {FIGURE_COLUMNS}
+    FROM rows r LEFT JOIN paid pd ON pd.message_id = r.message_id
+    """  # noqa: S608
+    (row,) = _fetch(sql, {**f.params(), "item": item_id})
+    return Figures(int(row[0]), int(row[1]), int(row[2]), int(row[3]), round(row[4]))
 
 
 GROUPS = {"price": "r.price_cents", "chatter": "r.sent_by_id"}

@@ -24,14 +24,10 @@ prints the plans of the page's statements. Figures go to stdout and var/bench/me
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import inbox_bench
 
