@@ -24,10 +24,14 @@ prints the plans of the page's statements. Figures go to stdout and var/bench/me
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import inbox_bench
 
@@ -215,6 +219,189 @@ def database_drop() -> None:
         c.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--seed-only"]:
+def session_cookie() -> str:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(
+        User.objects.get(username="bench_owner"),
+        backend="django.contrib.auth.backends.ModelBackend",
+    )
+    return browser.cookies["sessionid"].value
+
+
+def kinds(account_id: int) -> dict[str, str]:
+    from analytics.media_queries import MediaFilter, item_rows
+
+    top, _ = item_rows(
+        f=MediaFilter(account_id=account_id), sort="revenue", descending=True, limit=1
+    )
+    page = f"/accounts/{account_id}/analytics/media/"
+    return {
+        "BASELINE analytics page, 30 days": f"/accounts/{account_id}/analytics/?range=30",
+        "media, 30 days, by revenue": f"{page}?range=30",
+        "media, all time, by revenue": f"{page}?range=all",
+        "media, 30 days, by revenue, page 3": f"{page}?range=30&page=3",
+        "media, 30 days, photos by revenue": f"{page}?range=30&type=photo",
+        "media, 30 days, by offers": f"{page}?range=30&sort=-offered",
+        "media, 30 days, by conversion": f"{page}?range=30&sort=-conversion",
+        "media, all time, by offers": f"{page}?range=all&sort=-offered",
+        "media, 30 days, by price": f"{page}?range=30&view=prices",
+        "media, 30 days, by chatter": f"{page}?range=30&view=chatters",
+        "media, all time, by price": f"{page}?range=all&view=prices",
+        "item page (best seller), 30 days": f"{page}{top[0].item_id}/?range=30",
+        "API, 30 days, by revenue": f"/api/analytics/accounts/{account_id}/media/?range=30",
+    }
+
+
+TARGETED = ("media, 30 days, by revenue", "media, all time, by revenue")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def measure(base: str, cookie: str, urls: dict[str, str], rounds: int) -> dict[str, Any]:
+    """Every kind asked once per round, in turn, so load on the shared machine falls on all
+    alike; the first two rounds warm the server up."""
+    import httpx
+
+    times: dict[str, list[float]] = {label: [] for label in urls}
+    statuses: dict[str, dict[int, int]] = {label: {} for label in urls}
+    with httpx.Client(base_url=base, cookies={"sessionid": cookie}, timeout=120) as http:
+        for n in range(rounds + 2):
+            for label, url in urls.items():
+                t0 = time.perf_counter()
+                reply = http.get(url)
+                ms = (time.perf_counter() - t0) * 1000
+                if n >= 2:
+                    times[label].append(ms)
+                    statuses[label][reply.status_code] = (
+                        statuses[label].get(reply.status_code, 0) + 1
+                    )
+    return {
+        label: {
+            "n": len(t),
+            "statuses": statuses[label],
+            "ms_p50": round(percentile(t, 50), 1),
+            "ms_p95": round(percentile(t, 95), 1),
+            "ms_max": round(max(t), 1),
+        }
+        for label, t in times.items()
+    }
+
+
+def explain(account_id: int) -> str:
+    """EXPLAIN ANALYZE of the items statement, 30 days and all time, by revenue."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.db import connection, transaction
+
+    from analytics import media_queries as q
+
+    out: list[str] = []
+    original = q._fetch
+
+    def fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+            out.append("\n".join(line for (line,) in cursor.fetchall()))
+        return original(sql, params)
+
+    now = datetime.now(UTC)
+    q._fetch = fetch  # type: ignore[assignment]
+    try:
+        for f in (
+            q.MediaFilter(account_id=account_id, start=now - timedelta(days=30), end=now),
+            q.MediaFilter(account_id=account_id),
+        ):
+            q.item_rows(f=f, sort="revenue", descending=True, limit=50)
+    finally:
+        q._fetch = original  # type: ignore[assignment]
+    return "\n\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=40, help="rounds (each asks every kind once)")
+    parser.add_argument("--reseed", action="store_true", help="drop the database and seed again")
+    parser.add_argument("--explain", action="store_true", help="print the query plans too")
+    args = parser.parse_args()
+    VAR.mkdir(parents=True, exist_ok=True)
+    if args.reseed:
+        database_drop()
     inbox_bench.setup_django(env=ENV, database=DATABASE)
-    seed()
+    account_id = seed()
+    if args.explain:
+        print(explain(account_id), flush=True)
+    from crm.models import Message, MessageMedia, Purchase, VaultItem
+
+    sizes = {
+        "vault_items": VaultItem.objects.filter(account_id=account_id).count(),
+        "sent_messages": Message.objects.filter(account_id=account_id, status="sent").count(),
+        "message_media": MessageMedia.objects.filter(account_id=account_id).count(),
+        "ppv_purchases": Purchase.objects.filter(account_id=account_id, kind="ppv").count(),
+    }
+    print(f"data: {json.dumps(sizes)}", flush=True)
+    cookie = session_cookie()
+    urls = kinds(account_id)
+    log = open(VAR / "media-stats-web.log", "wb")  # noqa: SIM115
+    web = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/uvicorn"),
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(PORT),
+            "--workers",
+            "2",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **ENV},
+        stdout=log,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{PORT}"
+    results: dict[str, Any] = {
+        "data": sizes,
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(f"{base}/readyz", timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the web server did not start") from None
+                time.sleep(0.3)
+        rows = measure(base, cookie, urls, args.n)
+    finally:
+        web.terminate()
+        web.wait(timeout=20)
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    for label, row in rows.items():
+        verdict = ""
+        if label in TARGETED:
+            verdict = "PASS " if row["ms_p95"] < TARGET_P95_MS else "MISS "
+        print(f"{verdict}{label}: {json.dumps(row)}", flush=True)
+    print(f"target: p95 < {TARGET_P95_MS:.0f} ms for {', '.join(TARGETED)}")
+    print(f"load average {results['load_average_before']} -> {results['load_average_after']}")
+    results["kinds"] = rows
+    (VAR / "media-stats.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--seed-only"]:
+        inbox_bench.setup_django(env=ENV, database=DATABASE)
+        seed()
+    else:
+        main()
