@@ -34,6 +34,10 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "onlyfans.tasks.fan_sync_schedule_task",
             settings.FAN_SYNC_SCHEDULE_SECONDS,
         ),
+        "vault-sync-schedule": (
+            "onlyfans.tasks.vault_sync_schedule_task",
+            settings.VAULT_SYNC_SCHEDULE_SECONDS,
+        ),
         "campaigns-sweep": (
             "campaigns.tasks.campaigns_sweep_task",
             settings.CAMPAIGN_SWEEP_SECONDS,

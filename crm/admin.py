@@ -188,3 +188,92 @@ class InvitationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+
+# --- the vault (issue 18) -----------------------------------------------------------------
+from crm.models import FanMediaEvent, MessageMedia, VaultItem, VaultList, VaultSync  # noqa: E402
+
+
+@admin.register(VaultItem)
+class VaultItemAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "account",
+        "platform_media_id",
+        "media_type",
+        "is_ready",
+        "gone_at",
+        "suggested_price_cents",
+        "synced_at",
+    ]
+    list_filter = ["media_type", "is_ready"]
+    search_fields = ["=platform_media_id", "=account__platform_account_id"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+    # The platform's fields are the sync's; staff may correct our own (labels, price).
+    readonly_fields = [
+        "account",
+        "platform_media_id",
+        "media_type",
+        "duration_seconds",
+        "platform_created_at",
+        "is_ready",
+        "has_error",
+        "has_custom_preview",
+        "likes_count",
+        "tips_cents",
+        "gone_at",
+        "thumb_name",
+        "thumb_fetched_at",
+        "synced_at",
+    ]
+    exclude = ["lists"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: object) -> bool:
+        return False  # items come from the platform
+
+
+@admin.register(VaultList)
+class VaultListAdmin(admin.ModelAdmin):
+    list_display = ["id", "account", "platform_list_id", "name", "list_type", "gone_at"]
+    search_fields = ["=platform_list_id", "name"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+    readonly_fields = ["account", "platform_list_id", "synced_at", "gone_at"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+
+@admin.register(MessageMedia)
+class MessageMediaAdmin(admin.ModelAdmin):
+    list_display = ["id", "message", "platform_media_id", "vault_item", "is_preview", "position"]
+    search_fields = ["=platform_media_id"]
+    raw_id_fields = ["account", "message", "vault_item"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+
+@admin.register(FanMediaEvent)
+class FanMediaEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "fan", "platform_media_id", "kind", "price_cents", "at", "source"]
+    list_filter = ["kind", "source"]
+    search_fields = ["=platform_media_id"]
+    list_select_related = ["fan"]
+    raw_id_fields = ["account", "fan", "vault_item", "message", "sent_by"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+
+@admin.register(VaultSync)
+class VaultSyncAdmin(admin.ModelAdmin):
+    list_display = ["id", "account", "state", "phase", "trigger", "created_at", "finished_at"]
+    list_filter = ["state", "trigger"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account", "requested_by"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: object) -> bool:
+        return False  # runs start from the vault page, the schedule or a connect

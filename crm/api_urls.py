@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from crm import api
+from crm import api, api_vault
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/", api.AccountListApi.as_view(), name="api_account_list"),
@@ -48,5 +48,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "conversations/<int:conversation_id>/unsnooze",
         api.ConversationUnsnoozeApi.as_view(),
         name="api_conversation_unsnooze",
+    ),
+    # --- the vault (issue 18) ---
+    path(
+        "accounts/<int:account_id>/vault/",
+        api_vault.VaultItemListApi.as_view(),
+        name="api_vault_list",
+    ),
+    path(
+        "accounts/<int:account_id>/vault/<int:item_id>/",
+        api_vault.VaultItemDetailApi.as_view(),
+        name="api_vault_detail",
     ),
 ]

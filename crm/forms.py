@@ -197,3 +197,41 @@ class ComposerSettingsForm(forms.Form):
 
     def banned_word_list(self) -> list[str]:
         return self.cleaned_data["banned_words"].splitlines()
+
+
+# --- vault (issue 18) -----------------------------------------------------------------------
+from crm.errors import ApplicationError  # noqa: E402
+from crm.vault import (  # noqa: E402
+    LABELS_INPUT_MAX_LENGTH,
+    labels_parse,
+    price_parse_dollars,
+)
+
+
+class VaultItemForm(forms.Form):
+    """Our labels (comma-separated) and suggested price (dollars) of one vault item."""
+
+    labels = forms.CharField(
+        required=False,
+        max_length=LABELS_INPUT_MAX_LENGTH,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "feet, custom, $25 tier"}),
+    )
+    price = forms.CharField(
+        required=False,
+        max_length=12,
+        label="Suggested price ($)",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "25", "size": 6}),
+    )
+
+    def clean_labels(self) -> list[str]:
+        try:
+            return labels_parse(self.cleaned_data.get("labels") or "")
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+
+    def clean_price(self) -> int | None:
+        try:
+            return price_parse_dollars(self.cleaned_data.get("price") or "")
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc

@@ -1261,7 +1261,7 @@ class VaultSync(models.Model):
     Phases: the platform's lists, then the items (pages by offset), then ``gone`` (items the
     pass did not see since ``pass_started_at``, each confirmed with the platform before it is
     marked gone, in id order from ``cursor_id``), then each chat's media into
-    ``FanMediaEvent`` (chats by offset).
+    ``FanMediaEvent`` (linked fans with a conversation, in id order from ``cursor_id``).
     """
 
     class State(models.TextChoices):
@@ -1289,7 +1289,9 @@ class VaultSync(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.LISTS)
     offset = models.PositiveIntegerField(default=0, help_text="Position in the phase's list.")
-    cursor_id = models.BigIntegerField(default=0, help_text="Last item checked (gone phase).")
+    cursor_id = models.BigIntegerField(
+        default=0, help_text="Last row done in the phase (gone: item id; chats: fan id)."
+    )
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

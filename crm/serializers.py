@@ -451,3 +451,106 @@ class SnoozeSerializer(serializers.Serializer):
 
     until = serializers.CharField(required=False, allow_blank=True, max_length=40, default="")
     until_reply = serializers.BooleanField(required=False, default=False)
+
+
+# --- The vault (issue 18) ----------------------------------------------------------------------
+from crm.models import (  # noqa: E402
+    VAULT_LABEL_MAX_LENGTH,
+    VAULT_LABELS_MAX,
+    VaultItem,
+    VaultList,
+    VaultMediaType,
+)
+
+
+class VaultListParamsSerializer(CursorParamsSerializer):
+    cursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=200,
+        help_text="next_cursor of the previous page; empty for the first page.",
+    )
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=100,
+        help_text="Part of a label or list name.",
+    )
+    type = serializers.ChoiceField(
+        choices=VaultMediaType.choices, required=False, allow_blank=True, default=""
+    )
+    list = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="A vault list's id."
+    )
+    # A field named like Field.label (the query parameter's name is the API's).
+    label = serializers.CharField(  # type: ignore[assignment]
+        required=False, allow_blank=True, default="", max_length=VAULT_LABEL_MAX_LENGTH
+    )
+    gone = serializers.BooleanField(
+        required=False, default=False, help_text="Include items removed on the platform."
+    )
+    sendable = serializers.BooleanField(
+        required=False, default=False, help_text="Only items a message may carry now."
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=200, required=False, default=48)
+
+
+class VaultListBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VaultList
+        fields = ["id", "platform_list_id", "name", "list_type"]
+
+
+class VaultItemSerializer(serializers.ModelSerializer):
+    """A vault item. ``thumbnail_url`` is the product's own (members only), never the
+    platform's signed file URL; null until the sync fetched it."""
+
+    lists = VaultListBriefSerializer(many=True, read_only=True)
+    is_sendable = serializers.BooleanField(read_only=True)
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VaultItem
+        fields = [
+            "id",
+            "platform_media_id",
+            "media_type",
+            "duration_seconds",
+            "platform_created_at",
+            "is_ready",
+            "has_error",
+            "gone_at",
+            "is_sendable",
+            "likes_count",
+            "tips_cents",
+            "lists",
+            "labels",
+            "suggested_price_cents",
+            "thumbnail_url",
+            "synced_at",
+        ]
+
+    def get_thumbnail_url(self, item: VaultItem) -> str | None:
+        if not item.thumb_name or item.thumb_fetched_at is None:
+            return None
+        base = self.context.get("vault_url") or ""
+        return f"{base}{item.pk}/thumb?v={int(item.thumb_fetched_at.timestamp())}"
+
+
+class VaultItemPageSerializer(CursorPageSerializer):
+    results = VaultItemSerializer(many=True)
+
+
+class VaultItemUpdateSerializer(serializers.Serializer):
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=200, allow_blank=True),
+        required=False,
+        max_length=VAULT_LABELS_MAX * 2,
+        help_text=f"Replaces the item's labels: at most {VAULT_LABELS_MAX}, each at most "
+        f"{VAULT_LABEL_MAX_LENGTH} characters; trimmed, lower-cased, duplicates dropped.",
+    )
+    suggested_price_cents = serializers.IntegerField(
+        required=False, allow_null=True, help_text="300 to 20000, or null for none."
+    )

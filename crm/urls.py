@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, path
 
 from crm.views import composer_settings, drafts_snooze, inbox, invitations, pages
+from crm.views import vault as vault_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -125,5 +126,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "accounts/<int:account_id>/members/<int:membership_id>/delete/",
         pages.member_delete,
         name="member_delete",
+    ),
+    # --- the vault (issue 18) ---
+    path("accounts/<int:account_id>/vault/", vault_views.vault_library, name="vault_library"),
+    path(
+        "accounts/<int:account_id>/vault/<int:item_id>/",
+        vault_views.vault_item_edit,
+        name="vault_item_edit",
+    ),
+    path(
+        "accounts/<int:account_id>/vault/<int:item_id>/thumb",
+        vault_views.vault_item_thumb,
+        name="vault_item_thumb",
     ),
 ]

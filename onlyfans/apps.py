@@ -14,6 +14,9 @@ class OnlyfansConfig(AppConfig):
         from crm.sending import SendPipeline, send_pipeline_register
         from onlyfans import selectors, services
         from onlyfans.sync import account_created_receiver
+        from onlyfans.vault_sync import (
+            account_created_receiver as vault_account_created_receiver,
+        )
 
         # crm's inbox and API send through these (crm cannot import onlyfans: crm/sending.py).
         send_pipeline_register(
@@ -28,4 +31,10 @@ class OnlyfansConfig(AppConfig):
         # connected account queues its first fan sync.
         post_save.connect(
             account_created_receiver, sender=CreatorAccount, dispatch_uid="fan_sync_on_create"
+        )
+        # ... and its first vault sync (onlyfans.vault_sync).
+        post_save.connect(
+            vault_account_created_receiver,
+            sender=CreatorAccount,
+            dispatch_uid="vault_sync_on_create",
         )

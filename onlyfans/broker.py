@@ -33,6 +33,8 @@ BULK_TASKS = (
     "imports.tasks.fan_import_drafts_expire_task",
     "onlyfans.tasks.fan_sync_task",
     "onlyfans.tasks.fan_sync_schedule_task",
+    "onlyfans.tasks.vault_sync_task",
+    "onlyfans.tasks.vault_sync_schedule_task",
     "campaigns.tasks.campaign_fan_out_task",
     "analytics.tasks.rollups_refresh_task",
 )

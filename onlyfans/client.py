@@ -56,3 +56,22 @@ def api_client() -> onlyfansapi.OnlyFansAPI:
             )
             _clients[key] = client
     return client
+
+
+_files_clients: dict[tuple[int, float], httpx.Client] = {}
+
+
+def files_client() -> httpx.Client:
+    """The process's plain HTTP client for the platform's file URLs (its CDN): no API key
+    goes there, and redirects are followed (a CDN may redirect to a nearer host)."""
+    key = (os.getpid(), float(settings.ONLYFANS_API_TIMEOUT_SECONDS))
+    client = _files_clients.get(key)
+    if client is not None:
+        return client
+    with _lock:
+        client = _files_clients.get(key)
+        if client is None:
+            timeout = httpx.Timeout(key[1], connect=min(key[1], 5.0))
+            client = httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3)
+            _files_clients[key] = client
+    return client

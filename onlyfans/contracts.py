@@ -135,3 +135,69 @@ class GatewayAccountUnavailable(GatewayError):
 
 class GatewayRejected(GatewayError):
     """Any other 4xx: the platform refused this message for good."""
+
+
+# --- the vault ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlatformVaultListRef:
+    """A list (category) an item is in, as the item's ``listStates`` name it."""
+
+    platform_list_id: str
+    name: str
+    list_type: str
+
+
+@dataclass(frozen=True)
+class PlatformVaultItem:
+    """One media of a creator's vault.
+
+    ``thumb_url`` is the platform's signed, short-lived address of a small picture (None for
+    audio and items not processed yet): fetch it at once with ``gateway.media_file_fetch``
+    and never store it, show it or log it.
+    """
+
+    platform_media_id: str
+    media_type: str  # photo, gif, video or audio
+    created_at: datetime | None
+    duration_seconds: int | None
+    is_ready: bool
+    has_error: bool
+    has_custom_preview: bool
+    likes_count: int
+    tips_cents: int
+    lists: tuple[PlatformVaultListRef, ...] = ()
+    thumb_url: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PlatformVaultList:
+    platform_list_id: str
+    name: str
+    list_type: str
+    photo_count: int = 0
+    video_count: int = 0
+    gif_count: int = 0
+    audio_count: int = 0
+
+
+@dataclass(frozen=True)
+class PlatformMessageMedia:
+    platform_media_id: str
+    media_type: str
+
+
+@dataclass(frozen=True)
+class PlatformMediaMessage:
+    """A chat message that carried media (``GET /api/{account}/chats/{chat_id}/media``).
+
+    ``is_opened`` on a paid message from the creator: the fan bought it. ``preview_ids`` are
+    the media shown free in a paid message.
+    """
+
+    platform_message_id: str
+    from_fan: bool
+    price_cents: int
+    is_opened: bool
+    created_at: datetime | None
+    media: tuple[PlatformMessageMedia, ...]
+    preview_ids: tuple[str, ...] = ()

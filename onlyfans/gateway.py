@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx
 import onlyfansapi
 import structlog
 from django.conf import settings
 
-from onlyfans.client import api_client
+from onlyfans.client import api_client, files_client
 from onlyfans.contracts import (
     GatewayAccountUnavailable,
     GatewayConflict,
@@ -33,8 +34,13 @@ from onlyfans.contracts import (
     PlatformAccount,
     PlatformChat,
     PlatformFan,
+    PlatformMediaMessage,
     PlatformMessage,
+    PlatformMessageMedia,
     PlatformPage,
+    PlatformVaultItem,
+    PlatformVaultList,
+    PlatformVaultListRef,
     SendRequest,
     SendResult,
 )
@@ -348,6 +354,261 @@ def _mass_status(data: object) -> MassMessageStatus | None:
         can_unsend=bool(data.get("canUnsend")),
         unsend_seconds=int(data.get("unsendSeconds") or 0),
         created_at=_datetime(data.get("date") or data.get("createdAt")),
+    )
+
+
+# --- the vault --------------------------------------------------------------------------------
+VAULT_PAGE_MIN, VAULT_PAGE_MAX = 10, 100  # the gateway's bounds of ``limit``
+VAULT_MEDIA_TYPES = frozenset({"photo", "gif", "video", "audio"})
+# ``chats/{id}/media`` filters by plural names.
+_CHAT_MEDIA_TYPES = {"photo": "photos", "video": "videos", "audio": "audios"}
+
+
+def vault_items_page(
+    *,
+    account_platform_id: str,
+    offset: int,
+    limit: int,
+    media_type: str | None = None,
+    platform_list_id: str | None = None,
+    order: str = "recent",
+    descending: bool = True,
+) -> PlatformPage[PlatformVaultItem]:
+    """One page of the creator's vault (``GET /api/{account}/media/vault``), by ``order``
+    (``recent``, ``most-liked`` or ``highest-tips``), optionally one type or one list.
+
+    ``limit`` is held to the gateway's 10-100. Items' ``thumb_url`` are signed and expire
+    within minutes: fetch them now (``media_file_fetch``), never keep them. Raises the
+    contract's errors (``GatewayRateLimited`` with ``retry_after_seconds``, …).
+    """
+    options: dict[str, Any] = {}
+    if media_type:
+        options["type"] = media_type
+    if platform_list_id:
+        options["list"] = int(platform_list_id) if platform_list_id.isdigit() else platform_list_id
+    with _gateway_errors("vault_items_page", account=account_platform_id):
+        payload = (
+            api_client()
+            .media.vault.with_raw_response.list(
+                account_platform_id,
+                limit=min(max(limit, VAULT_PAGE_MIN), VAULT_PAGE_MAX),
+                offset=max(offset, 0),
+                field=order,  # type: ignore[arg-type]  # one of the SDK's literals, checked by it
+                sort="desc" if descending else "asc",
+                **options,
+            )
+            .json()
+        )
+    items = tuple(i for item in _data_list(payload) if (i := _vault_item(item)) is not None)
+    return PlatformPage(
+        items=items,
+        has_more=_has_more(payload),
+        rate_limit_remaining=_rate_limit_remaining(payload),
+    )
+
+
+def vault_item_get(
+    *, account_platform_id: str, platform_media_id: str
+) -> tuple[PlatformVaultItem | None, int | None]:
+    """One vault item (``GET /api/{account}/media/vault/{id}``) and the quota left:
+    ``(None, …)`` when the platform no longer has it (a 404 that is not the account's)."""
+    if not platform_media_id.isdigit():
+        return None, None
+    try:
+        with _gateway_errors("vault_item_get", account=account_platform_id):
+            payload = (
+                api_client()
+                .media.vault.with_raw_response.retrieve(
+                    int(platform_media_id), account=account_platform_id
+                )
+                .json()
+            )
+    except GatewayRejected as exc:
+        if exc.status == 404:
+            return None, None
+        raise
+    data = payload.get("data") if isinstance(payload, dict) else None
+    item = _vault_item(data) if isinstance(data, dict) else None
+    return item, _rate_limit_remaining(payload)
+
+
+def vault_lists_page(
+    *, account_platform_id: str, offset: int, limit: int
+) -> PlatformPage[PlatformVaultList]:
+    """One page of the creator's vault lists (``GET /api/{account}/media/vault/lists``) with
+    their counts per media type."""
+    with _gateway_errors("vault_lists_page", account=account_platform_id):
+        payload = (
+            api_client()
+            .media.vault.lists.with_raw_response.list(
+                account_platform_id, limit=min(max(limit, 1), 100), offset=max(offset, 0)
+            )
+            .json()
+        )
+    lists = []
+    for item in _data_list(payload):
+        if item.get("id") is None:
+            continue
+        lists.append(
+            PlatformVaultList(
+                platform_list_id=str(item["id"]),
+                name=str(item.get("name") or "")[:200],
+                list_type=str(item.get("type") or "")[:50],
+                photo_count=_count(item.get("photosCount")),
+                video_count=_count(item.get("videosCount")),
+                gif_count=_count(item.get("gifsCount")),
+                audio_count=_count(item.get("audiosCount")),
+            )
+        )
+    return PlatformPage(
+        items=tuple(lists),
+        has_more=_has_more(payload),
+        rate_limit_remaining=_rate_limit_remaining(payload),
+    )
+
+
+def chat_media_page(
+    *,
+    account_platform_id: str,
+    chat_id: str,
+    offset: int,
+    limit: int,
+    media_type: str | None = None,
+) -> PlatformPage[PlatformMediaMessage]:
+    """One page of the messages with media in one chat, both directions, newest first
+    (``GET /api/{account}/chats/{chat_id}/media``): what a fan was sent before the product."""
+    options: dict[str, Any] = {}
+    if media_type in _CHAT_MEDIA_TYPES:
+        options["type"] = _CHAT_MEDIA_TYPES[media_type]
+    with _gateway_errors("chat_media_page", account=account_platform_id):
+        payload = (
+            api_client()
+            .chats.with_raw_response.list_media(
+                chat_id,
+                account=account_platform_id,
+                limit=str(min(max(limit, 1), 100)),
+                offset=str(max(offset, 0)),
+                **options,
+            )
+            .json()
+        )
+    messages = []
+    for item in _data_list(payload):
+        if item.get("id") is None:
+            continue
+        media = tuple(
+            PlatformMessageMedia(
+                platform_media_id=str(m.get("id") if isinstance(m, dict) else m),
+                media_type=_media_type(m.get("type") if isinstance(m, dict) else None),
+            )
+            for m in item.get("media") or []
+            if (m.get("id") if isinstance(m, dict) else m) is not None
+        )
+        previews = item.get("previews") or []
+        sender = item.get("fromUser") or {}
+        messages.append(
+            PlatformMediaMessage(
+                platform_message_id=str(item["id"]),
+                from_fan=str(sender.get("id")) == str(chat_id),
+                price_cents=_cents(item.get("price")) or 0,
+                is_opened=bool(item.get("isOpened")),
+                created_at=_datetime(item.get("createdAt")),
+                media=media,
+                preview_ids=tuple(str(p.get("id") if isinstance(p, dict) else p) for p in previews),
+            )
+        )
+    return PlatformPage(
+        items=tuple(messages),
+        has_more=_has_more(payload),
+        rate_limit_remaining=_rate_limit_remaining(payload),
+    )
+
+
+def media_file_fetch(*, url: str, max_bytes: int) -> bytes:
+    """The bytes behind one of the platform's signed file URLs (its CDN), at most
+    ``max_bytes``. The URL is neither logged nor kept. Raises ``GatewayRejected`` when the
+    CDN refuses (an expired signature is a 403: list the item again for a fresh URL) or the
+    file is too large, ``GatewayTransientError`` for timeouts and 5xx."""
+    try:
+        with files_client().stream("GET", url) as response:
+            if response.status_code == 429 or response.status_code >= 500:
+                raise GatewayTransientError(
+                    "The file server is unavailable.",
+                    code=f"file_http_{response.status_code}",
+                    status=response.status_code,
+                )
+            if response.status_code != 200:
+                raise GatewayRejected(
+                    "The file server refused the file.",
+                    code=f"file_http_{response.status_code}",
+                    status=response.status_code,
+                )
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise GatewayRejected("The file is too large.", code="file_too_large")
+                chunks.append(chunk)
+    except httpx.TimeoutException as exc:
+        raise GatewayTransientError(
+            "The file server did not answer in time.", code="timeout"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise GatewayTransientError(
+            "Could not reach the file server.", code="connection_error"
+        ) from exc
+    return b"".join(chunks)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _media_type(value: object) -> str:
+    kind = str(value or "").lower()
+    return kind if kind in VAULT_MEDIA_TYPES else "photo"
+
+
+def _file_url(files: object, *names: str) -> str | None:
+    """The first of ``names`` in an item's ``files`` that has a URL (a string, or an object
+    with ``url``, as the endpoints differ)."""
+    if not isinstance(files, dict):
+        return None
+    for name in names:
+        entry = files.get(name)
+        url = entry.get("url") if isinstance(entry, dict) else entry
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            return url
+    return None
+
+
+def _vault_item(item: dict[str, Any]) -> PlatformVaultItem | None:
+    if item.get("id") is None:
+        return None
+    raw_counters = item.get("counters")
+    counters: dict[str, Any] = raw_counters if isinstance(raw_counters, dict) else {}
+    duration = item.get("duration")
+    lists = tuple(
+        PlatformVaultListRef(
+            platform_list_id=str(state["id"]),
+            name=str(state.get("name") or "")[:200],
+            list_type=str(state.get("type") or "")[:50],
+        )
+        for state in item.get("listStates") or []
+        if isinstance(state, dict) and state.get("id") is not None and state.get("hasMedia", True)
+    )
+    return PlatformVaultItem(
+        platform_media_id=str(item["id"]),
+        media_type=_media_type(item.get("type")),
+        created_at=_datetime(item.get("createdAt")),
+        duration_seconds=duration if isinstance(duration, int) and duration > 0 else None,
+        is_ready=bool(item.get("isReady", True)),
+        has_error=bool(item.get("hasError", False)),
+        has_custom_preview=bool(item.get("hasCustomPreview", False)),
+        likes_count=_count(counters.get("likesCount")),
+        tips_cents=_cents(counters.get("tipsSumm")) or 0,
+        lists=lists,
+        thumb_url=_file_url(item.get("files"), "thumb", "squarePreview"),
     )
 
 

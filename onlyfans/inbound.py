@@ -267,9 +267,9 @@ def _account_dispatch_resume(*, account_id: int) -> None:
 def account_connection_set(*, account: CreatorAccount, connected: bool) -> CreatorAccount:
     """Mark the account connected or expired (the send pipeline pauses expired accounts).
 
-    On reconnect the account's backlog is dispatched again after commit, and a fan sync starts
-    (what happened on the platform meanwhile). No lock: the state is a single column written
-    in one UPDATE, and the last event delivered wins.
+    On reconnect the account's backlog is dispatched again after commit, and a fan sync and a
+    vault sync start (what happened on the platform meanwhile). No lock: the state is a single
+    column written in one UPDATE, and the last event delivered wins.
     """
     state = (
         CreatorAccount.ConnectionState.CONNECTED
@@ -286,8 +286,10 @@ def account_connection_set(*, account: CreatorAccount, connected: bool) -> Creat
         _account_dispatch_resume(account_id=account.pk)
     if changed and connected:
         from onlyfans.sync import fan_sync_start
+        from onlyfans.vault_sync import vault_sync_start
 
         fan_sync_start(account=account, trigger="connect")
+        vault_sync_start(account=account, trigger="connect")
     if changed:
         transaction.on_commit(
             functools.partial(

@@ -17,6 +17,7 @@ from onlyfans.dispatch_coalescer import dispatch_after_send, dispatch_flush
 from onlyfans.pipeline import message_deliver
 from onlyfans.services import message_touch_dispatched
 from onlyfans.sync import fan_sync_task_run, fan_syncs_schedule
+from onlyfans.vault_sync import vault_sync_task_run, vault_syncs_schedule
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +97,22 @@ def fan_sync_task(sync_id: int, step: int = 0) -> str:
 def fan_sync_schedule_task() -> dict[str, int]:
     """Periodic (beat): start due fan syncs and resume runs whose task was lost."""
     return fan_syncs_schedule()
+
+
+@shared_task(name="onlyfans.tasks.vault_sync_task", acks_late=True, ignore_result=True)
+def vault_sync_task(sync_id: int, step: int = 0) -> str:
+    """Advance one vault sync run by one step (a few pages), then publish its next step.
+
+    Idempotent like ``fan_sync_task``: a delivery whose ``step`` is not the run's next one
+    does nothing; a 429 publishes the next step delayed by ``Retry-After``.
+    """
+    return vault_sync_task_run(sync_id=sync_id, step=step)
+
+
+@shared_task(name="onlyfans.tasks.vault_sync_schedule_task", ignore_result=True)
+def vault_sync_schedule_task() -> dict[str, int]:
+    """Periodic (beat): start due vault syncs and resume runs whose task was lost."""
+    return vault_syncs_schedule()
 
 
 @worker_init.connect

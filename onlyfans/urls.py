@@ -8,4 +8,5 @@ from onlyfans import views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/<int:account_id>/fans/sync/", views.fan_sync, name="fan_sync"),
+    path("accounts/<int:account_id>/vault/sync/", views.vault_sync, name="vault_sync"),
 ]

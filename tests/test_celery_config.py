@@ -56,6 +56,7 @@ def test_beat_runs_every_periodic_task_of_every_app_by_a_registered_name():
         "onlyfans.cloudwatch.cloudwatch_publish_task",
         "onlyfans.tasks.outbox_sweep_task",
         "onlyfans.tasks.fan_sync_schedule_task",
+        "onlyfans.tasks.vault_sync_schedule_task",
         "campaigns.tasks.campaigns_sweep_task",
         "imports.tasks.fan_import_drafts_expire_task",
         "crm.tasks.snoozes_wake_task",

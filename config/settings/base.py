@@ -392,6 +392,41 @@ FAN_SYNC_RATE_LIMIT_WAIT_SECONDS = env.int("FAN_SYNC_RATE_LIMIT_WAIT_SECONDS", d
 # Gateway requests per minute the sync leaves to the send pipeline.
 FAN_SYNC_RATE_LIMIT_RESERVE = env.int("FAN_SYNC_RATE_LIMIT_RESERVE", default=5)
 
+# --- The vault (issue 18: crm.vault, onlyfans.vault_sync) ----------------------------------
+# The sync also uses the fan sync's pacing: FAN_SYNC_STEP_SECONDS, _LEASE_SECONDS,
+# _STALE_SECONDS, _MAX_ATTEMPTS, _RETRY_BASE_SECONDS, _RATE_LIMIT_WAIT_SECONDS, _RATE_LIMIT_RESERVE
+# and _SCHEDULE_BATCH (one gateway quota, one way to share it).
+VAULT_SYNC_SCHEDULE_SECONDS = env.int("VAULT_SYNC_SCHEDULE_SECONDS", default=60)
+# A connected account's vault is synced again when its last run began this long ago.
+VAULT_SYNC_INTERVAL_SECONDS = env.int("VAULT_SYNC_INTERVAL_SECONDS", default=6 * 3600)
+VAULT_SYNC_PAGE_SIZE = env.int("VAULT_SYNC_PAGE_SIZE", default=50)  # the gateway takes 10-100
+# Items not listed in a pass are confirmed one request each; this many per task run.
+VAULT_SYNC_GONE_BATCH = env.int("VAULT_SYNC_GONE_BATCH", default=25)
+# A chat's newest messages with media read for each fan's history (one request; at most 100).
+VAULT_SYNC_CHAT_MEDIA_PER_CHAT = env.int("VAULT_SYNC_CHAT_MEDIA_PER_CHAT", default=100)
+# Our copies of the thumbnails: a Django storage (class and options). The default keeps them
+# on local disk; for an object store install django-storages and set, e.g.,
+# VAULT_THUMB_STORAGE_BACKEND=storages.backends.s3.S3Storage and its OPTIONS in the
+# environment as JSON (VAULT_THUMB_STORAGE_OPTIONS='{"bucket_name": "…"}'). Files are only
+# ever served through the product's own view, to members of the account.
+VAULT_THUMB_STORAGE = {
+    "BACKEND": env(
+        "VAULT_THUMB_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+    ),
+    "OPTIONS": env.json(
+        "VAULT_THUMB_STORAGE_OPTIONS",
+        default={"location": str(BASE_DIR / "var" / "vault-thumbs")},
+    ),
+}
+VAULT_THUMB_SIZE = env.int("VAULT_THUMB_SIZE", default=240)  # pixels, longest side
+VAULT_THUMB_MAX_BYTES = env.int("VAULT_THUMB_MAX_BYTES", default=5 * 1024 * 1024)
+# Time a page may spend fetching thumbnails (well inside FAN_SYNC_LEASE_SECONDS); the rest
+# are fetched by the next sync.
+VAULT_THUMB_PAGE_BUDGET_SECONDS = env.float("VAULT_THUMB_PAGE_BUDGET_SECONDS", default=30.0)
+# Browsers may keep a served thumbnail this long (private: never a shared cache).
+VAULT_THUMB_CACHE_SECONDS = env.int("VAULT_THUMB_CACHE_SECONDS", default=24 * 3600)
+VAULT_PAGE_SIZE = env.int("VAULT_PAGE_SIZE", default=48)  # items a page of the library shows
+
 # --- Inbox: drafts and snooze (crm.drafts, crm.snooze) --------------------------------------
 # A member's unsent composer text is kept this long after its last change.
 DRAFT_TTL_DAYS = env.int("DRAFT_TTL_DAYS", default=30)

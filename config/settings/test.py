@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 # A development .env (make run writes one) must not turn DEBUG on under the tests.
 os.environ.setdefault("DJANGO_DEBUG", "0")
@@ -46,3 +48,9 @@ LIVE_RENDER_INLINE = True
 METRICS_TOKEN = "test-metrics-token"
 # Every /readyz in a test probes (tests take dependencies down between calls).
 READYZ_CACHE_SECONDS = 0.0
+
+# Vault thumbnails of tests go to the temporary directory (tests that look at them set their own).
+VAULT_THUMB_STORAGE = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(Path(tempfile.gettempdir()) / "fancrm-test-vault-thumbs")},
+}

@@ -185,7 +185,10 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "cursor_id",
-                    models.BigIntegerField(default=0, help_text="Last item checked (gone phase)."),
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Last row done in the phase (gone: item id; chats: fan id).",
+                    ),
                 ),
                 (
                     "trigger",

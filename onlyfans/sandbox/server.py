@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from onlyfans.sandbox.mass import MassMessaging
 from onlyfans.sandbox.state import Reply, SandboxConfig, SandboxState, idempotency_key_valid
+from onlyfans.sandbox.vault import Vault
 from onlyfans.sandbox.webhooks import FanPlayer, WebhookPoster, events_emit
 
 _SEND_PATH = re.compile(r"^/api/([^/]+)/chats/([^/]+)/messages/?$")
@@ -25,6 +26,10 @@ _CHATS_PATH = re.compile(r"^/api/([^/]+)/chats/?$")
 _FANS_PATH = re.compile(r"^/api/([^/]+)/fans/(all|active|expired)/?$")
 _MASS_PATH = re.compile(r"^/api/([^/]+)/mass-messaging/?$")
 _MASS_ONE_PATH = re.compile(r"^/api/([^/]+)/mass-messaging/(\d+)/?$")
+_VAULT_PATH = re.compile(r"^/api/([^/]+)/media/vault/?$")
+_VAULT_LISTS_PATH = re.compile(r"^/api/([^/]+)/media/vault/lists/?$")
+_VAULT_ONE_PATH = re.compile(r"^/api/([^/]+)/media/vault/(\d+)/?$")
+_CHAT_MEDIA_PATH = re.compile(r"^/api/([^/]+)/chats/([^/]+)/media/?$")
 FANS_PAGE_MAX = 20  # OnlyFans gives at most 20 fans a page
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
@@ -39,6 +44,7 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
         self.state = state
         self.mass = MassMessaging(state)
+        self.vault = Vault(state)
         self.stopping = threading.Event()
         self.poster = WebhookPoster()
         self._open: set[socket.socket] = set()
@@ -91,6 +97,24 @@ class _Handler(BaseHTTPRequestHandler):
         # One write: headers and body leave in the same segment.
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
 
+    def _write_file(self, status: int, payload: bytes, content_type: str) -> None:
+        """A file as the platform's CDN serves it (no JSON, no bearer token)."""
+        self.server.state.count(f"status:{status}")
+        head = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(payload)}",
+            "Cache-Control: private, max-age=60",
+        ]
+        if self.close_connection:
+            head.append("Connection: close")
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+
+    def _origin(self) -> str:
+        # File URLs point back at this server, as the client reached it.
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+        return f"http://{host}"
+
     def _hang(self, seconds: float) -> None:
         """Never answer: hold the request, then drop the connection."""
         self.server.stopping.wait(seconds)
@@ -111,6 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path.startswith("/_sandbox/"):
                 reply = self._control(method, path, query, body)
+            elif path.startswith("/files/vault/") and method == "GET":
+                self._write_file(*self.server.vault.file(path, query))
+                return
             elif not path.startswith("/api/"):
                 reply = Reply(404, {"error": "Not found.", "message": "Not found."})
             elif not self._authorized():
@@ -202,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
                     account_id, limit=limit, offset=int(query.get("offset") or 0), kind=match[2]
                 ),
             )
+        vault = self._vault(method, path, query)
+        if vault is not None:
+            return vault
         mass = self._mass(method, path, body)
         if mass is not None and mass.hang_seconds is not None:
             self._hang(mass.hang_seconds)
@@ -209,6 +239,29 @@ class _Handler(BaseHTTPRequestHandler):
         if mass is not None:
             return mass
         return Reply(404, {"error": "Not found.", "message": "Not found.", "code": "not_found"})
+
+    def _vault(self, method: str, path: str, query: dict[str, str]) -> Reply | None:
+        """The vault's reads (onlyfans/sandbox/vault.py); None when the path is not one."""
+        match = (
+            _VAULT_LISTS_PATH.match(path)
+            or _VAULT_ONE_PATH.match(path)
+            or _VAULT_PATH.match(path)
+            or _CHAT_MEDIA_PATH.match(path)
+        )
+        if not match or method != "GET":
+            return None
+        state, vault = self.server.state, self.server.vault
+        account_id = unquote(match[1])
+        error = state.account_error(account_id) or state.read_admit(account_id)
+        if error is not None:
+            return error
+        if match.re is _VAULT_LISTS_PATH:
+            return vault.lists_json(account_id, query)
+        if match.re is _VAULT_ONE_PATH:
+            return vault.item_json(self._origin(), account_id, int(match[2]))
+        if match.re is _CHAT_MEDIA_PATH:
+            return vault.chat_media_json(self._origin(), account_id, unquote(match[2]), query)
+        return vault.list_json(self._origin(), account_id, query)
 
     def _mass(self, method: str, path: str, body: bytes) -> Reply | None:
         """Mass messaging (onlyfans/sandbox/mass.py); None when the path is not one of it."""
@@ -281,6 +334,9 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(200, {"data": self.server.mass.control_json(query.get("account"))})
         if route == "fans/seed" and method == "POST":
             return Reply(200, {"data": state.fans_seed(data)})
+        vault = self.server.vault.control(route, data, query)
+        if vault is not None:
+            return vault
         if route == "webhooks/emit" and method == "POST":
             return Reply(200, {"data": events_emit(state, self.server.poster, data)})
         return Reply(404, {"error": "Unknown control endpoint.", "message": route})

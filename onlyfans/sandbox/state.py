@@ -60,6 +60,9 @@ class SandboxConfig:
     mass_fail_next: int = 0  # the next N calls answer 500 and create nothing
     banned_words: list[str] = field(default_factory=list)  # refused with blockBannedWords
     mass_unsend_seconds: int = 3600  # how long after sending a mass message can be unsent
+    # The vault (onlyfans/sandbox/vault.py).
+    vault_items_per_account: int = 36  # generated on an account's first vault read
+    file_url_ttl_seconds: int = 300  # how long a signed file URL works; then 403
 
     def update(self, changes: dict[str, Any]) -> list[str]:
         """Apply known keys; return the unknown ones so the caller can complain."""
@@ -478,6 +481,9 @@ class SandboxState:
                     "text_length": len(body["text"]),
                     "price": price,
                     "media_count": len(body.get("mediaFiles", [])),
+                    # What a test asserts about media: the ids as they arrived.
+                    "media_files": list(body.get("mediaFiles", [])),
+                    "previews": list(body.get("previews", [])),
                     "arrived_at": now,
                     "platform_message_id": str(message_id),
                 }
@@ -604,6 +610,35 @@ class SandboxState:
                 f"&first_id={page[-1]['id']}"
             )
         return {"data": page, "_pagination": {"next_page": next_page}, "_meta": meta}
+
+    def chat_messages(self, account_id: str, chat_id: str) -> list[dict[str, Any]]:
+        """A copy of the chat's messages, oldest first (the vault's chat media reads them)."""
+        with self._lock:
+            return copy.deepcopy(self._chats.get((account_id, chat_id), []))
+
+    def chat_message_add(
+        self, account_id: str, chat_id: str, message: dict[str, Any], *, from_fan: bool
+    ) -> dict[str, Any]:
+        """Put a message into a chat's history in time order, from the fan or the creator."""
+        with self._lock:
+            creator = self._account(account_id)
+            fan = self._fan_upsert(
+                account_id, {"id": int(chat_id) if chat_id.isdigit() else chat_id}, now=time.time()
+            )
+            sender = (
+                {"id": fan["id"], "name": fan["name"], "username": fan["username"]}
+                if from_fan
+                else {"id": creator.onlyfans_id, "_view": "s"}
+            )
+            stored = {**message, "fromUser": sender}
+            chat = self._chats.setdefault((account_id, chat_id), [])
+            chat.append(stored)
+            chat.sort(key=lambda m: (m.get("createdAt", ""), int(m.get("id", 0))))
+            return copy.deepcopy(stored)
+
+    def read_meta(self, account_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self._read_meta(account_id, now=time.time())
 
     # --- reads: their limit, and the fans list -------------------------------------------
     def _read_meta(self, account_id: str, *, now: float) -> dict[str, Any]:

@@ -102,3 +102,40 @@ def test_deleting_the_account_deletes_its_vault_and_history(account):
     account.delete()
     assert not VaultItem.objects.exists()
     assert not FanMediaEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "model_name", ["vaultitem", "vaultlist", "messagemedia", "fanmediaevent", "vaultsync"]
+)
+def test_admin_lists_and_opens_vault_rows(client, account, model_name):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from crm.models import VaultSync
+    from tests.factories import VaultListFactory
+
+    item = VaultItemFactory(account=account)
+    message = MessageFactory(conversation__fan__account=account)
+    rows = {
+        "vaultitem": item,
+        "vaultlist": VaultListFactory(account=account),
+        "messagemedia": MessageMedia.objects.create(
+            account=account, message=message, vault_item=item, platform_media_id="1", position=0
+        ),
+        "fanmediaevent": FanMediaEvent.objects.create(
+            account=account,
+            fan=message.conversation.fan,
+            platform_media_id="1",
+            kind="sent_free",
+            at=timezone.now(),
+            source="platform_history",
+        ),
+        "vaultsync": VaultSync.objects.filter(account=account).first(),
+    }
+    admin_user = get_user_model().objects.create_superuser(
+        "root", "root@example.test", "pw-12345678"
+    )
+    client.force_login(admin_user)
+    assert client.get(reverse(f"admin:crm_{model_name}_changelist")).status_code == 200
+    obj = rows[model_name]
+    assert client.get(reverse(f"admin:crm_{model_name}_change", args=[obj.pk])).status_code == 200

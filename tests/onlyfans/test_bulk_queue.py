@@ -24,6 +24,8 @@ def _routed_queue(task_name: str) -> str:
         "imports.tasks.fan_import_task",
         "onlyfans.tasks.fan_sync_task",
         "onlyfans.tasks.fan_sync_schedule_task",
+        "onlyfans.tasks.vault_sync_task",
+        "onlyfans.tasks.vault_sync_schedule_task",
         "campaigns.tasks.campaign_fan_out_task",
         "analytics.tasks.rollups_refresh_task",
     ],
