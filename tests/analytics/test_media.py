@@ -463,9 +463,14 @@ def test_another_accounts_page_item_and_api_are_404(client, shop):
 
 
 def test_the_page_shows_the_figures_sort_links_and_an_htmx_fragment(client, shop):
+    VaultItem.objects.filter(pk=shop.items["i5"].pk).update(thumb_name="ab/cd.jpg")
     client.force_login(shop.owner)
     url = reverse("analytics_media", args=[shop.account.pk])
     html = client.get(url, RANGE).content.decode()
+    # thumbnails come from the vault's members-only view, never the platform's URL
+    assert (
+        f'src="{reverse("vault_item_thumb", args=[shop.account.pk, shop.items["i5"].pk])}"' in html
+    )
     assert "Which content sells" in html
     assert "$25" in html and "$17.50" in html and "50.0 %" in html
     assert 'aria-sort="descending"' in html and "sort=revenue" in html  # click: lowest first
@@ -531,6 +536,7 @@ def test_the_api_gives_the_same_figures(client, shop):
         )
         assert item["revenue_cents"] == f["revenue"]
     assert body["items"][0]["id"] == shop.items["i5"].pk
+    assert body["items"][0]["thumbnail_url"] is None
     everything = client.get(url, {"range": "all"}).json()
     assert everything["period"] is None and everything["items"][0]["id"] == shop.items["i1"].pk
     prices = client.get(url, {**API_RANGE, "view": "prices"}).json()
