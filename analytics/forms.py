@@ -7,6 +7,7 @@ from django import forms
 
 from analytics.periods import DEFAULT_DAYS, INTERVALS, PRESETS, Period, period_for
 from crm.errors import ApplicationError
+from crm.models import VAULT_LABEL_MAX_LENGTH, VaultMediaType
 
 RANGE_CHOICES = [(str(d), f"Last {d} days") for d in PRESETS] + [("custom", "Custom")]
 INTERVAL_CHOICES = [(i, i.title()) for i in INTERVALS]
@@ -78,3 +79,105 @@ class ReassignForm(forms.Form):
             return int(value), False
         except ValueError:
             raise forms.ValidationError("Choose a member.") from None
+
+
+# --- Which content sells (the media page and its API) -------------------------------------
+
+MEDIA_RANGE_CHOICES = [*RANGE_CHOICES, ("all", "All time")]
+MEDIA_SORTS = (
+    "revenue",
+    "revenue_per_offer",
+    "conversion",
+    "bought",
+    "offered",
+    "previewed",
+    "sent_free",
+    "created",
+)
+MEDIA_VIEWS = ("items", "prices", "chatters")
+MEDIA_PAGE_MAX = 10_000
+
+
+class MediaForm(forms.Form):
+    """The media page's range (as the analytics page's, plus all time), item filters, sort
+    (``-revenue``: highest first; ``revenue``: lowest first) and page. Anything invalid falls
+    back to its default, with the errors shown."""
+
+    range = forms.ChoiceField(choices=MEDIA_RANGE_CHOICES, required=False)
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
+    type = forms.ChoiceField(choices=[("", "Any type"), *VaultMediaType.choices], required=False)
+    list = forms.IntegerField(required=False, min_value=1)
+    label = forms.CharField(required=False, max_length=VAULT_LABEL_MAX_LENGTH)
+    sort = forms.ChoiceField(
+        choices=[(s, s) for s in MEDIA_SORTS] + [(f"-{s}", s) for s in MEDIA_SORTS],
+        required=False,
+    )
+    view = forms.ChoiceField(choices=[(v, v) for v in MEDIA_VIEWS], required=False)
+    page = forms.IntegerField(required=False, min_value=1, max_value=MEDIA_PAGE_MAX)
+
+    def __init__(self, query: Mapping[str, Any] | None = None, *, zone_name: str = "UTC") -> None:
+        data = None
+        if query is not None:
+            # Capped before parsing: nothing here is longer than a date or a label.
+            data = {
+                name: str(query.get(key, ""))[:100]
+                for name, key in (
+                    ("range", "range"),
+                    ("start", "from"),
+                    ("end", "to"),
+                    ("type", "type"),
+                    ("list", "list"),
+                    ("label", "label"),
+                    ("sort", "sort"),
+                    ("view", "view"),
+                    ("page", "page"),
+                )
+            }
+        super().__init__(data)
+        self.zone_name = zone_name
+
+    def _value(self, name: str) -> Any:
+        """The field's cleaned value; None when it is missing or invalid (so the default)."""
+        self.is_valid()
+        return self.cleaned_data.get(name)
+
+    def period(self) -> Period | None:
+        """The range; None for all time. Presets and custom dates as the analytics page."""
+        if self._value("range") == "all":
+            return None
+        data = self.data or {}
+        self.range_form = RangeForm(
+            {
+                "range": data.get("range", ""),
+                "from": data.get("start", ""),
+                "to": data.get("end", ""),
+            },
+            zone_name=self.zone_name,
+        )
+        return self.range_form.period()
+
+    def range_key(self, period: Period | None) -> str:
+        if period is None:
+            return "all"
+        if self._value("range") == "custom" or period.days not in PRESETS:
+            return "custom"
+        return str(period.days)
+
+    def sort_order(self) -> tuple[str, bool]:
+        """(sort key, highest first?); default: revenue, highest first."""
+        value = self._value("sort") or "-revenue"
+        return value.lstrip("-"), value.startswith("-")
+
+    def view_name(self) -> str:
+        return self._value("view") or "items"
+
+    def page_number(self) -> int:
+        return self._value("page") or 1
+
+    def item_filters(self) -> dict[str, Any]:
+        return {
+            "media_type": self._value("type") or "",
+            "list_id": self._value("list"),
+            "label": (self._value("label") or "").strip(),
+        }

@@ -85,3 +85,9 @@ def signed_dollars(cents: int | None) -> str:
     if cents is None:
         return "—"
     return f"+{dollars(cents)}" if cents >= 0 else f"\u2212{dollars(-cents)}"
+
+
+@register.filter
+def dollars_or_dash(cents: int | None) -> str:
+    """``dollars`` of a figure that may not exist (revenue per offer without offers)."""
+    return "—" if cents is None else dollars(cents)
