@@ -241,6 +241,12 @@ class AutomationRun(models.Model):
                 condition=Q(state="scheduled"),
                 name="automation_run_due",
             ),
+            # An account's due runs (the due pass hands each account its share).
+            models.Index(
+                fields=["account", "due_at"],
+                condition=Q(state="scheduled"),
+                name="automation_run_account_due",
+            ),
             # A fan's pending runs (cancel on change, the fan panel).
             models.Index(
                 fields=["fan", "due_at"],

@@ -13,6 +13,8 @@ campaign messages and take the first free slots; campaign messages hold at most 
 of the account's sends on the broker (``CAMPAIGN_LANE_HORIZON_SECONDS``), so a reply queued
 while a campaign drains leaves within about one slot. The limiter decides every send as before.
 A paused campaign's messages stay ``queued`` and are not claimed until it runs again.
+Automations' messages (``sender_kind='automation'``) share the campaign lane and its budget,
+claimed before campaign messages (they are few and each is due at its own time).
 """
 
 from __future__ import annotations
@@ -82,10 +84,11 @@ def campaign_lane_budget_for(limit: RateLimit) -> int:
 
 
 def _claim_two_lanes(
-    account_id: int, *, budget: int, campaign_budget: int
+    account_id: int, *, budget: int, campaign_budget: int, campaign_running: bool = True
 ) -> tuple[list[int], list[int]]:
-    """Claim up to ``budget`` of the account's backlog: one-to-one messages first, then
-    campaign messages up to ``campaign_budget``. (direct ids, campaign ids), oldest first."""
+    """Claim up to ``budget`` of the account's backlog: one-to-one messages first, then the
+    campaign lane up to ``campaign_budget``: automations' messages, then (when a campaign of
+    the account runs) campaign messages. (direct ids, campaign lane ids), oldest first."""
     now = timezone.now()
     campaign: list[int] = []
     with connection.cursor() as cursor:
@@ -93,8 +96,12 @@ def _claim_two_lanes(
         direct = sorted(r[0] for r in cursor.fetchall())
         take = min(budget - len(direct), campaign_budget)
         if take > 0:
-            cursor.execute(_CLAIM_CAMPAIGN_SQL, [now, account_id, take])
+            cursor.execute(_CLAIM_AUTOMATION_SQL, [now, account_id, take])
             campaign = sorted(r[0] for r in cursor.fetchall())
+            take -= len(campaign)
+        if take > 0 and campaign_running:
+            cursor.execute(_CLAIM_CAMPAIGN_SQL, [now, account_id, take])
+            campaign += sorted(r[0] for r in cursor.fetchall())
     return direct, campaign
 
 
@@ -176,6 +183,10 @@ _A = CreatorAccount._meta.db_table
 # campaign's messages wait in the backlog, held) and banned words. A test in
 # tests/campaigns/test_pipeline.py holds them to campaigns.models.Campaign.
 CAMPAIGN_TABLE = "campaigns_campaign"
+# Automations' tables, by name likewise: the pipeline reads only an automation's screening of
+# banned words, through the run that links its message (tests/automations hold the names).
+AUTOMATION_TABLE = "automations_automation"
+AUTOMATION_RUN_TABLE = "automations_automationrun"
 _C = CAMPAIGN_TABLE
 # Hand-written SQL on the hot path: this runs after every finished send, and the ORM's query
 # building cost more CPU than the queries themselves (measured with py-spy on a worker).
@@ -190,19 +201,27 @@ SELECT a.connection_state, a.send_rate_per_minute, a.send_min_interval_ms,
 FROM {_A} a CROSS JOIN LATERAL (
   SELECT count(*) AS in_flight,
     count(*) FILTER (WHERE m.status = 'queued') AS waiting_for_slot,
-    count(*) FILTER (WHERE m.sender_kind = 'campaign') AS campaign_in_flight,
-    count(*) FILTER (WHERE m.status = 'queued' AND m.sender_kind = 'campaign')
+    count(*) FILTER (WHERE m.sender_kind IN ('campaign', 'automation')) AS campaign_in_flight,
+    count(*) FILTER (WHERE m.status = 'queued' AND m.sender_kind IN ('campaign', 'automation'))
       AS campaign_waiting
   FROM {_M} m WHERE m.account_id = a.id
     AND m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL) b
 WHERE a.id = %s
 """  # noqa: S608 (table names only)
 # Two lanes: one-to-one messages (chatters, the API, the inbox) are claimed before campaign
-# messages, each lane oldest first (indexes message_backlog_direct / message_backlog_campaign).
+# messages, each lane oldest first (indexes message_backlog_direct / message_backlog_campaign /
+# message_backlog_automation; the direct one's predicate is written as here).
 _CLAIM_DIRECT_SQL = f"""
 UPDATE {_M} SET dispatched_at = %s WHERE id IN (
   SELECT id FROM {_M} WHERE account_id = %s AND status = 'queued' AND dispatched_at IS NULL
-    AND sender_kind <> 'campaign'
+    AND sender_kind NOT IN ('campaign', 'automation')
+  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING id
+"""  # noqa: S608
+_CLAIM_AUTOMATION_SQL = f"""
+UPDATE {_M} SET dispatched_at = %s WHERE id IN (
+  SELECT id FROM {_M} WHERE account_id = %s AND status = 'queued' AND dispatched_at IS NULL
+    AND sender_kind = 'automation'
   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
 RETURNING id
 """  # noqa: S608
@@ -266,10 +285,10 @@ def _dispatch_once(account_id: int) -> int:
     direct, campaign = _claim_two_lanes(
         account_id,
         budget=budget,
-        # No running campaign: whatever campaign messages wait are held (paused).
-        campaign_budget=(
-            campaign_lane_budget_for(limit) - campaign_in_flight if campaign_running else 0
-        ),
+        campaign_budget=campaign_lane_budget_for(limit) - campaign_in_flight,
+        # No running campaign: whatever campaign messages wait are held (paused); only
+        # automations' messages may be claimed in the lane.
+        campaign_running=bool(campaign_running),
     )
     ids = direct + campaign
     if not ids:

@@ -28,6 +28,7 @@ from crm.models import (
     message_preview,
 )
 from crm.snooze import conversation_wake_for_fan_message
+from onlyfans import signals
 
 log = structlog.get_logger(__name__)
 
@@ -152,6 +153,9 @@ def message_receive(
     conversation_wake_for_fan_message(conversation=conversation)
     log.debug("inbound.message_received", message_id=message.pk, event_key=event_key)
     _message_received_broadcast(message=message)
+    signals.fan_message_received.send(
+        sender=Message, account=account, message=message, fan_id=fan.pk
+    )
     return message
 
 
@@ -215,6 +219,7 @@ def purchase_record(
             payload={"purchase_id": purchase.pk, "fan_id": fan.pk, "kind": kind},
         )
     )
+    signals.purchase_recorded.send(sender=Purchase, account=account, purchase=purchase)
     return purchase
 
 
@@ -226,19 +231,22 @@ def fan_subscription_update(
     state: str,
     subscribed_at: datetime | None,
     expires_at: datetime | None,
+    event: str = "",
 ) -> Fan:
     """Set a fan's subscription state, creating the fan when unknown.
 
     Locks the fan row (``select_for_update``) so two deliveries cannot interleave. A renewal
     keeps the original ``subscribed_at``; it moves only when the fan (re)subscribes after not
     being active. ``subscription_expires_at`` only moves forward, so a late, older event
-    cannot shorten a subscription.
+    cannot shorten a subscription. With ``event`` (the webhook's name) the change is sent as
+    ``onlyfans.signals.subscription_applied``, in this transaction.
     """
     if state not in Fan.SubscriptionState.values:
         raise ApplicationError(f"Unknown subscription state {state!r}.", code="invalid_payload")
     created = _fan_get_or_create(account=account, platform_fan=platform_fan)
     fan = Fan.objects.select_for_update().get(pk=created.pk)
     was_active = fan.subscription_state == Fan.SubscriptionState.ACTIVE
+    previous_state, previous_expires_at = fan.subscription_state, fan.subscription_expires_at
     if subscribed_at is not None and (fan.subscribed_at is None or not was_active):
         fan.subscribed_at = subscribed_at
     if expires_at is not None and (
@@ -254,6 +262,17 @@ def fan_subscription_update(
             "updated_at",
         ]
     )
+    if event:
+        signals.subscription_applied.send(
+            sender=Fan,
+            account=account,
+            fan=fan,
+            event=event,
+            previous_state=previous_state,
+            previous_expires_at=previous_expires_at,
+            event_subscribed_at=subscribed_at,
+            event_expires_at=expires_at,
+        )
     return fan
 
 

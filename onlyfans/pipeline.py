@@ -29,7 +29,12 @@ from onlyfans.contracts import (
     GatewayTransientError,
     SendRequest,
 )
-from onlyfans.dispatch import CAMPAIGN_TABLE, account_rate_limit
+from onlyfans.dispatch import (
+    AUTOMATION_RUN_TABLE,
+    AUTOMATION_TABLE,
+    CAMPAIGN_TABLE,
+    account_rate_limit,
+)
 from onlyfans.ratelimit import (
     HeldSlot,
     rate_limit_acquire,
@@ -127,7 +132,11 @@ SELECT m.id, m.status, m.attempts, m.text, m.price_cents, m.media_ids, m.idempot
                AND e.direction = 'out' AND e.status IN ('queued', 'sending') AND e.id < m.id),
        COALESCE((SELECT NULLIF(k.block_banned_words, '') FROM {CAMPAIGN_TABLE} k
                  WHERE k.id = m.campaign_id),
-                CASE WHEN m.sender_kind = 'user' THEN NULLIF(a.gateway_banned_words, '') END)
+                CASE WHEN m.sender_kind = 'user' THEN NULLIF(a.gateway_banned_words, '')
+                     WHEN m.sender_kind = 'automation' THEN
+                       (SELECT NULLIF(au.block_banned_words, '') FROM {AUTOMATION_RUN_TABLE} r
+                        JOIN {AUTOMATION_TABLE} au ON au.id = r.automation_id
+                        WHERE r.message_id = m.id) END)
 FROM {_M} m
 JOIN {CreatorAccount._meta.db_table} a ON a.id = m.account_id
 JOIN {Conversation._meta.db_table} c ON c.id = m.conversation_id

@@ -17,7 +17,7 @@ from crm.drafts import draft_discard_on_commit
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
 from crm.worktime import work_session_open_subquery
-from onlyfans import metrics
+from onlyfans import metrics, signals
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +93,8 @@ def message_enqueue(
     # One statement for "the fan's conversation, created if new, touched now" (this runs on
     # every API send): an upsert on the one-conversation-per-fan constraint.
     # An outgoing message answers the fan: nobody is waiting in this conversation any more.
+    # An automation's message does not answer anyone (as a campaign's): the wait stays.
+    answers = sender_kind != Message.SenderKind.AUTOMATION
     [conversation] = Conversation.objects.bulk_create(
         [
             Conversation(
@@ -110,7 +112,7 @@ def message_enqueue(
             "last_message_at",
             "last_message_preview",
             "last_message_direction",
-            "waiting_since",
+            *(["waiting_since"] if answers else []),
         ],
     )
     message = Message.objects.create(
@@ -145,6 +147,7 @@ def message_enqueue(
         # What the member had typed is sent: their composer draft goes once this commits.
         draft_discard_on_commit(conversation_id=conversation.pk, user_id=sent_by_id)
     _status_broadcast_on_commit(message, new=True)
+    signals.message_queued.send(sender=Message, message=message, fan=fan)
 
     from onlyfans.dispatch_coalescer import dispatch_on_commit
 

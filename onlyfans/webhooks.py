@@ -39,6 +39,7 @@ Times are ISO 8601 strings (naive ones are UTC) or Unix seconds; a missing time 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -261,7 +262,7 @@ def _tip(payload: dict[str, Any], event_key: str) -> Action:
     return lambda account: purchase_record(account=account, **kwargs)
 
 
-def _subscription(payload: dict[str, Any], event_key: str) -> Action:
+def _subscription(payload: dict[str, Any], event_key: str, *, event: str) -> Action:
     fan: dict[str, Any] | None = None
     for name in ("user", "fan", "subscriber", "fromUser"):
         if payload.get(name) is not None:
@@ -276,6 +277,7 @@ def _subscription(payload: dict[str, Any], event_key: str) -> Action:
         "state": Fan.SubscriptionState.ACTIVE,
         "subscribed_at": _timestamp(subscribed_at, "payload.subscribedAt"),
         "expires_at": None if expires_at is None else _timestamp(expires_at, "payload.expiresAt"),
+        "event": event,
     }
     return lambda account: fan_subscription_update(account=account, **kwargs)
 
@@ -292,8 +294,8 @@ HANDLERS: dict[str, Handler] = {
     "messages.received": _message_received,
     "messages.ppv.unlocked": _ppv_unlocked,
     "transactions.new": _tip,
-    "subscriptions.new": _subscription,
-    "subscriptions.renewed": _subscription,
+    "subscriptions.new": functools.partial(_subscription, event="subscriptions.new"),
+    "subscriptions.renewed": functools.partial(_subscription, event="subscriptions.renewed"),
     "accounts.session_expired": _session_expired,
     "accounts.reconnected": _reconnected,
 }

@@ -5,6 +5,16 @@ the dispatcher's hand-written claim), and an index for the scans of subscription
 
 from django.db import migrations, models
 
+# The direct lane no longer holds automations' messages (its claim excludes them the same way).
+BACKLOG_DIRECT = (
+    "CREATE INDEX message_backlog_direct ON crm_message (account_id, id) "
+    "WHERE status = 'queued' AND dispatched_at IS NULL "
+    "AND sender_kind NOT IN ('campaign', 'automation')"
+)
+BACKLOG_DIRECT_BEFORE = (
+    "CREATE INDEX message_backlog_direct ON crm_message (account_id, id) "
+    "WHERE status = 'queued' AND dispatched_at IS NULL AND sender_kind <> 'campaign'"
+)
 BACKLOG_AUTOMATION = (
     "CREATE INDEX IF NOT EXISTS message_backlog_automation ON crm_message (account_id, id) "
     "WHERE status = 'queued' AND dispatched_at IS NULL AND sender_kind = 'automation'"
@@ -40,5 +50,9 @@ class Migration(migrations.Migration):
         ),
         migrations.RunSQL(
             BACKLOG_AUTOMATION, reverse_sql="DROP INDEX IF EXISTS message_backlog_automation"
+        ),
+        migrations.RunSQL(
+            ["DROP INDEX IF EXISTS message_backlog_direct", BACKLOG_DIRECT],
+            reverse_sql=["DROP INDEX IF EXISTS message_backlog_direct", BACKLOG_DIRECT_BEFORE],
         ),
     ]
