@@ -140,3 +140,36 @@ class VaultItemFactory(factory.django.DjangoModelFactory):
         lambda n: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n)
     )
     synced_at = factory.LazyFunction(lambda: datetime.now(UTC))
+
+
+# --- automations pages (helper "autopages", issue 19) ---------------------------------------
+from automations.models import Automation, AutomationRun  # noqa: E402
+
+
+class AutomationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Automation
+
+    account = factory.SubFactory(CreatorAccountFactory)
+    name = factory.Sequence(lambda n: f"Automation {n}")
+    trigger = Automation.Trigger.SUBSCRIBED
+    text = "Hey {name|babe}, welcome!"
+
+
+class AutomationRunFactory(factory.django.DjangoModelFactory):
+    """A run; pass ``state`` (and ``reason``/``is_control`` as the constraints want)."""
+
+    class Meta:
+        model = AutomationRun
+
+    automation = factory.SubFactory(AutomationFactory)
+    account = factory.LazyAttribute(lambda o: o.automation.account)
+    fan = factory.SubFactory(FanFactory, account=factory.SelfAttribute("..account"))
+    event_key = factory.Sequence(lambda n: f"test:{n}")
+    state = AutomationRun.State.SCHEDULED
+    triggered_at = factory.LazyFunction(lambda: datetime.now(UTC) - timedelta(hours=1))
+    due_at = factory.LazyAttribute(lambda o: o.triggered_at + timedelta(minutes=2))
+    finished_at = factory.LazyAttribute(
+        lambda o: None if o.state == AutomationRun.State.SCHEDULED else o.due_at
+    )
+    is_control = factory.LazyAttribute(lambda o: o.state == AutomationRun.State.HELD_CONTROL)
