@@ -42,6 +42,15 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "analytics-rollups-refresh": ("analytics.tasks.rollups_refresh_task", 60),
         "inbox-snoozes-wake": ("crm.tasks.snoozes_wake_task", settings.SNOOZE_WAKE_SECONDS),
         "inbox-drafts-expire": ("crm.tasks.drafts_expire_task", settings.DRAFT_CLEANUP_SECONDS),
+        # automations: due runs to the send pipeline; the scan triggers.
+        "automations-due": (
+            "automations.tasks.automation_runs_due_task",
+            settings.AUTOMATION_DUE_SECONDS,
+        ),
+        "automations-scan": (
+            "automations.tasks.automation_scans_task",
+            settings.AUTOMATION_SCAN_SECONDS,
+        ),
     }
     return {
         name: {"task": task, "schedule": float(seconds)} for name, (task, seconds) in every.items()

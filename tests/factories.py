@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
 
@@ -142,18 +143,26 @@ class VaultItemFactory(factory.django.DjangoModelFactory):
     synced_at = factory.LazyFunction(lambda: datetime.now(UTC))
 
 
-# --- automations pages (helper "autopages", issue 19) ---------------------------------------
-from automations.models import Automation, AutomationRun  # noqa: E402
+# --- autom: automations ----------------------------------------------------------------------
 
 
 class AutomationFactory(factory.django.DjangoModelFactory):
+    """An enabled welcome without delay; tests set the trigger and what they need."""
+
     class Meta:
-        model = Automation
+        model = "automations.Automation"
 
     account = factory.SubFactory(CreatorAccountFactory)
     name = factory.Sequence(lambda n: f"Automation {n}")
-    trigger = Automation.Trigger.SUBSCRIBED
-    text = "Hey {name|babe}, welcome!"
+    trigger = "subscribed"
+    trigger_value = 0
+    text = "Welcome {name|babe}!"
+    enabled = True
+    enabled_at = factory.LazyFunction(timezone.now)
+
+
+# --- automations pages (helper "autopages", issue 19) ---------------------------------------
+from automations.models import AutomationRun  # noqa: E402
 
 
 class AutomationRunFactory(factory.django.DjangoModelFactory):

@@ -1,0 +1,54 @@
+"""What automations do when the apps below tell them something happened (their signals,
+``onlyfans.signals``). Each receiver runs inside the event's own transaction: the runs it
+writes or cancels commit with the event, or not at all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from automations.models import Automation, AutomationRun
+from automations.services import automation_runs_cancel_for_fan, automation_runs_on_subscription
+from crm.models import CreatorAccount, Fan, Message, Purchase
+
+
+def subscription_applied_receiver(
+    sender: Any,
+    *,
+    account: CreatorAccount,
+    fan: Fan,
+    event: str,
+    previous_state: str,
+    previous_expires_at: datetime | None,
+    **kwargs: Any,
+) -> None:
+    automation_runs_on_subscription(
+        account=account,
+        fan=fan,
+        event=event,
+        previous_state=previous_state,
+        previous_expires_at=previous_expires_at,
+    )
+
+
+def fan_message_received_receiver(sender: Any, *, fan_id: int, **kwargs: Any) -> None:
+    # A no-reply nudge is about the fan's wait: another message from them keeps it due.
+    automation_runs_cancel_for_fan(
+        fan_id=fan_id,
+        reason=AutomationRun.Reason.FAN_REPLIED,
+        except_triggers=[Automation.Trigger.NO_REPLY],
+    )
+
+
+def message_queued_receiver(sender: Any, *, message: Message, fan: Fan, **kwargs: Any) -> None:
+    if message.sender_kind != Message.SenderKind.USER:
+        return  # an automation's or a campaign's message is not a chatter writing
+    automation_runs_cancel_for_fan(fan_id=fan.pk, reason=AutomationRun.Reason.CHATTER_WROTE)
+
+
+def purchase_recorded_receiver(sender: Any, *, purchase: Purchase, **kwargs: Any) -> None:
+    automation_runs_cancel_for_fan(
+        fan_id=purchase.fan_id,
+        reason=AutomationRun.Reason.FAN_BOUGHT,
+        triggers=[Automation.Trigger.PPV_NOT_UNLOCKED],
+    )
