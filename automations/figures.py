@@ -131,7 +131,9 @@ class Uplift:
             "control_runs": self.control.runs,
             "treated_revenue_per_fan_cents": None if treated is None else round(treated, 2),
             "control_revenue_per_fan_cents": None if control is None else round(control, 2),
-            "uplift_per_fan_cents": None if diff is None or not self.has_control else round(diff, 2),
+            "uplift_per_fan_cents": None
+            if diff is None or not self.has_control
+            else round(diff, 2),
             "interval_95_cents": None if interval is None else [round(v, 2) for v in interval],
             "method": "welch_normal_95",
             "min_arm_size": MIN_ARM_SIZE,
@@ -261,10 +263,18 @@ def automations_figures(
             elif state == State.ENQUEUED:
                 key = {"sent": "sent", "failed": "failed"}.get(status or "", "queued")
                 row[key] = row.get(key, 0) + n
-        cursor.execute(_OUTCOMES_SQL, {"ids": ids, "now": now, "window": attribution_window()})
-        for automation_id, is_control, runs, replied, unlocks, unlock_cents, cents, sq in (
-            cursor.fetchall()
-        ):
+        params: dict[str, Any] = {"ids": ids, "now": now, "window": attribution_window()}
+        cursor.execute(_OUTCOMES_SQL, params)
+        for (
+            automation_id,
+            is_control,
+            runs,
+            replied,
+            unlocks,
+            unlock_cents,
+            cents,
+            sq,
+        ) in cursor.fetchall():
             row = counts[automation_id]
             row["arms"][bool(is_control)] = Arm(
                 runs=runs, revenue_cents=int(cents), revenue_sq=float(sq)

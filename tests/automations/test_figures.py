@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from automations import figures
 from automations.figures import automation_figures, automations_figures
-from automations.models import AutomationRun
+from automations.models import Automation, AutomationRun
 from crm.models import Message, Purchase
 from tests.factories import (
     AutomationFactory,
@@ -198,7 +198,7 @@ def test_no_control_group(account):
 
 
 def test_many_automations_in_two_statements(account, fixed, django_assert_num_queries):
-    others = [AutomationFactory(account=account) for _ in range(3)]
+    others: list[Automation] = [AutomationFactory(account=account) for _ in range(3)]
     for other in others:
         AutomationRunFactory(automation=other, state=State.SCHEDULED)
 
