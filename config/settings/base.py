@@ -457,6 +457,10 @@ AUTOMATION_BACKLOG_MAX_PER_ACCOUNT = env.int("AUTOMATION_BACKLOG_MAX_PER_ACCOUNT
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "CampaignStateEnum": "campaigns.models.Campaign.State"
 }
+# automations (autopages): an automated message's states are named apart from the campaign's.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AutomationRunStateEnum"] = (
+    "automations.models.AutomationRun.State"
+)
 
 # --- Operations: CloudWatch metrics and alarms, monitoring ---------------------------------
 # Custom metrics of the send pipeline (onlyfans/cloudwatch.py), published by beat once a
