@@ -114,6 +114,7 @@ def _preview_context(account_id: int, data: Any) -> dict[str, Any]:
         else ""
     )
     return {
+        "preview_fans": _preview_fans(account_id),
         "preview_fan": fan,
         "preview_text": rendered,
         "preview_unknown": text_variables_check(text),
@@ -197,7 +198,6 @@ def _form_page(
         "account": membership.account,
         "form": form,
         "automation": automation,
-        "preview_fans": _preview_fans(membership.account_id),
         "trigger_units": Automation.TRIGGER_UNITS,
         "event_triggers": Automation.EVENT_TRIGGERS,
     }

@@ -277,6 +277,8 @@ def test_preview_renders_the_message_for_a_real_fan(owner_client, shop):
         assert response.status_code == 200
         assert 'id="preview"' in body and "<html" not in body
         assert expected in body
+        # the picker keeps offering every fan, not only the one picked
+        assert f'value="{named.pk}"' in body and f'value="{nameless.pk}"' in body
 
 
 def test_preview_never_shows_another_accounts_fan(owner_client, shop):
