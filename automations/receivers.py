@@ -4,11 +4,18 @@ writes or cancels commit with the event, or not at all."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
+
 from automations.models import Automation, AutomationRun
-from automations.services import automation_runs_cancel_for_fan, automation_runs_on_subscription
+from automations.services import (
+    automation_runs_cancel_chatter_wrote,
+    automation_runs_cancel_for_fan,
+    automation_runs_on_subscription,
+)
 from crm.models import CreatorAccount, Fan, Message, Purchase
 
 
@@ -31,9 +38,12 @@ def subscription_applied_receiver(
     )
 
 
-def fan_message_received_receiver(sender: Any, *, fan_id: int, **kwargs: Any) -> None:
+def fan_message_received_receiver(
+    sender: Any, *, account: CreatorAccount, fan_id: int, **kwargs: Any
+) -> None:
     # A no-reply nudge is about the fan's wait: another message from them keeps it due.
     automation_runs_cancel_for_fan(
+        account_id=account.pk,
         fan_id=fan_id,
         reason=AutomationRun.Reason.FAN_REPLIED,
         except_triggers=[Automation.Trigger.NO_REPLY],
@@ -43,11 +53,18 @@ def fan_message_received_receiver(sender: Any, *, fan_id: int, **kwargs: Any) ->
 def message_queued_receiver(sender: Any, *, message: Message, fan: Fan, **kwargs: Any) -> None:
     if message.sender_kind != Message.SenderKind.USER:
         return  # an automation's or a campaign's message is not a chatter writing
-    automation_runs_cancel_for_fan(fan_id=fan.pk, reason=AutomationRun.Reason.CHATTER_WROTE)
+    # After the member's message commits (one statement, off the send's transaction: the
+    # send path's queries stay as they were). A run that goes meanwhile is checked when due.
+    transaction.on_commit(
+        functools.partial(
+            automation_runs_cancel_chatter_wrote, account_id=fan.account_id, fan_id=fan.pk
+        )
+    )
 
 
 def purchase_recorded_receiver(sender: Any, *, purchase: Purchase, **kwargs: Any) -> None:
     automation_runs_cancel_for_fan(
+        account_id=purchase.account_id,
         fan_id=purchase.fan_id,
         reason=AutomationRun.Reason.FAN_BOUGHT,
         triggers=[Automation.Trigger.PPV_NOT_UNLOCKED],

@@ -55,8 +55,9 @@ class UtcKey(Func):
     output_field = TextField()
 
 
-def event_key_sql(prefix: str, field: str) -> Concat:
-    return Concat(Value(f"{prefix}:"), UtcKey(F(field)), output_field=TextField())
+def event_key_sql(prefix: str, outer_field: str) -> Concat:
+    """The event key of the outer query's row (``outer_field``: its timestamp), in SQL."""
+    return Concat(Value(f"{prefix}:"), UtcKey(OuterRef(outer_field)), output_field=TextField())
 
 
 def event_key(prefix: str, moment: datetime) -> str:
@@ -165,7 +166,7 @@ def _ppv_not_unlocked(
         .exclude(Exists(unlocked))
     )
     if live:
-        key = Concat(Value("ppv:"), F("pk"), output_field=TextField())
+        key = Concat(Value("ppv:"), OuterRef("pk"), output_field=TextField())
         messages = messages.exclude(_not_run(automation, "conversation__fan_id", key))
     rows = messages.order_by("sent_at", "pk").values_list("pk", "conversation__fan_id", "sent_at")
     return [

@@ -126,15 +126,31 @@ def test_a_fan_who_wrote_unseen_by_the_signal_is_caught_when_the_run_is_due(
     assert run.reason == Reason.FAN_REPLIED
 
 
-def test_a_chatter_writing_first_cancels_the_welcome(studio, make_automation, due_pass):
+def test_a_chatter_writing_first_cancels_the_welcome(
+    studio, make_automation, django_capture_on_commit_callbacks
+):
+    from automations.services import automation_runs_due_process
     from onlyfans.services import message_enqueue
 
-    make_automation(delay_seconds=300)
+    make_automation(name="Later", delay_seconds=300)
+    make_automation(name="At once")
     webhook_post(subscription_body(studio.account, fan_id="7005"))
+    # the one without delay is already in the pipeline's backlog
+    with django_capture_on_commit_callbacks(execute=False):
+        assert automation_runs_due_process(now=timezone.now() + timedelta(seconds=1)).enqueued
     fan = Fan.objects.get(platform_fan_id="7005")
-    message_enqueue(fan=fan, text="hey, welcome!", sent_by_id=studio.chatter.pk)
-    run = AutomationRun.objects.get()
-    assert (run.state, run.reason) == (State.CANCELLED, Reason.CHATTER_WROTE)
+    with django_capture_on_commit_callbacks(execute=True):
+        message_enqueue(fan=fan, text="hey, welcome!", sent_by_id=studio.chatter.pk)
+    runs = AutomationRun.objects.select_related("message")
+    assert {(r.automation.name, r.state, r.reason) for r in runs} == {
+        ("Later", State.CANCELLED, Reason.CHATTER_WROTE),
+        ("At once", State.CANCELLED, Reason.CHATTER_WROTE),
+    }
+    withdrawn = Message.objects.get(pk=runs.get(automation__name="At once").message_id)
+    assert (withdrawn.status, withdrawn.last_error) == (
+        "failed",
+        "withdrawn: a chatter wrote to the fan before it was sent",
+    )
 
 
 def test_renewal_and_return_after_an_expiry_fire_their_own_automations(studio, make_automation):
@@ -191,3 +207,35 @@ def test_a_disabled_automation_fires_nothing_and_turning_one_off_cancels_its_run
     automation_disable(actor=studio.owner, automation=on)
     run.refresh_from_db()
     assert (run.state, run.reason) == (State.CANCELLED, Reason.DISABLED)
+
+
+def test_a_welcome_still_waiting_in_the_backlog_is_withdrawn_when_the_fan_writes(
+    studio, make_automation, sandbox, send_queue, django_capture_on_commit_callbacks
+):
+    from automations.services import automation_runs_due_process
+    from onlyfans.dispatch import outbox_sweep
+
+    make_automation()
+    webhook_post(subscription_body(studio.account, fan_id="7010"))
+    # handed to the pipeline, still in its backlog (not on the broker yet)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert automation_runs_due_process(now=timezone.now() + timedelta(seconds=1)).enqueued
+    run = AutomationRun.objects.get()
+    assert run.state == State.ENQUEUED
+    webhook_post(
+        webhook_body(
+            "messages.received",
+            studio.account,
+            {"id": "m-10", "fromUser": {"id": "7010"}, "text": "hello"},
+        )
+    )
+    run.refresh_from_db()
+    message = Message.objects.get(pk=run.message_id)
+    assert (run.state, run.reason) == (State.CANCELLED, Reason.FAN_REPLIED)
+    assert (message.status, message.last_error) == (
+        "failed",
+        "withdrawn: the fan wrote before it was sent",
+    )
+    outbox_sweep()
+    send_queue.drain(timeout=5)
+    assert sandbox.messages(account=studio.account.platform_account_id) == []
