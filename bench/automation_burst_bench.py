@@ -376,7 +376,7 @@ def main() -> None:
              str(VAR / "autom-celerybeat-schedule"), "--loglevel", "WARNING"],
             ENV,
         )  # fmt: skip
-        wait_port(WEB_PORT, timeout=60)
+        wait_port(WEB_PORT, timeout=240)  # a loaded machine boots it slowly
         time.sleep(5)  # workers' start-up, outside the measured time
         results["load_before"] = [round(x, 2) for x in os.getloadavg()]
         print(f"load average before: {results['load_before']}", flush=True)
