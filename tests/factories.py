@@ -141,6 +141,8 @@ class VaultItemFactory(factory.django.DjangoModelFactory):
         lambda n: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n)
     )
     synced_at = factory.LazyFunction(lambda: datetime.now(UTC))
+
+
 # --- autom: automations ----------------------------------------------------------------------
 
 
@@ -157,3 +159,26 @@ class AutomationFactory(factory.django.DjangoModelFactory):
     text = "Welcome {name|babe}!"
     enabled = True
     enabled_at = factory.LazyFunction(timezone.now)
+
+
+# --- automations pages (helper "autopages", issue 19) ---------------------------------------
+from automations.models import AutomationRun  # noqa: E402
+
+
+class AutomationRunFactory(factory.django.DjangoModelFactory):
+    """A run; pass ``state`` (and ``reason``/``is_control`` as the constraints want)."""
+
+    class Meta:
+        model = AutomationRun
+
+    automation = factory.SubFactory(AutomationFactory)
+    account = factory.LazyAttribute(lambda o: o.automation.account)
+    fan = factory.SubFactory(FanFactory, account=factory.SelfAttribute("..account"))
+    event_key = factory.Sequence(lambda n: f"test:{n}")
+    state = AutomationRun.State.SCHEDULED
+    triggered_at = factory.LazyFunction(lambda: datetime.now(UTC) - timedelta(hours=1))
+    due_at = factory.LazyAttribute(lambda o: o.triggered_at + timedelta(minutes=2))
+    finished_at = factory.LazyAttribute(
+        lambda o: None if o.state == AutomationRun.State.SCHEDULED else o.due_at
+    )
+    is_control = factory.LazyAttribute(lambda o: o.state == AutomationRun.State.HELD_CONTROL)

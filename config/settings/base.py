@@ -492,7 +492,9 @@ AUTOMATION_BACKLOG_MAX_PER_ACCOUNT = env.int("AUTOMATION_BACKLOG_MAX_PER_ACCOUNT
 
 # The campaign's states get their own name in the OpenAPI schema (other models have a "state").
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
-    "CampaignStateEnum": "campaigns.models.Campaign.State"
+    "CampaignStateEnum": "campaigns.models.Campaign.State",
+    # automations (autopages): an automated message's states, named apart from the campaign's.
+    "AutomationRunStateEnum": "automations.models.AutomationRun.State",
 }
 
 # --- Operations: CloudWatch metrics and alarms, monitoring ---------------------------------

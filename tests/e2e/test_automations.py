@@ -1,0 +1,80 @@
+"""Automations in a real browser: an owner sets up a welcome, sees the message previewed for a
+real fan as they type and who it would have reached, turns it on; the list shows it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from automations.models import Automation
+from tests.e2e.conftest import SHOTS
+from tests.factories import CreatorAccountFactory, FanFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_owner_creates_a_welcome_with_the_preview_and_turns_it_on(login, member):
+    # given: an owner, a fan seen just now, and three who subscribed this week
+    account = CreatorAccountFactory()
+    owner = member(account, "owner")
+    now = timezone.now()
+    FanFactory(account=account, username="lily", display_name="Lily", last_seen_at=now)
+    newcomers = [
+        FanFactory(
+            account=account,
+            username=f"new{i}",
+            display_name="",
+            subscription_state="active",
+            subscribed_at=now - timedelta(days=i + 1),
+            last_seen_at=now - timedelta(days=3),
+        )
+        for i in range(3)
+    ]
+    page = login(owner)
+
+    # when: the owner opens Automations from the top bar and starts a new one
+    page.goto("/")
+    page.get_by_role("link", name="Automations").click()
+    expect(page.locator("h1")).to_contain_text("Automations")
+    page.locator("#new-automation").click()
+    page.fill("input[name=name]", "Welcome")
+    page.select_option("select[name=trigger]", "subscribed")
+
+    # then: the preview renders the text for the most recently seen fan, as it is typed
+    preview = page.locator("#preview-text")
+    text = page.locator("#automation-text")
+    text.fill("Hi {name|babe}, so glad you're here")
+    expect(preview).to_have_text("Hi Lily, so glad you're here")
+    text.fill("Hi {name|babe}, welcome in")
+    expect(preview).to_have_text("Hi Lily, welcome in")
+    # a fan without a display name gets the fallback
+    page.select_option("#preview-fan", value=str(newcomers[0].pk))
+    expect(preview).to_have_text("Hi babe, welcome in")
+    # and the dry run says who the last 7 days would have reached
+    expect(page.locator("#reach-count")).to_contain_text("3 fans would have been reached")
+    page.fill("input[name=delay_minutes]", "3")
+    expect(page.locator("#reach-sample")).to_contain_text("@new2")
+    page.check("#automation-enabled")
+    page.screenshot(path=str(SHOTS / "automation-editor.png"), full_page=True)
+    page.locator("#save-automation").click()
+
+    # then: the list shows it, on, with its figures
+    expect(page.locator("h1")).to_contain_text("Automations")
+    automation = Automation.objects.get(account=account, name="Welcome")
+    assert automation.enabled
+    assert automation.text == "Hi {name|babe}, welcome in"
+    assert automation.delay_seconds == 180
+    card = page.locator(f"#automation-{automation.pk}")
+    expect(card).to_contain_text("Welcome")
+    expect(page.locator(f"#automation-state-{automation.pk}")).to_have_text("On")
+    expect(card.locator(".fig-triggered")).to_have_text("0")
+    page.screenshot(path=str(SHOTS / "automation-list.png"), full_page=True)
+
+    # when: turned off from the list
+    card.get_by_role("button", name="Turn off").click()
+    expect(page.locator(f"#automation-state-{automation.pk}")).to_have_text("Off")
+    automation.refresh_from_db()
+    assert not automation.enabled
