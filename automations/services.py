@@ -45,7 +45,7 @@ from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
 from crm.selectors import membership_get
-from crm.snooze import account_zone
+from crm.zones import account_zone
 from onlyfans.services import message_enqueue, message_validate
 
 log = structlog.get_logger(__name__)

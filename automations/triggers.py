@@ -30,7 +30,7 @@ from automations.scheduling import local_shift, utc_key
 from campaigns.rules import segment_rules_parse
 from campaigns.selectors import fans_for_segment
 from crm.models import Conversation, Fan, Message, Purchase
-from crm.snooze import account_zone
+from crm.zones import account_zone
 
 Trigger = Automation.Trigger
 

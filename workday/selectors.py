@@ -17,11 +17,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from analytics.periods import Period, zone_of
+from analytics.periods import Period
 from analytics.selectors import tip_window
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import CreatorAccount, Membership
 from crm.selectors import User, manager_membership_get, memberships_for_user
+from crm.zones import zone_named
 from workday import queries
 from workday.models import MessageReview, PayRule, ReviewSettings
 
@@ -121,7 +122,7 @@ def _flags(row: queries.FeedRow) -> list[str]:
 
 
 def _local_bounds(account: CreatorAccount, first: date | None, last: date | None) -> tuple:
-    zone = zone_of(account.time_zone)
+    zone = zone_named(account.time_zone)
     low = datetime.combine(first, time.min, tzinfo=zone) if first else FAR_PAST
     high = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone) if last else FAR_FUTURE
     return low, high
@@ -438,7 +439,7 @@ def overview_tiles(*, user: User) -> list[OverviewTile]:
     now = timezone.now()
     todays, weeks = [], []
     for m in memberships:
-        zone = zone_of(m.account.time_zone)
+        zone = zone_named(m.account.time_zone)
         today = now.astimezone(zone).date()
         todays.append(datetime.combine(today, time.min, tzinfo=zone))
         weeks.append(datetime.combine(today - timedelta(days=6), time.min, tzinfo=zone))
