@@ -61,5 +61,6 @@ def test_beat_runs_every_periodic_task_of_every_app_by_a_registered_name():
         "crm.tasks.snoozes_wake_task",
         "crm.tasks.drafts_expire_task",
         "analytics.tasks.rollups_refresh_task",
+        "crm.tasks.work_sessions_sweep_task",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
