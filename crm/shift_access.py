@@ -239,13 +239,20 @@ def _access_compute(*, user_id: int, account: CreatorAccount, now: datetime) -> 
         shift.membership_id = membership_id
     for template in templates:
         template.membership_id = membership_id
-    occurrences = occurrences_build(
-        templates=templates, shifts=shifts, zones={account.pk: zone}, start=start, end=end
+    zones = {account.pk: zone}
+    # The window around now first (a few days of weekly shifts): the allowed path stops here;
+    # the week ahead is built only to say when the next shift is.
+    edge = now + grace + timedelta(microseconds=1)  # a shift starting right at the window
+    around = occurrences_build(
+        templates=templates, shifts=shifts, zones=zones, start=start, end=edge
     )
-    current = next((o for o in occurrences if o.starts_at - grace <= now < o.ends_at + grace), None)
-    upcoming = (
-        None if current else next((o for o in occurrences if o.starts_at - grace > now), None)
-    )
+    current = next((o for o in around if o.starts_at - grace <= now < o.ends_at + grace), None)
+    upcoming = None
+    if current is None:
+        ahead = occurrences_build(
+            templates=templates, shifts=shifts, zones=zones, start=edge, end=end
+        )
+        upcoming = next((o for o in ahead if o.starts_at - grace > now), None)
     return ShiftAccess(
         allowed=clocked_in and current is not None,
         restricted=True,

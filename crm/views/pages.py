@@ -55,7 +55,13 @@ def account_switch(request: AuthenticatedRequest) -> HttpResponse:
     form = AccountSwitchForm(request.POST)
     if not form.is_valid():
         raise Http404("Creator account not found.")
-    membership = _membership_or_404(request, form.cleaned_data["account_id"])
+    try:
+        # Off shift too: switching shows the account's off-shift page and its clock.
+        membership = selectors.membership_get(
+            user=request.user, account_id=form.cleaned_data["account_id"], off_shift_ok=True
+        )
+    except NotFoundError as exc:
+        raise Http404(exc.message) from exc
     request.session[SESSION_KEY] = membership.account_id
     next_url = form.cleaned_data["next"]
     if next_url and url_has_allowed_host_and_scheme(

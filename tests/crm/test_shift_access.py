@@ -11,13 +11,14 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.routing import websocket_urlpatterns
 from crm import consumers, worktime
-from crm.models import Membership, WorkSession
+from crm.models import Membership, Shift, WorkSession
 from crm.selectors import membership_get
 from crm.shift_access import OffShiftError, shift_access_check
 from tests.factories import (
@@ -335,3 +336,17 @@ def test_the_socket_at_the_edge_of_the_grace(
     assert accepted is connected
     if not connected:
         assert code == consumers.CLOSE_OFF_SHIFT
+
+
+def test_an_off_shift_chatter_may_switch_to_the_account_and_see_its_clock(
+    client, account, member, chatter
+):
+    shift_around_now(member, starts_in=timedelta(minutes=10))
+    client.force_login(chatter)
+    response = client.post(reverse("account_switch"), {"account_id": account.pk, "next": "/"})
+    assert response.status_code == 302
+    clock = client.get(reverse("clock", args=[account.pk])).content.decode()
+    assert 'id="clock-in"' in clock  # within the grace before the shift
+    Shift.objects.update(starts_at=F("starts_at") + timedelta(hours=1))
+    clock = client.get(reverse("clock", args=[account.pk])).content.decode()
+    assert 'id="clock-off"' in clock and "next" in clock and 'id="clock-in"' not in clock
