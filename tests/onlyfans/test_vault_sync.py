@@ -616,3 +616,26 @@ def test_file_fetch_refuses_bad_urls_expired_signatures_and_big_files(sandbox, a
     with pytest.raises(GatewayRejected) as bad:
         gateway.media_file_fetch(url="ftp://example.test/x.jpg", max_bytes=10)
     assert bad.value.code == "invalid_file_url"
+
+
+def test_an_item_without_a_platform_time_keeps_its_place(account):
+    from onlyfans.contracts import PlatformVaultItem
+    from onlyfans.vault_sync import vault_items_store
+
+    item = PlatformVaultItem(
+        platform_media_id="42",
+        media_type="photo",
+        created_at=None,
+        duration_seconds=None,
+        is_ready=True,
+        has_error=False,
+        has_custom_preview=False,
+        likes_count=1,
+        tips_cents=0,
+    )
+    assert vault_items_store(account=account, items=[item]) == (1, 0)
+    first = VaultItem.objects.get(account=account, platform_media_id="42").platform_created_at
+    # seen again, still without a time, nothing changed: same place in the library
+    assert vault_items_store(account=account, items=[item]) == (0, 0)
+    again = VaultItem.objects.get(account=account, platform_media_id="42").platform_created_at
+    assert again == first
