@@ -130,7 +130,7 @@ def test_a_fan_who_wrote_unseen_by_the_signal_is_caught_when_the_run_is_due(
 def test_a_chatter_writing_first_cancels_the_welcome(
     studio, make_automation, django_capture_on_commit_callbacks
 ):
-    from automations.services import automation_runs_due_process
+    from automations.due import automation_runs_due_process
     from onlyfans.services import message_enqueue
 
     make_automation(name="Later", delay_seconds=300)
@@ -213,7 +213,7 @@ def test_a_disabled_automation_fires_nothing_and_turning_one_off_cancels_its_run
 def test_a_welcome_still_waiting_in_the_backlog_is_withdrawn_when_the_fan_writes(
     studio, make_automation, sandbox, send_queue, django_capture_on_commit_callbacks
 ):
-    from automations.services import automation_runs_due_process
+    from automations.due import automation_runs_due_process
     from onlyfans.dispatch import outbox_sweep
 
     make_automation()
@@ -245,7 +245,7 @@ def test_a_welcome_still_waiting_in_the_backlog_is_withdrawn_when_the_fan_writes
 def test_a_withdrawn_welcome_is_not_sent_again_by_retry(
     studio, make_automation, django_capture_on_commit_callbacks
 ):
-    from automations.services import automation_runs_due_process
+    from automations.due import automation_runs_due_process
     from onlyfans.services import message_retry
 
     make_automation()
