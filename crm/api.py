@@ -230,7 +230,9 @@ class ConversationListApi(APIView):
             cursor=data["cursor"],
             limit=data["limit"],
         )
-        results = ConversationSerializer(page.conversations, many=True).data
+        results = ConversationSerializer(
+            page.conversations, many=True, context={"reply_targets": page.reply_targets}
+        ).data
         return _cursor_page(request, results, page.next_cursor)
 
 

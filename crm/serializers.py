@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from crm.models import DRAFT_TEXT_MAX_LENGTH, Conversation, Draft, Fan, Membership, Message
+from crm.response_targets import ReplyTargets, reply_due
 from crm.selectors import INBOX_PAGE_SIZE, INBOX_SORTS, THREAD_PAGE_SIZE
 
 
@@ -204,6 +207,11 @@ class ConversationSerializer(serializers.ModelSerializer):
     snoozed_until_reply = serializers.SerializerMethodField(
         help_text="Snoozed with no time: it wakes when the fan writes."
     )
+    reply_due_at = serializers.SerializerMethodField(
+        help_text="When the first reply is due: waiting_since plus the account's first-reply "
+        "target (the VIP one for a fan at or above its spend threshold); overdue once past. "
+        "Null when nobody waits."
+    )
 
     class Meta:
         model = Conversation
@@ -216,6 +224,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "last_message_direction",
             "unread_count",
             "waiting_since",
+            "reply_due_at",
             "assigned_to",
             "snoozed",
             "snoozed_until",
@@ -229,6 +238,14 @@ class ConversationSerializer(serializers.ModelSerializer):
 
     def get_snoozed_until_reply(self, conversation: Conversation) -> bool:
         return conversation.snoozed_at is not None and conversation.snoozed_until is None
+
+    def get_reply_due_at(self, conversation: Conversation) -> datetime | None:
+        # The list passes its page's targets; a single conversation comes with its account.
+        targets = self.context.get("reply_targets")
+        if targets is None and Conversation.account.is_cached(conversation):
+            targets = ReplyTargets.of(conversation.account)
+        due = reply_due(conversation, targets)
+        return due.due_at if due is not None else None
 
 
 class ConversationPageSerializer(CursorPageSerializer):

@@ -216,3 +216,32 @@ def test_the_targets_follow_the_accounts_settings(account):
     )
     due = reply_due(shown, shown.reply_targets)
     assert due is not None and due.overdue
+
+
+# --- The API --------------------------------------------------------------------------------
+
+
+def test_the_api_lists_reply_due_at_in_the_waiting_order(
+    client, account, owner, django_assert_num_queries
+):
+    normal_4 = waiting(account, minutes=4)
+    vip_3 = waiting(account, minutes=3, spend_cents=20_000)
+    answered = ConversationFactory(
+        fan=FanFactory(account=account), last_message_at=timezone.now(), waiting_since=None
+    )
+    client.force_login(owner)
+    url = f"/api/crm/conversations/?account={account.pk}"
+    client.get(url)  # warm-up
+    with django_assert_num_queries(4):  # session, user, membership with its account, page
+        rows = client.get(f"{url}&sort=waiting").json()["results"]
+    assert [r["id"] for r in rows] == [vip_3.pk, normal_4.pk]
+    assert vip_3.waiting_since is not None and normal_4.waiting_since is not None
+    due = {r["id"]: r["reply_due_at"] for r in rows}
+    assert due[vip_3.pk] == (vip_3.waiting_since + timedelta(seconds=120)).isoformat().replace(
+        "+00:00", "Z"
+    )
+    assert due[normal_4.pk] == (
+        normal_4.waiting_since + timedelta(seconds=300)
+    ).isoformat().replace("+00:00", "Z")
+    everyone = {r["id"]: r["reply_due_at"] for r in client.get(url).json()["results"]}
+    assert everyone[answered.pk] is None
