@@ -100,7 +100,7 @@ def _account_copy(source_id: int, k: int) -> int:
             table = model._meta.db_table
             columns, select = _columns(model, replace)
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {select} FROM {table} "  # noqa: S608
+                f"INSERT INTO {table} ({columns}) SELECT {select} FROM {table} "
                 "WHERE account_id = %s",
                 [source_id],
             )
@@ -145,7 +145,7 @@ def _staff(account_ids: list[int]) -> None:
     with connection.cursor() as cursor:
         for table in ("crm_fan", "crm_conversation", "crm_message", "crm_purchase"):
             cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT max(id) FROM {table}))"
             )
 
