@@ -45,49 +45,63 @@ def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 # --- The review feed ---------------------------------------------------------------------------
 
+# Reply time (``prev``: the member's last reply before this message; ``ask``: the fan's first
+# message after it) and the repeated-text count, per message row ``m``.
+ROW_LOOKUPS = f"""
+LEFT JOIN LATERAL (
+    SELECT o.created_at, o.id FROM {MESSAGE} o
+    WHERE o.conversation_id = m.conversation_id AND o.direction = 'out'
+      AND o.sender_kind = 'user' AND o.status <> 'failed'
+      AND (o.created_at, o.id) < (m.created_at, m.id)
+    ORDER BY o.created_at DESC, o.id DESC LIMIT 1
+) prev ON m.sender_kind = 'user' AND m.status <> 'failed'
+LEFT JOIN LATERAL (
+    SELECT EXTRACT(EPOCH FROM m.created_at - min(i.created_at))::float8 AS seconds
+    FROM {MESSAGE} i
+    WHERE i.conversation_id = m.conversation_id AND i.direction = 'in'
+      AND (i.created_at, i.id) < (m.created_at, m.id)
+      AND (i.created_at, i.id) > (COALESCE(prev.created_at, '-infinity'), COALESCE(prev.id, 0))
+) ask ON m.sender_kind = 'user' AND m.status <> 'failed'
+LEFT JOIN LATERAL (
+    SELECT COUNT(DISTINCT r.conversation_id) AS fans FROM {MESSAGE} r
+    WHERE r.sent_by_id = m.sent_by_id AND r.text_fingerprint = m.text_fingerprint
+      AND r.queued_at >= m.queued_at - %(window)s AND r.queued_at <= m.queued_at + %(window)s
+) rep ON m.text_fingerprint IS NOT NULL AND m.sent_by_id IS NOT NULL
+"""  # noqa: S608
+
 # Per account, newest first from the cursor, at most ``limit`` rows each (one index walk per
-# account, whatever the filters), then the newest ``limit`` of them all. Reply time and the
-# repeated-text count are per-row lookups, computed only for rows the walk reaches.
+# account, whatever the filters), then the newest ``limit`` of them all. The row lookups run
+# inside each walk only when a flag filter needs them (``{{inner}}``); otherwise on the final
+# page's rows alone (``{{outer}}``): 51 rows, not 51 per account.
 REVIEW_FEED = f"""
+WITH page AS (
+    SELECT m.*
+    FROM unnest(%(accounts)s::bigint[], %(lows)s::timestamptz[], %(highs)s::timestamptz[])
+         AS acc(id, low, high)
+    LEFT JOIN {SETTINGS} s ON s.account_id = acc.id
+    CROSS JOIN LATERAL (
+        SELECT m.*, {{inner_columns}}
+               COALESCE(s.min_ppv_price_cents, 0) AS min_price,
+               COALESCE(s.long_wait_seconds, %(long_wait)s) AS long_wait
+        FROM {MESSAGE} m
+        {{inner}}
+        WHERE m.account_id = acc.id AND m.direction = 'out'
+          AND m.created_at >= acc.low AND m.created_at < acc.high
+          AND (m.created_at, m.id) < (%(cursor_at)s, %(cursor_id)s)
+          {{filters}}
+        ORDER BY m.created_at DESC, m.id DESC
+        LIMIT %(limit)s
+    ) m
+    ORDER BY m.created_at DESC, m.id DESC
+    LIMIT %(limit)s
+)
 SELECT m.id, m.account_id, a.display_name, m.conversation_id, m.sent_by_id, u.username,
        m.sender_kind, m.text, m.price_cents, m.status, m.created_at,
        f.id, f.display_name, f.username, f.lifetime_spend_cents,
-       m.reply_seconds, m.repeated_fans, m.min_price, m.long_wait,
+       {{outer_columns}}, m.min_price, m.long_wait,
        r.verdict, r.comment, ru.username, r.reviewed_at
-FROM unnest(%(accounts)s::bigint[], %(lows)s::timestamptz[], %(highs)s::timestamptz[])
-     AS acc(id, low, high)
-LEFT JOIN {SETTINGS} s ON s.account_id = acc.id
-CROSS JOIN LATERAL (
-    SELECT m.*, ask.seconds AS reply_seconds, rep.fans AS repeated_fans,
-           COALESCE(s.min_ppv_price_cents, 0) AS min_price,
-           COALESCE(s.long_wait_seconds, %(long_wait)s) AS long_wait
-    FROM {MESSAGE} m
-    LEFT JOIN LATERAL (
-        SELECT o.created_at, o.id FROM {MESSAGE} o
-        WHERE o.conversation_id = m.conversation_id AND o.direction = 'out'
-          AND o.sender_kind = 'user' AND o.status <> 'failed'
-          AND (o.created_at, o.id) < (m.created_at, m.id)
-        ORDER BY o.created_at DESC, o.id DESC LIMIT 1
-    ) prev ON m.sender_kind = 'user' AND m.status <> 'failed'
-    LEFT JOIN LATERAL (
-        SELECT EXTRACT(EPOCH FROM m.created_at - min(i.created_at))::float8 AS seconds
-        FROM {MESSAGE} i
-        WHERE i.conversation_id = m.conversation_id AND i.direction = 'in'
-          AND (i.created_at, i.id) < (m.created_at, m.id)
-          AND (i.created_at, i.id) > (COALESCE(prev.created_at, '-infinity'), COALESCE(prev.id, 0))
-    ) ask ON m.sender_kind = 'user' AND m.status <> 'failed'
-    LEFT JOIN LATERAL (
-        SELECT COUNT(DISTINCT r.conversation_id) AS fans FROM {MESSAGE} r
-        WHERE r.sent_by_id = m.sent_by_id AND r.text_fingerprint = m.text_fingerprint
-          AND r.queued_at >= m.queued_at - %(window)s AND r.queued_at <= m.queued_at + %(window)s
-    ) rep ON m.text_fingerprint IS NOT NULL AND m.sent_by_id IS NOT NULL
-    WHERE m.account_id = acc.id AND m.direction = 'out'
-      AND m.created_at >= acc.low AND m.created_at < acc.high
-      AND (m.created_at, m.id) < (%(cursor_at)s, %(cursor_id)s)
-      {{filters}}
-    ORDER BY m.created_at DESC, m.id DESC
-    LIMIT %(limit)s
-) m
+FROM page m
+{{outer}}
 JOIN {ACCOUNT} a ON a.id = m.account_id
 JOIN {CONVERSATION} c ON c.id = m.conversation_id
 JOIN {FAN} f ON f.id = c.fan_id
@@ -95,8 +109,10 @@ LEFT JOIN {USER} u ON u.id = m.sent_by_id
 LEFT JOIN {REVIEW} r ON r.message_id = m.id
 LEFT JOIN {USER} ru ON ru.id = r.reviewed_by_id
 ORDER BY m.created_at DESC, m.id DESC
-LIMIT %(limit)s
 """  # noqa: S608 (table names and fixed filter text only)
+
+# Filters that read the row lookups (so the lookups run inside each account's walk).
+LOOKUP_FILTERS = frozenset({"repeated", "long_wait"})
 
 # The filters a feed may add inside each account's walk (fixed SQL, values as parameters).
 FEED_FILTERS = {
@@ -151,7 +167,14 @@ def review_feed(
 ) -> list[FeedRow]:
     """Up to ``limit`` outgoing messages of ``accounts`` (each within its own [low, high)),
     newest first, strictly before ``cursor``; ``filters`` are keys of FEED_FILTERS."""
-    sql = REVIEW_FEED.format(filters=" ".join(FEED_FILTERS[key] for key in filters))
+    inside = bool(LOOKUP_FILTERS & set(filters))
+    sql = REVIEW_FEED.format(
+        filters=" ".join(FEED_FILTERS[key] for key in filters),
+        inner=ROW_LOOKUPS if inside else "",
+        inner_columns="ask.seconds AS reply_seconds, rep.fans AS repeated_fans," if inside else "",
+        outer="" if inside else ROW_LOOKUPS,
+        outer_columns="m.reply_seconds, m.repeated_fans" if inside else "ask.seconds, rep.fans",
+    )
     values = {
         **params,
         "accounts": accounts,
@@ -343,26 +366,45 @@ def credited_sales(
 # --- The agency overview -----------------------------------------------------------------------
 
 OVERVIEW = f"""
-SELECT acc.id, w.waiting, w.oldest, w.overdue, un.unread, q.queued, rev.today, rev.week,
+SELECT acc.id, w.waiting, o.oldest, od.overdue, un.unread, q.queued, rev.today, rev.week,
        ci.names
 FROM unnest(%(accounts)s::bigint[], %(todays)s::timestamptz[], %(weeks)s::timestamptz[])
      AS acc(id, today, week)
 LEFT JOIN {SETTINGS} s ON s.account_id = acc.id
 CROSS JOIN LATERAL (
-    SELECT COUNT(*) AS waiting, min(c.waiting_since) AS oldest,
-           COUNT(*) FILTER (WHERE c.waiting_since < %(now)s
-                            - make_interval(secs => COALESCE(s.long_wait_seconds, %(target)s)))
-               AS overdue
-    FROM {CONVERSATION} c
-    WHERE c.account_id = acc.id AND c.waiting_since IS NOT NULL AND c.snoozed_at IS NULL
+    SELECT COUNT(*) AS waiting FROM (
+        SELECT 1 FROM {CONVERSATION} c
+        WHERE c.account_id = acc.id AND c.waiting_since IS NOT NULL AND c.snoozed_at IS NULL
+        LIMIT %(cap)s
+    ) x
 ) w
+LEFT JOIN LATERAL (
+    SELECT c.waiting_since AS oldest FROM {CONVERSATION} c
+    WHERE c.account_id = acc.id AND c.waiting_since IS NOT NULL AND c.snoozed_at IS NULL
+    ORDER BY c.waiting_since LIMIT 1
+) o ON TRUE
 CROSS JOIN LATERAL (
-    SELECT COUNT(*) AS unread FROM {CONVERSATION} c
-    WHERE c.account_id = acc.id AND c.unread_count > 0 AND c.snoozed_at IS NULL
+    SELECT COUNT(*) AS overdue FROM (
+        SELECT 1 FROM {CONVERSATION} c
+        WHERE c.account_id = acc.id AND c.waiting_since IS NOT NULL AND c.snoozed_at IS NULL
+          AND c.waiting_since < %(now)s
+              - make_interval(secs => COALESCE(s.long_wait_seconds, %(target)s))
+        LIMIT %(cap)s
+    ) x
+) od
+CROSS JOIN LATERAL (
+    SELECT COUNT(*) AS unread FROM (
+        SELECT 1 FROM {CONVERSATION} c
+        WHERE c.account_id = acc.id AND c.unread_count > 0 AND c.snoozed_at IS NULL
+        LIMIT %(cap)s
+    ) x
 ) un
 CROSS JOIN LATERAL (
-    SELECT COUNT(*) AS queued FROM {MESSAGE} m
-    WHERE m.account_id = acc.id AND m.status IN ('queued', 'sending') AND m.status = 'queued'
+    SELECT COUNT(*) AS queued FROM (
+        SELECT 1 FROM {MESSAGE} m
+        WHERE m.account_id = acc.id AND m.status IN ('queued', 'sending') AND m.status = 'queued'
+        LIMIT %(cap)s
+    ) x
 ) q
 CROSS JOIN LATERAL (
     SELECT COALESCE(SUM(p.amount_cents) FILTER (WHERE p.purchased_at >= acc.today), 0) AS today,
@@ -398,14 +440,18 @@ def overview(
     weeks: list[datetime],
     now: datetime,
     target_seconds: int,
+    cap: int,
 ) -> dict[int, OverviewFigures]:
-    """Each account's live figures, in one statement whatever the number of accounts."""
+    """Each account's live figures, in one statement whatever the number of accounts. The
+    counts stop at ``cap`` (a tile says "999+"): an account with 50,000 waiting fans would
+    otherwise cost a count of 50,000 index entries on every poll."""
     params = {
         "accounts": accounts,
         "todays": todays,
         "weeks": weeks,
         "now": now,
         "target": target_seconds,
+        "cap": cap,
     }
     found: dict[int, OverviewFigures] = {}
     for account, waiting, oldest, overdue, unread, queued, today, week, names in _rows(

@@ -31,6 +31,8 @@ FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 CURSOR_MAX_LENGTH = 40
 MY_REVIEWS_PAGE_SIZE = 50
+# The overview's counts stop here: a tile shows "999+" (``OverviewTile.shown``).
+OVERVIEW_COUNT_CAP = 1000
 
 
 def managed_memberships(*, user: User) -> list[Membership]:
@@ -426,6 +428,21 @@ class OverviewTile:
         since = self.figures.oldest_waiting_since
         return (timezone.now() - since).total_seconds() if since else None
 
+    @staticmethod
+    def shown(count: int) -> str:
+        """A count as a tile shows it: "999+" at the cap."""
+        return f"{OVERVIEW_COUNT_CAP - 1}+" if count >= OVERVIEW_COUNT_CAP else str(count)
+
+    @property
+    def counts(self) -> dict[str, str]:
+        f = self.figures
+        return {
+            "waiting": self.shown(f.waiting),
+            "overdue": self.shown(f.overdue),
+            "unread": self.shown(f.unread),
+            "queued": self.shown(f.queued),
+        }
+
     @property
     def session_expired(self) -> bool:
         return not self.account.is_connected
@@ -449,5 +466,6 @@ def overview_tiles(*, user: User) -> list[OverviewTile]:
         weeks=weeks,
         now=now,
         target_seconds=settings.WORKDAY_LONG_WAIT_SECONDS,
+        cap=OVERVIEW_COUNT_CAP,
     )
     return [OverviewTile(m.account, m.role, figures[m.account_id]) for m in memberships]

@@ -162,13 +162,21 @@ class OverviewTileSerializer(serializers.Serializer):
     role = serializers.CharField()
     connection_state = serializers.CharField(source="account.connection_state")
     sends_paused = serializers.BooleanField(source="session_expired")
-    waiting = serializers.IntegerField(source="figures.waiting")
+    waiting = serializers.IntegerField(
+        source="figures.waiting", help_text="Counted up to 1000 (1000: that many or more)."
+    )
     oldest_waiting_since = serializers.DateTimeField(
         source="figures.oldest_waiting_since", allow_null=True
     )
-    overdue = serializers.IntegerField(source="figures.overdue")
-    unread = serializers.IntegerField(source="figures.unread")
-    queued = serializers.IntegerField(source="figures.queued")
+    overdue = serializers.IntegerField(
+        source="figures.overdue", help_text="Counted up to 1000 (1000: that many or more)."
+    )
+    unread = serializers.IntegerField(
+        source="figures.unread", help_text="Counted up to 1000 (1000: that many or more)."
+    )
+    queued = serializers.IntegerField(
+        source="figures.queued", help_text="Counted up to 1000 (1000: that many or more)."
+    )
     revenue_today_cents = serializers.IntegerField(source="figures.revenue_today_cents")
     revenue_7d_cents = serializers.IntegerField(source="figures.revenue_7d_cents")
     clocked_in = serializers.ListField(child=serializers.CharField(), source="figures.clocked_in")

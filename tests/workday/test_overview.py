@@ -135,3 +135,15 @@ def test_query_count_is_pinned_whatever_the_number_of_accounts(client, django_as
 
 # session, user, memberships, the figures, and the two every page makes
 OVERVIEW_QUERIES = 6
+
+
+def test_counts_stop_at_the_cap(monkeypatch):
+    monkeypatch.setattr(selectors, "OVERVIEW_COUNT_CAP", 2)
+    account = CreatorAccountFactory()
+    owner = MembershipFactory(account=account, role="owner").user
+    for minutes in (1, 2, 3):
+        _conversation(account, waiting_since=timezone.now() - timedelta(minutes=minutes))
+    tile = _tile(owner, account)
+    assert tile.figures.waiting == 2 and tile.counts["waiting"] == "1+"
+    # the oldest wait is still the true oldest
+    assert 170 < tile.oldest_wait_seconds < 200

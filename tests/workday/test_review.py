@@ -265,7 +265,10 @@ def test_review_settings_page_sets_the_thresholds(client, agency):
     saved = ReviewSettings.objects.get(account=agency["a"])
     assert (saved.min_ppv_price_cents, saved.long_wait_seconds) == (1250, 900)
     bad = client.post(url, {"min_ppv_price": "500", "long_wait_minutes": "15"})
-    assert bad.status_code == 422 and ReviewSettings.objects.get(account=agency["a"]).min_ppv_price_cents == 1250
+    assert (
+        bad.status_code == 422
+        and ReviewSettings.objects.get(account=agency["a"]).min_ppv_price_cents == 1250
+    )
     assert client.get(reverse("workday_review_settings", args=[agency["b"].pk])).status_code == 404
     client.force_login(agency["chatter"])
     assert client.post(url, {"min_ppv_price": "0"}).status_code == 403
