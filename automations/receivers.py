@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 
 from automations.models import Automation, AutomationRun
-from automations.services import (
+from automations.runs import (
     automation_runs_cancel_chatter_wrote,
     automation_runs_cancel_for_fan,
     automation_runs_on_subscription,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import structlog
 from celery import shared_task
 
-from automations.services import automation_runs_due_process, automation_scans_run
+from automations.due import automation_runs_due_process
+from automations.runs import automation_scans_run
 from config.celery import task_publish
 
 log = structlog.get_logger(__name__)

@@ -1,7 +1,7 @@
 """Who a trigger reaches, and whether it still holds.
 
 The event triggers (subscribed, renewed, returned after an expiry) fire from the subscription
-webhook (``automations.receivers``, ``automations.services.automation_runs_on_subscription``).
+webhook (``automations.receivers``, ``automations.runs.automation_runs_on_subscription``).
 The others are moments computed from rows, found by a periodic scan over a window of time:
 
 - ``expiring_soon`` (N hours): N hours before the subscription's end, on the account's clock.

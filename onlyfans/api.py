@@ -230,12 +230,17 @@ class MessageRetryApi(APIView):
         operation_id="onlyfans_messages_retry",
         summary="Queue a failed message again (same idempotency key)",
         description="A campaign's message is resent only from its campaign: 409 "
-        "``campaign_message`` with its ``campaign_id``.",
+        "``campaign_message`` with its ``campaign_id``. An automation's message withdrawn "
+        "before it was sent (the fan or a member wrote first) is not sent again: 409 "
+        "``automation_withdrawn``.",
         request=None,
         responses={
             202: MessageSerializer,
             **error_responses(
-                {404: "message_not_found", 409: "not_failed, campaign_message (campaign_id)"}
+                {
+                    404: "message_not_found",
+                    409: "not_failed, campaign_message (campaign_id), automation_withdrawn",
+                }
             ),
         },
     )

@@ -84,7 +84,12 @@ def campaign_lane_budget_for(limit: RateLimit) -> int:
 
 
 def _claim_two_lanes(
-    account_id: int, *, budget: int, campaign_budget: int, campaign_running: bool = True
+    account_id: int,
+    *,
+    budget: int,
+    campaign_budget: int,
+    campaign_running: bool = True,
+    automation_waiting: bool = True,
 ) -> tuple[list[int], list[int]]:
     """Claim up to ``budget`` of the account's backlog: one-to-one messages first, then the
     campaign lane up to ``campaign_budget``: automations' messages, then (when a campaign of
@@ -95,7 +100,7 @@ def _claim_two_lanes(
         cursor.execute(_CLAIM_DIRECT_SQL, [now, account_id, budget])
         direct = sorted(r[0] for r in cursor.fetchall())
         take = min(budget - len(direct), campaign_budget)
-        if take > 0:
+        if take > 0 and automation_waiting:
             cursor.execute(_CLAIM_AUTOMATION_SQL, [now, account_id, take])
             campaign = sorted(r[0] for r in cursor.fetchall())
             take -= len(campaign)
@@ -197,7 +202,9 @@ SELECT a.connection_state, a.send_rate_per_minute, a.send_min_interval_ms,
   b.in_flight, b.waiting_for_slot, b.campaign_in_flight, b.campaign_waiting,
   (SELECT count(*) FROM {_M} m
      WHERE m.status IN ('queued', 'sending') AND m.dispatched_at IS NOT NULL),
-  EXISTS (SELECT 1 FROM {_C} c WHERE c.account_id = a.id AND c.state = 'running')
+  EXISTS (SELECT 1 FROM {_C} c WHERE c.account_id = a.id AND c.state = 'running'),
+  EXISTS (SELECT 1 FROM {_M} m WHERE m.account_id = a.id AND m.status = 'queued'
+    AND m.dispatched_at IS NULL AND m.sender_kind = 'automation')
 FROM {_A} a CROSS JOIN LATERAL (
   SELECT count(*) AS in_flight,
     count(*) FILTER (WHERE m.status = 'queued') AS waiting_for_slot,
@@ -261,6 +268,7 @@ def _dispatch_once(account_id: int) -> int:
         campaign_waiting,
         total_in_flight,
         campaign_running,
+        automation_waiting,
     ) = row
     limit = RateLimit(per_minute=per_minute, min_interval_ms=min_interval_ms)
     account_free = dispatch_budget_for(limit) - in_flight
@@ -289,6 +297,8 @@ def _dispatch_once(account_id: int) -> int:
         # No running campaign: whatever campaign messages wait are held (paused); only
         # automations' messages may be claimed in the lane.
         campaign_running=bool(campaign_running),
+        # Known from the account's query: no claim query when none waits.
+        automation_waiting=bool(automation_waiting),
     )
     ids = direct + campaign
     if not ids:

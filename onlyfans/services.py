@@ -306,6 +306,16 @@ def message_retry(*, message: Message) -> Message:
             status_code=409,
             extra={"campaign_id": locked.campaign_id},
         )
+    if locked.sender_kind == Message.SenderKind.AUTOMATION and locked.last_error.startswith(
+        "withdrawn:"
+    ):
+        # Withdrawn because the fan or a member wrote first (automations): sending it now
+        # would be what the withdrawal spared the fan, and its run is cancelled.
+        raise ApplicationError(
+            "This automated message was withdrawn before it was sent; it is not sent again.",
+            code="automation_withdrawn",
+            status_code=409,
+        )
     locked.status = Message.Status.QUEUED
     locked.attempts = 0
     locked.dispatched_at = None

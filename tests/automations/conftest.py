@@ -15,8 +15,8 @@ from django.conf import settings
 from django.test import Client
 
 from automations import scheduling
+from automations.due import DuePass, automation_runs_due_process
 from automations.models import Automation
-from automations.services import DuePass, automation_runs_due_process
 from tests.factories import AutomationFactory, CreatorAccountFactory, MembershipFactory
 from tests.onlyfans.conftest import send_queue  # noqa: F401 (the pipeline tests' worker)
 

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from automations import services
+from automations import due, runs
 from automations.models import AutomationRun
 from crm.models import Fan, Message
 from onlyfans.dispatch import outbox_sweep
@@ -32,7 +32,7 @@ def subscribed(fan: Fan, *, now) -> list[AutomationRun]:
     fan.subscription_state = Fan.SubscriptionState.ACTIVE
     fan.subscribed_at = now
     fan.save()
-    return services.automation_runs_on_subscription(
+    return runs.automation_runs_on_subscription(
         account=fan.account,
         fan=fan,
         event="subscriptions.new",
@@ -51,8 +51,8 @@ def test_a_due_run_handled_twice_sends_one_message(
     now = timezone.now()
     [run] = subscribed(fan, now=now)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.automation_run_process(run_id=run.pk, now=now) == "enqueued"
-        assert services.automation_run_process(run_id=run.pk, now=now) is None
+        assert due.automation_run_process(run_id=run.pk, now=now) == "enqueued"
+        assert due.automation_run_process(run_id=run.pk, now=now) is None
     assert due_pass(now=now + timedelta(seconds=5)).handled == 0
     drained(send_queue)
     assert [s["chat_id"] for s in sandbox.messages()] == [fan.platform_fan_id]
@@ -67,7 +67,7 @@ def test_a_worker_killed_between_the_message_and_the_run_sends_one_after_restart
     now = timezone.now()
     for fan in fans:
         subscribed(fan, now=now)
-    real_finish = services._finish
+    real_finish = due._finish
     calls = {"n": 0}
 
     def dies_on_second_send(run, *, state, reason, now):
@@ -80,14 +80,14 @@ def test_a_worker_killed_between_the_message_and_the_run_sends_one_after_restart
                 raise SystemExit("worker killed")
         real_finish(run, state=state, reason=reason, now=now)
 
-    monkeypatch.setattr(services, "_finish", dies_on_second_send)
+    monkeypatch.setattr(due, "_finish", dies_on_second_send)
     with pytest.raises(SystemExit):
         due_pass(now=now + timedelta(seconds=1))
     # the account's transaction rolled back whole: no message, every run still due
     assert not Message.objects.filter(direction="out").exists()
     assert AutomationRun.objects.filter(state=State.SCHEDULED).count() == 3
     # the worker restarts
-    monkeypatch.setattr(services, "_finish", real_finish)
+    monkeypatch.setattr(due, "_finish", real_finish)
     assert due_pass(now=now + timedelta(seconds=20)).enqueued == 3
     drained(send_queue)
     per_chat = Counter(s["chat_id"] for s in sandbox.messages())
@@ -104,7 +104,7 @@ def test_a_publish_lost_after_commit_is_sent_by_the_outbox_sweep_once(
     subscribed(fan, now=now)
     # committed, then the process died before its after-commit dispatch ran
     with django_capture_on_commit_callbacks(execute=False):
-        assert services.automation_runs_due_process(now=now + timedelta(seconds=1)).enqueued == 1
+        assert due.automation_runs_due_process(now=now + timedelta(seconds=1)).enqueued == 1
     message = Message.objects.get(sender_kind="automation")
     assert (message.status, message.dispatched_at) == ("queued", None)
     assert send_queue.depth() == 0
@@ -112,7 +112,7 @@ def test_a_publish_lost_after_commit_is_sent_by_the_outbox_sweep_once(
     outbox_sweep()
     drained(send_queue)
     assert [s["chat_id"] for s in sandbox.messages()] == [fan.platform_fan_id]
-    assert services.automation_runs_due_process(now=now + timedelta(minutes=5)).handled == 0
+    assert due.automation_runs_due_process(now=now + timedelta(minutes=5)).handled == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -136,8 +136,8 @@ def test_two_passes_at_once_send_each_fan_one_message(sandbox, send_queue):
     def worker() -> None:
         try:
             barrier.wait()
-            services.automation_runs_due_process(now=now + timedelta(seconds=1), limit=4)
-            services.automation_runs_due_process(now=now + timedelta(seconds=1))
+            due.automation_runs_due_process(now=now + timedelta(seconds=1), limit=4)
+            due.automation_runs_due_process(now=now + timedelta(seconds=1))
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -164,10 +164,10 @@ KILLED_WORKER = """
 import os, signal
 import django
 django.setup()
-from automations import services
+from automations import due
 from automations.models import AutomationRun
 
-real_finish = services._finish
+real_finish = due._finish
 seen = []
 
 def finish(run, *, state, reason, now):
@@ -178,8 +178,8 @@ def finish(run, *, state, reason, now):
             os.kill(os.getpid(), signal.SIGKILL)
     real_finish(run, state=state, reason=reason, now=now)
 
-services._finish = finish
-services.automation_runs_due_process()
+due._finish = finish
+due.automation_runs_due_process()
 """
 
 
@@ -223,8 +223,8 @@ def test_a_worker_process_killed_while_automations_are_due_sends_each_fan_one(sa
     assert not Message.objects.filter(direction="out").exists()
     assert AutomationRun.objects.filter(state=State.SCHEDULED).count() == 6
     # the worker restarts
-    assert services.automation_runs_due_process().enqueued == 6
-    assert services.automation_runs_due_process().handled == 0
+    assert due.automation_runs_due_process().enqueued == 6
+    assert due.automation_runs_due_process().handled == 0
     drained(send_queue)
     per_chat = Counter(s["chat_id"] for s in sandbox.messages(account=account.platform_account_id))
     assert per_chat == Counter({f.platform_fan_id: 1 for f in fans})

@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from automations.models import Automation, AutomationRun
+from automations.runs import automation_run_cancel, automation_runs_on_subscription
 from automations.selectors import automation_run_get, runs_pending_for_fan
-from automations.services import automation_run_cancel, automation_runs_on_subscription
 from campaigns import fanout
 from campaigns import services as campaign_services
 from campaigns.models import CampaignRecipient
@@ -175,7 +175,7 @@ def test_automation_messages_ride_the_campaign_lane_behind_a_chatters_reply(
     [fan, other] = [FanFactory(account=studio.account) for _ in range(2)]
     [run] = subscribed(fan, now=timezone.now())
     automation_message = None
-    from automations.services import automation_run_process
+    from automations.due import automation_run_process
 
     assert automation_run_process(run_id=run.pk) == "enqueued"
     automation_message = Message.objects.get(sender_kind="automation")
@@ -190,14 +190,14 @@ def test_automation_messages_ride_the_campaign_lane_behind_a_chatters_reply(
 
 
 def test_an_automations_message_leaves_the_fans_wait_alone(studio, make_automation):
-    from automations.services import automation_run_process
+    from automations.due import automation_run_process
     from tests.factories import ConversationFactory
 
     make_automation(trigger="no_reply", trigger_value=5, enabled_at=at(2026, 1, 1))
     fan = FanFactory(account=studio.account)
     waiting = timezone.now() - timedelta(minutes=10)
     conversation = ConversationFactory(fan=fan, waiting_since=waiting)
-    from automations.services import automation_runs_scan
+    from automations.runs import automation_runs_scan
 
     [run] = automation_runs_scan(automation=Automation.objects.get(), now=timezone.now())
     assert automation_run_process(run_id=run.pk) == "enqueued"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from automations.models import AutomationRun
-from automations.services import automation_runs_scan
+from automations.runs import automation_runs_scan
 from automations.triggers import trigger_hits
 from crm.models import Conversation, Fan, Message, Purchase
 from tests.factories import ConversationFactory, FanFactory, MessageFactory

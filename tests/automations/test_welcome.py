@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from automations.models import AutomationRun
+from crm.errors import ApplicationError
 from crm.models import Fan, Message
 from tests.automations.conftest import subscription_body, webhook_body, webhook_post
 
@@ -129,7 +130,7 @@ def test_a_fan_who_wrote_unseen_by_the_signal_is_caught_when_the_run_is_due(
 def test_a_chatter_writing_first_cancels_the_welcome(
     studio, make_automation, django_capture_on_commit_callbacks
 ):
-    from automations.services import automation_runs_due_process
+    from automations.due import automation_runs_due_process
     from onlyfans.services import message_enqueue
 
     make_automation(name="Later", delay_seconds=300)
@@ -212,7 +213,7 @@ def test_a_disabled_automation_fires_nothing_and_turning_one_off_cancels_its_run
 def test_a_welcome_still_waiting_in_the_backlog_is_withdrawn_when_the_fan_writes(
     studio, make_automation, sandbox, send_queue, django_capture_on_commit_callbacks
 ):
-    from automations.services import automation_runs_due_process
+    from automations.due import automation_runs_due_process
     from onlyfans.dispatch import outbox_sweep
 
     make_automation()
@@ -239,3 +240,27 @@ def test_a_welcome_still_waiting_in_the_backlog_is_withdrawn_when_the_fan_writes
     outbox_sweep()
     send_queue.drain(timeout=5)
     assert sandbox.messages(account=studio.account.platform_account_id) == []
+
+
+def test_a_withdrawn_welcome_is_not_sent_again_by_retry(
+    studio, make_automation, django_capture_on_commit_callbacks
+):
+    from automations.due import automation_runs_due_process
+    from onlyfans.services import message_retry
+
+    make_automation()
+    webhook_post(subscription_body(studio.account, fan_id="7011"))
+    with django_capture_on_commit_callbacks(execute=False):
+        automation_runs_due_process(now=timezone.now() + timedelta(seconds=1))
+    webhook_post(
+        webhook_body(
+            "messages.received",
+            studio.account,
+            {"id": "m-11", "fromUser": {"id": "7011"}, "text": "yo"},
+        )
+    )
+    withdrawn = Message.objects.get(sender_kind="automation")
+    assert withdrawn.status == "failed"
+    with pytest.raises(ApplicationError) as refused:
+        message_retry(message=withdrawn)
+    assert refused.value.code == "automation_withdrawn"

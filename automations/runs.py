@@ -1,0 +1,472 @@
+"""Writes of automation runs: their creation, exactly once per ``(automation, fan,
+event_key)`` (an insert that conflicts on that unique key does nothing, so a replayed webhook,
+a second scan or a restart never makes a second run), and their cancellation when something
+changes before they go (the fan writes, a member writes, the fan buys, the trigger stops
+holding; a member's cancel from the fan panel)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from automations.models import Automation, AutomationRun
+from automations.scheduling import control_draw, run_due_at
+from automations.selectors import fan_in_audience
+from automations.triggers import TriggerHit, event_key, scan_window, trigger_hits, trigger_holds
+from crm.broadcasts import account_event_broadcast
+from crm.errors import ApplicationError
+from crm.models import Conversation, CreatorAccount, Fan, Message
+from crm.selectors import membership_get
+from crm.snooze import account_zone
+
+log = structlog.get_logger(__name__)
+
+Trigger = Automation.Trigger
+State = AutomationRun.State
+Reason = AutomationRun.Reason
+
+
+# --- runs: creation -------------------------------------------------------------------------
+
+
+def _runs_create(
+    automation: Automation, hits: Sequence[TriggerHit], *, now: datetime
+) -> list[AutomationRun]:
+    """Insert a run per hit; one that exists already (same automation, fan and event key) is
+    left alone. Returns the runs inserted."""
+    if not hits:
+        return []
+    zone = account_zone(automation.account)
+    runs = []
+    for hit in hits:
+        is_control = control_draw(automation)
+        runs.append(
+            AutomationRun(
+                automation=automation,
+                account_id=automation.account_id,
+                fan_id=hit.fan_id,
+                event_key=hit.event_key[:100],
+                triggered_at=hit.triggered_at,
+                # Due from the trigger's moment, or from now when it is past (a late scan).
+                due_at=run_due_at(
+                    automation, triggered_at=max(hit.triggered_at, now - _late()), zone=zone
+                ),
+                is_control=is_control,
+                state=State.HELD_CONTROL if is_control else State.SCHEDULED,
+                finished_at=now if is_control else None,
+                source_message_id=hit.source_message_id,
+            )
+        )
+    with connection.cursor() as cursor:
+        inserted = _insert_ignoring_conflicts(cursor, runs)
+    if inserted:
+        log.info(
+            "automation.runs_created",
+            automation_id=automation.pk,
+            account_id=automation.account_id,
+            runs=len(inserted),
+            control=sum(1 for r in inserted if r.is_control),
+        )
+    return inserted
+
+
+def _late() -> timedelta:
+    # A scan that finds a moment this far past still counts from it; older ones from now.
+    return timedelta(seconds=2 * settings.AUTOMATION_SCAN_SECONDS)
+
+
+_INSERT_COLUMNS = (
+    "automation_id",
+    "account_id",
+    "fan_id",
+    "event_key",
+    "state",
+    "reason",
+    "is_control",
+    "triggered_at",
+    "due_at",
+    "finished_at",
+    "source_message_id",
+    "message_id",
+    "cancelled_by_id",
+    "created_at",
+    "updated_at",
+)
+
+
+def _insert_ignoring_conflicts(cursor: Any, runs: list[AutomationRun]) -> list[AutomationRun]:
+    """One INSERT … ON CONFLICT DO NOTHING RETURNING for the runs (bulk_create's
+    ignore_conflicts does not say which rows went in)."""
+    now = timezone.now()
+    rows = []
+    params: list[Any] = []
+    for run in runs:
+        rows.append("(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")")
+        params += [
+            run.automation_id,
+            run.account_id,
+            run.fan_id,
+            run.event_key,
+            run.state,
+            "",
+            run.is_control,
+            run.triggered_at,
+            run.due_at,
+            run.finished_at,
+            run.source_message_id,
+            None,
+            None,
+            now,
+            now,
+        ]
+    sql = (
+        f"INSERT INTO {AutomationRun._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+        f"VALUES {', '.join(rows)} "
+        "ON CONFLICT (automation_id, fan_id, event_key) DO NOTHING RETURNING id, fan_id, event_key"
+    )
+    cursor.execute(sql, params)
+    by_key = {(run.fan_id, run.event_key): run for run in runs}
+    inserted = []
+    for pk, fan_id, key in cursor.fetchall():
+        run = by_key[(fan_id, key)]
+        run.pk = pk
+        run.created_at = run.updated_at = now
+        inserted.append(run)
+    return inserted
+
+
+def _enabled(account_id: int, triggers: Sequence[str]) -> list[Automation]:
+    return list(
+        Automation.objects.filter(account_id=account_id, enabled=True, trigger__in=triggers)
+        .select_related("account")
+        .order_by("pk")
+    )
+
+
+def automation_runs_on_subscription(
+    *,
+    account: CreatorAccount,
+    fan: Fan,
+    event: str,
+    previous_state: str,
+    previous_expires_at: datetime | None,
+    now: datetime | None = None,
+) -> list[AutomationRun]:
+    """A subscription webhook was applied to ``fan`` (inside its transaction): runs for the
+    account's enabled event automations, and the fan's pending runs whose trigger no longer
+    holds are cancelled (a renewal moves the end an expiring-soon nudge was about).
+
+    ``subscriptions.new`` fires ``returned_after_expiry`` when the fan's previous subscription
+    had ended (expired by state or by its end date), else ``subscribed``; its event key is
+    the subscription's start (the end that was passed, for a return), which a repeated
+    delivery of the same subscription shares. ``subscriptions.renewed`` fires ``renewed``,
+    keyed by the new end date. The caller holds the fan's row lock.
+    """
+    now = now or timezone.now()
+    _cancel_where_trigger_gone(fan=fan, now=now)
+    ended = previous_state == Fan.SubscriptionState.EXPIRED or (
+        previous_expires_at is not None and previous_expires_at <= now
+    )
+    if event == "subscriptions.new":
+        started = fan.subscribed_at or now
+        if ended:
+            trigger = Trigger.RETURNED_AFTER_EXPIRY
+            key = event_key("returned", previous_expires_at or started)
+        else:
+            trigger, key = Trigger.SUBSCRIBED, event_key("subscribed", started)
+    elif event == "subscriptions.renewed":
+        expires = fan.subscription_expires_at
+        trigger = Trigger.RENEWED
+        key = event_key("renewed", expires) if expires else event_key("renewed", now)
+    else:
+        return []
+    created: list[AutomationRun] = []
+    for automation in _enabled(account.pk, [trigger]):
+        if not fan_in_audience(automation=automation, fan_id=fan.pk, now=now):
+            continue
+        hit = TriggerHit(fan.pk, key, now)
+        created += _runs_create(automation, [hit], now=now)
+    return created
+
+
+def automation_runs_scan(
+    *, automation: Automation, now: datetime | None = None, limit: int = 5000
+) -> list[AutomationRun]:
+    """Find the automation's scan-trigger hits up to now and create their runs (exactly once
+    per event: those that have a run are not found again, and the unique key backs it)."""
+    now = now or timezone.now()
+    if not automation.enabled or automation.trigger not in Automation.SCAN_TRIGGERS:
+        return []
+    lookback = timedelta(hours=settings.AUTOMATION_SCAN_LOOKBACK_HOURS)
+    since = scan_window(automation, now=now, lookback=lookback)
+    hits = trigger_hits(automation=automation, since=since, until=now, live=True, limit=limit)
+    with transaction.atomic():
+        return _runs_create(automation, hits, now=now)
+
+
+def automation_scans_run(*, now: datetime | None = None) -> int:
+    """Scan every enabled automation with a scan trigger (the periodic task)."""
+    now = now or timezone.now()
+    created = 0
+    automations = Automation.objects.filter(
+        enabled=True, trigger__in=Automation.SCAN_TRIGGERS
+    ).select_related("account")
+    for automation in automations.order_by("pk"):
+        created += len(automation_runs_scan(automation=automation, now=now))
+    return created
+
+
+# --- runs: cancel on change -------------------------------------------------------------------
+
+
+def automation_runs_cancel(
+    *, runs: Any, reason: str, now: datetime, by_user_id: int | None = None
+) -> int:
+    """Cancel the scheduled runs among ``runs`` (a queryset) with ``reason``."""
+    ids = list(runs.filter(state=State.SCHEDULED).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    changed = AutomationRun.objects.filter(pk__in=ids, state=State.SCHEDULED).update(
+        state=State.CANCELLED,
+        reason=reason,
+        finished_at=now,
+        updated_at=now,
+        cancelled_by_id=by_user_id,
+    )
+    if changed:
+        log.info("automation.runs_cancelled", runs=changed, reason=reason)
+    return changed
+
+
+def _cancel_where_trigger_gone(*, fan: Fan, now: datetime) -> int:
+    pending = list(
+        AutomationRun.objects.filter(fan_id=fan.pk, state=State.SCHEDULED).select_related(
+            "automation"
+        )
+    )
+    gone = [
+        run.pk
+        for run in pending
+        if not trigger_holds(run=run, automation=run.automation, fan=fan, now=now)
+    ]
+    if not gone:
+        return 0
+    return automation_runs_cancel(
+        runs=AutomationRun.objects.filter(pk__in=gone),
+        reason=Reason.TRIGGER_NO_LONGER_HOLDS,
+        now=now,
+    )
+
+
+def automation_runs_cancel_for_fan(
+    *,
+    account_id: int,
+    fan_id: int,
+    reason: str,
+    triggers: Sequence[str] | None = None,
+    except_triggers: Sequence[str] = (),
+    now: datetime | None = None,
+) -> int:
+    """Cancel the fan's scheduled runs (of ``triggers`` only, when given) with ``reason``: the
+    fan wrote, a chatter wrote, the fan bought. An enqueued run whose message still waits in
+    the pipeline's backlog (not on the broker yet) is withdrawn too: its message fails as
+    ``withdrawn: …`` and the run is cancelled. Runs inside the event's own transaction."""
+    now = now or timezone.now()
+    runs = AutomationRun.objects.filter(fan_id=fan_id, state=State.SCHEDULED)
+    if triggers is not None:
+        runs = runs.filter(automation__trigger__in=list(triggers))
+    if except_triggers:
+        runs = runs.exclude(automation__trigger__in=list(except_triggers))
+    cancelled = automation_runs_cancel(runs=runs, reason=reason, now=now)
+    return cancelled + _withdraw_waiting(
+        account_id=account_id,
+        fan_id=fan_id,
+        reason=reason,
+        triggers=triggers,
+        except_triggers=except_triggers,
+        now=now,
+    )
+
+
+WITHDRAWN_ERROR = "withdrawn: {reason} before it was sent"
+
+_R = AutomationRun._meta.db_table
+_M = Message._meta.db_table
+_C = Conversation._meta.db_table
+# A member wrote to the fan: every scheduled run of the fan is cancelled and every automated
+# message of theirs still in the backlog withdrawn, in one statement (this runs after each
+# member's send).
+_CHATTER_WROTE_SQL = f"""
+WITH withdrawn AS (
+  UPDATE {_M} m SET status = 'failed', last_error = %(error)s, updated_at = %(now)s
+  WHERE m.account_id = %(account_id)s AND m.sender_kind = 'automation' AND m.status = 'queued'
+    AND m.dispatched_at IS NULL
+    AND m.conversation_id = (SELECT c.id FROM {_C} c WHERE c.fan_id = %(fan_id)s)
+  RETURNING m.id
+), ended AS (
+  UPDATE {_R} r SET state = 'cancelled', reason = %(reason)s, updated_at = %(now)s
+  FROM withdrawn w WHERE r.message_id = w.id AND r.state = 'enqueued'
+  RETURNING r.id
+), cancelled AS (
+  UPDATE {_R} r SET state = 'cancelled', reason = %(reason)s, finished_at = %(now)s,
+    updated_at = %(now)s
+  WHERE r.fan_id = %(fan_id)s AND r.state = 'scheduled'
+  RETURNING r.id
+)
+SELECT (SELECT count(*) FROM cancelled), (SELECT count(*) FROM ended)
+"""  # noqa: S608 (table names only)
+
+
+@transaction.atomic
+def automation_runs_cancel_chatter_wrote(*, account_id: int, fan_id: int) -> int:
+    """``automation_runs_cancel_for_fan`` for a member's message (reason ``chatter_wrote``,
+    every trigger), as one statement: it runs after every member's send."""
+    reason = Reason.CHATTER_WROTE
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CHATTER_WROTE_SQL,
+            {
+                "account_id": account_id,
+                "fan_id": fan_id,
+                "reason": reason,
+                "error": WITHDRAWN_ERROR.format(reason=str(reason.label).lower()),
+                "now": timezone.now(),
+            },
+        )
+        cancelled, withdrawn = cursor.fetchone()
+    if cancelled or withdrawn:
+        log.info(
+            "automation.runs_cancelled",
+            account_id=account_id,
+            runs=cancelled + withdrawn,
+            withdrawn=withdrawn,
+            reason=reason,
+        )
+    return int(cancelled + withdrawn)
+
+
+def _withdraw_waiting(
+    *,
+    account_id: int,
+    fan_id: int,
+    reason: str,
+    triggers: Sequence[str] | None,
+    except_triggers: Sequence[str],
+    now: datetime,
+) -> int:
+    # The account's automation backlog is small (``_backlog_room``): its index finds the fan's.
+    waiting = list(
+        Message.objects.filter(
+            account_id=account_id,
+            sender_kind=Message.SenderKind.AUTOMATION,
+            status=Message.Status.QUEUED,
+            dispatched_at__isnull=True,
+            conversation__fan_id=fan_id,
+        ).values_list("pk", "conversation_id")
+    )
+    if not waiting:
+        return 0
+    runs = AutomationRun.objects.filter(
+        message_id__in=[pk for pk, _ in waiting], state=State.ENQUEUED
+    )
+    if triggers is not None:
+        runs = runs.filter(automation__trigger__in=list(triggers))
+    if except_triggers:
+        runs = runs.exclude(automation__trigger__in=list(except_triggers))
+    run_messages = dict(runs.values_list("pk", "message_id"))
+    if not run_messages:
+        return 0
+    label = str(Reason(reason).label).lower()
+    # Only while it is not on the broker: the dispatcher's claim and this update exclude each
+    # other on the row, and a send task only claims a pending message.
+    withdrawn = list(
+        Message.objects.filter(
+            pk__in=list(run_messages.values()),
+            status=Message.Status.QUEUED,
+            dispatched_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )
+    Message.objects.filter(
+        pk__in=withdrawn, status=Message.Status.QUEUED, dispatched_at__isnull=True
+    ).update(
+        status=Message.Status.FAILED,
+        last_error=WITHDRAWN_ERROR.format(reason=label)[:500],
+        updated_at=now,
+    )
+    changed = AutomationRun.objects.filter(message_id__in=withdrawn, state=State.ENQUEUED).update(
+        state=State.CANCELLED, reason=reason, updated_at=now
+    )
+    conversations = dict(waiting)
+    for message_id in withdrawn:
+        transaction.on_commit(
+            functools.partial(
+                account_event_broadcast,
+                account_id=account_id,
+                event="message.status",
+                payload={
+                    "message_id": message_id,
+                    "conversation_id": conversations[message_id],
+                    "status": Message.Status.FAILED,
+                    "attempts": 0,
+                    "error": WITHDRAWN_ERROR.format(reason=label),
+                },
+            )
+        )
+    if changed:
+        log.info(
+            "automation.messages_withdrawn", account_id=account_id, runs=changed, reason=reason
+        )
+    return changed
+
+
+@transaction.atomic
+def automation_run_cancel(
+    *, run: AutomationRun, by_user: AbstractBaseUser, reason: str = Reason.MANUAL
+) -> AutomationRun:
+    """A member cancels a pending run (the fan panel's "cancel"). Any member of the account
+    may; another account's run is a 404. A run that already went (or ended) is refused with
+    ``not_pending``. Locks the run row."""
+    membership_get(user=by_user, account_id=run.account_id)
+    if reason not in Reason.values or not reason:
+        raise ApplicationError("Unknown reason.", code="invalid_reason")
+    locked = AutomationRun.objects.select_for_update().get(pk=run.pk)
+    if locked.state != State.SCHEDULED:
+        raise ApplicationError(
+            f"This automated message is {locked.get_state_display().lower()}, not pending.",
+            code="not_pending",
+            status_code=409,
+        )
+    now = timezone.now()
+    locked.state = State.CANCELLED
+    locked.reason = reason
+    locked.finished_at = now
+    locked.cancelled_by_id = by_user.pk
+    locked.save(update_fields=["state", "reason", "finished_at", "cancelled_by", "updated_at"])
+    log.info(
+        "automation.run_cancelled",
+        run_id=locked.pk,
+        automation_id=locked.automation_id,
+        account_id=locked.account_id,
+        reason=reason,
+    )
+    run_changed_on_commit(locked)
+    return locked
+
+
+def run_changed_on_commit(run: AutomationRun) -> None:
+    transaction.on_commit(
+        functools.partial(
+            account_event_broadcast,
+            account_id=run.account_id,
+            event="automation.run_changed",
+            payload={"run_id": run.pk, "fan_id": run.fan_id, "state": run.state},
+        )
+    )
