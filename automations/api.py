@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from automations import figures, selectors, services
 from automations.models import Automation, AutomationRun
+from automations.runs import automation_run_cancel
 from automations.services import DELAY_MAX_SECONDS, TRIGGER_VALUE_MAX, AutomationInput
 from crm.selectors import fan_get
 from crm.serializers import error_responses
@@ -436,5 +437,5 @@ class RunCancelApi(APIView):
     )
     def post(self, request: Request, run_id: int) -> Response:
         run = selectors.automation_run_get(user=request.user, run_id=run_id)
-        run = services.automation_run_cancel(run=run, by_user=_actor(request))
+        run = automation_run_cancel(run=run, by_user=_actor(request))
         return Response(RunSerializer(run).data)

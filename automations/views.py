@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from automations import figures, selectors, services
 from automations.forms import FORM_FIELD_OF, AutomationForm
 from automations.models import Automation
+from automations.runs import automation_run_cancel
 from campaigns.rules import segment_rules_parse, text_personalise, text_variables_check
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Fan, Membership
@@ -392,7 +393,7 @@ def fan_run_cancel(
         run = selectors.automation_run_get(user=request.user, run_id=run_id)
         if run.fan_id != fan.pk:
             raise NotFoundError("Automated message not found.", code="automation_run_not_found")
-        services.automation_run_cancel(run=run, by_user=request.user)
+        automation_run_cancel(run=run, by_user=request.user)
     except NotFoundError as exc:
         raise Http404(exc.message) from exc
     except ApplicationError as exc:

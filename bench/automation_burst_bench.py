@@ -230,21 +230,26 @@ def chatter_replies(account: Any, stop: threading.Event) -> list[float]:
     waits: list[float] = []
     fans = list(account.chat_fans)
     i = 0
+
+    def reply() -> float:
+        nonlocal i
+        fan = fans[i % len(fans)]
+        i += 1
+        message = message_enqueue(fan=fan, text=f"reply {i} to {fan.username}")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            message.refresh_from_db(fields=["status", "sent_at", "queued_at"])
+            if message.status in (Message.Status.SENT, Message.Status.FAILED):
+                break
+            time.sleep(0.05)
+        if message.status == Message.Status.SENT and message.sent_at and message.queued_at:
+            return (message.sent_at - message.queued_at).total_seconds()
+        return float("inf")
+
     try:
+        reply()  # warm-up: the account's first send, outside the figures
         while not stop.is_set():
-            fan = fans[i % len(fans)]
-            i += 1
-            message = message_enqueue(fan=fan, text=f"reply {i} to {fan.username}")
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                message.refresh_from_db(fields=["status", "sent_at", "queued_at"])
-                if message.status in (Message.Status.SENT, Message.Status.FAILED):
-                    break
-                time.sleep(0.05)
-            if message.status == Message.Status.SENT and message.sent_at and message.queued_at:
-                waits.append((message.sent_at - message.queued_at).total_seconds())
-            else:
-                waits.append(float("inf"))
+            waits.append(reply())
             time.sleep(SLOT_S * random.uniform(0.2, 1.0))  # replies land anywhere in a slot
     finally:
         close_old_connections()
@@ -274,6 +279,7 @@ def run_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[str
     waits: list[float] = []
     chatter = threading.Thread(target=lambda: waits.extend(chatter_replies(account, stop)))
     chatter.start()
+    time.sleep(SLOT_S * 2)  # the chatter's warm-up reply leaves before the burst starts
     burst = post_burst(account, count=count, seconds=seconds, tag=tag)
     time.sleep(30)  # the welcomes keep draining; the chatter keeps replying
     stop.set()
@@ -321,15 +327,16 @@ def verdicts(base: dict[str, Any], on: dict[str, Any]) -> list[str]:
         f"webhook p95: {on['webhook_p95_ms']} ms with automations on, "
         f"{base['webhook_p95_ms']} ms off (target < 100 ms) -> "
         + ("OK" if on["webhook_p95_ms"] < 100 else "MISSED"),
-        f"chatter's worst queued→sent: {on['chatter_max_s']} s while welcomes drain, "
-        f"{base['chatter_max_s']} s without (slot {on['slot_s']} s; target: within one slot of "
-        "the baseline) -> "
+        f"chatter's worst queued→sent: {on['chatter_max_s']} s while welcomes drain "
+        f"(p50 {on['chatter_p50_s']} s); without: p50 {base['chatter_p50_s']} s, worst "
+        f"{base['chatter_max_s']} s (slot {on['slot_s']} s; target: every reply within one slot "
+        "of the baseline's typical wait) -> "
         + (
             "OK"
             if on["chatter_max_s"] is not None
-            and base["chatter_max_s"] is not None
+            and base["chatter_p50_s"] is not None
             and on["chatter_unsent"] == 0
-            and on["chatter_max_s"] - base["chatter_max_s"] <= on["slot_s"]
+            and on["chatter_max_s"] <= base["chatter_p50_s"] + on["slot_s"]
             else "MISSED"
         ),
     ]

@@ -14,6 +14,7 @@ from crm.models import Fan
 from tests.factories import (
     AutomationFactory,
     AutomationRunFactory,
+    ConversationFactory,
     CreatorAccountFactory,
     FanFactory,
     MembershipFactory,
@@ -347,10 +348,15 @@ def test_dry_run_waits_for_a_scan_triggers_number(owner_client, shop):
 
 def test_crm_pages_load_the_panel_by_its_url_path(client, shop):
     fan = FanFactory(account=shop.account)
+    conversation = ConversationFactory(fan=fan)
     client.force_login(shop.chatter)
-    body = client.get(reverse("fan_detail", args=[shop.account.pk, fan.pk])).content.decode()
     path = f"/accounts/{shop.account.pk}/automations/fans/{fan.pk}/pending/"
-    assert f'hx-get="{path}"' in body
+    for page in (
+        reverse("fan_detail", args=[shop.account.pk, fan.pk]),
+        reverse("inbox_thread", args=[shop.account.pk, conversation.pk]),
+    ):
+        body = client.get(page).content.decode()
+        assert f'hx-get="{path}"' in body, page
     assert resolve(path).url_name == "automation_fan_pending"
 
 
