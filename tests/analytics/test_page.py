@@ -235,4 +235,4 @@ def test_page_query_count_is_pinned(client, hand, django_assert_num_queries):
         client.get(_url(hand), RANGE)
 
 
-PAGE_QUERIES = 22  # 4 of them: top media by revenue (issue 18)
+PAGE_QUERIES = 18
