@@ -16,7 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from analytics import media_selectors as ms
-from analytics.forms import MediaForm
+from analytics.forms import MediaForm, RangeForm
 from analytics.periods import PRESETS
 from crm.csv_safe import row_neutralise
 from crm.errors import NotFoundError
@@ -181,6 +181,28 @@ def media_item_page(request: AuthenticatedRequest, account_id: int, item_id: int
         ),
     }
     return render(request, ITEM_TEMPLATE, context)
+
+
+@login_required
+@require_GET
+def media_top(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
+    """The analytics page's "top media by revenue" for its range: loaded by htmx after the
+    page (counted live, it should not hold the page's roll-up figures back)."""
+    membership = _membership_or_404(request, account_id)
+    form = RangeForm(request.GET, zone_name=membership.account.time_zone)
+    period = form.period()
+    query = QueryDict(mutable=True)
+    for key in ("range", "from", "to"):
+        if value := request.GET.get(key, "")[:100]:
+            query[key] = value
+    context = {
+        "account": membership.account,
+        "period": period,
+        "range_key": form.range_key(period),
+        "state_query": query.urlencode(),
+        "top_media": ms.top_media(account_id=account_id, period=period),
+    }
+    return render(request, "analytics/analytics.html#top-media", context)
 
 
 class _Echo:

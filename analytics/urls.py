@@ -23,6 +23,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="analytics_media",
     ),
     path(
+        "accounts/<int:account_id>/analytics/media/top/",
+        media_views.media_top,
+        name="analytics_media_top",
+    ),
+    path(
         "accounts/<int:account_id>/analytics/media/export.csv",
         media_views.media_export,
         name="analytics_media_export",

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
-from analytics import charts, exports, media_selectors, selectors, services
+from analytics import charts, exports, selectors, services
 from analytics.forms import RangeForm, ReassignForm
 from analytics.models import AttributionRule
 from analytics.periods import Period
@@ -171,7 +171,6 @@ def _page_context(
         "rules": AttributionRule.choices,
         "campaign_window_days": settings.ANALYTICS_CAMPAIGN_WINDOW_DAYS,
         "campaigns": selectors.campaign_rows(account_id=account.pk, period=period),
-        "top_media": media_selectors.top_media(account_id=account.pk, period=period),
         **_attribution_context(request, membership, period),
     }
 

@@ -374,7 +374,7 @@ def main() -> None:
     try:
         import httpx
 
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # workers start slowly on a busy machine
         while True:
             try:
                 httpx.get(f"{base}/readyz", timeout=2)

@@ -546,11 +546,15 @@ def test_the_api_gives_the_same_figures(client, shop):
     }  # fmt: skip
 
 
-def test_the_analytics_page_lists_top_media_by_revenue(client, shop):
+def test_the_analytics_page_lists_top_media_by_revenue(client, shop, django_assert_num_queries):
     client.force_login(shop.owner)
     html = client.get(reverse("analytics", args=[shop.account.pk]), RANGE).content.decode()
-    assert "Top media by revenue" in html
-    section = html.split('id="top-media"')[1].split("</section>")[0]
+    top = reverse("analytics_media_top", args=[shop.account.pk])
+    assert "Top media by revenue" in html and f'hx-get="{top}?' in html  # loads after the page
+    with django_assert_num_queries(7):
+        html = client.get(top, RANGE, headers={"HX-Request": "true"}).content.decode()
+    assert html.lstrip().startswith('<section class="card" id="top-media"')
+    section = html.split("</section>")[0]
     i = {k: v.pk for k, v in shop.items.items()}
     order = [section.index(f"#{i[k]}<") for k in ("i5", "i1", "i2", "i3")]
     assert order == sorted(order)
