@@ -666,16 +666,16 @@ def _saved_replies_page(
     editing: SavedReply | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    bound = form or SavedReplyForm()
     context = {
         "membership": membership,
         "account": membership.account,
         "replies": selectors.saved_replies_for_account(
             user=request.user, account_id=membership.account_id
         ),
-        "form": form or SavedReplyForm(),
+        "form": bound,
         "editing": editing,
     }
-    bound = context["form"]
     ids = (
         bound.cleaned_data.get("vault_item_ids", [])
         if bound.is_bound and hasattr(bound, "cleaned_data")
