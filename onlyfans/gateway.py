@@ -549,6 +549,8 @@ def media_file_fetch(*, url: str, max_bytes: int) -> bytes:
                 if size > max_bytes:
                     raise GatewayRejected("The file is too large.", code="file_too_large")
                 chunks.append(chunk)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise GatewayRejected("The file URL is not valid.", code="invalid_file_url") from exc
     except httpx.TimeoutException as exc:
         raise GatewayTransientError(
             "The file server did not answer in time.", code="timeout"

@@ -627,7 +627,8 @@ INSERT INTO crm_vaultitem AS v (
   has_error, has_custom_preview, likes_count, tips_cents, gone_at, thumb_name,
   thumb_fetched_at, labels, suggested_price_cents, synced_at, created_at, updated_at)
 SELECT %(account_id)s, r.platform_media_id, r.media_type, r.duration_seconds,
-  r.platform_created_at, r.is_ready, r.has_error, r.has_custom_preview, r.likes_count,
+  coalesce(r.platform_created_at, %(now)s), r.is_ready, r.has_error, r.has_custom_preview,
+  r.likes_count,
   r.tips_cents, NULL, coalesce(r.thumb_name, ''), CASE WHEN r.thumb_name IS NOT NULL
   THEN %(now)s END, '{}', NULL, %(now)s, %(now)s, %(now)s
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
@@ -637,7 +638,9 @@ FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
 ON CONFLICT (account_id, platform_media_id) DO UPDATE SET
   media_type = EXCLUDED.media_type,
   duration_seconds = EXCLUDED.duration_seconds,
-  platform_created_at = EXCLUDED.platform_created_at,
+  -- An item the platform sends without a time (so: now) keeps the one it had.
+  platform_created_at = CASE WHEN EXCLUDED.platform_created_at = %(now)s
+    THEN v.platform_created_at ELSE EXCLUDED.platform_created_at END,
   is_ready = EXCLUDED.is_ready,
   has_error = EXCLUDED.has_error,
   has_custom_preview = EXCLUDED.has_custom_preview,
@@ -650,7 +653,8 @@ ON CONFLICT (account_id, platform_media_id) DO UPDATE SET
   updated_at = CASE WHEN (v.media_type, v.duration_seconds, v.platform_created_at, v.is_ready,
       v.has_error, v.has_custom_preview, v.likes_count, v.tips_cents, v.thumb_name)
     IS DISTINCT FROM (EXCLUDED.media_type, EXCLUDED.duration_seconds,
-      EXCLUDED.platform_created_at, EXCLUDED.is_ready, EXCLUDED.has_error,
+      CASE WHEN EXCLUDED.platform_created_at = %(now)s THEN v.platform_created_at
+        ELSE EXCLUDED.platform_created_at END, EXCLUDED.is_ready, EXCLUDED.has_error,
       EXCLUDED.has_custom_preview, EXCLUDED.likes_count, EXCLUDED.tips_cents,
       CASE WHEN EXCLUDED.thumb_name <> '' THEN EXCLUDED.thumb_name ELSE v.thumb_name END)
     OR v.gone_at IS NOT NULL THEN EXCLUDED.updated_at ELSE v.updated_at END
@@ -680,7 +684,7 @@ def vault_items_store(
             "platform_media_id": i.platform_media_id[:100],
             "media_type": i.media_type,
             "duration_seconds": i.duration_seconds,
-            "platform_created_at": (i.created_at or now).isoformat(),
+            "platform_created_at": i.created_at.isoformat() if i.created_at else None,
             "is_ready": i.is_ready,
             "has_error": i.has_error,
             "has_custom_preview": i.has_custom_preview,

@@ -596,3 +596,46 @@ def test_thumbnails_past_the_page_budget_wait_for_the_next_sync(sandbox, account
     assert run.state == "done" and (run.items_created, run.thumbs_fetched) == (4, 0)
     settings.VAULT_THUMB_PAGE_BUDGET_SECONDS = 30
     assert sync_again(account).thumbs_fetched == 4
+
+
+def test_file_fetch_refuses_bad_urls_expired_signatures_and_big_files(sandbox, account):
+    from onlyfans.contracts import GatewayRejected
+
+    [p] = vault_seed(sandbox, account, [{"type": "photo"}])
+    item, _ = gateway.vault_item_get(
+        account_platform_id=account.platform_account_id, platform_media_id=str(p["id"])
+    )
+    assert item is not None and item.thumb_url is not None
+    assert gateway.media_file_fetch(url=item.thumb_url, max_bytes=1_000_000)[:2] == b"\xff\xd8"
+    with pytest.raises(GatewayRejected) as big:
+        gateway.media_file_fetch(url=item.thumb_url, max_bytes=100)
+    assert big.value.code == "file_too_large"
+    with pytest.raises(GatewayRejected) as forged:
+        gateway.media_file_fetch(url=item.thumb_url[:-4] + "0000", max_bytes=1_000_000)
+    assert forged.value.status == 403
+    with pytest.raises(GatewayRejected) as bad:
+        gateway.media_file_fetch(url="ftp://example.test/x.jpg", max_bytes=10)
+    assert bad.value.code == "invalid_file_url"
+
+
+def test_an_item_without_a_platform_time_keeps_its_place(account):
+    from onlyfans.contracts import PlatformVaultItem
+    from onlyfans.vault_sync import vault_items_store
+
+    item = PlatformVaultItem(
+        platform_media_id="42",
+        media_type="photo",
+        created_at=None,
+        duration_seconds=None,
+        is_ready=True,
+        has_error=False,
+        has_custom_preview=False,
+        likes_count=1,
+        tips_cents=0,
+    )
+    assert vault_items_store(account=account, items=[item]) == (1, 0)
+    first = VaultItem.objects.get(account=account, platform_media_id="42").platform_created_at
+    # seen again, still without a time, nothing changed: same place in the library
+    assert vault_items_store(account=account, items=[item]) == (0, 0)
+    again = VaultItem.objects.get(account=account, platform_media_id="42").platform_created_at
+    assert again == first
