@@ -198,6 +198,7 @@ class SavedReplyForm(forms.Form):
     price = forms.DecimalField(
         required=False, min_value=Decimal(0), max_digits=7, decimal_places=2, label="Price ($)"
     )
+    vault_item_ids = VaultItemIdsField(required=False)
 
     def price_cents(self) -> int:
         return _dollars_to_cents(self.cleaned_data.get("price"))

@@ -28,6 +28,7 @@ from crm.models import (
     Membership,
     Message,
     SavedReply,
+    VaultItem,
 )
 from crm.selectors import manager_membership_get, membership_get
 
@@ -406,11 +407,24 @@ def saved_reply_save(
     text: str,
     price_cents: int = 0,
     reply: SavedReply | None = None,
+    vault_item_ids: Sequence[int] = (),
 ) -> SavedReply:
     """Create a saved reply, or change ``reply``. Owners and managers only; titles are unique
-    per account."""
+    per account. ``vault_item_ids``: media it attaches, each an item of the account (checked
+    again, with readiness and the resend guard, when a chatter sends it)."""
     manager_membership_get(user=actor, account_id=account_id, action="manage saved replies")
     errors = _saved_reply_validate(title=title, text=text, price_cents=price_cents)
+    item_ids = list(dict.fromkeys(vault_item_ids))
+    if len(item_ids) > 50:
+        errors["vault_item_ids"] = ["At most 50 media files."]
+    elif item_ids:
+        found = set(
+            VaultItem.objects.filter(account_id=account_id, pk__in=item_ids).values_list(
+                "pk", flat=True
+            )
+        )
+        if set(item_ids) - found:
+            errors["vault_item_ids"] = ["Some of the chosen media are not in this vault."]
     if errors:
         raise ApplicationError(
             "The saved reply is not valid.", code="invalid_saved_reply", fields=errors
@@ -422,6 +436,7 @@ def saved_reply_save(
     reply.title = title.strip()
     reply.text = text
     reply.price_cents = price_cents
+    reply.vault_item_ids = item_ids
     try:
         with transaction.atomic():
             reply.save()

@@ -638,11 +638,25 @@ def fan_notes(request: AuthenticatedRequest, account_id: int, conversation_id: i
 def saved_reply_picker(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     """The composer's searchable list of saved replies (a fragment)."""
     membership = _membership_or_404(request, account_id)
-    replies = selectors.saved_replies_for_account(
-        user=request.user, account_id=account_id, query=request.GET.get("q", "")[:100]
-    )[:50]
+    replies = list(
+        selectors.saved_replies_for_account(
+            user=request.user, account_id=account_id, query=request.GET.get("q", "")[:100]
+        )[:50]
+    )
+    _saved_reply_media(account_id, replies)
     context = {"account": membership.account, "replies": replies}
     return _render(request, "saved-reply-options", context)
+
+
+def _saved_reply_media(account_id: int, replies: list[SavedReply]) -> None:
+    """Each reply's ``media_items``, in order (one query for the page, none without media)."""
+    wanted = list(dict.fromkeys(i for reply in replies for i in reply.vault_item_ids))
+    items = {
+        item.pk: item
+        for item in media_send.vault_items_chosen(account_id=account_id, item_ids=wanted)
+    }
+    for reply in replies:
+        reply.media_items = [items[i] for i in reply.vault_item_ids if i in items]  # type: ignore[attr-defined]
 
 
 def _saved_replies_page(
@@ -653,15 +667,25 @@ def _saved_replies_page(
     editing: SavedReply | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    bound = form or SavedReplyForm()
     context = {
         "membership": membership,
         "account": membership.account,
         "replies": selectors.saved_replies_for_account(
             user=request.user, account_id=membership.account_id
         ),
-        "form": form or SavedReplyForm(),
+        "form": bound,
         "editing": editing,
     }
+    ids = (
+        bound.cleaned_data.get("vault_item_ids", [])
+        if bound.is_bound and hasattr(bound, "cleaned_data")
+        else (editing.vault_item_ids if editing is not None else [])
+    )
+    context["chosen_media"] = [
+        {"item": item, "preview": False}
+        for item in media_send.vault_items_chosen(account_id=membership.account_id, item_ids=ids)
+    ]
     return render(request, "crm/saved_replies.html", context, status=status)
 
 
@@ -679,6 +703,7 @@ def _saved_reply_submit(
             text=form.cleaned_data["text"],
             price_cents=form.price_cents(),
             reply=reply,
+            vault_item_ids=form.cleaned_data["vault_item_ids"],
         )
     except ApplicationError as exc:
         for field, errors in exc.fields.items():

@@ -95,6 +95,13 @@
     composer.elements.text.value = button.dataset.text || "";
     var cents = parseInt(button.dataset.priceCents || "0", 10);
     composer.elements.price.value = cents ? (cents / 100).toFixed(2) : "";
+    // Its media (a <template> of chips beside the button) replace the composer's chips.
+    var media = button.dataset.replyMedia && document.getElementById(button.dataset.replyMedia);
+    var chips = composer.querySelector("[data-media-chips]");
+    if (chips) {
+      chips.textContent = "";
+      if (media) chips.appendChild(media.content.cloneNode(true));
+    }
     var details = button.closest("details");
     if (details) details.open = false;
     composer.elements.text.focus();

@@ -268,3 +268,24 @@ def test_picker_loads_the_label_filter_after_its_first_page(client, chatter, fan
     assert "?part=labels" in first and '<option value="feet"' not in first
     labels = client.get(picker_url(thread, part="labels"), headers=HX).content.decode()
     assert labels.index('<option value="feet"') < labels.index('<option value="custom"')
+
+
+def test_saved_replies_carry_media_into_the_composer(client, owner, chatter, fan, thread):
+    from crm.models import SavedReply
+
+    a, b = VaultItemFactory.create_batch(2, account=fan.account)
+    foreign = VaultItemFactory()
+    client.force_login(owner)
+    url = reverse("saved_reply_list", args=[fan.account_id])
+    refused = client.post(url, {"title": "T", "text": "x", "vault_item_ids": [a.pk, foreign.pk]})
+    assert refused.status_code == 400 and "not in this vault" in refused.content.decode()
+    client.post(
+        url, {"title": "Sets", "text": "new sets", "price": "20", "vault_item_ids": [b.pk, a.pk]}
+    )
+    assert SavedReply.objects.get(title="Sets").vault_item_ids == [b.pk, a.pk]
+    client.force_login(chatter)
+    options = client.get(reverse("saved_reply_picker", args=[fan.account_id]), headers=HX)
+    body = options.content.decode()
+    assert "2 media" in body
+    chip = 'name="vault_item_ids" value="{}"'
+    assert body.index(chip.format(b.pk)) < body.index(chip.format(a.pk))

@@ -36,12 +36,15 @@ def test_chatter_picks_media_sees_marks_sends_and_is_stopped_resending(login, in
         source="platform_history",
     )
     page = login(member(data.account))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     open_inbox(page, data.path(conversation), conversation_id=conversation.pk)
 
     # when: the chatter opens the picker
     page.get_by_role("button", name="Add media").click()
     dialog = page.locator(f"#media-picker-{conversation.pk}")
-    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("open", "")
+    assert not errors, errors
     grid = dialog.get_by_role("listbox", name="Vault items")
     expect(grid.get_by_role("option")).to_have_count(3)
     # then: the item the fan bought says so; the others were never sent
