@@ -31,7 +31,7 @@ from campaigns.rules import (
 )
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message, Purchase
-from crm.snooze import account_zone
+from crm.zones import account_zone
 from onlyfans.services import message_enqueue
 
 log = structlog.get_logger(__name__)

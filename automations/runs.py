@@ -25,7 +25,7 @@ from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message
 from crm.selectors import membership_get
-from crm.snooze import account_zone
+from crm.zones import account_zone
 
 log = structlog.get_logger(__name__)
 

@@ -277,6 +277,8 @@ class ShiftSettingsForm(forms.Form):
     shift_grace_minutes = forms.IntegerField(
         label="Grace before and after a shift (minutes)", min_value=0, max_value=240
     )
+
+
 # --- vault (issue 18) -----------------------------------------------------------------------
 from crm.errors import ApplicationError  # noqa: E402
 from crm.vault import (  # noqa: E402
@@ -313,6 +315,8 @@ class VaultItemForm(forms.Form):
             return price_parse_dollars(self.cleaned_data.get("price") or "")
         except ApplicationError as exc:
             raise forms.ValidationError(exc.message, code=exc.code) from exc
+
+
 # --- Assignment and first-reply targets (crm.assignment) --------------------------------------
 
 

@@ -32,7 +32,8 @@ from crm.models import (
     ShiftTemplate,
     WorkSession,
 )
-from crm.shift_schedule import Occurrence, account_zone, occurrences_build
+from crm.shift_schedule import Occurrence, occurrences_build
+from crm.zones import account_zone
 
 # How long one answer is reused for the same user and account (one request's several checks;
 # a socket re-checks every 30 s, see crm.consumers).
@@ -79,7 +80,7 @@ class OffShiftError(ApplicationError):
         if access.in_window:
             message = "You are not clocked in. Clock in to open this account."
         elif starts is not None:
-            local = starts.astimezone(account_zone(account.time_zone))
+            local = starts.astimezone(account_zone(account))
             message = (
                 "This account is open to chatters only during their shifts. "
                 f"Your next shift starts {local:%a %d %b %H:%M} ({account.time_zone})."
@@ -178,7 +179,7 @@ def shift_access_require(
 
 
 def _access_compute(*, user_id: int, account: CreatorAccount, now: datetime) -> ShiftAccess:
-    zone = account_zone(account.time_zone)
+    zone = account_zone(account)
     grace = timedelta(minutes=account.shift_grace_minutes)
     start, end = now - grace, now + grace + NEXT_SHIFT_HORIZON
     days_from = (start - SHIFT_MAX_REAL_DURATION).astimezone(zone).date()

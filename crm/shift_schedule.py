@@ -17,21 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.db.models import Q
 
 from crm.models import SHIFT_MAX_REAL_DURATION, Shift, ShiftTemplate
 
 ISO_WEEK_MAX_LENGTH = 8  # "2026-W09"
-
-
-def account_zone(name: str) -> ZoneInfo:
-    """The account's zone; UTC for a name zoneinfo does not know (never an error page)."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:

@@ -34,7 +34,6 @@ from crm.shift_schedule import (
     HourSlot,
     Occurrence,
     Week,
-    account_zone,
     coverage_gaps,
     hour_slots,
     member_overlaps,
@@ -43,6 +42,7 @@ from crm.shift_schedule import (
     wall_clock_minutes,
     wall_clock_span,
 )
+from crm.zones import account_zone
 
 log = structlog.get_logger(__name__)
 
@@ -189,7 +189,7 @@ def shift_week_get(*, user: User, account_id: int, week: str = "") -> ShiftWeek:
     headcount per hour. Four queries: membership, members, weekly shifts, shifts."""
     membership = membership_get(user=user, account_id=account_id, off_shift_ok=True)
     account = membership.account
-    zone = account_zone(account.time_zone)
+    zone = account_zone(account)
     the_week = week_of(week, zone=zone)
     start, end = the_week.starts_at, the_week.ends_at
     members_q = Membership.objects.filter(account_id=account_id)
@@ -267,7 +267,7 @@ def member_week_get(*, viewer: User, user_id: int | None = None, week: str = "")
         if not memberships:
             raise NotFoundError("Member not found.", code="member_not_found")
     now = timezone.now()
-    zones = {m.account_id: account_zone(m.account.time_zone) for m in memberships}
+    zones = {m.account_id: account_zone(m.account) for m in memberships}
     weeks = {m.account_id: week_of(week, zone=zones[m.account_id], now=now) for m in memberships}
     start = min((w.starts_at for w in weeks.values()), default=now)
     end = max((w.ends_at for w in weeks.values()), default=now)
@@ -315,7 +315,7 @@ def shifts_for_period(
             code="invalid_period",
         )
     membership = membership_get(user=user, account_id=account_id, off_shift_ok=True)
-    zone = account_zone(membership.account.time_zone)
+    zone = account_zone(membership.account)
     template_q, shift_q = schedule_rows_filter(start=start, end=end, zone=zone)
     scope = Q(account_id=account_id)
     if not membership.can_manage_members:
@@ -538,7 +538,7 @@ def shift_create(
     editor = manager_membership_get(user=actor, account_id=account_id, action=EDIT_ACTION)
     _span_check(starts_at, ends_at)
     member = _member_lock(account_id=account_id, membership_id=membership_id)
-    zone = account_zone(editor.account.time_zone)
+    zone = account_zone(editor.account)
     _one_off_overlap_check(
         member=member, zone=zone, starts_at=starts_at, ends_at=ends_at, skip=set()
     )
@@ -574,7 +574,7 @@ def shift_update(
     if shift.template_id is not None:
         membership_id = shift.membership_id
     member = _member_lock(account_id=account_id, membership_id=membership_id)
-    zone = account_zone(editor.account.time_zone)
+    zone = account_zone(editor.account)
     _one_off_overlap_check(
         member=member, zone=zone, starts_at=starts_at, ends_at=ends_at, skip={f"s{shift.pk}"}
     )
@@ -654,9 +654,7 @@ def shift_template_create(
         active_until=active_until,
         created_by_id=actor.pk,
     )
-    _template_overlap_check(
-        member=member, zone=account_zone(editor.account.time_zone), template=template
-    )
+    _template_overlap_check(member=member, zone=account_zone(editor.account), template=template)
     template.save()
     log.info("shift_template.created", shift_template_id=template.pk, account_id=account_id)
     _changed_on_commit(account_id)
@@ -707,9 +705,7 @@ def shift_template_update(
             code="invalid_shift",
             fields={"active_until": ["No occurrence before this day."]},
         )
-    _template_overlap_check(
-        member=member, zone=account_zone(editor.account.time_zone), template=template
-    )
+    _template_overlap_check(member=member, zone=account_zone(editor.account), template=template)
     template.save()
     log.info("shift_template.updated", shift_template_id=template.pk, account_id=account_id)
     _changed_on_commit(account_id)
@@ -758,7 +754,7 @@ def shift_occurrence_change(
         raise NotFoundError("Weekly shift not found.", code="shift_not_found")
     _occurrence_of(template, occurrence_date)
     member = _member_lock(account_id=account_id, membership_id=template.membership_id)
-    zone = account_zone(editor.account.time_zone)
+    zone = account_zone(editor.account)
     if cancel:
         starts_at, ends_at = wall_clock_span(
             occurrence_date, template.start_time, template.duration_minutes, zone

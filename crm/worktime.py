@@ -56,7 +56,8 @@ from crm.shift_access import (
     shift_access_check,
     shift_access_forget,
 )
-from crm.shift_schedule import account_zone, occurrences_for_members
+from crm.shift_schedule import occurrences_for_members
+from crm.zones import account_zone
 
 log = structlog.get_logger(__name__)
 
@@ -471,7 +472,7 @@ def _last_window_close(session: WorkSession, grace: timedelta, now: datetime) ->
     membership_ids = Membership.objects.filter(
         account_id=session.account_id, user_id=session.user_id
     ).values_list("id", flat=True)
-    zone = account_zone(session.account.time_zone)
+    zone = account_zone(session.account)
     closes = [
         o.ends_at + grace
         for o in occurrences_for_members(

@@ -20,8 +20,9 @@ from crm.forms import ShiftDayForm, ShiftForm, ShiftSettingsForm
 from crm.middleware import work_activity_exempt
 from crm.models import Membership, Shift, ShiftTemplate
 from crm.shift_access import OffShiftError
-from crm.shift_schedule import Week, account_zone, wall_clock_minutes
+from crm.shift_schedule import Week, wall_clock_minutes
 from crm.views.pages import AuthenticatedRequest
+from crm.zones import account_zone
 
 WEEK_PARAM_MAX = 16
 # Form fields of the services' error fields.
@@ -142,7 +143,7 @@ def _day_param(value: str) -> date | None:
 def shift_new(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
     """Add a shift: once, or every week from its day."""
     editor = _manager_or_404(request, account_id)
-    zone = account_zone(editor.account.time_zone)
+    zone = account_zone(editor.account)
     members = _members(request, account_id)
     action = reverse("shift_new", args=[account_id])
     if request.method == "GET":
@@ -204,7 +205,7 @@ def shift_edit(request: AuthenticatedRequest, account_id: int, shift_id: int) ->
     """Change a one-off shift (or one moved day of a weekly shift)."""
     editor = _manager_or_404(request, account_id)
     shift = _shift_or_404(request, account_id, shift_id)
-    zone = account_zone(editor.account.time_zone)
+    zone = account_zone(editor.account)
     members = _members(request, account_id)
     action = reverse("shift_edit", args=[account_id, shift_id])
     local_start, local_end = shift.starts_at.astimezone(zone), shift.ends_at.astimezone(zone)
@@ -258,7 +259,7 @@ def shift_edit(request: AuthenticatedRequest, account_id: int, shift_id: int) ->
 def shift_delete(request: AuthenticatedRequest, account_id: int, shift_id: int) -> HttpResponse:
     _manager_or_404(request, account_id)
     shift = _shift_or_404(request, account_id, shift_id)
-    week = Week.containing(shift.starts_at, account_zone(shift.account.time_zone))
+    week = Week.containing(shift.starts_at, account_zone(shift.account))
     shifts.shift_delete(actor=request.user, account_id=account_id, shift_id=shift_id)
     restored = shift.template_id is not None
     return _done(
@@ -287,7 +288,7 @@ def shift_template_edit(
     """Change a weekly shift, every week; or (``?day=``) one day of it: move or cancel."""
     editor = _manager_or_404(request, account_id)
     template = _template_or_404(request, account_id, template_id)
-    zone = account_zone(editor.account.time_zone)
+    zone = account_zone(editor.account)
     members = _members(request, account_id)
     action = reverse("shift_template_edit", args=[account_id, template_id])
     day = _day_param(request.GET.get("day", ""))
@@ -365,7 +366,7 @@ def shift_template_day(
     occurrence_date = _day_param(day)
     if occurrence_date is None:
         raise Http404("No such day.")
-    zone = account_zone(editor.account.time_zone)
+    zone = account_zone(editor.account)
     week = Week.containing(
         datetime.combine(occurrence_date, template.start_time).replace(tzinfo=zone), zone
     )
