@@ -370,7 +370,7 @@ SELECT acc.id, w.waiting, o.oldest, od.overdue, un.unread, q.queued, rev.today, 
        ci.names
 FROM unnest(%(accounts)s::bigint[], %(todays)s::timestamptz[], %(weeks)s::timestamptz[])
      AS acc(id, today, week)
-LEFT JOIN {SETTINGS} s ON s.account_id = acc.id
+JOIN {ACCOUNT} ca ON ca.id = acc.id
 CROSS JOIN LATERAL (
     SELECT COUNT(*) AS waiting FROM (
         SELECT 1 FROM {CONVERSATION} c
@@ -385,10 +385,15 @@ LEFT JOIN LATERAL (
 ) o ON TRUE
 CROSS JOIN LATERAL (
     SELECT COUNT(*) AS overdue FROM (
+        -- Against the account's first-reply targets, the VIP one for big spenders, as the
+        -- inbox's time-left badges count them (crm/response_targets.py).
         SELECT 1 FROM {CONVERSATION} c
+        JOIN {FAN} f ON f.id = c.fan_id
         WHERE c.account_id = acc.id AND c.waiting_since IS NOT NULL AND c.snoozed_at IS NULL
-          AND c.waiting_since < %(now)s
-              - make_interval(secs => COALESCE(s.long_wait_seconds, %(target)s))
+          AND c.waiting_since < %(now)s - make_interval(secs => CASE
+                WHEN ca.vip_reply_target_seconds < ca.reply_target_seconds
+                     AND f.lifetime_spend_cents >= ca.vip_spend_threshold_cents
+                THEN ca.vip_reply_target_seconds ELSE ca.reply_target_seconds END)
         LIMIT %(cap)s
     ) x
 ) od
@@ -439,7 +444,6 @@ def overview(
     todays: list[datetime],
     weeks: list[datetime],
     now: datetime,
-    target_seconds: int,
     cap: int,
 ) -> dict[int, OverviewFigures]:
     """Each account's live figures, in one statement whatever the number of accounts. The
@@ -450,7 +454,6 @@ def overview(
         "todays": todays,
         "weeks": weeks,
         "now": now,
-        "target": target_seconds,
         "cap": cap,
     }
     found: dict[int, OverviewFigures] = {}

@@ -465,7 +465,6 @@ def overview_tiles(*, user: User) -> list[OverviewTile]:
         todays=todays,
         weeks=weeks,
         now=now,
-        target_seconds=settings.WORKDAY_LONG_WAIT_SECONDS,
         cap=OVERVIEW_COUNT_CAP,
     )
     return [OverviewTile(m.account, m.role, figures[m.account_id]) for m in memberships]

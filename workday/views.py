@@ -304,7 +304,7 @@ def overview(request: AuthenticatedRequest) -> HttpResponse:
         tiles = selectors.overview_tiles(user=request.user)
     except ApplicationError as exc:
         return _refused(request, exc)
-    context = {"tiles": tiles, "target_minutes": settings.WORKDAY_LONG_WAIT_SECONDS // 60}
+    context = {"tiles": tiles}
     if request.htmx and request.htmx.target == "overview-tiles":
         return render(request, f"{OVERVIEW_TEMPLATE}#overview-tiles", context)
     return render(request, OVERVIEW_TEMPLATE, context)

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import Conversation, CreatorAccount, Message, WorkSession
+from crm.models import Conversation, CreatorAccount, Fan, Message, WorkSession
 from tests.factories import (
     CreatorAccountFactory,
     FanFactory,
@@ -19,7 +19,6 @@ from tests.factories import (
     UserFactory,
 )
 from workday import selectors
-from workday.models import ReviewSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -32,9 +31,8 @@ def _tile(user, account):
     return {t.account.pk: t for t in selectors.overview_tiles(user=user)}[account.pk]
 
 
-def test_figures_come_from_the_rows(settings):
-    settings.WORKDAY_LONG_WAIT_SECONDS = 300
-    account = CreatorAccountFactory(time_zone="America/New_York")
+def test_figures_come_from_the_rows():
+    account = CreatorAccountFactory(time_zone="America/New_York", reply_target_seconds=300)
     owner = MembershipFactory(account=account, role="owner").user
     chatter = MembershipFactory(account=account, role="chatter", user__username="zoe").user
     now = timezone.now()
@@ -73,8 +71,18 @@ def test_figures_come_from_the_rows(settings):
     assert f.clocked_in == ["zoe"]
     assert f.revenue_today_cents == 1000  # yesterday's $7 is not today in New York
     assert f.revenue_7d_cents == 2000  # today and the 6 days before; not 7 days ago
-    # the account's own target
-    ReviewSettings.objects.create(account=account, long_wait_seconds=60)
+    # the account's first-reply target, and the shorter one for a big spender
+    CreatorAccount.objects.filter(pk=account.pk).update(
+        reply_target_seconds=60, vip_reply_target_seconds=60
+    )
+    assert _tile(owner, account).figures.overdue == 2
+    CreatorAccount.objects.filter(pk=account.pk).update(
+        reply_target_seconds=3600, vip_reply_target_seconds=60, vip_spend_threshold_cents=10_000
+    )
+    assert _tile(owner, account).figures.overdue == 0
+    Fan.objects.filter(account=account, conversation__waiting_since__isnull=False).update(
+        lifetime_spend_cents=10_000
+    )
     assert _tile(owner, account).figures.overdue == 2
 
 
