@@ -11,7 +11,6 @@ not an import, so crm stays below automations in the layers.
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
@@ -28,6 +27,7 @@ from campaigns.rules import segment_rules_parse, text_personalise, text_variable
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Fan, Membership
 from crm.views.pages import AuthenticatedRequest
+from crm.zones import account_zone
 
 LIST_LIMIT = 100
 PREVIEW_FANS = 25  # fans offered in the preview's picker (the most recently seen)
@@ -368,7 +368,7 @@ def _fan_panel(
         "fan": fan,
         "account": fan.account,
         "runs": runs,
-        "account_tz": ZoneInfo(fan.account.time_zone),
+        "account_tz": account_zone(fan.account),
         "error": error,
     }
     return render(request, "automations/fan_panel.html", context, status=status)
