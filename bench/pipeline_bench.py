@@ -29,7 +29,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var" / "bench"
-SQS_PORT, SANDBOX_PORT, WEB_PORT = 4599, 8799, 8798
+# Ports and database can move (BENCH_*) so two checkouts can run the bench side by side.
+SQS_PORT = int(os.environ.get("BENCH_SQS_PORT", "4599"))
+SANDBOX_PORT = int(os.environ.get("BENCH_SANDBOX_PORT", "8799"))
+WEB_PORT = int(os.environ.get("BENCH_WEB_PORT", "8798"))
+BENCH_DB = os.environ.get("BENCH_DATABASE", "fancrm_bench")
 # A redis-server of its own: the bench empties its database, which must not be a shared one.
 REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6399"))
 
@@ -43,7 +47,7 @@ ENV = {
     "DJANGO_SECURE_SSL_REDIRECT": "0",
     "DJANGO_SECURE_COOKIES": "0",
     "DJANGO_HSTS_SECONDS": "0",
-    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/fancrm_bench",
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
     "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
     "CACHE_KEY_PREFIX": "fancrm-bench",
     "CHANNELS_PREFIX": "fancrm-bench:asgi",
@@ -119,8 +123,8 @@ def setup_django() -> None:
     import psycopg
 
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        if not c.execute("select 1 from pg_database where datname='fancrm_bench'").fetchone():
-            c.execute("create database fancrm_bench")
+        if not c.execute("select 1 from pg_database where datname=%s", [BENCH_DB]).fetchone():
+            c.execute(f'create database "{BENCH_DB}"')
     import django
 
     django.setup()
