@@ -12,8 +12,8 @@ class AutomationsConfig(AppConfig):
         from automations import receivers
         from onlyfans import signals
 
-        signals.subscription_applied.connect(
-            receivers.subscription_applied_receiver, dispatch_uid="automations.subscription"
+        signals.subscriptions_applied.connect(
+            receivers.subscriptions_applied_receiver, dispatch_uid="automations.subscriptions"
         )
         signals.fan_message_received.connect(
             receivers.fan_message_received_receiver, dispatch_uid="automations.fan_message"

@@ -5,7 +5,7 @@ writes or cancels commit with the event, or not at all."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -14,28 +14,20 @@ from automations.models import Automation, AutomationRun
 from automations.runs import (
     automation_runs_cancel_chatter_wrote,
     automation_runs_cancel_for_fan,
-    automation_runs_on_subscription,
+    automation_runs_on_subscriptions,
 )
 from crm.models import CreatorAccount, Fan, Message, Purchase
+from onlyfans.inbound import SubscriptionApplied
 
 
-def subscription_applied_receiver(
+def subscriptions_applied_receiver(
     sender: Any,
     *,
     account: CreatorAccount,
-    fan: Fan,
-    event: str,
-    previous_state: str,
-    previous_expires_at: datetime | None,
+    changes: Sequence[SubscriptionApplied],
     **kwargs: Any,
 ) -> None:
-    automation_runs_on_subscription(
-        account=account,
-        fan=fan,
-        event=event,
-        previous_state=previous_state,
-        previous_expires_at=previous_expires_at,
-    )
+    automation_runs_on_subscriptions(account=account, changes=changes)
 
 
 def fan_message_received_receiver(

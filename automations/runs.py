@@ -19,13 +19,14 @@ from django.utils import timezone
 
 from automations.models import Automation, AutomationRun
 from automations.scheduling import control_draw, run_due_at
-from automations.selectors import fan_in_audience
+from automations.selectors import fans_in_audience
 from automations.triggers import TriggerHit, event_key, scan_window, trigger_hits, trigger_holds
 from crm.broadcasts import account_event_broadcast
 from crm.errors import ApplicationError
 from crm.models import Conversation, CreatorAccount, Fan, Message
 from crm.selectors import membership_get
 from crm.zones import account_zone
+from onlyfans.inbound import SubscriptionApplied
 
 log = structlog.get_logger(__name__)
 
@@ -160,40 +161,77 @@ def automation_runs_on_subscription(
     previous_expires_at: datetime | None,
     now: datetime | None = None,
 ) -> list[AutomationRun]:
-    """A subscription webhook was applied to ``fan`` (inside its transaction): runs for the
-    account's enabled event automations, and the fan's pending runs whose trigger no longer
-    holds are cancelled (a renewal moves the end an expiring-soon nudge was about).
+    """``automation_runs_on_subscriptions`` for one event applied to ``fan`` (as it is now)."""
+    change = SubscriptionApplied(
+        fan=fan,
+        event=event,
+        previous_state=previous_state,
+        previous_expires_at=previous_expires_at,
+        subscribed_at=fan.subscribed_at,
+        expires_at=fan.subscription_expires_at,
+        event_subscribed_at=None,
+        event_expires_at=None,
+    )
+    return automation_runs_on_subscriptions(account=account, changes=[change], now=now)
+
+
+def _subscription_hit(change: SubscriptionApplied, *, now: datetime) -> tuple[str, str] | None:
+    """The trigger and event key of a subscription event, or None."""
+    ended = change.previous_state == Fan.SubscriptionState.EXPIRED or (
+        change.previous_expires_at is not None and change.previous_expires_at <= now
+    )
+    if change.event == "subscriptions.new":
+        started = change.subscribed_at or now
+        if ended:
+            return Trigger.RETURNED_AFTER_EXPIRY, event_key(
+                "returned", change.previous_expires_at or started
+            )
+        return Trigger.SUBSCRIBED, event_key("subscribed", started)
+    if change.event == "subscriptions.renewed":
+        return Trigger.RENEWED, event_key("renewed", change.expires_at or now)
+    return None
+
+
+def automation_runs_on_subscriptions(
+    *,
+    account: CreatorAccount,
+    changes: Sequence[SubscriptionApplied],
+    now: datetime | None = None,
+) -> list[AutomationRun]:
+    """Subscription webhooks were applied to the account's fans (inside their transaction,
+    which holds the fans' row locks): runs for the account's enabled event automations, and
+    the fans' pending runs whose trigger no longer holds are cancelled (a renewal moves the
+    end an expiring-soon nudge was about). A few statements for the whole batch: the pending
+    runs, the enabled automations, and per automation its filters over the batch's fans and
+    one insert.
 
     ``subscriptions.new`` fires ``returned_after_expiry`` when the fan's previous subscription
     had ended (expired by state or by its end date), else ``subscribed``; its event key is
     the subscription's start (the end that was passed, for a return), which a repeated
     delivery of the same subscription shares. ``subscriptions.renewed`` fires ``renewed``,
-    keyed by the new end date. The caller holds the fan's row lock.
+    keyed by the new end date.
     """
     now = now or timezone.now()
-    _cancel_where_trigger_gone(fan=fan, now=now)
-    ended = previous_state == Fan.SubscriptionState.EXPIRED or (
-        previous_expires_at is not None and previous_expires_at <= now
-    )
-    if event == "subscriptions.new":
-        started = fan.subscribed_at or now
-        if ended:
-            trigger = Trigger.RETURNED_AFTER_EXPIRY
-            key = event_key("returned", previous_expires_at or started)
-        else:
-            trigger, key = Trigger.SUBSCRIBED, event_key("subscribed", started)
-    elif event == "subscriptions.renewed":
-        expires = fan.subscription_expires_at
-        trigger = Trigger.RENEWED
-        key = event_key("renewed", expires) if expires else event_key("renewed", now)
-    else:
+    if not changes:
         return []
+    _cancel_where_trigger_gone(fans={c.fan.pk: c.fan for c in changes}, now=now)
+    hits: dict[str, dict[tuple[int, str], TriggerHit]] = {}
+    for change in changes:
+        found = _subscription_hit(change, now=now)
+        if found is not None:
+            trigger, key = found
+            hits.setdefault(trigger, {})[(change.fan.pk, key)] = TriggerHit(change.fan.pk, key, now)
     created: list[AutomationRun] = []
-    for automation in _enabled(account.pk, [trigger]):
-        if not fan_in_audience(automation=automation, fan_id=fan.pk, now=now):
-            continue
-        hit = TriggerHit(fan.pk, key, now)
-        created += _runs_create(automation, [hit], now=now)
+    if not hits:
+        return created
+    for automation in _enabled(account.pk, list(hits)):
+        candidates = list(hits[automation.trigger].values())
+        allowed = fans_in_audience(
+            automation=automation, fan_ids={hit.fan_id for hit in candidates}, now=now
+        )
+        created += _runs_create(
+            automation, [hit for hit in candidates if hit.fan_id in allowed], now=now
+        )
     return created
 
 
@@ -246,16 +284,16 @@ def automation_runs_cancel(
     return changed
 
 
-def _cancel_where_trigger_gone(*, fan: Fan, now: datetime) -> int:
+def _cancel_where_trigger_gone(*, fans: dict[int, Fan], now: datetime) -> int:
     pending = list(
-        AutomationRun.objects.filter(fan_id=fan.pk, state=State.SCHEDULED).select_related(
+        AutomationRun.objects.filter(fan_id__in=list(fans), state=State.SCHEDULED).select_related(
             "automation"
         )
     )
     gone = [
         run.pk
         for run in pending
-        if not trigger_holds(run=run, automation=run.automation, fan=fan, now=now)
+        if not trigger_holds(run=run, automation=run.automation, fan=fans[run.fan_id], now=now)
     ]
     if not gone:
         return 0

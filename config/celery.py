@@ -57,6 +57,11 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "automations.tasks.automation_scans_task",
             settings.AUTOMATION_SCAN_SECONDS,
         ),
+        # Deferred subscription webhooks a lost task left (onlyfans/webhooks.py).
+        "webhook-events-apply": (
+            "onlyfans.webhooks.webhook_events_apply_task",
+            settings.ONLYFANS_WEBHOOK_SWEEP_SECONDS,
+        ),
     }
     return {
         name: {"task": task, "schedule": float(seconds)} for name, (task, seconds) in every.items()

@@ -12,7 +12,7 @@ class OnlyfansConfig(AppConfig):
 
         from crm.models import CreatorAccount
         from crm.sending import SendPipeline, send_pipeline_register
-        from onlyfans import selectors, services
+        from onlyfans import selectors, services, webhooks  # noqa: F401 (webhooks: its task)
         from onlyfans.sync import account_created_receiver
         from onlyfans.vault_sync import (
             account_created_receiver as vault_account_created_receiver,

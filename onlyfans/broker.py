@@ -37,6 +37,7 @@ BULK_TASKS = (
     "onlyfans.tasks.vault_sync_schedule_task",
     "campaigns.tasks.campaign_fan_out_task",
     "analytics.tasks.rollups_refresh_task",
+    "onlyfans.webhooks.webhook_events_apply_task",
 )
 
 

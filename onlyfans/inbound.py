@@ -8,6 +8,8 @@ counters move with ``F()`` only when this call inserted it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ import structlog
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest, Now
+from django.utils import timezone
 
 from crm.assignment import conversation_auto_assign
 from crm.broadcasts import account_event_broadcast
@@ -230,7 +233,129 @@ def purchase_record(
     return purchase
 
 
+@dataclass(frozen=True)
+class SubscriptionInput:
+    """One subscription event for a fan: ``platform_fan`` is ``{"id", "username"?,
+    "name"?}``; ``event`` the webhook's name (``subscriptions.new``/``renewed``)."""
+
+    platform_fan: dict[str, Any]
+    subscribed_at: datetime | None
+    expires_at: datetime | None
+    event: str = ""
+    state: str = Fan.SubscriptionState.ACTIVE
+
+
+@dataclass(frozen=True)
+class SubscriptionApplied:
+    """What one event changed: the fan (as saved at the end of the batch), the fan's state
+    and end before the event and its start and end just after it, the event's own times."""
+
+    fan: Fan
+    event: str
+    previous_state: str
+    previous_expires_at: datetime | None
+    subscribed_at: datetime | None
+    expires_at: datetime | None
+    event_subscribed_at: datetime | None
+    event_expires_at: datetime | None
+
+
+_SUBSCRIPTION_FIELDS = ["subscription_state", "subscribed_at", "subscription_expires_at"]
+
+
+def _fans_locked(*, account: CreatorAccount, platform_fan_ids: list[str]) -> dict[str, Fan]:
+    # In id order: two batches with fans in common wait for each other instead of deadlocking.
+    return {
+        fan.platform_fan_id or "": fan
+        for fan in Fan.objects.select_for_update()
+        .filter(account=account, platform_fan_id__in=platform_fan_ids)
+        .order_by("pk")
+    }
+
+
+def _subscription_change(fan: Fan, change: SubscriptionInput) -> None:
+    # A renewal keeps the start; it moves only when the fan (re)subscribes after not being
+    # active. The end only moves forward: a late, older event cannot shorten a subscription.
+    was_active = fan.subscription_state == Fan.SubscriptionState.ACTIVE
+    if change.subscribed_at is not None and (fan.subscribed_at is None or not was_active):
+        fan.subscribed_at = change.subscribed_at
+    if change.expires_at is not None and (
+        fan.subscription_expires_at is None or change.expires_at > fan.subscription_expires_at
+    ):
+        fan.subscription_expires_at = change.expires_at
+    fan.subscription_state = change.state
+
+
 @transaction.atomic
+def fan_subscriptions_apply(
+    *, account: CreatorAccount, changes: Sequence[SubscriptionInput]
+) -> list[SubscriptionApplied]:
+    """Apply subscription events to the account's fans, in order, with a few statements
+    whatever their number: the known fans locked (``SELECT … FOR UPDATE``, id order), the
+    unknown ones inserted together (``ON CONFLICT DO NOTHING``; one whose username is taken,
+    or that a concurrent delivery inserted, is then handled alone by ``_fan_get_or_create``),
+    one ``UPDATE`` for all. Events with ``event`` set are sent as
+    ``onlyfans.signals.subscriptions_applied`` (one signal), in this transaction.
+    """
+    for change in changes:
+        if change.state not in Fan.SubscriptionState.values:
+            raise ApplicationError(
+                f"Unknown subscription state {change.state!r}.", code="invalid_payload"
+            )
+    if not changes:
+        return []
+    wanted: dict[str, dict[str, Any]] = {}
+    for change in changes:
+        wanted.setdefault(str(change.platform_fan["id"]), change.platform_fan)
+    fans = _fans_locked(account=account, platform_fan_ids=sorted(wanted))
+    missing = sorted(set(wanted) - set(fans))
+    if missing:
+        Fan.objects.bulk_create(
+            [
+                Fan(
+                    account=account,
+                    platform_fan_id=platform_fan_id,
+                    username=fan_username_candidates(
+                        username=str(wanted[platform_fan_id].get("username") or ""),
+                        platform_fan_id=platform_fan_id,
+                    )[0],
+                    display_name=str(wanted[platform_fan_id].get("name") or "")[:_DISPLAY_NAME_MAX],
+                )
+                for platform_fan_id in missing
+            ],
+            ignore_conflicts=True,
+        )
+        fans.update(_fans_locked(account=account, platform_fan_ids=missing))
+        for platform_fan_id in sorted(set(wanted) - set(fans)):
+            created = _fan_get_or_create(account=account, platform_fan=wanted[platform_fan_id])
+            fans[platform_fan_id] = Fan.objects.select_for_update().get(pk=created.pk)
+    applied = []
+    for change in changes:
+        fan = fans[str(change.platform_fan["id"])]
+        previous_state, previous_expires_at = fan.subscription_state, fan.subscription_expires_at
+        _subscription_change(fan, change)
+        applied.append(
+            SubscriptionApplied(
+                fan=fan,
+                event=change.event,
+                previous_state=previous_state,
+                previous_expires_at=previous_expires_at,
+                subscribed_at=fan.subscribed_at,
+                expires_at=fan.subscription_expires_at,
+                event_subscribed_at=change.subscribed_at,
+                event_expires_at=change.expires_at,
+            )
+        )
+    now = timezone.now()
+    for fan in fans.values():
+        fan.updated_at = now
+    Fan.objects.bulk_update(list(fans.values()), [*_SUBSCRIPTION_FIELDS, "updated_at"])
+    signalled = [item for item in applied if item.event]
+    if signalled:
+        signals.subscriptions_applied.send(sender=Fan, account=account, changes=signalled)
+    return applied
+
+
 def fan_subscription_update(
     *,
     account: CreatorAccount,
@@ -240,47 +365,21 @@ def fan_subscription_update(
     expires_at: datetime | None,
     event: str = "",
 ) -> Fan:
-    """Set a fan's subscription state, creating the fan when unknown.
-
-    Locks the fan row (``select_for_update``) so two deliveries cannot interleave. A renewal
-    keeps the original ``subscribed_at``; it moves only when the fan (re)subscribes after not
-    being active. ``subscription_expires_at`` only moves forward, so a late, older event
-    cannot shorten a subscription. With ``event`` (the webhook's name) the change is sent as
-    ``onlyfans.signals.subscription_applied``, in this transaction.
-    """
-    if state not in Fan.SubscriptionState.values:
-        raise ApplicationError(f"Unknown subscription state {state!r}.", code="invalid_payload")
-    created = _fan_get_or_create(account=account, platform_fan=platform_fan)
-    fan = Fan.objects.select_for_update().get(pk=created.pk)
-    was_active = fan.subscription_state == Fan.SubscriptionState.ACTIVE
-    previous_state, previous_expires_at = fan.subscription_state, fan.subscription_expires_at
-    if subscribed_at is not None and (fan.subscribed_at is None or not was_active):
-        fan.subscribed_at = subscribed_at
-    if expires_at is not None and (
-        fan.subscription_expires_at is None or expires_at > fan.subscription_expires_at
-    ):
-        fan.subscription_expires_at = expires_at
-    fan.subscription_state = state
-    fan.save(
-        update_fields=[
-            "subscription_state",
-            "subscribed_at",
-            "subscription_expires_at",
-            "updated_at",
-        ]
+    """Set a fan's subscription state, creating the fan when unknown: one event of
+    ``fan_subscriptions_apply`` (its rules, its lock, its signal)."""
+    applied = fan_subscriptions_apply(
+        account=account,
+        changes=[
+            SubscriptionInput(
+                platform_fan=platform_fan,
+                subscribed_at=subscribed_at,
+                expires_at=expires_at,
+                event=event,
+                state=state,
+            )
+        ],
     )
-    if event:
-        signals.subscription_applied.send(
-            sender=Fan,
-            account=account,
-            fan=fan,
-            event=event,
-            previous_state=previous_state,
-            previous_expires_at=previous_expires_at,
-            event_subscribed_at=subscribed_at,
-            event_expires_at=expires_at,
-        )
-    return fan
+    return applied[0].fan
 
 
 def _account_dispatch_resume(*, account_id: int) -> None:

@@ -10,7 +10,7 @@ from crm.models import CreatorAccount
 
 
 class WebhookEvent(models.Model):
-    """Every webhook delivery we accepted, keyed by the gateway's idempotency key."""
+    """Every webhook delivery we accepted, keyed by a hash of its signed body."""
 
     event_key = models.CharField(max_length=255, unique=True)
     event = models.CharField(max_length=100)
@@ -23,10 +23,22 @@ class WebhookEvent(models.Model):
     )
     handled = models.BooleanField(default=False)
     received_at = models.DateTimeField(auto_now_add=True)
+    # A delivery handled after its answer (``onlyfans.webhooks.DEFERRED_EVENTS``): its payload,
+    # kept until a task applies it (``applied_at``); a lost task's events are swept up.
+    payload = models.JSONField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["event", "-received_at"], name="webhook_event_time")]
+        indexes = [
+            models.Index(fields=["event", "-received_at"], name="webhook_event_time"),
+            # The deliveries still to apply, oldest first (the apply task and its sweep).
+            models.Index(
+                fields=["id"],
+                condition=Q(payload__isnull=False, applied_at__isnull=True),
+                name="webhook_event_pending",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} {self.event_key}"

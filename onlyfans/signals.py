@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-# A subscription webhook was applied to a fan (once per delivery: replays never get here).
-# Arguments: ``account``, ``fan`` (as saved), ``event`` (``subscriptions.new`` or
-# ``subscriptions.renewed``), ``previous_state`` and ``previous_expires_at`` (the fan's before
-# the event), ``event_subscribed_at`` and ``event_expires_at`` (the event's own, or None).
-subscription_applied = Signal()
+# Subscription webhooks were applied to an account's fans (``onlyfans.inbound.
+# fan_subscriptions_apply``: one signal for a batch of deferred deliveries), once per delivery:
+# replays never get here.
+# Arguments: ``account``, ``changes`` (``onlyfans.inbound.SubscriptionApplied`` each, in the
+# order applied; ``fan`` is the fan as saved at the end of the batch).
+subscriptions_applied = Signal()
 
 # A fan's message was stored (a new one: a replay or a duplicate is not sent again).
 # Arguments: ``account``, ``message``, ``fan_id``.

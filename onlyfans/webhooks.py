@@ -11,6 +11,13 @@ else by the body's hash too. Answers: 200 ``accepted`` (handled, or ignored: an 
 or event, indistinguishable on purpose) / ``duplicate``; 401 ``invalid_signature``; 400
 ``malformed_json`` / ``invalid_event`` / ``invalid_payload``.
 
+Subscription events (``DEFERRED_EVENTS``) come in bursts, so they are answered once stored:
+validated as above, then the delivery with its payload is inserted in one statement (its
+account looked up in it, duplicates decided by its unique key) and the answer goes; a task on
+the bulk queue applies the stored deliveries a second later, hundreds per transaction
+(``webhook_events_apply``), and beat sweeps up those a lost task left. The answers are the
+same as when handled in the request (``ONLYFANS_WEBHOOK_DEFER_SECONDS`` 0, as in tests).
+
 Payloads we accept (field names are the gateway's; we are lenient where its docs disagree):
 
 - ``messages.received``: ``id``, ``fromUser{id, username?, name?}``, ``text?``, ``price?``
@@ -50,19 +57,23 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import structlog
+from celery import shared_task
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.celery import task_publish
+from config.redis import redis_client, redis_key_prefix
 from crm.errors import ApplicationError
 from crm.models import CreatorAccount, Fan, Purchase
 from onlyfans.inbound import (
+    SubscriptionInput,
     account_connection_set,
-    fan_subscription_update,
+    fan_subscriptions_apply,
     message_receive,
     purchase_record,
 )
@@ -262,7 +273,10 @@ def _tip(payload: dict[str, Any], event_key: str) -> Action:
     return lambda account: purchase_record(account=account, **kwargs)
 
 
-def _subscription(payload: dict[str, Any], event_key: str, *, event: str) -> Action:
+def _subscription_input(
+    payload: dict[str, Any], *, event: str, received_at: datetime | None = None
+) -> SubscriptionInput:
+    """The event's fan and times (validated); a missing start is the delivery's arrival."""
     fan: dict[str, Any] | None = None
     for name in ("user", "fan", "subscriber", "fromUser"):
         if payload.get(name) is not None:
@@ -272,14 +286,22 @@ def _subscription(payload: dict[str, Any], event_key: str, *, event: str) -> Act
         fan = {"id": _fan_id_from(payload)}
     subscribed_at = payload.get("subscribedAt")
     expires_at = _first(payload, "expiresAt", "expiredAt")
-    kwargs: dict[str, Any] = {
-        "platform_fan": fan,
-        "state": Fan.SubscriptionState.ACTIVE,
-        "subscribed_at": _timestamp(subscribed_at, "payload.subscribedAt"),
-        "expires_at": None if expires_at is None else _timestamp(expires_at, "payload.expiresAt"),
-        "event": event,
-    }
-    return lambda account: fan_subscription_update(account=account, **kwargs)
+    return SubscriptionInput(
+        platform_fan=fan,
+        state=Fan.SubscriptionState.ACTIVE,
+        subscribed_at=(
+            received_at
+            if subscribed_at is None and received_at is not None
+            else _timestamp(subscribed_at, "payload.subscribedAt")
+        ),
+        expires_at=None if expires_at is None else _timestamp(expires_at, "payload.expiresAt"),
+        event=event,
+    )
+
+
+def _subscription(payload: dict[str, Any], event_key: str, *, event: str) -> Action:
+    change = _subscription_input(payload, event=event)
+    return lambda account: fan_subscriptions_apply(account=account, changes=[change])
 
 
 def _session_expired(payload: dict[str, Any], event_key: str) -> Action:
@@ -313,24 +335,43 @@ def _handler_for(event: str, payload: dict[str, Any]) -> Handler | None:
 # --- The service and the view -------------------------------------------------------------------
 
 
-@transaction.atomic
 def webhook_process(
     *, event_key: str, event: str, platform_account_id: str | None, payload: dict[str, Any]
-) -> tuple[str, CreatorAccount | None]:
-    """Record the delivery once and handle it; return ``(result, account)``.
+) -> tuple[str, int | None]:
+    """Record the delivery once and handle it (or have it handled); return
+    ``(result, account_id)``.
 
-    ``result`` is ``processed``, ``ignored`` (unknown account or unhandled event) or
+    ``result`` is ``processed``, ``deferred`` (stored, a task applies it: the subscription
+    events, ``DEFERRED_EVENTS``), ``ignored`` (unknown account or unhandled event) or
     ``duplicate``. The payload is validated first, whether the account exists or not (an
-    ``ApplicationError`` for both alike). The ``WebhookEvent`` insert then comes first in the
-    transaction: a concurrent delivery of the same key waits on its unique index, then finds
-    it taken. An ``ApplicationError`` from a handler rolls the record back, so a corrected
-    redelivery is handled.
+    ``ApplicationError`` for both alike).
     """
     handler = _handler_for(event, payload)
     action = handler(payload, event_key) if handler is not None else None
+    if event in DEFERRED_EVENTS and settings.ONLYFANS_WEBHOOK_DEFER_SECONDS > 0:
+        return _webhook_store(
+            event_key=event_key,
+            event=event,
+            platform_account_id=platform_account_id,
+            payload=payload,
+        )
+    return _webhook_handle(
+        event_key=event_key, event=event, platform_account_id=platform_account_id, action=action
+    )
+
+
+@transaction.atomic
+def _webhook_handle(
+    *, event_key: str, event: str, platform_account_id: str | None, action: Action | None
+) -> tuple[str, int | None]:
+    """Record and handle in one transaction. The ``WebhookEvent`` insert comes first: a
+    concurrent delivery of the same key waits on its unique index, then finds it taken. An
+    ``ApplicationError`` from a handler rolls the record back, so a corrected redelivery is
+    handled."""
     account = None
     if platform_account_id:
         account = CreatorAccount.objects.filter(platform_account_id=platform_account_id).first()
+    account_id = account.pk if account is not None else None
     handled = account is not None and action is not None
     try:
         with transaction.atomic():
@@ -338,11 +379,177 @@ def webhook_process(
                 event_key=event_key, event=event, account=account, handled=handled
             )
     except IntegrityError:
-        return "duplicate", account
+        return "duplicate", account_id
     if account is None or action is None:
-        return "ignored", account
+        return "ignored", account_id
     action(account)
-    return "processed", account
+    return "processed", account_id
+
+
+# --- Deferred deliveries: stored in one statement, applied in batches by a bulk task -------------
+
+# Subscriptions come in bursts (a promotion, a free trial: thousands a minute) and nothing waits
+# on them but the automations, whose runs are due later anyway: they are answered once stored.
+DEFERRED_EVENTS = frozenset({"subscriptions.new", "subscriptions.renewed"})
+APPLY_TASK = "onlyfans.webhooks.webhook_events_apply_task"
+_APPLY_KICK_KEY = "webhook-events-apply-kick"
+# One task run applies at most this long, then publishes itself again for the rest.
+_APPLY_BUDGET_SECONDS = 20.0
+
+_WE = WebhookEvent._meta.db_table
+_CA = CreatorAccount._meta.db_table
+# The delivery, its account looked up by the platform's id, in one statement: a known
+# account's is pending (its payload kept until applied), an unknown one's ended (ignored).
+# The unique key decides duplicates, concurrent ones too.
+_STORE_SQL = f"""
+INSERT INTO {_WE} (event_key, event, account_id, handled, received_at, payload, applied_at)
+SELECT %(event_key)s, %(event)s, a.id, false, now(),
+  CASE WHEN a.id IS NULL THEN NULL ELSE %(payload)s::jsonb END,
+  CASE WHEN a.id IS NULL THEN now() END
+FROM (SELECT (SELECT id FROM {_CA} WHERE platform_account_id = %(platform_account_id)s) AS id) a
+ON CONFLICT (event_key) DO NOTHING
+RETURNING account_id
+"""  # noqa: S608 (table names only)
+
+
+def _webhook_store(
+    *, event_key: str, event: str, platform_account_id: str | None, payload: dict[str, Any]
+) -> tuple[str, int | None]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STORE_SQL,
+            {
+                "event_key": event_key,
+                "event": event,
+                "payload": json.dumps(payload),
+                "platform_account_id": platform_account_id,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return "duplicate", None
+    account_id = row[0]
+    if account_id is None:
+        return "ignored", None
+    _apply_soon()
+    return "deferred", int(account_id)
+
+
+def _apply_soon() -> None:
+    """Publish the apply task once per ``ONLYFANS_WEBHOOK_DEFER_SECONDS`` (a Redis key, set
+    if absent, for that long): the deliveries meanwhile are applied together. A failure here
+    loses nothing: the rows wait for the sweep."""
+    delay = settings.ONLYFANS_WEBHOOK_DEFER_SECONDS
+    try:
+        key = f"{redis_key_prefix()}:{_APPLY_KICK_KEY}"
+        if not redis_client().set(key, "1", nx=True, px=max(1, int(delay * 1000))):
+            return
+        task_publish(APPLY_TASK, delay_seconds=delay, eta_for_fraction=True)
+    except Exception:
+        log.warning("webhook.apply_publish_failed", exc_info=True)
+
+
+def _events_apply_batch(limit: int) -> int:
+    """Apply up to ``limit`` pending deliveries (oldest first) in one transaction; return how
+    many were taken. The rows are locked (``SKIP LOCKED``: two tasks take different ones) and
+    marked applied in the transaction that applies them: a worker killed half-way leaves
+    them pending, whole, for the next task or the sweep, and a delivery is never applied
+    twice. An account's deliveries go in one ``fan_subscriptions_apply``; if that fails, one
+    by one, so one bad delivery does not hold the others (it ends ``handled = false``)."""
+    with transaction.atomic():
+        events = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(payload__isnull=False, applied_at__isnull=True)
+            .order_by("pk")
+            .only("pk", "event_key", "event", "account_id", "payload", "received_at")[:limit]
+        )
+        if not events:
+            return 0
+        by_account: dict[int | None, list[WebhookEvent]] = {}
+        for item in events:
+            by_account.setdefault(item.account_id, []).append(item)
+        accounts = CreatorAccount.objects.in_bulk([pk for pk in by_account if pk is not None])
+        handled: list[int] = []
+        failed: list[int] = []
+        for account_id, items in by_account.items():
+            account = accounts.get(account_id) if account_id is not None else None
+            if account is None:  # the account was deleted meanwhile
+                failed += [item.pk for item in items]
+                continue
+            changes: list[tuple[WebhookEvent, SubscriptionInput]] = []
+            for item in items:
+                try:
+                    change = _subscription_input(
+                        item.payload or {}, event=item.event, received_at=item.received_at
+                    )
+                except ApplicationError:
+                    failed.append(item.pk)
+                    continue
+                changes.append((item, change))
+            ok, bad = _account_changes_apply(account, changes)
+            handled += ok
+            failed += bad
+        now = timezone.now()
+        WebhookEvent.objects.filter(pk__in=handled).update(applied_at=now, handled=True)
+        if failed:
+            WebhookEvent.objects.filter(pk__in=failed).update(applied_at=now, handled=False)
+            log.warning("webhook.apply_failed", events=len(failed))
+    log.info("webhook.events_applied", events=len(events), handled=len(handled))
+    return len(events)
+
+
+def _account_changes_apply(
+    account: CreatorAccount, changes: list[tuple[WebhookEvent, SubscriptionInput]]
+) -> tuple[list[int], list[int]]:
+    if not changes:
+        return [], []
+    try:
+        with transaction.atomic():
+            fan_subscriptions_apply(account=account, changes=[change for _, change in changes])
+        return [item.pk for item, _ in changes], []
+    except (ApplicationError, IntegrityError):
+        if len(changes) == 1:
+            log.warning(
+                "webhook.apply_failed",
+                event_key=changes[0][0].event_key,
+                account_id=account.pk,
+                exc_info=True,
+            )
+            return [], [changes[0][0].pk]
+    ok: list[int] = []
+    bad: list[int] = []
+    for pair in changes:
+        one_ok, one_bad = _account_changes_apply(account, [pair])
+        ok += one_ok
+        bad += one_bad
+    return ok, bad
+
+
+def webhook_events_apply(*, limit: int | None = None, budget_seconds: float | None = None) -> int:
+    """Apply the pending deliveries, a batch per transaction, until none is left or the time
+    budget is spent (then the task publishes itself again). Returns how many were applied."""
+    limit = limit or settings.ONLYFANS_WEBHOOK_APPLY_BATCH
+    budget = _APPLY_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
+    total = 0
+    while True:
+        taken = _events_apply_batch(limit)
+        total += taken
+        if taken < limit:
+            return total
+        if time.monotonic() >= deadline:
+            try:
+                task_publish(APPLY_TASK)
+            except Exception:
+                log.warning("webhook.apply_publish_failed", exc_info=True)  # the sweep
+            return total
+
+
+@shared_task(name=APPLY_TASK, acks_late=True, ignore_result=True)
+def webhook_events_apply_task() -> int:
+    """Apply deferred webhooks (published by their answers, ``_apply_soon``, and by beat as
+    the sweep of those a lost task left). Idempotent: applied rows are not pending."""
+    return webhook_events_apply()
 
 
 def _event_key(body: bytes) -> str:
@@ -374,7 +581,7 @@ def _answer(
     *,
     result: str,
     event: str | None = None,
-    account: CreatorAccount | None = None,
+    account_id: int | None = None,
     platform_account_id: str | None = None,
     event_key: str | None = None,
     delivery_key: str | None = None,
@@ -384,7 +591,7 @@ def _answer(
     log.info(
         "webhook.received",
         event_name=event,
-        account_id=account.pk if account is not None else None,
+        account_id=account_id,
         platform_account_id=platform_account_id,
         event_key=event_key,
         delivery_key=delivery_key,
@@ -428,7 +635,7 @@ def webhook_receive(request: HttpRequest) -> JsonResponse:
         return _answer(400, {"code": "invalid_payload"}, result="invalid_payload", **context)
 
     try:
-        result, account = webhook_process(
+        result, account_id = webhook_process(
             event_key=event_key,
             event=event,
             platform_account_id=platform_account_id,
@@ -441,4 +648,4 @@ def webhook_receive(request: HttpRequest) -> JsonResponse:
     # "processed" and "ignored" (an unknown account among them) answer alike: the answer does
     # not tell whether an account exists. Logs and metrics keep the difference.
     answer = "duplicate" if result == "duplicate" else "accepted"
-    return _answer(200, {"status": answer}, result=result, account=account, **context)
+    return _answer(200, {"status": answer}, result=result, account_id=account_id, **context)

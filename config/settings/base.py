@@ -489,6 +489,17 @@ AUTOMATION_DUE_BATCH_SIZE = env.int("AUTOMATION_DUE_BATCH_SIZE", default=200)
 # An account's automated messages waiting in the pipeline's backlog at most; due runs beyond
 # wait scheduled (re-checked when their turn comes, so a fan who replies meanwhile is spared).
 AUTOMATION_BACKLOG_MAX_PER_ACCOUNT = env.int("AUTOMATION_BACKLOG_MAX_PER_ACCOUNT", default=20)
+# A run due longer ago than this (an outage, a paused beat) is not sent late: it is cancelled
+# as "expired" when its turn comes (0: never).
+AUTOMATION_RUN_EXPIRE_HOURS = env.int("AUTOMATION_RUN_EXPIRE_HOURS", default=6)
+# --- Deferred webhooks (onlyfans/webhooks.py) ----------------------------------------------
+# Subscription webhooks are answered once stored (one statement) and applied by a task on the
+# bulk queue this many seconds later, many together (0: applied in the request, as tests do).
+ONLYFANS_WEBHOOK_DEFER_SECONDS = env.float("ONLYFANS_WEBHOOK_DEFER_SECONDS", default=1.0)
+# Deliveries applied per transaction of that task.
+ONLYFANS_WEBHOOK_APPLY_BATCH = env.int("ONLYFANS_WEBHOOK_APPLY_BATCH", default=500)
+# Beat applies whatever a lost task left this often (the sweep).
+ONLYFANS_WEBHOOK_SWEEP_SECONDS = env.int("ONLYFANS_WEBHOOK_SWEEP_SECONDS", default=15)
 
 # The campaign's states get their own name in the OpenAPI schema (other models have a "state").
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
