@@ -40,9 +40,10 @@ def pending() -> int:
 
 
 def post_raw(body: bytes, signature: str | None = None) -> Any:
-    signature = signature or hmac.new(
-        settings.ONLYFANS_WEBHOOK_SECRET.encode(), body, hashlib.sha256
-    ).hexdigest()
+    signature = (
+        signature
+        or hmac.new(settings.ONLYFANS_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    )
     return Client().post(
         WEBHOOK_URL, body, content_type="application/json", headers={"Signature": signature}
     )
