@@ -63,7 +63,7 @@ def test_answered_once_stored_then_applied_with_one_welcome(
     assert not Fan.objects.filter(platform_fan_id="701").exists()
     event = WebhookEvent.objects.get()
     assert (event.account_id, event.handled, event.applied_at) == (studio.account.pk, False, None)
-    assert event.payload["user"]["id"] == "701"
+    assert (event.payload or {})["user"]["id"] == "701"
     bulk = sqs_client().get_queue_attributes(
         QueueUrl=sqs_queues[queue_names().bulk], AttributeNames=["All"]
     )["Attributes"]
