@@ -5,9 +5,11 @@ writes or cancels commit with the event, or not at all."""
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from automations.models import Automation, AutomationRun
@@ -30,9 +32,30 @@ def subscriptions_applied_receiver(
     automation_runs_on_subscriptions(account=account, changes=changes)
 
 
+# Whether an account has automations at all, per process, for ``AUTOMATION_ACCOUNT_CACHE_SECONDS``:
+# a fan's message on an account without any costs no query here. Stale for that long at worst
+# after an account's first automation, which is safe: a run's due pass checks again whether
+# the fan wrote (``automations.due._cancel_reason``), so a reply never goes unseen.
+_has_automations: dict[int, tuple[bool, float]] = {}
+
+
+def account_has_automations(account_id: int) -> bool:
+    now = time.monotonic()
+    cached = _has_automations.get(account_id)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    has = Automation.objects.filter(account_id=account_id).exists()
+    ttl = settings.AUTOMATION_ACCOUNT_CACHE_SECONDS
+    if ttl > 0:
+        _has_automations[account_id] = (has, now + ttl)
+    return has
+
+
 def fan_message_received_receiver(
     sender: Any, *, account: CreatorAccount, fan_id: int, **kwargs: Any
 ) -> None:
+    if not account_has_automations(account.pk):
+        return
     # A no-reply nudge is about the fan's wait: another message from them keeps it due.
     automation_runs_cancel_for_fan(
         account_id=account.pk,
@@ -55,6 +78,8 @@ def message_queued_receiver(sender: Any, *, message: Message, fan: Fan, **kwargs
 
 
 def purchase_recorded_receiver(sender: Any, *, purchase: Purchase, **kwargs: Any) -> None:
+    if not account_has_automations(purchase.account_id):
+        return
     automation_runs_cancel_for_fan(
         account_id=purchase.account_id,
         fan_id=purchase.fan_id,

@@ -304,6 +304,47 @@ def _cancel_where_trigger_gone(*, fans: dict[int, Fan], now: datetime) -> int:
     )
 
 
+WITHDRAWN_ERROR = "withdrawn: {reason} before it was sent"
+
+_R = AutomationRun._meta.db_table
+_A = Automation._meta.db_table
+_M = Message._meta.db_table
+_C = Conversation._meta.db_table
+# The fan's scheduled runs cancelled and their automated messages still in the backlog (not on
+# the broker yet: the dispatcher's claim and this update exclude each other on the row, and a
+# send task only claims a pending message) withdrawn, of the automations whose trigger is among
+# ``triggers`` (NULL: all) and not among ``except``, in one statement: it runs on every fan's
+# message.
+_CANCEL_FOR_FAN_SQL = f"""
+WITH matching AS (
+  SELECT a.id FROM {_A} a
+  WHERE a.account_id = %(account_id)s
+    AND (%(triggers)s::text[] IS NULL OR a.trigger = ANY(%(triggers)s::text[]))
+    AND a.trigger <> ALL(%(except)s::text[])
+), withdrawn AS (
+  UPDATE {_M} m SET status = 'failed', last_error = %(error)s, updated_at = %(now)s
+  WHERE m.account_id = %(account_id)s AND m.sender_kind = 'automation' AND m.status = 'queued'
+    AND m.dispatched_at IS NULL
+    AND m.conversation_id = (SELECT c.id FROM {_C} c WHERE c.fan_id = %(fan_id)s)
+    AND EXISTS (SELECT 1 FROM {_R} r WHERE r.message_id = m.id AND r.state = 'enqueued'
+                AND r.automation_id IN (SELECT id FROM matching))
+  RETURNING m.id, m.conversation_id
+), ended AS (
+  UPDATE {_R} r SET state = 'cancelled', reason = %(reason)s, updated_at = %(now)s
+  FROM withdrawn w WHERE r.message_id = w.id AND r.state = 'enqueued'
+  RETURNING r.id
+), cancelled AS (
+  UPDATE {_R} r SET state = 'cancelled', reason = %(reason)s, finished_at = %(now)s,
+    updated_at = %(now)s
+  WHERE r.fan_id = %(fan_id)s AND r.state = 'scheduled'
+    AND r.automation_id IN (SELECT id FROM matching)
+  RETURNING r.id
+)
+SELECT (SELECT count(*) FROM cancelled), (SELECT count(*) FROM ended),
+  (SELECT coalesce(array_agg(ARRAY[w.id, w.conversation_id]), '{{}}') FROM withdrawn w)
+"""  # noqa: S608 (table names only)
+
+
 def automation_runs_cancel_for_fan(
     *,
     account_id: int,
@@ -316,70 +357,40 @@ def automation_runs_cancel_for_fan(
     """Cancel the fan's scheduled runs (of ``triggers`` only, when given) with ``reason``: the
     fan wrote, a chatter wrote, the fan bought. An enqueued run whose message still waits in
     the pipeline's backlog (not on the broker yet) is withdrawn too: its message fails as
-    ``withdrawn: …`` and the run is cancelled. Runs inside the event's own transaction."""
+    ``withdrawn: …`` and the run is cancelled. One statement (``_CANCEL_FOR_FAN_SQL``), in
+    the caller's transaction (the event's own)."""
     now = now or timezone.now()
-    runs = AutomationRun.objects.filter(fan_id=fan_id, state=State.SCHEDULED)
-    if triggers is not None:
-        runs = runs.filter(automation__trigger__in=list(triggers))
-    if except_triggers:
-        runs = runs.exclude(automation__trigger__in=list(except_triggers))
-    cancelled = automation_runs_cancel(runs=runs, reason=reason, now=now)
-    return cancelled + _withdraw_waiting(
-        account_id=account_id,
-        fan_id=fan_id,
-        reason=reason,
-        triggers=triggers,
-        except_triggers=except_triggers,
-        now=now,
-    )
-
-
-WITHDRAWN_ERROR = "withdrawn: {reason} before it was sent"
-
-_R = AutomationRun._meta.db_table
-_M = Message._meta.db_table
-_C = Conversation._meta.db_table
-# A member wrote to the fan: every scheduled run of the fan is cancelled and every automated
-# message of theirs still in the backlog withdrawn, in one statement (this runs after each
-# member's send).
-_CHATTER_WROTE_SQL = f"""
-WITH withdrawn AS (
-  UPDATE {_M} m SET status = 'failed', last_error = %(error)s, updated_at = %(now)s
-  WHERE m.account_id = %(account_id)s AND m.sender_kind = 'automation' AND m.status = 'queued'
-    AND m.dispatched_at IS NULL
-    AND m.conversation_id = (SELECT c.id FROM {_C} c WHERE c.fan_id = %(fan_id)s)
-  RETURNING m.id
-), ended AS (
-  UPDATE {_R} r SET state = 'cancelled', reason = %(reason)s, updated_at = %(now)s
-  FROM withdrawn w WHERE r.message_id = w.id AND r.state = 'enqueued'
-  RETURNING r.id
-), cancelled AS (
-  UPDATE {_R} r SET state = 'cancelled', reason = %(reason)s, finished_at = %(now)s,
-    updated_at = %(now)s
-  WHERE r.fan_id = %(fan_id)s AND r.state = 'scheduled'
-  RETURNING r.id
-)
-SELECT (SELECT count(*) FROM cancelled), (SELECT count(*) FROM ended)
-"""  # noqa: S608 (table names only)
-
-
-@transaction.atomic
-def automation_runs_cancel_chatter_wrote(*, account_id: int, fan_id: int) -> int:
-    """``automation_runs_cancel_for_fan`` for a member's message (reason ``chatter_wrote``,
-    every trigger), as one statement: it runs after every member's send."""
-    reason = Reason.CHATTER_WROTE
+    label = str(Reason(reason).label).lower()
+    error = WITHDRAWN_ERROR.format(reason=label)
     with connection.cursor() as cursor:
         cursor.execute(
-            _CHATTER_WROTE_SQL,
+            _CANCEL_FOR_FAN_SQL,
             {
                 "account_id": account_id,
                 "fan_id": fan_id,
                 "reason": reason,
-                "error": WITHDRAWN_ERROR.format(reason=str(reason.label).lower()),
-                "now": timezone.now(),
+                "triggers": None if triggers is None else [str(t) for t in triggers],
+                "except": [str(t) for t in except_triggers],
+                "error": error[:500],
+                "now": now,
             },
         )
-        cancelled, withdrawn = cursor.fetchone()
+        cancelled, withdrawn, messages = cursor.fetchone()
+    for message_id, conversation_id in messages or []:
+        transaction.on_commit(
+            functools.partial(
+                account_event_broadcast,
+                account_id=account_id,
+                event="message.status",
+                payload={
+                    "message_id": message_id,
+                    "conversation_id": conversation_id,
+                    "status": Message.Status.FAILED,
+                    "attempts": 0,
+                    "error": error,
+                },
+            )
+        )
     if cancelled or withdrawn:
         log.info(
             "automation.runs_cancelled",
@@ -391,78 +402,13 @@ def automation_runs_cancel_chatter_wrote(*, account_id: int, fan_id: int) -> int
     return int(cancelled + withdrawn)
 
 
-def _withdraw_waiting(
-    *,
-    account_id: int,
-    fan_id: int,
-    reason: str,
-    triggers: Sequence[str] | None,
-    except_triggers: Sequence[str],
-    now: datetime,
-) -> int:
-    # The account's automation backlog is small (``_backlog_room``): its index finds the fan's.
-    waiting = list(
-        Message.objects.filter(
-            account_id=account_id,
-            sender_kind=Message.SenderKind.AUTOMATION,
-            status=Message.Status.QUEUED,
-            dispatched_at__isnull=True,
-            conversation__fan_id=fan_id,
-        ).values_list("pk", "conversation_id")
+@transaction.atomic
+def automation_runs_cancel_chatter_wrote(*, account_id: int, fan_id: int) -> int:
+    """``automation_runs_cancel_for_fan`` for a member's message (reason ``chatter_wrote``,
+    every trigger), after the member's message commits: one statement."""
+    return automation_runs_cancel_for_fan(
+        account_id=account_id, fan_id=fan_id, reason=Reason.CHATTER_WROTE
     )
-    if not waiting:
-        return 0
-    runs = AutomationRun.objects.filter(
-        message_id__in=[pk for pk, _ in waiting], state=State.ENQUEUED
-    )
-    if triggers is not None:
-        runs = runs.filter(automation__trigger__in=list(triggers))
-    if except_triggers:
-        runs = runs.exclude(automation__trigger__in=list(except_triggers))
-    run_messages = dict(runs.values_list("pk", "message_id"))
-    if not run_messages:
-        return 0
-    label = str(Reason(reason).label).lower()
-    # Only while it is not on the broker: the dispatcher's claim and this update exclude each
-    # other on the row, and a send task only claims a pending message.
-    withdrawn = list(
-        Message.objects.filter(
-            pk__in=list(run_messages.values()),
-            status=Message.Status.QUEUED,
-            dispatched_at__isnull=True,
-        ).values_list("pk", flat=True)
-    )
-    Message.objects.filter(
-        pk__in=withdrawn, status=Message.Status.QUEUED, dispatched_at__isnull=True
-    ).update(
-        status=Message.Status.FAILED,
-        last_error=WITHDRAWN_ERROR.format(reason=label)[:500],
-        updated_at=now,
-    )
-    changed = AutomationRun.objects.filter(message_id__in=withdrawn, state=State.ENQUEUED).update(
-        state=State.CANCELLED, reason=reason, updated_at=now
-    )
-    conversations = dict(waiting)
-    for message_id in withdrawn:
-        transaction.on_commit(
-            functools.partial(
-                account_event_broadcast,
-                account_id=account_id,
-                event="message.status",
-                payload={
-                    "message_id": message_id,
-                    "conversation_id": conversations[message_id],
-                    "status": Message.Status.FAILED,
-                    "attempts": 0,
-                    "error": WITHDRAWN_ERROR.format(reason=label),
-                },
-            )
-        )
-    if changed:
-        log.info(
-            "automation.messages_withdrawn", account_id=account_id, runs=changed, reason=reason
-        )
-    return changed
 
 
 @transaction.atomic

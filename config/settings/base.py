@@ -492,6 +492,9 @@ AUTOMATION_BACKLOG_MAX_PER_ACCOUNT = env.int("AUTOMATION_BACKLOG_MAX_PER_ACCOUNT
 # A run due longer ago than this (an outage, a paused beat) is not sent late: it is cancelled
 # as "expired" when its turn comes (0: never).
 AUTOMATION_RUN_EXPIRE_HOURS = env.int("AUTOMATION_RUN_EXPIRE_HOURS", default=6)
+# How long a process trusts its look at whether an account has automations at all (a fan's
+# message on an account without any then costs no query for cancel-on-reply; 0: look each time).
+AUTOMATION_ACCOUNT_CACHE_SECONDS = env.int("AUTOMATION_ACCOUNT_CACHE_SECONDS", default=60)
 # --- Deferred webhooks (onlyfans/webhooks.py) ----------------------------------------------
 # Subscription webhooks are answered once stored (one statement) and applied by a task on the
 # bulk queue this many seconds later, many together (0: applied in the request, as tests do).

@@ -21,6 +21,8 @@ os.environ.setdefault("LOG_FORMAT", "console")
 os.environ.setdefault("SEND_DISPATCH_COALESCE_MS", "0")
 # Subscription webhooks applied in the request (tests of the deferred path turn it on).
 os.environ.setdefault("ONLYFANS_WEBHOOK_DEFER_SECONDS", "0")
+# Whether an account has automations is looked up each time (tests make them as they go).
+os.environ.setdefault("AUTOMATION_ACCOUNT_CACHE_SECONDS", "0")
 # Imports merge in the task's own connection, for the same reason (tests that run the merge's
 # worker connections use a transactional database).
 os.environ.setdefault("IMPORT_MERGE_WORKERS", "1")
