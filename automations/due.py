@@ -189,6 +189,11 @@ def _run_process_locked(
     if not automation.enabled:
         _finish(run, state=State.CANCELLED, reason=Reason.DISABLED, now=now)
         return "cancelled"
+    expire_hours = settings.AUTOMATION_RUN_EXPIRE_HOURS
+    if expire_hours > 0 and run.due_at < now - timedelta(hours=expire_hours):
+        # After a long outage a welcome or a nudge hours late reads wrong: it does not go.
+        _finish(run, state=State.CANCELLED, reason=Reason.EXPIRED, now=now)
+        return "cancelled"
     zone = account_zone(automation.account)
     later = out_of_quiet_hours(automation, now, zone)
     if later != now:

@@ -178,6 +178,7 @@ class AutomationRun(models.Model):
         MANUAL = "manual", "Cancelled by a member"
         FAN_NOT_LINKED = "fan_not_linked", "Fan not linked to the platform"
         INVALID_MESSAGE = "invalid_message", "The message is not valid"
+        EXPIRED = "expired", "Too late: due long ago (an outage)"
 
     PENDING_STATES = (State.SCHEDULED,)
     FINAL_STATES = (State.HELD_CONTROL, State.ENQUEUED, State.CANCELLED, State.SKIPPED)

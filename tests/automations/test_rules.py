@@ -263,3 +263,23 @@ def test_a_webhook_burst_creates_one_run_per_subscriber_in_the_webhook(studio, m
     assert runs.count() == 30
     # a human-looking spread: no two at the same second
     assert len({r.due_at.replace(microsecond=0) for r in runs}) > 20
+
+
+def test_a_run_due_long_ago_is_cancelled_as_expired_not_sent_late(
+    studio, make_automation, due_pass, settings
+):
+    settings.AUTOMATION_RUN_EXPIRE_HOURS = 6
+    make_automation(delay_seconds=60)
+    late_fan, fresh_fan = FanFactory(account=studio.account), FanFactory(account=studio.account)
+    [late] = subscribed(late_fan, now=at(2027, 1, 15, 9, 0))
+    [fresh] = subscribed(fresh_fan, now=at(2027, 1, 15, 12, 0))
+
+    # Beat was down until 15:02: the first run was due 6 h 1 min ago, the other 3 h ago.
+    result = due_pass(now=at(2027, 1, 15, 15, 2))
+
+    assert (result.cancelled, result.enqueued) == (1, 1)
+    late.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (late.state, late.reason) == (State.CANCELLED, Reason.EXPIRED)
+    assert late.message_id is None
+    assert fresh.state == State.ENQUEUED
