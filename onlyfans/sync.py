@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,15 +44,12 @@ from crm.selectors import manager_membership_get
 from crm.services import conversation_summaries_recompute
 from onlyfans import gateway
 from onlyfans.contracts import (
-    GatewayAccountUnavailable,
-    GatewayError,
-    GatewayRateLimited,
-    GatewayTransientError,
     PlatformChat,
     PlatformFan,
     PlatformMessage,
 )
 from onlyfans.models import FanSync
+from onlyfans.sync_step import StepOutcome, sync_step_drive
 
 log = structlog.get_logger(__name__)
 
@@ -182,16 +178,6 @@ def account_created_receiver(
 # --- one step -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StepOutcome:
-    """What a task run did: ``result`` for logs and metrics; ``next_step`` is published again
-    after ``delay_seconds`` unless None."""
-
-    result: str
-    next_step: int | None = None
-    delay_seconds: float = 0.0
-
-
 @dataclass
 class _Progress:
     """A step's changes to the run, written back once (and on every way out)."""
@@ -244,51 +230,15 @@ def fan_sync_step(*, sync_id: int, step: int) -> StepOutcome:
     run.refresh_from_db()
     account = run.account
     progress = _Progress(phase=run.phase, offset=run.offset)
-    try:
-        _advance(account=account, progress=progress)
-    except GatewayRateLimited as exc:
-        wait = exc.retry_after_seconds
-        if wait is None:
-            wait = float(settings.FAN_SYNC_RATE_LIMIT_WAIT_SECONDS)
-        _progress_save(run, progress, retry_in=wait, error_code="rate_limited")
-        log.info("fan_sync.rate_limited", sync_id=run.pk, retry_in=wait, phase=progress.phase)
-        return StepOutcome("rate_limited", next_step=run.step, delay_seconds=wait)
-    except GatewayAccountUnavailable as exc:
-        _progress_save(run, progress)
-        _mark_failed(run, code=exc.code or "account_unavailable")
-        from onlyfans.services import account_mark_expired
-
-        account_mark_expired(account_id=account.pk, reason=exc.code)
-        return StepOutcome("failed")
-    except (GatewayTransientError, IntegrityError) as exc:
-        # IntegrityError: a webhook stored the same fan between our read and our write;
-        # the page is retried and finds it.
-        code = exc.code if isinstance(exc, GatewayError) else "write_conflict"
-        return _retry_or_fail(run, progress, code=code)
-    except GatewayError as exc:  # rejected for good (4xx)
-        _progress_save(run, progress)
-        _mark_failed(run, code=exc.code)
-        return StepOutcome("failed")
-    except Exception:
-        log.exception("fan_sync.step_crashed", sync_id=run.pk)
-        return _retry_or_fail(run, progress, code="internal_error")
-    if progress.finished:
-        _progress_save(run, progress, finished=True)
-        log.info(
-            "fan_sync.done",
-            sync_id=run.pk,
-            account_id=account.pk,
-            fans_created=run.fans_created,
-            fans_updated=run.fans_updated,
-            fans_linked=run.fans_linked,
-            messages_imported=run.messages_imported,
-        )
-        return StepOutcome("done")
-    if progress.pause_seconds is not None:
-        _progress_save(run, progress, retry_in=progress.pause_seconds)
-        return StepOutcome("paused", next_step=run.step, delay_seconds=progress.pause_seconds)
-    _progress_save(run, progress)
-    return StepOutcome("advanced", next_step=run.step)
+    return sync_step_drive(
+        run=run,
+        progress=progress,
+        advance=functools.partial(_advance, account=account, progress=progress),
+        save=functools.partial(_progress_save, run, progress),
+        fail=functools.partial(_mark_failed, run),
+        log_prefix="fan_sync",
+        done_counters=("fans_created", "fans_updated", "fans_linked", "messages_imported"),
+    )
 
 
 def fan_sync_task_run(*, sync_id: int, step: int) -> str:
@@ -297,19 +247,6 @@ def fan_sync_task_run(*, sync_id: int, step: int) -> str:
     if outcome.next_step is not None:
         _publish(sync_id=sync_id, step=outcome.next_step, delay_seconds=outcome.delay_seconds)
     return outcome.result
-
-
-def _retry_or_fail(run: FanSync, progress: _Progress, *, code: str) -> StepOutcome:
-    errors = run.errors_in_row + 1
-    if errors >= settings.FAN_SYNC_MAX_ATTEMPTS:
-        _progress_save(run, progress)
-        _mark_failed(run, code=code)
-        return StepOutcome("failed")
-    base = settings.FAN_SYNC_RETRY_BASE_SECONDS * 2 ** (errors - 1)
-    delay = base * random.uniform(0.8, 1.2)
-    _progress_save(run, progress, error_code=code, errors_in_row=errors)
-    log.warning("fan_sync.retrying", sync_id=run.pk, code=code, attempt=errors, retry_in=delay)
-    return StepOutcome("retrying", next_step=run.step, delay_seconds=delay)
 
 
 def _progress_save(
@@ -358,7 +295,7 @@ def _progress_save(
     progress.fans_linked = progress.chats_done = progress.messages_imported = 0
 
 
-def _mark_failed(run: FanSync, *, code: str) -> None:
+def _mark_failed(run: FanSync, code: str) -> None:
     """A final failure: the run stops where it was and says why (the page shows the code)."""
     run.state, run.finished_at = FanSync.State.FAILED, timezone.now()
     run.last_error_code, run.lease_until, run.retry_at = code[:100], None, None

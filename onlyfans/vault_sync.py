@@ -24,7 +24,6 @@ import functools
 import hashlib
 import io
 import json
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,15 +55,12 @@ from crm.selectors import manager_membership_get
 from crm.vault import vault_labels_cache_drop, vault_thumb_storage
 from onlyfans import gateway
 from onlyfans.contracts import (
-    GatewayAccountUnavailable,
     GatewayError,
-    GatewayRateLimited,
-    GatewayTransientError,
     PlatformMediaMessage,
     PlatformVaultItem,
     PlatformVaultList,
 )
-from onlyfans.sync import StepOutcome
+from onlyfans.sync_step import StepOutcome, sync_step_drive
 
 log = structlog.get_logger(__name__)
 
@@ -265,50 +261,21 @@ def vault_sync_step(*, sync_id: int, step: int) -> StepOutcome:
         pass_started_at=run.pass_started_at,
         history_since=_history_since(run),
     )
-    try:
-        _advance(account=account, progress=progress)
-    except GatewayRateLimited as exc:
-        wait = exc.retry_after_seconds
-        if wait is None:
-            wait = float(settings.FAN_SYNC_RATE_LIMIT_WAIT_SECONDS)
-        _progress_save(run, progress, retry_in=wait, error_code="rate_limited")
-        log.info("vault_sync.rate_limited", sync_id=run.pk, retry_in=wait, phase=progress.phase)
-        return StepOutcome("rate_limited", next_step=run.step, delay_seconds=wait)
-    except GatewayAccountUnavailable as exc:
-        _progress_save(run, progress)
-        _mark_failed(run, code=exc.code or "account_unavailable")
-        from onlyfans.services import account_mark_expired
-
-        account_mark_expired(account_id=account.pk, reason=exc.code)
-        return StepOutcome("failed")
-    except (GatewayTransientError, IntegrityError) as exc:
-        code = exc.code if isinstance(exc, GatewayError) else "write_conflict"
-        return _retry_or_fail(run, progress, code=code)
-    except GatewayError as exc:  # rejected for good (4xx)
-        _progress_save(run, progress)
-        _mark_failed(run, code=exc.code)
-        return StepOutcome("failed")
-    except Exception:
-        log.exception("vault_sync.step_crashed", sync_id=run.pk)
-        return _retry_or_fail(run, progress, code="internal_error")
-    if progress.finished:
-        _progress_save(run, progress, finished=True)
-        log.info(
-            "vault_sync.done",
-            sync_id=run.pk,
-            account_id=account.pk,
-            items_created=run.items_created,
-            items_updated=run.items_updated,
-            items_gone=run.items_gone,
-            thumbs_fetched=run.thumbs_fetched,
-            events_imported=run.events_imported,
-        )
-        return StepOutcome("done")
-    if progress.pause_seconds is not None:
-        _progress_save(run, progress, retry_in=progress.pause_seconds)
-        return StepOutcome("paused", next_step=run.step, delay_seconds=progress.pause_seconds)
-    _progress_save(run, progress)
-    return StepOutcome("advanced", next_step=run.step)
+    return sync_step_drive(
+        run=run,
+        progress=progress,
+        advance=functools.partial(_advance, account=account, progress=progress),
+        save=functools.partial(_progress_save, run, progress),
+        fail=functools.partial(_mark_failed, run),
+        log_prefix="vault_sync",
+        done_counters=(
+            "items_created",
+            "items_updated",
+            "items_gone",
+            "thumbs_fetched",
+            "events_imported",
+        ),
+    )
 
 
 def _history_since(run: VaultSync) -> datetime | None:
@@ -329,18 +296,6 @@ def vault_sync_task_run(*, sync_id: int, step: int) -> str:
     if outcome.next_step is not None:
         _publish(sync_id=sync_id, step=outcome.next_step, delay_seconds=outcome.delay_seconds)
     return outcome.result
-
-
-def _retry_or_fail(run: VaultSync, progress: _Progress, *, code: str) -> StepOutcome:
-    errors = run.errors_in_row + 1
-    if errors >= settings.FAN_SYNC_MAX_ATTEMPTS:
-        _progress_save(run, progress)
-        _mark_failed(run, code=code)
-        return StepOutcome("failed")
-    delay = settings.FAN_SYNC_RETRY_BASE_SECONDS * 2 ** (errors - 1) * random.uniform(0.8, 1.2)
-    _progress_save(run, progress, error_code=code, errors_in_row=errors)
-    log.warning("vault_sync.retrying", sync_id=run.pk, code=code, attempt=errors, retry_in=delay)
-    return StepOutcome("retrying", next_step=run.step, delay_seconds=delay)
 
 
 def _progress_save(
@@ -382,7 +337,7 @@ def _progress_save(
         vault_labels_cache_drop(run.account_id)
 
 
-def _mark_failed(run: VaultSync, *, code: str) -> None:
+def _mark_failed(run: VaultSync, code: str) -> None:
     """A final failure: the run stops where it was and says why (the page shows the code)."""
     run.state, run.finished_at = VaultSync.State.FAILED, timezone.now()
     run.last_error_code, run.lease_until, run.retry_at = code[:100], None, None

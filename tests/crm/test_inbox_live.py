@@ -67,7 +67,7 @@ def test_members_inbox_socket_gets_the_new_message_and_the_moved_row(redis_clien
     assert f'hx-swap-oob="beforeend:#thread-messages-{conversation_id}, #live-sink"' in first
     assert f'id="conversation-{conversation_id}"' in first
     assert f'hx-swap-oob="outerHTML:#conversation-{conversation_id}, #live-sink"' in first
-    assert 'hx-swap-oob="afterbegin:#conversation-list.live-top, #live-sink"' in first
+    assert 'hx-swap-oob="afterbegin:#conversation-list[data-live-top], #live-sink"' in first
     assert 'hx-swap-oob="delete' not in first
     assert "hello &lt;b&gt;you&lt;/b&gt;" in first  # escaped, never raw fan HTML
     assert "<b>you</b>" not in first

@@ -229,7 +229,7 @@ def test_waking_broadcasts_the_row_to_the_top(
 
     assert sent == [("conversation.woke", {"conversation_id": conversation.pk})]
     html = selectors_live_html(account, conversation)
-    assert 'hx-swap-oob="afterbegin:#conversation-list.live-top, #live-sink"' in html
+    assert 'hx-swap-oob="afterbegin:#conversation-list[data-live-top], #live-sink"' in html
     assert "woke from snooze" in html
 
 
