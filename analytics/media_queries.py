@@ -1,6 +1,7 @@
-"""The SQL behind "which content sells": per vault item, per price and per chatter, straight
-over crm's rows (sent messages, the media they carried, the PPV purchases of them), never a
-roll-up, so every figure is true when the page is drawn.
+"""The SQL behind "which content sells": per vault item, per price and per chatter, from the
+account's roll-up (``crm.media_stats``: written in the transaction of the rows it counts) when
+it is whole in the range's zone, else straight over crm's rows (sent messages, the media they
+carried, the PPV purchases of them). Both give the same figures (tests/analytics/test_media.py).
 
 Definitions (docs/vault.md, "Which content sells"), for messages sent in the range (their
 ``sent_at`` in the account's days; status ``sent``):
@@ -23,18 +24,29 @@ filters); every value is a parameter. Indexes: migration analytics 0004.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.db import connection, transaction
 
-from crm.models import Message, MessageMedia, Purchase, VaultItem, VaultItemList
+from crm.media_stats import REVENUE_SCALE
+from crm.models import (
+    MediaItemDay,
+    MediaOfferDay,
+    Message,
+    MessageMedia,
+    Purchase,
+    VaultItem,
+    VaultItemList,
+)
 
 MESSAGE = Message._meta.db_table
 MEDIA = MessageMedia._meta.db_table
 PURCHASE = Purchase._meta.db_table
 ITEM = VaultItem._meta.db_table
 ITEM_LIST = VaultItemList._meta.db_table
+ITEM_DAY = MediaItemDay._meta.db_table
+OFFER_DAY = MediaOfferDay._meta.db_table
 
 # Sort keys (the page's and the API's ``sort``), each the SQL of its column in the figures.
 SORT_COLUMNS: dict[str, str] = {
@@ -65,6 +77,11 @@ class MediaFilter:
     list_id: int | None = None
     label: str = ""
     sent_by_id: int | None = None
+    # Count from the roll-up: the range is whole local days ``first_day``..``last_day`` (None:
+    # all time) in the zone the roll-up is cut in (``analytics.media_selectors`` decides).
+    rollup: bool = False
+    first_day: date | None = None
+    last_day: date | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -75,7 +92,22 @@ class MediaFilter:
             "list": self.list_id,
             "label": self.label,
             "sent_by": self.sent_by_id,
+            "first_day": self.first_day,
+            "last_day": self.last_day,
         }
+
+    @property
+    def has_item_filters(self) -> bool:
+        return bool(self.media_type or self.label or self.list_id is not None)
+
+    def day_sql(self, alias: str = "d") -> str:
+        """The conditions on a roll-up row: this account's, in the range's days (by whom)."""
+        sql = f"{alias}.account_id = %(account)s"
+        if self.first_day is not None:
+            sql += f" AND {alias}.day >= %(first_day)s AND {alias}.day <= %(last_day)s"
+        if self.sent_by_id is not None:
+            sql += f" AND {alias}.sent_by_id = %(sent_by)s"
+        return sql
 
     def message_sql(self, alias: str = "m") -> str:
         """The conditions on a message: this account's, sent, in the range (by whom)."""
@@ -223,6 +255,19 @@ def _revenue_key(f: MediaFilter) -> str:
     )"""  # noqa: S608
 
 
+def _rollup_figures(f: MediaFilter) -> str:
+    """``f``: every item's figures in the range, summed from the roll-up's days."""
+    return f"""
+    f AS (
+        SELECT d.vault_item_id AS item_id, SUM(d.sent_free) AS sent_free,
+               SUM(d.previewed) AS previewed, SUM(d.offered) AS offered,
+               SUM(d.bought) AS bought, SUM(d.revenue_units) / {REVENUE_SCALE} AS revenue
+        FROM {ITEM_DAY} d
+        WHERE {f.day_sql()}
+        GROUP BY d.vault_item_id
+    )"""  # noqa: S608
+
+
 def item_rows(
     *, f: MediaFilter, sort: str, descending: bool, limit: int | None, offset: int = 0
 ) -> tuple[list[ItemRow], int]:
@@ -234,7 +279,15 @@ def item_rows(
     order = f"{column} {direction} NULLS LAST, vi.platform_created_at DESC, vi.id DESC"
     page = "" if limit is None else "LIMIT %(limit)s OFFSET %(offset)s"
     params = {**f.params(), "limit": limit, "offset": offset}
-    if sort in CHEAP_SORTS:
+    if f.rollup:
+        sql = f"""
+        WITH {_rollup_figures(f)}
+        SELECT {ITEM_COLUMNS}, {OUT_COLUMNS}, COUNT(*) OVER ()
+        FROM {ITEM} vi LEFT JOIN f ON f.item_id = vi.id
+        WHERE {f.item_sql()}
+        ORDER BY {order} {page}
+        """  # noqa: S608
+    elif sort in CHEAP_SORTS:
         # Rank every item by the cheap key, then count the page's items' figures.
         key_cte = _revenue_key(f) if sort != "created" else "f AS (SELECT NULL::bigint AS item_id)"
         sql = f"""
@@ -296,6 +349,17 @@ def item_count(*, f: MediaFilter) -> int:
 
 def item_figures(*, f: MediaFilter, item_id: int) -> Figures:
     """One item's figures in the range. One statement."""
+    if f.rollup:
+        (row,) = _fetch(
+            f"""
+            SELECT COALESCE(SUM(d.sent_free), 0), COALESCE(SUM(d.previewed), 0),
+                   COALESCE(SUM(d.offered), 0), COALESCE(SUM(d.bought), 0),
+                   COALESCE(SUM(d.revenue_units), 0) / {REVENUE_SCALE}
+            FROM {ITEM_DAY} d WHERE {f.day_sql()} AND d.vault_item_id = %(item)s
+            """,  # noqa: S608
+            {**f.params(), "item": item_id},
+        )
+        return Figures(int(row[0]), int(row[1]), int(row[2]), int(row[3]), round(row[4]))
     sql = f"""
     WITH {_rows_cte(f, "%(item)s")}
     SELECT {FIGURE_COLUMNS}
@@ -306,11 +370,34 @@ def item_figures(*, f: MediaFilter, item_id: int) -> Figures:
 
 
 GROUPS = {"price": "r.price_cents", "chatter": "r.sent_by_id"}
+DAY_GROUPS = {"price": "d.price_cents", "chatter": "d.sent_by_id"}
+
+
+def _rollup_groups(
+    f: MediaFilter, by: str, table: str, item_id: int | None = None
+) -> list[GroupRow]:
+    """Offers, buys and revenue by price or sender from a roll-up table (``item_id``: that
+    item's rows of ``MediaItemDay``, else the messages' ``MediaOfferDay``)."""
+    if item_id is not None:
+        revenue = f"ROUND(SUM(d.revenue_units) / {REVENUE_SCALE})::bigint"
+        where = f"{f.day_sql()} AND d.vault_item_id = %(item)s AND d.price_cents > 0"
+    else:
+        revenue, where = "SUM(d.revenue_cents)", f.day_sql()
+    sql = f"""
+    SELECT {DAY_GROUPS[by]}, SUM(d.offered), SUM(d.bought), {revenue}
+    FROM {table} d WHERE {where}
+    GROUP BY 1 HAVING SUM(d.offered) > 0
+    ORDER BY 4 DESC, 2 DESC, 1
+    """  # noqa: S608
+    rows = _fetch(sql, {**f.params(), "item": item_id})
+    return [GroupRow(key, int(o), int(b), int(c)) for key, o, b, c in rows]
 
 
 def item_groups(*, f: MediaFilter, item_id: int, by: str) -> list[GroupRow]:
     """One item's offers, buys and revenue at each price it was offered at (``by="price"``)
     or by each member who offered it (``by="chatter"``). One statement."""
+    if f.rollup:
+        return _rollup_groups(f, by, ITEM_DAY, item_id=item_id)
     group = GROUPS[by]
     sql = f"""
     WITH {_rows_cte(f, "%(item)s")}
@@ -334,6 +421,8 @@ def offer_groups(*, f: MediaFilter, by: str) -> list[GroupRow]:
     """Every pay-per-view message of the range that carries a paid vault item matching ``f``,
     grouped by its price (``by="price"``) or its sender (``by="chatter"``): offers, buys, and
     the messages' whole revenue. One statement."""
+    if f.rollup and not f.has_item_filters:
+        return _rollup_groups(f, by, OFFER_DAY)
     group = GROUPS[by].replace("r.", "o.")
     sql = f"""
     WITH o AS (

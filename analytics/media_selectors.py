@@ -16,6 +16,7 @@ from django.db import connection
 from analytics import media_queries as q
 from analytics.periods import Period
 from crm.errors import NotFoundError
+from crm.media_stats import media_stats_zone
 from crm.models import Membership, VaultItem, VaultList
 from crm.selectors import User, membership_get
 
@@ -34,16 +35,30 @@ class MediaScope:
     label: str = ""
     sort: str = "revenue"
     descending: bool = True
+    # The roll-up's zone per account, looked up once per scope (one request).
+    rollup_zones: dict[int, str | None] = field(default_factory=dict, compare=False, repr=False)
 
-    def media_filter(self, *, account_id: int, sent_by_id: int | None = None) -> q.MediaFilter:
+    def media_filter(
+        self, *, account_id: int, sent_by_id: int | None = None, items: bool = True
+    ) -> q.MediaFilter:
+        """The filter of this scope (``items``: with its type, list and label), counted from
+        the account's roll-up when it is whole in the range's zone (one query to know)."""
+        period = self.period
+        if account_id not in self.rollup_zones:
+            self.rollup_zones[account_id] = media_stats_zone(account_id=account_id)
+        zone = self.rollup_zones[account_id]
+        rollup = zone is not None and (period is None or str(period.zone) == zone)
         return q.MediaFilter(
             account_id=account_id,
-            start=self.period.start if self.period else None,
-            end=self.period.end if self.period else None,
-            media_type=self.media_type,
-            list_id=self.list_id,
-            label=self.label,
+            start=period.start if period else None,
+            end=period.end if period else None,
+            media_type=self.media_type if items else "",
+            list_id=self.list_id if items else None,
+            label=self.label if items else "",
             sent_by_id=sent_by_id,
+            rollup=rollup,
+            first_day=period.first_day if period else None,
+            last_day=period.last_day if period else None,
         )
 
 
@@ -187,11 +202,7 @@ def media_item_breakdown(
 
 def media_item_figures(*, membership: Membership, scope: MediaScope, item_id: int) -> q.Figures:
     """One item's figures for the range (the item page's header)."""
-    f = q.MediaFilter(
-        account_id=membership.account_id,
-        start=scope.period.start if scope.period else None,
-        end=scope.period.end if scope.period else None,
-    )
+    f = scope.media_filter(account_id=membership.account_id, items=False)
     return q.item_figures(f=f, item_id=item_id)
 
 

@@ -48,6 +48,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
         "inbox-drafts-expire": ("crm.tasks.drafts_expire_task", settings.DRAFT_CLEANUP_SECONDS),
         # Shifts: idle clock-out and the shift-only window's close (crm/worktime.py).
         "work-sessions-sweep": ("crm.tasks.work_sessions_sweep_task", 60),
+        # The media page's roll-up: accounts without a whole one, or whose zone changed.
+        "media-stats-build": ("crm.tasks.media_stats_build_due_task", 60),
         # automations: due runs to the send pipeline; the scan triggers.
         "automations-due": (
             "automations.tasks.automation_runs_due_task",

@@ -7,8 +7,10 @@
 - ``message_media_insert``: the message's ``MessageMedia`` rows (one statement).
 - ``FAN_EVENTS_FROM_SENT_SQL`` / ``fan_media_events_record_bought``: what the fan got, into
   ``FanMediaEvent`` when a message with media is marked sent (in the same statement as the
-  status change, see ``onlyfans.services.message_mark_sent``) and when a PPV unlock is
-  recorded. The partial unique constraints make both idempotent (``ON CONFLICT DO NOTHING``).
+  status change, see ``onlyfans.services.message_mark_sent``, with ``SENT_MEDIA_CTES``) and
+  when a PPV unlock is recorded; both also add to the media page's roll-up
+  (``crm.media_stats``). The partial unique constraints make the events idempotent
+  (``ON CONFLICT DO NOTHING``).
 - ``fan_media_marks``: the per-fan state of a page of items (the picker's marks), one query on
   ``fan_media_event_fan_item``.
 - ``fan_media_history``: the fan panel's list, keyset-paginated on ``fan_media_event_fan_recent``.
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 from django.db import connection
 
 from crm.errors import ApplicationError
+from crm.media_stats import media_stats_purchase_add, sent_media_ctes
 from crm.models import (
     Conversation,
     FanMediaEvent,
@@ -385,6 +388,8 @@ SELECT src.account_id, c.fan_id, COALESCE(mm.vault_item_id, v.id), u.pid,
 {_MESSAGE_MEDIA_ROWS}
 ON CONFLICT DO NOTHING
 """
+# What follows ``src`` in that statement: the fan's events and the media page's roll-up.
+SENT_MEDIA_CTES = sent_media_ctes(FAN_EVENTS_FROM_SENT_SQL)
 
 _FAN_EVENTS_BOUGHT_SQL = f"""
 WITH src AS (
@@ -402,15 +407,19 @@ ON CONFLICT DO NOTHING
 
 
 def fan_media_events_record_bought(*, message: Message, price_cents: int, at: datetime) -> int:
-    """The fan bought a PPV message: its locked media become ``bought`` events (the price
-    paid, when). One statement, a no-op when already recorded. Returns the rows added."""
+    """The fan bought a PPV message (a purchase just recorded in this transaction, once per
+    purchase): its locked media become ``bought`` events (the price paid, when), and the
+    media page's roll-up gains the purchase (``crm.media_stats``). Events: one statement, a
+    no-op when already recorded. Returns the events added."""
     if not message.media_ids:
         return 0
     with connection.cursor() as cursor:
         cursor.execute(
             _FAN_EVENTS_BOUGHT_SQL, {"message_id": message.pk, "price": price_cents, "at": at}
         )
-        return cursor.rowcount
+        added = cursor.rowcount
+    media_stats_purchase_add(message_id=message.pk, amount_cents=price_cents)
+    return added
 
 
 # --- the fan panel's history ----------------------------------------------------------------

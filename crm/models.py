@@ -1436,3 +1436,95 @@ class VaultSync(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
+
+
+# --- the media page's roll-up (crm.media_stats) ------------------------------------------------
+class MediaStatsState(models.Model):
+    """An account's media roll-up: in which zone its days are cut, and whether it is whole.
+
+    While ``built_at`` is null (being built, or its zone changed) the media page counts the raw
+    rows instead; the hooks write into the roll-up as soon as the row exists."""
+
+    account = models.OneToOneField(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", primary_key=True
+    )
+    # The zone's name as crm.zones gives it (never an unknown name): the rows' days.
+    zone_name = models.CharField(max_length=64)
+    built_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"media stats of account {self.account_id} ({self.zone_name})"
+
+
+class MediaItemDay(models.Model):
+    """One vault item's figures on one local day (of the messages' ``sent_at``), at one price,
+    by one sender: the sums of what ``analytics.media_queries`` counts over the raw rows.
+
+    Written in the transaction of the rows it counts (``crm.media_stats``): a message marked
+    sent adds its media, a PPV purchase adds its buy to the day its message was sent.
+    ``revenue_units`` is exact: each purchase adds ``amount * REVENUE_SCALE / shares`` (the
+    message's paid media share it equally), ``REVENUE_SCALE`` divisible by every share count.
+    ``sent_by_id`` is the message's sender as sent (no foreign key: the roll-up is rebuilt, not
+    cascaded; a deleted user's rows keep the id until the next build)."""
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    vault_item = models.ForeignKey(
+        VaultItem, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    price_cents = models.PositiveIntegerField()
+    sent_by_id = models.BigIntegerField(null=True, blank=True)
+    sent_free = models.PositiveIntegerField(default=0)
+    previewed = models.PositiveIntegerField(default=0)
+    offered = models.PositiveIntegerField(default=0)
+    bought = models.PositiveIntegerField(default=0)
+    revenue_units = models.DecimalField(max_digits=40, decimal_places=0, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "vault_item", "day", "price_cents", "sent_by_id"],
+                name="media_item_day_unique",
+                nulls_distinct=False,
+            ),
+        ]
+        indexes = [
+            # A range of days (the page's 30 days), every item.
+            models.Index(fields=["account", "day"], name="media_item_day_account_day"),
+            # One item's page.
+            models.Index(fields=["vault_item", "day"], name="media_item_day_item_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.vault_item_id} on {self.day} at {self.price_cents}c"
+
+
+class MediaOfferDay(models.Model):
+    """The pay-per-view messages carrying at least one paid vault item, on one local day, at
+    one price, by one sender: offers (messages), bought (of them) and all their revenue. The
+    media page's price and chatter views without an item filter."""
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    price_cents = models.PositiveIntegerField()
+    sent_by_id = models.BigIntegerField(null=True, blank=True)
+    offered = models.PositiveIntegerField(default=0)
+    bought = models.PositiveIntegerField(default=0)
+    revenue_cents = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "day", "price_cents", "sent_by_id"],
+                name="media_offer_day_unique",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"offers on {self.day} at {self.price_cents}c"

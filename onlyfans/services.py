@@ -16,7 +16,7 @@ from crm.composer_checks import text_fingerprint
 from crm.drafts import draft_discard_on_commit
 from crm.errors import ApplicationError
 from crm.media_send import (
-    FAN_EVENTS_FROM_SENT_SQL,
+    SENT_MEDIA_CTES,
     media_attachment_resolve,
     message_media_insert,
 )
@@ -201,7 +201,7 @@ def _update_pending(
 
     Hand-written SQL: this runs twice per send, and building the ORM's UPDATE cost more CPU
     than running it. ``fan_events`` (a message with media being marked sent): the same
-    statement records what the fan got (``crm.media_send.FAN_EVENTS_FROM_SENT_SQL``).
+    statement records what the fan got (``crm.media_send.SENT_MEDIA_CTES``).
     """
     assert changes.keys() <= _PENDING_UPDATE_COLUMNS, changes.keys()
     columns = [f"{name} = %s" for name in changes]
@@ -220,7 +220,7 @@ def _update_pending(
         sql = (
             f"WITH src AS ({sql} RETURNING id, account_id, conversation_id, price_cents, "  # noqa: S608
             "media_ids, sent_at, platform_message_id, sent_by_id), "
-            f"events AS ({FAN_EVENTS_FROM_SENT_SQL}) SELECT count(*) FROM src"
+            f"{SENT_MEDIA_CTES} SELECT count(*) FROM src"
         )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, message_id])

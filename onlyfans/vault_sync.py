@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from config.celery import task_publish
 from crm.errors import ApplicationError
+from crm.media_stats import media_stats_link_add
 from crm.models import (
     CreatorAccount,
     Fan,
@@ -725,20 +726,19 @@ def _memberships_replace(
 
 def vault_history_link(*, account: CreatorAccount) -> int:
     """Point fan history and message media stored before their item was synced at it."""
-    linked = 0
     with connection.cursor() as cursor:
-        for table in ("crm_fanmediaevent", "crm_messagemedia"):
-            cursor.execute(
-                f"""
-                UPDATE {table} AS t SET vault_item_id = v.id
-                FROM crm_vaultitem AS v
-                WHERE t.account_id = %s AND t.vault_item_id IS NULL
-                  AND v.account_id = t.account_id AND v.platform_media_id = t.platform_media_id
-                """,  # noqa: S608  (table names are the two literals above)
-                [account.pk],
-            )
-            linked += cursor.rowcount
-    return linked
+        cursor.execute(
+            """
+            UPDATE crm_fanmediaevent AS t SET vault_item_id = v.id
+            FROM crm_vaultitem AS v
+            WHERE t.account_id = %s AND t.vault_item_id IS NULL
+              AND v.account_id = t.account_id AND v.platform_media_id = t.platform_media_id
+            """,
+            [account.pk],
+        )
+        linked = cursor.rowcount
+    # Message media too, and what they now count on the media page (crm.media_stats).
+    return linked + media_stats_link_add(account_id=account.pk)
 
 
 @transaction.atomic
