@@ -605,7 +605,7 @@ class SavedReply(models.Model):
     title = models.CharField(max_length=100)
     text = models.TextField()
     price_cents = models.PositiveIntegerField(default=0)
-    # Vault items it attaches (issue 18, helper "vsend"), in order; checked again when sent.
+    # Vault items it attaches, in order; checked again when sent.
     vault_item_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
