@@ -4,7 +4,6 @@ a roll-up refresh when a reader finds them missing or behind."""
 from __future__ import annotations
 
 import structlog
-from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
@@ -13,6 +12,7 @@ from django.utils import timezone
 from analytics import queries, selectors
 from analytics.models import AttributionRule, PurchaseCredit, PurchaseCreditChange
 from analytics.rollups import ROLLUPS_CURRENT, rollup_recompute
+from config.celery import task_publish
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import Membership, Purchase
 from crm.selectors import manager_membership_get
@@ -37,7 +37,7 @@ def rollups_refresh_request(*, freshness: str) -> bool:
     if not cache.add(REFRESH_REQUEST_KEY, 1, timeout=REFRESH_REQUEST_SECONDS):
         return False
     try:
-        current_app.send_task(REFRESH_TASK, ignore_result=True)
+        task_publish(REFRESH_TASK, ignore_result=True)
     except Exception:  # the broker's errors are many (kombu, boto, sockets)
         log.exception("analytics.rollups_refresh_publish_failed")
         cache.delete(REFRESH_REQUEST_KEY)

@@ -6,6 +6,7 @@ import structlog
 from celery import shared_task
 
 from analytics.rollups import rollups_refresh
+from config.celery import task_publish
 
 log = structlog.get_logger(__name__)
 
@@ -17,5 +18,5 @@ def rollups_refresh_task() -> dict[str, int]:
     result = rollups_refresh()
     log.info("analytics.rollups_refreshed", **result)
     if result["more"]:
-        rollups_refresh_task.delay()
+        task_publish("analytics.tasks.rollups_refresh_task", ignore_result=True)
     return result

@@ -50,7 +50,7 @@ def campaigns_for_user(*, user: User) -> QuerySet[Campaign]:
         return Campaign.objects.none()
     return Campaign.objects.filter(
         account__memberships__user_id=cast(int, user.pk),
-        account__memberships__role__in=[Membership.Role.OWNER, Membership.Role.MANAGER],
+        account__memberships__role__in=Membership.MANAGING_ROLES,
     )
 
 

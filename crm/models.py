@@ -155,6 +155,10 @@ class Membership(models.Model):
         MANAGER = "manager", "Manager"
         CHATTER = "chatter", "Chatter"
 
+    # Who manages an account (campaigns, imports, payroll, shifts, automations): the one list,
+    # for filters; ``can_manage_members`` and ``crm.selectors.manager_membership_get`` read it.
+    MANAGING_ROLES = (Role.OWNER, Role.MANAGER)
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -181,7 +185,7 @@ class Membership(models.Model):
 
     @property
     def can_manage_members(self) -> bool:
-        return self.role in (self.Role.OWNER, self.Role.MANAGER)
+        return self.role in self.MANAGING_ROLES
 
 
 class FanSearchText(models.Func):
@@ -601,7 +605,7 @@ class SavedReply(models.Model):
     title = models.CharField(max_length=100)
     text = models.TextField()
     price_cents = models.PositiveIntegerField(default=0)
-    # Vault items it attaches (issue 18, helper "vsend"), in order; checked again when sent.
+    # Vault items it attaches, in order; checked again when sent.
     vault_item_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -57,6 +57,15 @@ def memberships_for_user(*, user: User) -> QuerySet[Membership]:
     return Membership.objects.filter(user_id=user.pk).select_related("account")
 
 
+def managed_memberships(*, user: User) -> list[Membership]:
+    """The user's owner and manager memberships (with their accounts), by account name."""
+    return list(
+        memberships_for_user(user=user)
+        .filter(role__in=Membership.MANAGING_ROLES)
+        .order_by("account__display_name", "account_id")
+    )
+
+
 def accounts_for_user(*, user: User) -> QuerySet[CreatorAccount]:
     if not user.is_authenticated:
         return CreatorAccount.objects.none()

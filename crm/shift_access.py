@@ -178,6 +178,23 @@ def shift_access_require(
         raise OffShiftError(access, account)
 
 
+def accounts_closed_now(*, user: Any) -> set[int]:
+    """The ids of the accounts ``user`` is a member of but may not open now (a chatter off
+    shift on a shift-only account): a list across accounts leaves their rows out, as the
+    account's own pages refuse them. One query (the user's chatter memberships of shift-only
+    accounts, nearly always none), then one per such account (kept, as every check)."""
+    if not user.is_authenticated:
+        return set()
+    restricted = Membership.objects.filter(
+        user_id=user.pk, role=Membership.Role.CHATTER, account__shift_only_access=True
+    ).select_related("account")
+    return {
+        m.account_id
+        for m in restricted
+        if not shift_access_check(user=user, account=m.account, membership=m).allowed
+    }
+
+
 def _access_compute(*, user_id: int, account: CreatorAccount, now: datetime) -> ShiftAccess:
     zone = account_zone(account)
     grace = timedelta(minutes=account.shift_grace_minutes)

@@ -255,7 +255,7 @@ def member_week_get(*, viewer: User, user_id: int | None = None, week: str = "")
     target_id = user_id if user_id is not None else viewer_id
     managed = Membership.objects.filter(
         account__memberships__user_id=viewer_id,
-        account__memberships__role__in=[Membership.Role.OWNER, Membership.Role.MANAGER],
+        account__memberships__role__in=Membership.MANAGING_ROLES,
     )
     managed_members = list(
         managed.select_related("user", "account").order_by("user__username", "account_id")

@@ -153,7 +153,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         vault_views.vault_item_thumb,
         name="vault_item_thumb",
     ),
-    # --- media in the inbox (issue 18, helper "vsend": crm/views/media.py) ---
+    # --- media in the inbox (crm/views/media.py) ---
     path(
         "accounts/<int:account_id>/inbox/<int:conversation_id>/media-picker/",
         media.media_picker,

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from crm.errors import NotFoundError
 from crm.models import CreatorAccount, Fan, Membership, Message
-from crm.selectors import User, accounts_for_user
-from crm.shift_access import shift_access_require
+from crm.selectors import User, accounts_for_user, membership_get
+from crm.shift_access import accounts_closed_now, shift_access_require
 from onlyfans.broker import queue_names, sqs_client
 from onlyfans.dispatch import account_rate_limit
 from onlyfans.ratelimit import rate_limit_forecast, rate_limit_state
@@ -45,9 +45,17 @@ def message_get(*, user: User, message_id: int) -> Message:
 
 
 def failed_messages(*, user: User, account_id: int | None = None) -> QuerySet[Message]:
+    """The failed messages of the accounts the user may open now (``crm.shift_access``): a
+    chatter off shift sees none of a shift-only account's, and asking for that account by
+    ``account_id`` is ``OffShiftError`` (403 ``off_shift``), as its inbox is."""
     qs = outgoing_messages_for_user(user=user).filter(status=Message.Status.FAILED)
     if account_id is not None:
+        membership_get(user=user, account_id=account_id)
         qs = qs.filter(account_id=account_id)
+    else:
+        closed = accounts_closed_now(user=user)
+        if closed:
+            qs = qs.exclude(account_id__in=closed)
     return qs.order_by("-updated_at", "-id")
 
 

@@ -49,7 +49,7 @@ from onlyfans.contracts import (
     PlatformMessage,
 )
 from onlyfans.models import FanSync
-from onlyfans.sync_step import StepOutcome, sync_step_drive
+from onlyfans.sync_step import StepOutcome, StepResult, sync_step_drive
 
 log = structlog.get_logger(__name__)
 
@@ -206,11 +206,11 @@ def fan_sync_step(*, sync_id: int, step: int) -> StepOutcome:
     now = timezone.now()
     run = FanSync.objects.filter(pk=sync_id).select_related("account").first()
     if run is None or run.step != step or not run.is_active:
-        return StepOutcome("superseded")
+        return StepOutcome(StepResult.SUPERSEDED)
     if run.retry_at is not None and run.retry_at > now + timedelta(seconds=1):
         # Woke before the rate limit's wait was over (SQS delays are capped): wait again.
         return StepOutcome(
-            "waiting", next_step=step, delay_seconds=(run.retry_at - now).total_seconds()
+            StepResult.WAITING, next_step=step, delay_seconds=(run.retry_at - now).total_seconds()
         )
     lease = now + timedelta(seconds=settings.FAN_SYNC_LEASE_SECONDS)
     claimed = (
@@ -226,7 +226,7 @@ def fan_sync_step(*, sync_id: int, step: int) -> StepOutcome:
         )
     )
     if not claimed:
-        return StepOutcome("busy")
+        return StepOutcome(StepResult.BUSY)
     run.refresh_from_db()
     account = run.account
     progress = _Progress(phase=run.phase, offset=run.offset)

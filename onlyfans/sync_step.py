@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 import structlog
@@ -27,12 +28,26 @@ from onlyfans.contracts import (
 log = structlog.get_logger(__name__)
 
 
+class StepResult(StrEnum):
+    """What a delivery of a sync step did (the task's return value, for logs and metrics)."""
+
+    SUPERSEDED = "superseded"  # not the run's next step any more, or the run is over
+    WAITING = "waiting"  # woke before the rate limit's wait was over
+    BUSY = "busy"  # another worker holds the lease
+    ADVANCED = "advanced"
+    PAUSED = "paused"  # the gateway's quota ran low
+    RATE_LIMITED = "rate_limited"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    DONE = "done"
+
+
 @dataclass(frozen=True)
 class StepOutcome:
     """What a task run did: ``result`` for logs and metrics; ``next_step`` is published again
     after ``delay_seconds`` unless None."""
 
-    result: str
+    result: StepResult
     next_step: int | None = None
     delay_seconds: float = 0.0
 
@@ -89,14 +104,14 @@ def sync_step_drive(
             wait = float(settings.FAN_SYNC_RATE_LIMIT_WAIT_SECONDS)
         save(retry_in=wait, error_code="rate_limited")
         log.info(f"{log_prefix}.rate_limited", sync_id=run.pk, retry_in=wait, phase=progress.phase)
-        return StepOutcome("rate_limited", next_step=run.step, delay_seconds=wait)
+        return StepOutcome(StepResult.RATE_LIMITED, next_step=run.step, delay_seconds=wait)
     except GatewayAccountUnavailable as exc:
         save()
         fail(exc.code or "account_unavailable")
         from onlyfans.services import account_mark_expired
 
         account_mark_expired(account_id=run.account_id, reason=exc.code)
-        return StepOutcome("failed")
+        return StepOutcome(StepResult.FAILED)
     except (GatewayTransientError, IntegrityError) as exc:
         # IntegrityError: a webhook stored the same row between our read and our write; the
         # page is retried and finds it.
@@ -105,7 +120,7 @@ def sync_step_drive(
     except GatewayError as exc:  # rejected for good (4xx)
         save()
         fail(exc.code)
-        return StepOutcome("failed")
+        return StepOutcome(StepResult.FAILED)
     except Exception:
         log.exception(f"{log_prefix}.step_crashed", sync_id=run.pk)
         return _retry_or_fail(
@@ -115,12 +130,14 @@ def sync_step_drive(
         save(finished=True)
         totals = {name: getattr(run, name) for name in done_counters}
         log.info(f"{log_prefix}.done", sync_id=run.pk, account_id=run.account_id, **totals)
-        return StepOutcome("done")
+        return StepOutcome(StepResult.DONE)
     if progress.pause_seconds is not None:
         save(retry_in=progress.pause_seconds)
-        return StepOutcome("paused", next_step=run.step, delay_seconds=progress.pause_seconds)
+        return StepOutcome(
+            StepResult.PAUSED, next_step=run.step, delay_seconds=progress.pause_seconds
+        )
     save()
-    return StepOutcome("advanced", next_step=run.step)
+    return StepOutcome(StepResult.ADVANCED, next_step=run.step)
 
 
 def _retry_or_fail(
@@ -135,8 +152,8 @@ def _retry_or_fail(
     if errors >= settings.FAN_SYNC_MAX_ATTEMPTS:
         save()
         fail(code)
-        return StepOutcome("failed")
+        return StepOutcome(StepResult.FAILED)
     delay = settings.FAN_SYNC_RETRY_BASE_SECONDS * 2 ** (errors - 1) * random.uniform(0.8, 1.2)
     save(error_code=code, errors_in_row=errors)
     log.warning(f"{log_prefix}.retrying", sync_id=run.pk, code=code, attempt=errors, retry_in=delay)
-    return StepOutcome("retrying", next_step=run.step, delay_seconds=delay)
+    return StepOutcome(StepResult.RETRYING, next_step=run.step, delay_seconds=delay)

@@ -75,7 +75,7 @@ class PurchaseFactory(factory.django.DjangoModelFactory):
     purchased_at = factory.Faker("date_time_this_month", tzinfo=__import__("datetime").UTC)
 
 
-# --- shifts (helper "shifts"): schedules and worked time ---
+# --- shifts: schedules and worked time ---
 from datetime import UTC, datetime, time, timedelta  # noqa: E402
 
 from crm.models import Shift, ShiftTemplate, WorkSession  # noqa: E402
@@ -113,7 +113,7 @@ class WorkSessionFactory(factory.django.DjangoModelFactory):
     last_activity_at = factory.LazyAttribute(lambda o: o.started_at)
 
 
-# --- vault (helper "vault", issue 18) -------------------------------------------------------
+# --- vault -------------------------------------------------------------------------------------
 
 from crm.models import VaultItem, VaultList  # noqa: E402
 
@@ -161,7 +161,7 @@ class AutomationFactory(factory.django.DjangoModelFactory):
     enabled_at = factory.LazyFunction(timezone.now)
 
 
-# --- automations pages (helper "autopages", issue 19) ---------------------------------------
+# --- automations pages -----------------------------------------------------------------------
 from automations.models import AutomationRun  # noqa: E402
 
 

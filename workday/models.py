@@ -19,7 +19,8 @@ REVIEW_COMMENT_MAX_LENGTH = 1000
 
 class ReviewSettings(models.Model):
     """An account's review thresholds: the lowest PPV price a chatter should ask (0: none),
-    and the wait before a reply that counts as long (null: ``WORKDAY_LONG_WAIT_SECONDS``)."""
+    and the wait before a reply that counts as long (null: the account's first-reply target,
+    ``CreatorAccount.reply_target_seconds``, so the two agree unless a manager says otherwise)."""
 
     account = models.OneToOneField(
         CreatorAccount, on_delete=models.CASCADE, primary_key=True, related_name="+"
@@ -28,7 +29,9 @@ class ReviewSettings(models.Model):
         default=0, help_text="PPVs priced below this are flagged (0: no minimum)."
     )
     long_wait_seconds = models.PositiveIntegerField(
-        null=True, blank=True, help_text="A reply after a longer wait is flagged."
+        null=True,
+        blank=True,
+        help_text="A reply after a longer wait is flagged (empty: the account's reply target).",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

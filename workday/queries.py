@@ -79,10 +79,11 @@ WITH page AS (
     FROM unnest(%(accounts)s::bigint[], %(lows)s::timestamptz[], %(highs)s::timestamptz[])
          AS acc(id, low, high)
     LEFT JOIN {SETTINGS} s ON s.account_id = acc.id
+    JOIN {ACCOUNT} target ON target.id = acc.id
     CROSS JOIN LATERAL (
         SELECT m.*, {{inner_columns}}
                COALESCE(s.min_ppv_price_cents, 0) AS min_price,
-               COALESCE(s.long_wait_seconds, %(long_wait)s) AS long_wait
+               COALESCE(s.long_wait_seconds, target.reply_target_seconds) AS long_wait
         FROM {MESSAGE} m
         {{inner}}
         WHERE m.account_id = acc.id AND m.direction = 'out'
@@ -121,7 +122,7 @@ FEED_FILTERS = {
     "free": "AND m.price_cents = 0",
     "repeated": "AND rep.fans > %(repeated_max)s",
     "low_price": "AND m.price_cents > 0 AND m.price_cents < COALESCE(s.min_ppv_price_cents, 0)",
-    "long_wait": "AND ask.seconds > COALESCE(s.long_wait_seconds, %(long_wait)s)",
+    "long_wait": "AND ask.seconds > COALESCE(s.long_wait_seconds, target.reply_target_seconds)",
     "unreviewed": f"AND NOT EXISTS (SELECT 1 FROM {REVIEW} rv WHERE rv.message_id = m.id)",  # noqa: S608
 }
 
@@ -163,7 +164,6 @@ def review_feed(
     cursor: tuple[datetime, int],
     limit: int,
     window: timedelta,
-    long_wait: int,
 ) -> list[FeedRow]:
     """Up to ``limit`` outgoing messages of ``accounts`` (each within its own [low, high)),
     newest first, strictly before ``cursor``; ``filters`` are keys of FEED_FILTERS."""
@@ -184,7 +184,6 @@ def review_feed(
         "cursor_id": cursor[1],
         "limit": limit,
         "window": window,
-        "long_wait": long_wait,
     }
     return [FeedRow(*row) for row in _rows(sql, values)]
 
@@ -219,7 +218,8 @@ WITH m AS (
     SELECT conversation_id, id, created_at, direction, sent_by_id, work_session_id,
            lag(direction) OVER w AS prev_direction
     FROM {MESSAGE}
-    WHERE account_id = %(account)s AND created_at >= %(lookback)s AND created_at < %(end)s
+    WHERE account_id = %(account)s AND created_at >= %(start)s - %(lookback)s
+      AND created_at < %(end)s
       AND (direction = 'in' OR (sender_kind = 'user' AND status <> 'failed'))
     WINDOW w AS (PARTITION BY conversation_id ORDER BY created_at, id)
 ), turns AS (
@@ -271,11 +271,44 @@ GROUP BY 1, 2, 3, 4
 """  # noqa: S608
 )
 
-CREDITED_SALES = PLACED + "SELECT id, credited_to_id, session_id FROM placed"  # noqa: S608
+
+_PERIODS = (
+    "unnest(%(accounts)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])"
+    " AS acc(id, start_at, end_at)"
+)
+
+
+def _for_accounts(sql: str) -> str:
+    """One account's statement run for several at once, each over its own period: the
+    statement becomes a LATERAL over the (account, start, end) triples, its rows led by the
+    account id. One statement whatever the number of accounts (the all-accounts payroll)."""
+    inner = (
+        sql.replace("%(account)s", "acc.id")
+        .replace("%(start)s", "acc.start_at")
+        .replace("%(end)s", "acc.end_at")
+    )
+    # Fixed statements of this module only, never input.
+    return f"SELECT acc.id, q.* FROM {_PERIODS} CROSS JOIN LATERAL ({inner}) q"  # noqa: S608
+
+
+SESSIONS_MANY = _for_accounts(SESSIONS)
+SENT_MANY = _for_accounts(SENT)
+REPLIES_MANY = _for_accounts(REPLIES)
+CREDITED_MANY = _for_accounts(CREDITED)
+
+
+@dataclass(frozen=True)
+class AccountPeriod:
+    """An account and the [start, end) of a period in its own time zone."""
+
+    account_id: int
+    start: datetime
+    end: datetime
 
 
 @dataclass(frozen=True)
 class SessionRow:
+    account_id: int
     session_id: int
     user_id: int
     started_at: datetime
@@ -286,6 +319,7 @@ class SessionRow:
 
 @dataclass(frozen=True)
 class SentTotals:
+    account_id: int
     user_id: int
     session_id: int | None
     sent: int
@@ -295,6 +329,7 @@ class SentTotals:
 
 @dataclass(frozen=True)
 class ReplyTotals:
+    account_id: int
     user_id: int
     session_id: int | None
     member_total: bool  # the member's row over every session (and none)
@@ -305,6 +340,7 @@ class ReplyTotals:
 
 @dataclass(frozen=True)
 class CreditTotals:
+    account_id: int
     user_id: int
     session_id: int | None
     session_started_at: datetime | None
@@ -313,54 +349,46 @@ class CreditTotals:
     cents: int
 
 
-def _range(account_id: int, start: datetime, end: datetime) -> dict[str, Any]:
-    return {"account": account_id, "start": start, "end": end}
+def _periods(periods: list[AccountPeriod]) -> dict[str, Any]:
+    return {
+        "accounts": [p.account_id for p in periods],
+        "starts": [p.start for p in periods],
+        "ends": [p.end for p in periods],
+    }
 
 
-def sessions(*, account_id: int, start: datetime, end: datetime, now: datetime) -> list[SessionRow]:
-    """The account's work sessions that overlap [start, end), with their worked time inside
+def sessions(*, periods: list[AccountPeriod], now: datetime) -> list[SessionRow]:
+    """The accounts' work sessions that overlap their periods, with their worked time inside
     it (an open session counts up to ``now``)."""
     return [
-        SessionRow(sid, user, started, ended, reason, float(seconds))
-        for sid, user, started, ended, reason, seconds in _rows(
-            SESSIONS, {**_range(account_id, start, end), "now": now}
+        SessionRow(account, sid, user, started, ended, reason, float(seconds))
+        for account, sid, user, started, ended, reason, seconds in _rows(
+            SESSIONS_MANY, {**_periods(periods), "now": now}
         )
     ]
 
 
-def sent_totals(*, account_id: int, start: datetime, end: datetime) -> list[SentTotals]:
+def sent_totals(*, periods: list[AccountPeriod]) -> list[SentTotals]:
     return [
-        SentTotals(user, session, int(n), int(ppv), int(unlocked))
-        for user, session, n, ppv, unlocked in _rows(SENT, _range(account_id, start, end))
+        SentTotals(account, user, session, int(n), int(ppv), int(unlocked))
+        for account, user, session, n, ppv, unlocked in _rows(SENT_MANY, _periods(periods))
     ]
 
 
-def reply_totals(
-    *, account_id: int, start: datetime, end: datetime, lookback: timedelta
-) -> list[ReplyTotals]:
-    params = {**_range(account_id, start, end), "lookback": start - lookback}
+def reply_totals(*, periods: list[AccountPeriod], lookback: timedelta) -> list[ReplyTotals]:
+    params = {**_periods(periods), "lookback": lookback}
     return [
-        ReplyTotals(user, session, bool(total), int(n), int(fans), float(median))
-        for user, session, total, n, fans, median in _rows(REPLIES, params)
+        ReplyTotals(account, user, session, bool(total), int(n), int(fans), float(median))
+        for account, user, session, total, n, fans, median in _rows(REPLIES_MANY, params)
     ]
 
 
-def credit_totals(
-    *, account_id: int, start: datetime, end: datetime, window: timedelta
-) -> list[CreditTotals]:
-    params = {**_range(account_id, start, end), "window": window}
+def credit_totals(*, periods: list[AccountPeriod], window: timedelta) -> list[CreditTotals]:
+    params = {**_periods(periods), "window": window}
     return [
-        CreditTotals(user, session, started, ended, int(n), int(cents))
-        for user, session, started, ended, n, cents in _rows(CREDITED, params)
+        CreditTotals(account, user, session, started, ended, int(n), int(cents))
+        for account, user, session, started, ended, n, cents in _rows(CREDITED_MANY, params)
     ]
-
-
-def credited_sales(
-    *, account_id: int, start: datetime, end: datetime, window: timedelta
-) -> list[tuple[int, int, int | None]]:
-    """(purchase, credited member, session or None) for each credited sale of the range."""
-    params = {**_range(account_id, start, end), "window": window}
-    return [(int(p), int(u), s) for p, u, s in _rows(CREDITED_SALES, params)]
 
 
 # --- The agency overview -----------------------------------------------------------------------

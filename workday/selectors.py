@@ -21,27 +21,17 @@ from analytics.periods import Period
 from analytics.selectors import tip_window
 from crm.errors import ApplicationError, NotFoundError
 from crm.models import CreatorAccount, Membership
-from crm.selectors import User, manager_membership_get, memberships_for_user
+from crm.selectors import User, managed_memberships, manager_membership_get
 from crm.zones import zone_named
 from workday import queries
 from workday.models import MessageReview, PayRule, ReviewSettings
 
-MANAGING_ROLES = (Membership.Role.OWNER, Membership.Role.MANAGER)
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 CURSOR_MAX_LENGTH = 40
 MY_REVIEWS_PAGE_SIZE = 50
 # The overview's counts stop here: a tile shows "999+" (``OverviewTile.shown``).
 OVERVIEW_COUNT_CAP = 1000
-
-
-def managed_memberships(*, user: User) -> list[Membership]:
-    """The user's owner and manager memberships (with their accounts), by account name."""
-    return list(
-        memberships_for_user(user=user)
-        .filter(role__in=MANAGING_ROLES)
-        .order_by("account__display_name", "account_id")
-    )
 
 
 def _managing_or_403(memberships: list[Membership], action: str) -> None:
@@ -163,7 +153,6 @@ def review_feed_page(
         cursor=cursor_decode(cursor) if cursor else (FAR_FUTURE, 0),
         limit=limit + 1,
         window=timedelta(minutes=settings.COMPOSER_REPEATED_TEXT_WINDOW_MINUTES),
-        long_wait=settings.WORKDAY_LONG_WAIT_SECONDS,
     )
     next_cursor = None
     if len(rows) > limit:
@@ -295,94 +284,123 @@ class Payroll:
     members: list[MemberPay]
 
 
-def _account_payroll(account: CreatorAccount, first_day: date, last_day: date) -> list[MemberPay]:
-    period = Period(first_day=first_day, last_day=last_day, zone_name=account.time_zone)
-    start, end = period.start, period.end
-    now = timezone.now()
-    members: dict[int, MemberPay] = {}
-    people = {
-        m.user_id: (m.user.get_username(), m.role)
-        for m in Membership.objects.filter(account_id=account.pk).select_related("user")
-    }
-    rules = {r.user_id: r for r in PayRule.objects.filter(account_id=account.pk)}
-    shifts: dict[int, dict[int | None, ShiftFigures]] = defaultdict(dict)
-    former: set[int] = set()
+class _AccountPayroll:
+    """One account's payroll as the rows of the shared statements come in."""
 
-    def member(user_id: int) -> MemberPay:
-        if user_id not in members:
-            name, role = people.get(user_id, (f"user {user_id}", "former member"))
-            if user_id not in people:
-                former.add(user_id)
-            rule = rules.get(user_id)
-            members[user_id] = MemberPay(
-                account_id=account.pk,
-                account_name=account.display_name,
+    def __init__(
+        self,
+        account: CreatorAccount,
+        people: dict[int, tuple[str, str]],
+        rules: dict[int, PayRule],
+    ) -> None:
+        self.account = account
+        self.people = people
+        self.rules = rules
+        self.members: dict[int, MemberPay] = {}
+        self.shifts: dict[int, dict[int | None, ShiftFigures]] = defaultdict(dict)
+        self.former: set[int] = set()
+        for user_id, (_, role) in people.items():
+            if role == Membership.Role.CHATTER or user_id in rules:
+                self.member(user_id)
+
+    def member(self, user_id: int) -> MemberPay:
+        if user_id not in self.members:
+            name, role = self.people.get(user_id, (f"user {user_id}", "former member"))
+            if user_id not in self.people:
+                self.former.add(user_id)
+            rule = self.rules.get(user_id)
+            self.members[user_id] = MemberPay(
+                account_id=self.account.pk,
+                account_name=self.account.display_name,
                 user_id=user_id,
                 username=name,
                 role=role,
                 hourly_rate_cents=rule.hourly_rate_cents if rule else 0,
                 commission_percent=rule.commission_percent if rule else Decimal(0),
             )
-        return members[user_id]
+        return self.members[user_id]
 
-    def shift(user_id: int, session_id: int | None) -> ShiftFigures:
-        member(user_id)
-        by_session = shifts[user_id]
+    def shift(self, user_id: int, session_id: int | None) -> ShiftFigures:
+        self.member(user_id)
+        by_session = self.shifts[user_id]
         if session_id not in by_session:
             by_session[session_id] = ShiftFigures(session_id)
         return by_session[session_id]
 
-    for user_id, (_, role) in people.items():
-        if role == Membership.Role.CHATTER or user_id in rules:
-            member(user_id)
-    for s in queries.sessions(account_id=account.pk, start=start, end=end, now=now):
-        row = shift(s.user_id, s.session_id)
+    def finished(self, names: dict[int, str]) -> list[MemberPay]:
+        for user_id in self.former:
+            self.members[user_id].username = names.get(user_id, self.members[user_id].username)
+        for user_id, pay in self.members.items():
+            rows = sorted(
+                self.shifts.get(user_id, {}).values(),
+                key=lambda r: (r.started_at is None, r.started_at or FAR_FUTURE),
+            )
+            pay.shifts = rows
+            totals = pay.totals
+            totals.worked_seconds = sum(r.worked_seconds for r in rows)
+            totals.messages = sum(r.messages for r in rows)
+            totals.ppv_sent = sum(r.ppv_sent for r in rows)
+            totals.ppv_unlocked = sum(r.ppv_unlocked for r in rows)
+            totals.credited_purchases = sum(r.credited_purchases for r in rows)
+            totals.credited_cents = sum(r.credited_cents for r in rows)
+        return sorted(
+            self.members.values(),
+            key=lambda m: (-m.pay_cents, -m.totals.credited_cents, m.username),
+        )
+
+
+def _payroll(accounts: list[CreatorAccount], first_day: date, last_day: date) -> list[MemberPay]:
+    """The payroll of ``accounts``, each over the period in its own time zone, account after
+    account: a fixed number of statements (memberships, pay rules, sessions, messages,
+    replies, credited sales, former members' names), whatever the number of accounts."""
+    if not accounts:
+        return []
+    periods = []
+    for account in accounts:
+        period = Period(first_day=first_day, last_day=last_day, zone_name=account.time_zone)
+        periods.append(queries.AccountPeriod(account.pk, period.start, period.end))
+    ids = [account.pk for account in accounts]
+    people: dict[int, dict[int, tuple[str, str]]] = defaultdict(dict)
+    for m in Membership.objects.filter(account_id__in=ids).select_related("user"):
+        people[m.account_id][m.user_id] = (m.user.get_username(), m.role)
+    rules: dict[int, dict[int, PayRule]] = defaultdict(dict)
+    for rule in PayRule.objects.filter(account_id__in=ids):
+        rules[rule.account_id][rule.user_id] = rule
+    books = {a.pk: _AccountPayroll(a, people[a.pk], rules[a.pk]) for a in accounts}
+
+    for s in queries.sessions(periods=periods, now=timezone.now()):
+        row = books[s.account_id].shift(s.user_id, s.session_id)
         row.started_at, row.ended_at, row.end_reason = s.started_at, s.ended_at, s.end_reason
         row.worked_seconds = s.worked_seconds
-    for sent in queries.sent_totals(account_id=account.pk, start=start, end=end):
-        row = shift(sent.user_id, sent.session_id)
+    for sent in queries.sent_totals(periods=periods):
+        row = books[sent.account_id].shift(sent.user_id, sent.session_id)
         row.messages += sent.sent
         row.ppv_sent += sent.ppv_sent
         row.ppv_unlocked += sent.ppv_unlocked
     lookback = timedelta(days=settings.ANALYTICS_RESPONSE_LOOKBACK_DAYS)
-    for reply in queries.reply_totals(
-        account_id=account.pk, start=start, end=end, lookback=lookback
-    ):
+    for reply in queries.reply_totals(periods=periods, lookback=lookback):
+        book = books[reply.account_id]
         if reply.member_total:
-            target = member(reply.user_id).totals
+            target = book.member(reply.user_id).totals
         else:
-            target = shift(reply.user_id, reply.session_id)
+            target = book.shift(reply.user_id, reply.session_id)
         target.replies = reply.replies
         target.fans_answered = reply.fans
         target.median_response_seconds = reply.median_seconds
-    for credit in queries.credit_totals(
-        account_id=account.pk, start=start, end=end, window=tip_window()
-    ):
-        row = shift(credit.user_id, credit.session_id)
+    for credit in queries.credit_totals(periods=periods, window=tip_window()):
+        row = books[credit.account_id].shift(credit.user_id, credit.session_id)
         if row.started_at is None and credit.session_id is not None:  # a session before the range
             row.started_at, row.ended_at = credit.session_started_at, credit.session_ended_at
         row.credited_purchases += credit.purchases
         row.credited_cents += credit.cents
+    former = set().union(*(book.former for book in books.values()))
+    names: dict[int, str] = {}
     if former:
         names = dict(get_user_model().objects.filter(pk__in=former).values_list("pk", "username"))
-        for user_id in former:
-            members[user_id].username = names.get(user_id, members[user_id].username)
-    for user_id, pay in members.items():
-        rows = sorted(
-            shifts.get(user_id, {}).values(),
-            key=lambda r: (r.started_at is None, r.started_at or FAR_FUTURE),
-        )
-        pay.shifts = rows
-        totals = pay.totals
-        totals.worked_seconds = sum(r.worked_seconds for r in rows)
-        totals.messages = sum(r.messages for r in rows)
-        totals.ppv_sent = sum(r.ppv_sent for r in rows)
-        totals.ppv_unlocked = sum(r.ppv_unlocked for r in rows)
-        totals.credited_purchases = sum(r.credited_purchases for r in rows)
-        totals.credited_cents = sum(r.credited_cents for r in rows)
-    return sorted(
-        members.values(), key=lambda m: (-m.pay_cents, -m.totals.credited_cents, m.username)
-    )
+    members: list[MemberPay] = []
+    for account in accounts:
+        members += books[account.pk].finished(names)
+    return members
 
 
 def payroll_for_account(*, user: User, account_id: int, first_day: date, last_day: date) -> Payroll:
@@ -390,21 +408,18 @@ def payroll_for_account(*, user: User, account_id: int, first_day: date, last_da
     hours, messages, fans answered, median response, PPV sent and unlocked, credited revenue
     and pay, with each work session's share. Owners and managers only."""
     membership = manager_membership_get(user=user, account_id=account_id, action="see payroll")
-    return Payroll(first_day, last_day, _account_payroll(membership.account, first_day, last_day))
+    return Payroll(first_day, last_day, _payroll([membership.account], first_day, last_day))
 
 
 def payroll_for_owner(*, user: User, first_day: date, last_day: date) -> Payroll:
-    """The same for every account the user owns, one after the other (a few statements per
-    account); ApplicationError 403 for someone who owns none."""
+    """The same for every account the user owns, one after the other (the same statements
+    as for one account); ApplicationError 403 for someone who owns none."""
     owned = [m for m in managed_memberships(user=user) if m.role == Membership.Role.OWNER]
     if not owned:
         raise ApplicationError(
             "Only owners see every account's payroll.", code="permission_denied", status_code=403
         )
-    members: list[MemberPay] = []
-    for m in owned:
-        members += _account_payroll(m.account, first_day, last_day)
-    return Payroll(first_day, last_day, members)
+    return Payroll(first_day, last_day, _payroll([m.account for m in owned], first_day, last_day))
 
 
 def member_shifts(*, payroll: Payroll, user_id: int, account_id: int) -> MemberPay:

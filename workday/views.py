@@ -128,6 +128,10 @@ def my_reviews_count(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, "workday/_review_count.html", {"count": count})
 
 
+def _seconds_text(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def review_settings(request: AuthenticatedRequest, account_id: int) -> HttpResponse:
@@ -168,7 +172,7 @@ def review_settings(request: AuthenticatedRequest, account_id: int) -> HttpRespo
         "account": membership.account,
         "form": form,
         "error": error,
-        "default_wait_minutes": settings.WORKDAY_LONG_WAIT_SECONDS // 60,
+        "reply_target": _seconds_text(membership.account.reply_target_seconds),
     }
     return render(
         request,

@@ -571,7 +571,4 @@ REST_FRAMEWORK["NUM_PROXIES"] = (
 SHIFT_IDLE_MINUTES = env.int("SHIFT_IDLE_MINUTES", default=20)
 
 # --- Workday: message review, payroll, agency overview (workday app, docs/workday.md) ---
-# A reply after a longer wait is flagged in the review (an account's own setting wins), and a
-# waiting fan counts as overdue on the overview after this long.
-WORKDAY_LONG_WAIT_SECONDS = env.int("WORKDAY_LONG_WAIT_SECONDS", default=300)
 WORKDAY_REVIEW_PAGE_SIZE = env.int("WORKDAY_REVIEW_PAGE_SIZE", default=50)

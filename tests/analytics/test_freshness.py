@@ -205,3 +205,16 @@ def test_seed_demo_builds_the_rollups_so_the_page_is_right_at_once(client, setti
         purchases = Purchase.objects.filter(account=account)
         if purchases.exists():
             assert report.kpi_map["revenue_total"].value > 0
+
+
+def test_a_refresh_with_a_backlog_left_publishes_itself_again(sqs_queues, monkeypatch):
+    # given: a refresh that stops with days still to do
+    from analytics import tasks
+
+    monkeypatch.setattr(tasks, "rollups_refresh", lambda: {"accounts": 1, "days": 5, "more": 1})
+
+    # when
+    tasks.rollups_refresh_task()
+
+    # then: the next one is on the queue (by name, through config.celery.task_publish)
+    assert _tasks_published(sqs_queues) == [REFRESH_TASK]

@@ -6,10 +6,20 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Q, Sum
+from django.urls import reverse
 from django.utils import timezone
 
+from automations.models import Automation
 from crm.management.commands.seed_demo import DEMO_USERS
-from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
+from crm.models import (
+    Conversation,
+    CreatorAccount,
+    Fan,
+    Membership,
+    Message,
+    Purchase,
+    ShiftTemplate,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +49,7 @@ def demo(model):
 def _counts() -> dict[str, int]:
     counts = {
         model.__name__: demo(model).count()
-        for model in (Membership, Fan, Conversation, Message, Purchase)
+        for model in (Membership, Fan, Conversation, Message, Purchase, ShiftTemplate, Automation)
     }
     counts["User"] = get_user_model().objects.filter(username__in=DEMO_USERNAMES).count()
     counts["CreatorAccount"] = CreatorAccount.objects.filter(
@@ -71,6 +81,30 @@ def test_seed_demo_is_idempotent_and_consistent(capsys):
         if (fan.total or 0) != fan.lifetime_spend_cents
     ]
     assert mismatched == []
+
+
+def test_seed_demo_fills_the_shifts_and_automations_pages(client):
+    # given / when
+    call_command("seed_demo", "--fans", "10")
+
+    # then: each chatter has a week of weekly shifts (one day off), each account a welcome and
+    # a win-back (off: the demo sends nothing by itself), and the owner's pages show them
+    shifts = demo(ShiftTemplate).values_list("membership__user__username", "weekday")
+    assert sorted(w for u, w in shifts if u == "chatter1") == [0, 1, 2, 3, 4, 5]
+    assert sorted(w for u, w in shifts if u == "chatter2") == [0, 1, 2, 3, 5, 6]
+    automations = demo(Automation).values_list("account__platform_account_id", "trigger", "enabled")
+    assert sorted(automations) == [
+        ("acct_demo_1", "expired_days_ago", False),
+        ("acct_demo_1", "subscribed", False),
+        ("acct_demo_2", "expired_days_ago", False),
+        ("acct_demo_2", "subscribed", False),
+    ]
+    client.force_login(get_user_model().objects.get(username="owner"))
+    account = CreatorAccount.objects.get(platform_account_id="acct_demo_1")
+    week = client.get(reverse("shift_week", args=[account.pk])).content.decode()
+    assert "chatter1" in week
+    listing = client.get(reverse("automation_list", args=[account.pk])).content.decode()
+    assert "Welcome new subscribers" in listing and "Win back after expiry" in listing
 
 
 def test_seed_demo_team_and_accounts():

@@ -5,6 +5,7 @@ pages, the API and the socket; owners and managers never restricted; cheap when 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +19,7 @@ from rest_framework.test import APIClient
 
 from config.routing import websocket_urlpatterns
 from crm import consumers, worktime
-from crm.models import Membership, Shift, WorkSession
+from crm.models import CreatorAccount, Membership, Shift, WorkSession
 from crm.selectors import membership_get
 from crm.shift_access import OffShiftError, shift_access_check
 from tests.factories import (
@@ -271,6 +272,38 @@ def test_off_shift_the_api_answers_403_off_shift_with_the_next_shift(account, me
         body = response.json()
         assert (response.status_code, body.get("code")) == (403, "off_shift"), body
         assert body["next_shift_starts_at"] == shift.starts_at.isoformat()
+
+
+def test_off_shift_the_failed_messages_list_leaves_the_account_out(account, member, chatter):
+    # given: the chatter also chats on an account without shifts; a failed message on each
+    other = cast(CreatorAccount, CreatorAccountFactory())
+    MembershipFactory(account=other, user=chatter, role=Membership.Role.CHATTER)
+    failed: dict[int, int] = {}
+    for acc in (account, other):
+        conversation = ConversationFactory(fan=FanFactory(account=acc))
+        failed[acc.pk] = MessageFactory(
+            conversation=conversation, direction="out", status="failed", sender_kind="user"
+        ).pk
+    manager = MembershipFactory(account=account, role=Membership.Role.MANAGER).user
+
+    def listed(user, **params) -> tuple[int, list[int]]:
+        response = api_for(user).get("/api/onlyfans/messages/failed", params)
+        body = response.json()
+        return response.status_code, [m["message_id"] for m in body.get("results", [])]
+
+    # when / then: off shift, the list holds the other account's only, and asking for the
+    # shift-only account by name is the 403 its inbox gives
+    shift_around_now(member, starts_in=timedelta(hours=2))
+    assert listed(chatter) == (200, [failed[other.pk]])
+    status, _ = listed(chatter, account=account.pk)
+    assert status == 403
+    # ...a manager is never restricted
+    assert sorted(listed(manager)[1]) == [failed[account.pk]]
+    # ...and on shift, clocked in, the chatter sees both
+    shift_around_now(member, starts_in=-timedelta(minutes=30))
+    clocked_in(account, chatter)
+    assert sorted(listed(chatter)[1]) == sorted(failed.values())
+    assert listed(chatter, account=account.pk) == (200, [failed[account.pk]])
 
 
 def test_on_shift_the_api_costs_one_query_more(account, member, chatter, django_assert_num_queries):

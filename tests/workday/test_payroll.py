@@ -222,3 +222,42 @@ def test_payroll_page_query_count_is_pinned(client, hand, django_assert_num_quer
 # session, user, membership check, members, pay rules, sessions, sent, replies, credited, and
 # the two every page makes
 PAYROLL_QUERIES = 11
+
+
+def test_all_accounts_payroll_is_a_fixed_number_of_queries(client, hand, django_assert_num_queries):
+    # given: an owner of the hand-checked account, then of two more, each with a chatter's
+    # shift (one of them in another time zone, so each account keeps its own period)
+    url = reverse("workday_payroll_all")
+    params = {"start": "2025-03-01", "end": "2025-03-07"}
+    client.force_login(hand.owner)
+    client.get(url, params)
+    with django_assert_num_queries(PAYROLL_ALL_QUERIES):
+        one = client.get(url, params)
+    others = []
+    for zone in ("UTC", "America/New_York"):
+        account = CreatorAccountFactory(time_zone=zone)
+        MembershipFactory(account=account, user=hand.owner, role="owner")
+        chatter = MembershipFactory(account=account, role="chatter").user
+        WorkSession.objects.create(
+            account=account, user=chatter, started_at=at("2025-03-02T09:00:00"),
+            ended_at=at("2025-03-02T11:00:00"), end_reason="manual",
+            last_activity_at=at("2025-03-02T09:00:00"),
+        )  # fmt: skip
+        others.append((account, chatter))
+
+    # when
+    with django_assert_num_queries(PAYROLL_ALL_QUERIES):
+        three = client.get(url, params)
+
+    # then: the same statements, and every account's members with their own hours
+    assert one.status_code == three.status_code == 200
+    payroll = selectors.payroll_for_owner(user=hand.owner, first_day=FIRST, last_day=LAST)
+    by_account = {(m.account_id, m.user_id): m for m in payroll.members}
+    for account, chatter in others:
+        assert by_account[(account.pk, chatter.pk)].totals.worked_seconds == 2 * 3600
+    assert by_account[(hand.account.pk, hand.alice.pk)].totals.credited_cents == 1000
+
+
+# session, user, managed memberships, members, pay rules, sessions, sent, replies, credited,
+# and the two every page makes
+PAYROLL_ALL_QUERIES = 11

@@ -171,14 +171,33 @@ def test_flags_repeated_text_low_price_and_long_wait(agency, settings):
     assert only("long_wait") == {slow.pk}
 
 
-def test_the_workday_default_wait_applies_without_account_settings(agency, settings):
-    settings.WORKDAY_LONG_WAIT_SECONDS = 60
-    c = _conversation(agency["a"])
+@pytest.mark.parametrize(
+    ("long_wait_seconds", "flagged"),
+    [(None, True), (90, False)],
+    ids=["blank: the reply target", "an explicit override"],
+)
+def test_the_long_wait_is_the_reply_target_unless_overridden(agency, long_wait_seconds, flagged):
+    # given: an account whose first-reply target is one minute, and a reply after 61 s
+    account = agency["a"]
+    account.reply_target_seconds, account.vip_reply_target_seconds = 60, 30
+    account.save(update_fields=["reply_target_seconds", "vip_reply_target_seconds"])
+    if long_wait_seconds is not None:
+        ReviewSettings.objects.create(account=account, long_wait_seconds=long_wait_seconds)
+    c = _conversation(account)
     t0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
     _message(c, t0)
     reply = _message(c, t0 + timedelta(seconds=61), by=agency["chatter"])
+
+    # when
     page = selectors.review_feed_page(user=agency["manager"], filters=selectors.ReviewFilters())
-    assert page.items[0].row.message_id == reply.pk and page.items[0].flags == ["long_wait"]
+    filtered = selectors.review_feed_page(
+        user=agency["manager"], filters=selectors.ReviewFilters(flag="long_wait")
+    )
+
+    # then: flagged against the reply target when blank, not against an override of 90 s
+    assert page.items[0].row.message_id == reply.pk
+    assert page.items[0].flags == (["long_wait"] if flagged else [])
+    assert [i.row.message_id for i in filtered.items] == ([reply.pk] if flagged else [])
 
 
 def test_marking_shows_to_the_chatter_only(client, agency):
@@ -259,7 +278,9 @@ MY_REVIEWS_QUERIES = 5  # session, user, the reviews (one join), the two of ever
 def test_review_settings_page_sets_the_thresholds(client, agency):
     url = reverse("workday_review_settings", args=[agency["a"].pk])
     client.force_login(agency["manager"])
-    assert client.get(url).status_code == 200
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "first-reply target (5 min)" in page.content.decode()  # the default, 300 s
     response = client.post(url, {"min_ppv_price": "12.50", "long_wait_minutes": "15"})
     assert response.status_code == 302
     saved = ReviewSettings.objects.get(account=agency["a"])
@@ -270,5 +291,8 @@ def test_review_settings_page_sets_the_thresholds(client, agency):
         and ReviewSettings.objects.get(account=agency["a"]).min_ppv_price_cents == 1250
     )
     assert client.get(reverse("workday_review_settings", args=[agency["b"].pk])).status_code == 404
+    # a blank long wait goes back to the reply target
+    client.post(url, {"min_ppv_price": "12.50", "long_wait_minutes": ""})
+    assert ReviewSettings.objects.get(account=agency["a"]).long_wait_seconds is None
     client.force_login(agency["chatter"])
     assert client.post(url, {"min_ppv_price": "0"}).status_code == 403

@@ -1,7 +1,9 @@
-"""A realistic demo: two creator accounts, their team, fans, conversations and purchases.
+"""A realistic demo: two creator accounts, their team, fans, conversations and purchases, a
+week of shifts for the chatters, and a welcome and a win-back automation on each account.
 
-Idempotent: every row has a natural key (username, platform ids, platform event ids) and each
-fan's data comes from its own seeded random generator, so a second run inserts nothing new.
+Idempotent: every row has a natural key (username, platform ids, platform event ids, a weekly
+shift's member and weekday, an automation's name) and each fan's data comes from its own seeded
+random generator, so a second run inserts nothing new.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -22,8 +24,17 @@ from django.db.models import OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from crm.models import Conversation, CreatorAccount, Fan, Membership, Message, Purchase
+from crm.models import (
+    Conversation,
+    CreatorAccount,
+    Fan,
+    Membership,
+    Message,
+    Purchase,
+    ShiftTemplate,
+)
 from crm.services import conversation_summaries_recompute
+from crm.shifts import shift_template_create
 
 SEED = 20_240_601
 BATCH_SIZE = 1000
@@ -56,6 +67,14 @@ OUTGOING_TEXTS = [
     "exclusive set, only for my favourites", "thank you so much for the tip!",
     "good night 😘", "what would you like to see next?",
 ]  # fmt: skip
+# The chatters' week on the account's clock: (start, hours) for Monday..Sunday, one day off.
+_Span = tuple[time, int] | None
+_WEEKDAY: _Span = (time(9), 8)
+_EVENING: _Span = (time(14), 8)
+DEMO_SHIFTS: dict[str, list[_Span]] = {
+    "chatter1": [_WEEKDAY] * 5 + [(time(12), 6), None],
+    "chatter2": [_EVENING] * 4 + [None, (time(16), 8), (time(16), 8)],
+}
 PPV_PRICES = [500, 800, 999, 1200, 1500, 2000, 2500, 3500, 5000]
 SUBSCRIPTION_PRICE = 999
 
@@ -232,6 +251,7 @@ class Command(BaseCommand):
                     created[key] += count
             self._spend_recompute(accounts)
             conversation_summaries_recompute(account_ids=[a.pk for a in accounts])
+            created["weekly shifts"] = self._shifts(users, now.date())
 
         self.stdout.write(
             "Demo data ready: "
@@ -241,6 +261,9 @@ class Command(BaseCommand):
         # The analytics roll-ups now, not when beat first fires a minute or two later (the
         # page's figures come from them). By name: crm does not import analytics.
         call_command("analytics_rollups_refresh", stdout=self.stdout)
+        call_command(
+            "seed_demo_automations", accounts=[pid for pid, _ in DEMO_ACCOUNTS], stdout=self.stdout
+        )
         password = settings.DEMO_PASSWORD
         self.stdout.write(f"Demo logins (password: {password}):")
         self.stdout.write("  owner     owns both creator accounts")
@@ -278,6 +301,38 @@ class Command(BaseCommand):
                     user=users[username], account=accounts[platform_id], defaults={"role": role}
                 )
         return list(accounts.values())
+
+    def _shifts(self, users: dict[str, User], today: date) -> int:
+        """The chatters' weekly shifts from this week's Monday, through the schedule's own
+        service (its overlap checks); a member's weekday that has one already is left."""
+        created = 0
+        monday = today - timedelta(days=today.weekday())
+        for membership in Membership.objects.filter(
+            user__username__in=DEMO_SHIFTS, role=Membership.Role.CHATTER
+        ).select_related("user", "account"):
+            owner = membership.account.memberships.filter(role=Membership.Role.OWNER).first()
+            if owner is None:
+                continue
+            taken = set(
+                ShiftTemplate.objects.filter(membership=membership).values_list(
+                    "weekday", flat=True
+                )
+            )
+            for weekday, span in enumerate(DEMO_SHIFTS[membership.user.get_username()]):
+                if span is None or weekday in taken:
+                    continue
+                start, hours = span
+                shift_template_create(
+                    actor=owner.user,
+                    account_id=membership.account_id,
+                    membership_id=membership.pk,
+                    weekday=weekday,
+                    start_time=start,
+                    duration_minutes=hours * 60,
+                    active_from=monday,
+                )
+                created += 1
+        return created
 
     def _insert(self, account: CreatorAccount, plans: list[FanPlan]) -> dict[str, int]:
         before = {
