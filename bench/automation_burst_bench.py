@@ -2,8 +2,8 @@
 `.venv/bin/python bench/automation_burst_bench.py [--webhooks 10000 --seconds 60]`.
 
 It starts its own moto SQS (port 4594), sandbox platform (8794), web server (uvicorn, 2
-processes, 8793, as `make run` starts it), two Celery workers (threads, `nice 10`; `--workers split`: as scripts/run.sh, send+default at
-nice 10 and bulk alone at nice 15) and beat,
+processes, 8793, as `make run` starts it), two Celery workers (threads, `nice 10`; with
+`--workers split` as scripts/run.sh: send+default at nice 10, bulk alone at nice 15) and beat,
 with its own database (fancrm_bench_autom), Redis database 15 and queue names; it stops them
 all when it ends. Then, twice in the same run:
 
