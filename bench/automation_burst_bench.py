@@ -2,7 +2,8 @@
 `.venv/bin/python bench/automation_burst_bench.py [--webhooks 10000 --seconds 60]`.
 
 It starts its own moto SQS (port 4594), sandbox platform (8794), web server (uvicorn, 2
-processes, 8793, as `make run` starts it), two Celery workers (threads, `nice 10`) and beat,
+processes, 8793, as `make run` starts it), two Celery workers (threads, `nice 10`; with
+`--workers split` as scripts/run.sh: send+default at nice 10, bulk alone at nice 15) and beat,
 with its own database (fancrm_bench_autom), Redis database 15 and queue names; it stops them
 all when it ends. Then, twice in the same run:
 
@@ -347,6 +348,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--webhooks", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--workers",
+        choices=("shared", "split"),
+        default="shared",
+        help="shared: two workers on every queue at nice 10 (as before); split: as "
+        "scripts/run.sh, send+default at nice 10 and bulk alone at nice 15",
+    )
     args = parser.parse_args()
     VAR.mkdir(parents=True, exist_ok=True)
     for port in (SQS_PORT, SANDBOX_PORT, WEB_PORT):
@@ -354,7 +362,7 @@ def main() -> None:
             raise SystemExit(f"port {port} is taken: stop whatever runs there first")
     procs = Processes()
     python = str(ROOT / ".venv/bin/python")
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"workers": args.workers}
     try:
         procs.start("autom-sqs", [python, "scripts/sqs_local.py", "127.0.0.1", str(SQS_PORT)], ENV)
         procs.start(
@@ -370,7 +378,23 @@ def main() -> None:
         from onlyfans.broker import worker_argv
 
         procs.start("autom-web", web_server_argv(port=WEB_PORT), ENV)
-        for i in range(2):
+        if args.workers == "split":
+            # As scripts/run.sh: sends and housekeeping at nice 10, the bulk queue (the deferred
+            # webhooks' apply among it) in a process of its own at nice 15.
+            procs.start(
+                "autom-worker0",
+                ["nice", "-n", "10", *worker_argv(hostname="autom0@%h", concurrency=8,
+                                                  loglevel=ENV["LOG_LEVEL"],
+                                                  queues=("send", "default"))],
+                ENV,
+            )  # fmt: skip
+            procs.start(
+                "autom-worker1",
+                ["nice", "-n", "15", *worker_argv(hostname="autom1@%h", concurrency=4,
+                                                  loglevel=ENV["LOG_LEVEL"], queues=("bulk",))],
+                ENV,
+            )  # fmt: skip
+        for i in range(2 if args.workers == "shared" else 0):
             procs.start(
                 f"autom-worker{i}",
                 ["nice", "-n", "10", *worker_argv(hostname=f"autom{i}@%h", concurrency=4,

@@ -439,7 +439,12 @@ def _apply_soon() -> None:
     """Publish the apply task once per ``ONLYFANS_WEBHOOK_DEFER_SECONDS`` (a Redis key, set
     if absent, for that long): the deliveries meanwhile are applied together. A failure here
     loses nothing: the rows wait for the sweep."""
+    global _kicked_until
     delay = settings.ONLYFANS_WEBHOOK_DEFER_SECONDS
+    now = time.monotonic()
+    if now < _kicked_until:
+        return  # this process saw the key taken (or took it) within the window: no round trip
+    _kicked_until = now + delay
     try:
         key = f"{redis_key_prefix()}:{_APPLY_KICK_KEY}"
         if not redis_client().set(key, "1", nx=True, px=max(1, int(delay * 1000))):
@@ -447,6 +452,9 @@ def _apply_soon() -> None:
         task_publish(APPLY_TASK, delay_seconds=delay, eta_for_fraction=True)
     except Exception:
         log.warning("webhook.apply_publish_failed", exc_info=True)
+
+
+_kicked_until = 0.0
 
 
 def _events_apply_batch(limit: int) -> int:
