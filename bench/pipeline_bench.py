@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -269,10 +269,10 @@ def workers(procs: Processes, count: int, concurrency: int) -> Iterator[list[int
             procs.stop(f"worker{i}")
 
 
-def web_server_argv(*, port: int) -> list[str]:
+def web_server_argv(*, port: int, app: str = "config.asgi:application") -> list[str]:
     """The web server as ``make run`` starts it (scripts/run.sh)."""
     return [
-        str(ROOT / ".venv/bin/uvicorn"), "config.asgi:application",
+        str(ROOT / ".venv/bin/uvicorn"), app,
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", os.environ.get("WEB_WORKERS", "2"), "--no-access-log",
     ]  # fmt: skip
@@ -476,6 +476,9 @@ def api_load(
     latencies: list[float] = []
     timeline: list[tuple[float, float]] = []
     errors: list[int] = []
+    # Per request: its id (sent as X-Bench-Id, which --probe's server records), when it left
+    # and when its answer was read, on the system-wide monotonic clock the probe also uses.
+    sends: list[tuple[str, float, float, int]] = []
     lock = threading.Lock()
 
     # Built before the clock starts: creating an httpx client costs tens of ms of this
@@ -493,19 +496,24 @@ def api_load(
             time.sleep(rnd.uniform(0, 1))
             while time.monotonic() < stop_at:
                 sent += 1
+                request_id = f"{tag}:{i}:{sent}"
                 t0 = time.perf_counter()
+                m0 = time.monotonic()
                 try:
                     # Each text differs, as chatters' replies do: one text to many fans is
                     # refused by the composer's repeated-text check (422 repeated_text).
                     reply = http.post(
                         "/api/onlyfans/messages/send",
                         json={"fan_id": rnd.choice(fans), "text": f"hello {i}.{sent}"},
+                        headers={"X-Bench-Id": request_id},
                     )
                     status = reply.status_code
                 except httpx.HTTPError:
                     status = 0  # no answer at all (timeout, connection refused)
                 ms = (time.perf_counter() - t0) * 1000
+                m1 = time.monotonic()
                 with lock:
+                    sends.append((request_id, m0, m1, status))
                     if status == 202:
                         latencies.append(ms)
                         timeline.append((time.perf_counter() - started, ms))
@@ -522,6 +530,7 @@ def api_load(
         t.join()
     elapsed = time.perf_counter() - started
     (VAR / f"api-{tag}.json").write_text(json.dumps(timeline))
+    (VAR / f"client-{tag}.json").write_text(json.dumps(sends))
     return {
         f"enqueue_api_{tag}_requests": len(latencies) + len(errors),
         f"enqueue_api_{tag}_rate_per_s": round((len(latencies) + len(errors)) / elapsed, 1),
@@ -581,15 +590,28 @@ def latency(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+PROBE_DIR = VAR / "probe"
+
+
 @contextmanager
-def stack(procs: Processes) -> Iterator[None]:
+def stack(procs: Processes, *, probe: bool = False) -> Iterator[None]:
     """The processes ``make run`` starts (scripts/run.sh), on the bench's ports, database,
     Redis and queues: uvicorn (two processes), the send worker (send and default queues, 8
     threads, nice 10), the bulk worker (4 threads, nice 15) and beat. The sandbox and moto
-    are the bench's own, already running."""
+    are the bench's own, already running. ``probe``: the web server runs the application
+    through ``bench/web_probe.py``, which records where each request's time goes."""
     from onlyfans.broker import worker_argv
 
-    procs.start("web", web_server_argv(port=WEB_PORT))
+    if probe:
+        for old in PROBE_DIR.glob("*.jsonl"):
+            old.unlink()
+        procs.start(
+            "web",
+            web_server_argv(port=WEB_PORT, app="bench.web_probe:application"),
+            env={"BENCH_PROBE_DIR": str(PROBE_DIR)},
+        )
+    else:
+        procs.start("web", web_server_argv(port=WEB_PORT))
     nice = ["nice", "-n"]
     level = ENV["LOG_LEVEL"]
     send = worker_argv(
@@ -720,6 +742,7 @@ def drained_while(seconds: float, work: Callable[[], dict[str, Any]]) -> dict[st
 
     sent = Message.objects.filter(status="sent")
     before = sent.count()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     result = work()
     elapsed = time.perf_counter() - started
@@ -733,8 +756,167 @@ def drained_while(seconds: float, work: Callable[[], dict[str, Any]]) -> dict[st
         "sends_per_s_during_load": round(during / elapsed, 1),
         "backlog_drained_after_s": round(time.perf_counter() - tail_started, 1),
         "still_pending": queued.count(),
+        "load_average_before": load_before,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
+
+
+def cpu_by_process(procs: Processes) -> dict[str, float]:
+    """CPU seconds used so far (user + system, all threads) by each process the bench
+    started (with its children: uvicorn's two servers), by the bench itself (the API
+    clients), by the PostgreSQL backends of the bench's database, and by the whole machine
+    (``machine``: every busy jiffy of ``/proc/stat``, other sessions' work included)."""
+    used: dict[str, float] = {}
+    for name, proc in procs.procs.items():
+        total = 0.0
+        for pid in [proc.pid, *_descendants(proc.pid)]:
+            with suppress(OSError, IndexError):
+                total += cpu_seconds(pid)
+        used[name] = total
+    used["bench client"] = cpu_seconds(os.getpid())
+    postgres = 0.0
+    marker = f" {BENCH_DB} ".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if cmdline.startswith(b"postgres: ") and marker in cmdline:
+                postgres += cpu_seconds(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    used["postgres (bench db)"] = postgres
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    jiffies = [int(f) for f in fields]
+    idle = jiffies[3] + jiffies[4]  # idle + iowait
+    used["machine"] = (sum(jiffies[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def cpu_cores(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, Any]:
+    """Cores used by each process between two ``cpu_by_process`` readings; ``other`` is what
+    the machine spent beyond the bench's processes (other sessions, the kernel's own)."""
+    cores = {
+        name: round((after[name] - before.get(name, after[name])) / seconds, 3) for name in after
+    }
+    ours = sum(v for k, v in cores.items() if k != "machine")
+    cores["other (not this bench)"] = round(cores["machine"] - ours, 3)
+    return cores
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "mean": round(sum(values) / len(values), 2),
+        "p50": round(percentile(values, 50), 2),
+        "p95": round(percentile(values, 95), 2),
+        "max": round(max(values), 2),
+    }
+
+
+PROBE_PARTS = (
+    "auth", "throttle", "target", "checks", "enqueue", "hooks", "estimate",
+    "sql", "redis", "connect", "th",
+)  # fmt: skip
+
+
+def probe_report(tag: str, window: tuple[float, float]) -> dict[str, Any]:
+    """Where each request of the ``tag`` load spent its time (``--probe``): the client's
+    records joined by request id with the web server's (``bench/web_probe.py``), all in ms.
+
+    ``to_server``: from the client's send to the ASGI call (the client's own thread, TCP,
+    uvicorn); ``pre_view``: Django's ASGI handler and the middleware up to the DRF view;
+    ``view``: authentication, throttles and the view; ``post_view``: the middleware's answer
+    hops and the send to uvicorn; ``to_client``: until the client thread read the answer.
+    Inside the view: each step's wall time, ``sql``/``redis`` all their round trips, ``th``
+    the view thread's own CPU, ``view_unaccounted`` the view minus SQL and Redis (Python
+    plus waiting for the CPU and the GIL). ``tail`` is the mean of each among the slowest
+    5 % of requests (by the client's time)."""
+    client = json.loads((VAR / f"client-{tag}.json").read_text())
+    server: dict[str, dict[str, Any]] = {}
+    background: list[dict[str, Any]] = []
+    lag: list[dict[str, Any]] = []
+    wake: list[dict[str, Any]] = []
+    for path in PROBE_DIR.glob("web-*.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by the server's stop
+            if "id" in rec:
+                server[rec["id"]] = rec
+            elif "bg" in rec and window[0] <= rec["s"] <= window[1]:
+                background.append(rec)
+            elif "lag" in rec and window[0] <= rec["lag"] <= window[1]:
+                lag.append(rec)
+            elif "wake" in rec and window[0] <= rec["wake"] <= window[1]:
+                wake.append(rec)
+    rows = []
+    for request_id, t0, t1, status in client:
+        rec = server.get(request_id)
+        if status != 202 or rec is None or not {"vs", "ve", "e"} <= rec.keys():
+            continue
+        row = {
+            "client": (t1 - t0) * 1000,
+            "to_server": (rec["a"] - t0) * 1000,
+            "pre_view": (rec["vs"] - rec["a"]) * 1000,
+            "view": (rec["ve"] - rec["vs"]) * 1000,
+            "post_view": (rec["e"] - rec["ve"]) * 1000,
+            "to_client": (t1 - rec["e"]) * 1000,
+        }
+        for part in PROBE_PARTS:
+            row[part] = rec.get(part, 0.0)
+        row["sql_n"] = rec.get("sql_n", 0)
+        row["redis_n"] = rec.get("redis_n", 0)
+        row["view_unaccounted"] = row["view"] - row["sql"] - row["redis"]
+        rows.append(row)
+    if not rows:
+        return {"probe_requests_matched": 0}
+    rows.sort(key=lambda r: r["client"])
+    tail = rows[int(len(rows) * 0.95) :]
+    names = list(rows[0])
+    report: dict[str, Any] = {
+        "probe_requests_matched": len(rows),
+        "probe_parts": {name: _stats([r[name] for r in rows]) for name in names},
+        "probe_tail_mean": {
+            name: round(sum(r[name] for r in tail) / len(tail), 2) for name in names
+        },
+    }
+    for kind in ("dispatch", "render"):
+        runs = [b for b in background if b["bg"] == kind]
+        if runs:
+            seconds = window[1] - window[0]
+            report[f"probe_{kind}_passes"] = {
+                "count": len(runs),
+                "wall_ms": _stats([b["ms"] for b in runs]),
+                "cpu_ms": _stats([b["cpu"] for b in runs]),
+                "cpu_share_of_a_core": round(sum(b["cpu"] for b in runs) / 1000 / seconds, 3),
+            }
+    for name, samples in (("event_loop_lag", lag), ("thread_wake_lag", wake)):
+        if samples:
+            report[f"probe_{name}_ms"] = {
+                "mean": round(sum(s["mean"] for s in samples) / len(samples), 2),
+                "per_second_max_p50": round(percentile([s["max"] for s in samples], 50), 1),
+                "per_second_max_p95": round(percentile([s["max"] for s in samples], 95), 1),
+            }
+    return report
 
 
 def outside(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
@@ -746,29 +928,32 @@ def outside(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
     busy = make_accounts(5, per_minute=600, min_interval_ms=0, fans=50, name="busy")
     base = f"http://127.0.0.1:{WEB_PORT}"
     results: dict[str, Any] = {"clients": args.clients, "seconds": args.outside_seconds}
-    with stack(procs):
+
+    def measured(tag: str) -> dict[str, Any]:
+        """One load of ``tag``: its figures, the cores each process used meanwhile and,
+        with ``--probe``, where the requests' time went."""
+        cpu_before = cpu_by_process(procs)
+        started = time.monotonic()
+        figures = api_load(base, busy, args.outside_seconds, tag, clients=args.clients)
+        window = (started, time.monotonic())
+        figures["cpu_cores"] = cpu_cores(cpu_before, cpu_by_process(procs), window[1] - started)
+        if args.probe:
+            figures.update(probe_report(tag, window))
+        return figures
+
+    with stack(procs, probe=args.probe):
         # A fresh server opens its connections and imports its views on first use.
         api_load(base, busy, 6, "warmup", clients=args.clients)
         wait_until(lambda: not pending_messages().exists(), timeout=120, every=0.5)
         with profiled(procs, "unwatched", args.outside_seconds, args.py_spy):
-            unwatched = drained_while(
-                args.outside_seconds,
-                lambda: api_load(
-                    base, busy, args.outside_seconds, "unwatched", clients=args.clients
-                ),
-            )
+            unwatched = drained_while(args.outside_seconds, lambda: measured("unwatched"))
         results["unwatched"] = unwatched
         if args.watched:
             with (
                 InboxListener(busy[0]) as listener,
                 profiled(procs, "watched", args.outside_seconds, args.py_spy),
             ):
-                watched = drained_while(
-                    args.outside_seconds,
-                    lambda: api_load(
-                        base, busy, args.outside_seconds, "watched", clients=args.clients
-                    ),
-                )
+                watched = drained_while(args.outside_seconds, lambda: measured("watched"))
             watched["socket_events"] = listener.events
             watched["socket_kbytes"] = round(listener.bytes / 1024, 1)
             results["watched"] = watched
@@ -842,6 +1027,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--py-spy", action="store_true", help="outside: sample web and worker with py-spy"
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="outside: serve through bench/web_probe.py and split each request's time",
     )
     parser.add_argument(
         "--max-on-broker", type=int, default=48, help="SEND_DISPATCH_MAX_TOTAL for this run"

@@ -42,7 +42,6 @@ def web_server(sqs_queues) -> Iterator[str]:
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
         f"{db['PORT'] or 5432}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
-        "API_SEND_IN_THREAD_POOL": "1",
         "LOG_LEVEL": "WARNING",
     }
     proc = subprocess.Popen(

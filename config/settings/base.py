@@ -343,8 +343,10 @@ READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=2.0)
 
 # Last, so every process (web, worker, beat, manage.py) configures structlog once.
 structlog_configure()
-# Serve the hot API views (send, message status) on a thread pool under ASGI.
-API_SEND_IN_THREAD_POOL = env.bool("API_SEND_IN_THREAD_POOL", default=True)
+# Threads per web process that serve HTTP requests whole (config/threaded_http.py: the
+# middleware chain and the view in one call, instead of a thread hop per middleware hook);
+# 0 serves with Django's own ASGI handler.
+WEB_HTTP_THREADS = env.int("WEB_HTTP_THREADS", default=8)
 
 # --- CSV import of fans ---------------------------------------------------------------------
 # Uploads are streamed here (and kept for the report); var/ is not in git.

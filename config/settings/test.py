@@ -45,7 +45,6 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "send": "100000/min"},
 }
-API_SEND_IN_THREAD_POOL = False
 # Render live inbox HTML in the caller's thread: a test's transaction is invisible to others.
 LIVE_RENDER_INLINE = True
 # /metrics needs its token with DEBUG off; tests send this one.

@@ -1,37 +1,94 @@
-"""How the ASGI app serves: the send API on a thread pool, static files outside Django."""
+"""How the ASGI app serves: HTTP requests whole on a thread pool, static files outside Django."""
 
 from __future__ import annotations
+
+import json
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
-from django.test import RequestFactory, override_settings
 from rest_framework.authtoken.models import Token
 
 from crm.models import Message
 from onlyfans import api
-from onlyfans.api_urls import in_thread_pool
 from tests.factories import FanFactory, MembershipFactory
 
 
+def _post(app, path: str, body: bytes, headers: list[tuple[bytes, bytes]]):
+    async def run():
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "query_string": b"",
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+            "http_version": "1.1",
+            "scheme": "http",
+            "server": ("testserver", 80),
+            "client": ("127.0.0.1", 5000),
+        }
+        communicator = ApplicationCommunicator(app, scope)
+        await communicator.send_input({"type": "http.request", "body": body})
+        start = await communicator.receive_output(10)
+        content = b""
+        while True:
+            chunk = await communicator.receive_output(10)
+            content += chunk.get("body", b"")
+            if not chunk.get("more_body"):
+                return start, content
+
+    return async_to_sync(run)()
+
+
 @pytest.mark.django_db(transaction=True)
-@override_settings(API_SEND_IN_THREAD_POOL=True)
-def test_send_view_runs_on_the_thread_pool(sqs_queues, django_capture_on_commit_callbacks):
+def test_send_is_served_whole_on_the_http_thread_pool(sqs_queues, monkeypatch):
+    from config.threaded_http import ThreadedASGIHandler
+
     membership = MembershipFactory()
     fan = FanFactory(account=membership.account)
     token = Token.objects.create(user=membership.user)
-    view = in_thread_pool(api.MessageSendApi.as_view())
-    request = RequestFactory().post(
+    threads: list[str] = []
+    post = api.MessageSendApi.post
+
+    def recording_post(self, request):
+        threads.append(threading.current_thread().name)
+        return post(self, request)
+
+    monkeypatch.setattr(api.MessageSendApi, "post", recording_post)
+    app = ThreadedASGIHandler(threads=2)
+    start, content = _post(
+        app,
         "/api/onlyfans/messages/send",
-        data={"fan_id": fan.pk, "text": "hi"},
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {token.key}",
+        json.dumps({"fan_id": fan.pk, "text": "hi"}).encode(),
+        [(b"authorization", f"Bearer {token.key}".encode())],
     )
-    response = async_to_sync(view)(request)
-    assert response.status_code == 202
-    message = Message.objects.get(pk=response.data["message_id"])
+    assert start["status"] == 202, content
+    headers = dict(start["headers"])
+    # The middleware chain ran (its sync mode), around the view.
+    assert headers[b"X-Frame-Options"] == b"DENY"
+    assert headers[b"X-Content-Type-Options"] == b"nosniff"
+    assert len(threads) == 1 and threads[0].startswith("http")
+    message = Message.objects.get(pk=json.loads(content)["message_id"])
     assert message.status == Message.Status.QUEUED
-    assert message.dispatched_at is not None  # published to SQS from the pool thread
+    assert message.dispatched_at is not None  # dispatched after commit, as before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pool_thread_gives_its_database_connection_back(sqs_queues):
+    from django.db import connection
+
+    from config.threaded_http import ThreadedASGIHandler
+
+    app = ThreadedASGIHandler(threads=1)
+    start, _ = _post(app, "/api/onlyfans/messages/send", b"{}", [])
+    assert start["status"] == 401  # no token
+    # request_finished ran on the pool thread: its connection is closed (back to the pool).
+    assert app.executor.submit(lambda: connection.connection).result() is None
 
 
 def _get(app, path: str) -> tuple[int, bytes]:
