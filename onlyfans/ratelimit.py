@@ -106,17 +106,19 @@ if count > 0 then
 end
 -- The fence: a call still unanswered more than the guard after its slot may arrive at any
 -- moment until it is answered; the next slot waits for that answer.
+local fenced = 0
 local overdue = redis.call('ZRANGEBYSCORE', held, '-inf', now - guard, 'LIMIT', 0, 2)
 for _, m in ipairs(overdue) do
-  if m ~= own then
-    wait = math.max(wait, fence_wait)
+  if m ~= own and fence_wait > wait then
+    wait = fence_wait
+    fenced = 1
   end
 end
 if wait > 0 then
   local deferrals = ARGV[7] .. math.floor(now / 60000)
   redis.call('HINCRBY', deferrals, account, 1)
   redis.call('EXPIRE', deferrals, tonumber(ARGV[8]))
-  return {0, wait, now}
+  return {0, wait, now, fenced}
 end
 redis.call('ZADD', key, now, member)
 redis.call('PEXPIRE', key, window + interval + 1000)
@@ -203,6 +205,9 @@ class Acquired:
     member: str = ""  # the slot's entry in the log, for rate_limit_retake
     # time.monotonic() just before the slot was asked for: the slot is younger than this.
     asked_at: float = 0.0
+    # Refused because an earlier call is unanswered (the fence): ``wait_seconds`` is then a
+    # guess, not when the window and the interval free the next slot.
+    fenced: bool = False
 
 
 @dataclass(frozen=True)
@@ -305,7 +310,7 @@ def _acquire(
     rebuilt = False
     while True:
         asked_at = time.monotonic()
-        granted, wait_ms, _now = script(
+        granted, wait_ms, _now, *fenced = script(
             keys=[_key(account_id), _held_key(account_id)],
             args=[
                 limit.window_ms,
@@ -330,6 +335,7 @@ def _acquire(
                 wait_seconds=max(0.0, int(wait_ms) / 1000),
                 member=member if granted else "",
                 asked_at=asked_at,
+                fenced=bool(fenced and int(fenced[0])),
             )
         # A stale slot's own message is sending (its caller marked it) but its call was not
         # made: the rebuild must not count it.

@@ -195,3 +195,51 @@ def test_two_workers_finding_the_log_missing_at_once_count_each_send_once(redis_
     rate_limit_rebuild(account_id=account.pk, limit=limit)  # the second worker, a moment late
 
     assert redis_client.zrange(f"ratelimit:send:{account.pk}", 0, -1) == [first.member.encode()]
+
+
+def test_a_refusal_from_the_fence_says_so_and_one_from_the_interval_does_not(redis_client):
+    limit = RateLimit(per_minute=100, min_interval_ms=300)
+    rate_limit_acquire(account_id=3, limit=limit, hold=True)  # its call never answers
+    by_interval = rate_limit_acquire(account_id=3, limit=limit, hold=True)
+    time.sleep(0.55)  # past the interval and its guard: only the unanswered call holds it back
+    by_fence = rate_limit_acquire(account_id=3, limit=limit, hold=True)
+
+    assert not by_interval.granted and not by_interval.fenced
+    assert 0 < by_interval.wait_seconds <= 0.5
+    assert not by_fence.granted and by_fence.fenced
+
+
+def test_a_delivery_woken_just_before_its_slot_waits_in_the_worker_and_keeps_the_interval(
+    sandbox, monkeypatch
+):
+    """A task that wakes a little early (an earlier send left later than its forecast) waits
+    the limiter's wait in the worker, once, instead of going round the broker again."""
+    sandbox.configure(rate_limit_per_minute=0, min_interval_ms=0)  # show violations, no 429
+    account = CreatorAccountFactory(send_rate_per_minute=100, send_min_interval_ms=300)
+    first, second = (
+        services.message_enqueue(fan=FanFactory(account=account), text=f"m{i}") for i in range(2)
+    )
+
+    assert pipeline.message_deliver(message_id=first.pk).result == "sent"
+    # at once: 0.5 s (interval and guard) minus the first call's time is left, under the
+    # worker's short wait
+    assert pipeline.message_deliver(message_id=second.pk).result == "sent"
+
+    arrivals = sorted(
+        m["arrived_at"] for m in sandbox.messages(account=account.platform_account_id)
+    )
+    assert len(arrivals) == 2
+    assert arrivals[1] - arrivals[0] >= 0.3, arrivals
+
+
+def test_a_wait_longer_than_the_short_wait_goes_back_to_the_broker(sandbox, monkeypatch):
+    account = CreatorAccountFactory(send_rate_per_minute=100, send_min_interval_ms=2000)
+    first, second = (
+        services.message_enqueue(fan=FanFactory(account=account), text=f"m{i}") for i in range(2)
+    )
+    assert pipeline.message_deliver(message_id=first.pk).result == "sent"
+
+    outcome = pipeline.message_deliver(message_id=second.pk)
+
+    assert outcome.result == "throttled"
+    assert outcome.retry_in is not None and outcome.retry_in > pipeline.SHORT_WAIT_SECONDS
