@@ -65,6 +65,7 @@ def test_beat_runs_every_periodic_task_of_every_app_by_a_registered_name():
         "automations.tasks.automation_runs_due_task",
         "automations.tasks.automation_scans_task",
         "crm.tasks.work_sessions_sweep_task",
+        "crm.tasks.media_stats_build_due_task",
         "onlyfans.webhooks.webhook_events_apply_task",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
