@@ -75,16 +75,7 @@ def automation_run_get(*, user: User, run_id: int) -> AutomationRun:
 
 def fan_in_audience(*, automation: Automation, fan_id: int, now: datetime) -> bool:
     """Whether the automation's filters let the fan through now (a linked fan)."""
-    return (
-        fans_for_segment(
-            account_id=automation.account_id,
-            rules=segment_rules_parse(automation.rules),
-            media_ids=automation.media_ids,
-            now=now,
-        )
-        .filter(pk=fan_id)
-        .exists()
-    )
+    return fan_id in fans_in_audience(automation=automation, fan_ids={fan_id}, now=now)
 
 
 def fans_in_audience(*, automation: Automation, fan_ids: set[int], now: datetime) -> set[int]:
