@@ -68,13 +68,16 @@ def fan_message_received_receiver(
 def message_queued_receiver(sender: Any, *, message: Message, fan: Fan, **kwargs: Any) -> None:
     if message.sender_kind != Message.SenderKind.USER:
         return  # an automation's or a campaign's message is not a chatter writing
-    # After the member's message commits (one statement, off the send's transaction: the
-    # send path's queries stay as they were). A run that goes meanwhile is checked when due.
+    # After the member's message commits (one statement in autocommit, off the send's
+    # transaction). A run that goes meanwhile is checked when due.
     transaction.on_commit(
-        functools.partial(
-            automation_runs_cancel_chatter_wrote, account_id=fan.account_id, fan_id=fan.pk
-        )
+        functools.partial(_chatter_wrote_after_commit, account_id=fan.account_id, fan_id=fan.pk)
     )
+
+
+def _chatter_wrote_after_commit(*, account_id: int, fan_id: int) -> None:
+    if account_has_automations(account_id):  # else nothing to withdraw, and no statement
+        automation_runs_cancel_chatter_wrote(account_id=account_id, fan_id=fan_id)
 
 
 def purchase_recorded_receiver(sender: Any, *, purchase: Purchase, **kwargs: Any) -> None:

@@ -423,10 +423,10 @@ def automation_runs_cancel_for_fan(
     return int(cancelled + withdrawn)
 
 
-@transaction.atomic
 def automation_runs_cancel_chatter_wrote(*, account_id: int, fan_id: int) -> int:
     """``automation_runs_cancel_for_fan`` for a member's message (reason ``chatter_wrote``,
-    every trigger), after the member's message commits: one statement."""
+    every trigger), after the member's message commits: one statement, atomic on its own
+    (no BEGIN and COMMIT around it on the send path)."""
     return automation_runs_cancel_for_fan(
         account_id=account_id, fan_id=fan_id, reason=Reason.CHATTER_WROTE
     )

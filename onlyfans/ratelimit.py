@@ -506,6 +506,27 @@ def rate_limit_forecast(*, account_id: int, limit: RateLimit, count: int) -> lis
     if count <= 0:
         return []
     now, sends = _snapshot(account_id, limit)
+    simulated, step = _simulated_slots(now=now, sends=sends, limit=limit, count=count)
+    result = [(s - now) / 1000 for s in simulated]
+    last = result[-1]
+    result.extend(last + (i + 1) * step / 1000 for i in range(count - len(simulated)))
+    return result
+
+
+def rate_limit_forecast_last(*, account_id: int, limit: RateLimit, count: int) -> float:
+    """``rate_limit_forecast(...)[-1]`` without the list: seconds from now of the ``count``-th
+    free slot (the send API's estimate for a message at that place in the backlog)."""
+    now, sends = _snapshot(account_id, limit)
+    simulated, step = _simulated_slots(now=now, sends=sends, limit=limit, count=max(count, 1))
+    last = (simulated[-1] - now) / 1000
+    return last + (max(count, 1) - len(simulated)) * step / 1000
+
+
+def _simulated_slots(
+    *, now: int, sends: list[int], limit: RateLimit, count: int
+) -> tuple[list[int], float]:
+    """The first slots (ms, Redis clock) of a forecast of ``count``, at most two windows'
+    worth, and the steady step (ms) that follows them."""
     window, per_window, interval = limit.window_ms, limit.per_minute, limit.spacing_ms
     lag = settings.SEND_SCHEDULE_SLACK_MS + settings.SEND_PIPELINE_LAG_MS
     simulated = min(count, 2 * per_window + 2, 1000)
@@ -520,10 +541,7 @@ def rate_limit_forecast(*, account_id: int, limit: RateLimit, count: int) -> lis
         times.append(t + lag)
         slots.append(t)
     step = max((window + lag) / per_window, interval + lag if interval else 0)
-    result = [(s - now) / 1000 for s in slots]
-    last = result[-1]
-    result.extend(last + (i + 1) * step / 1000 for i in range(count - simulated))
-    return result
+    return slots, step
 
 
 def rate_limit_state(*, account_id: int, limit: RateLimit) -> LimiterState:

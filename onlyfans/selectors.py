@@ -18,7 +18,7 @@ from crm.selectors import User, accounts_for_user, membership_get
 from crm.shift_access import accounts_closed_now, shift_access_require
 from onlyfans.broker import queue_names, sqs_client
 from onlyfans.dispatch import account_rate_limit
-from onlyfans.ratelimit import rate_limit_forecast, rate_limit_state
+from onlyfans.ratelimit import rate_limit_forecast_last, rate_limit_state
 
 log = structlog.get_logger(__name__)
 
@@ -136,10 +136,10 @@ def message_estimated_send_at(*, message: Message) -> datetime:
     with connection.cursor() as cursor:
         cursor.execute(_BACKLOG_POSITION_SQL, [message.account_id, message.pk])
         position = cursor.fetchone()[0]
-    delays = rate_limit_forecast(
+    delay = rate_limit_forecast_last(
         account_id=account.pk, limit=account_rate_limit(account), count=position + 1
     )
-    return timezone.now() + timedelta(seconds=delays[-1])
+    return timezone.now() + timedelta(seconds=delay)
 
 
 @dataclass(frozen=True)

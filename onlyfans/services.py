@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from crm.broadcasts import account_event_broadcast
 from crm.composer_checks import text_fingerprint
-from crm.drafts import draft_discard_on_commit
+from crm.drafts import draft_discard
 from crm.errors import ApplicationError
 from crm.media_send import (
     SENT_MEDIA_CTES,
@@ -178,8 +178,8 @@ def message_enqueue(
         account_id, user_id = message.account_id, sent_by_id
         transaction.on_commit(lambda: work_session_touch(user_id=user_id, account_id=account_id))
     if sent_by_id is not None and sender_kind == Message.SenderKind.USER:
-        # What the member had typed is sent: their composer draft goes once this commits.
-        draft_discard_on_commit(conversation_id=conversation.pk, user_id=sent_by_id)
+        # What the member had typed is sent: their composer draft goes with it.
+        draft_discard(conversation_id=conversation.pk, user_id=sent_by_id)
     _status_broadcast_on_commit(message, new=True)
     signals.message_queued.send(sender=Message, message=message, fan=fan)
 

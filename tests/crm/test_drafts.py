@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -81,20 +82,26 @@ def test_a_non_member_cannot_save_a_draft(other_account, conversation):
         drafts.draft_save(actor=stranger, conversation=conversation, text="hi")
 
 
-def test_sending_removes_the_senders_draft_once_the_send_commits(
-    chatter, colleague, conversation, django_capture_on_commit_callbacks
-):
+def test_sending_removes_the_senders_draft_with_the_send(chatter, colleague, conversation):
     drafts.draft_save(actor=chatter, conversation=conversation, text="on my way")
     drafts.draft_save(actor=colleague, conversation=conversation, text="not sent")
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        message_enqueue(fan=conversation.fan, text="on my way", sent_by_id=chatter.pk)
-        assert drafts.draft_get(user=chatter, conversation=conversation) is not None
-    for callback in callbacks:
-        callback()
+    message_enqueue(fan=conversation.fan, text="on my way", sent_by_id=chatter.pk)
 
     assert drafts.draft_get(user=chatter, conversation=conversation) is None
     assert drafts.draft_get(user=colleague, conversation=conversation) is not None
+
+
+def test_a_send_that_rolls_back_keeps_the_draft(chatter, conversation):
+    drafts.draft_save(actor=chatter, conversation=conversation, text="on my way")
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        message_enqueue(fan=conversation.fan, text="on my way", sent_by_id=chatter.pk)
+        raise RuntimeError("the caller's transaction fails after the enqueue")
+
+    kept = drafts.draft_get(user=chatter, conversation=conversation)
+    assert kept is not None
+    assert kept.text == "on my way"
 
 
 def test_drafts_older_than_the_ttl_expire_and_a_second_run_changes_nothing(

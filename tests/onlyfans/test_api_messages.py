@@ -6,6 +6,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from automations import receivers as automation_receivers
 from crm.models import Message
 from tests.factories import ConversationFactory, FanFactory, MembershipFactory
 
@@ -218,21 +219,36 @@ def test_send_throttle_also_holds_the_general_api_rate(chatter, fan, sqs_queues,
 
 
 def test_send_api_reads_and_writes_with_few_queries(
-    chatter, fan, sqs_queues, django_assert_num_queries, settings
+    chatter,
+    fan,
+    sqs_queues,
+    django_assert_num_queries,
+    django_capture_on_commit_callbacks,
+    settings,
+    monkeypatch,
 ):
     # given: a token as scripts use it, and the dispatch left to its own thread (production)
     from crm.services import api_token_create
 
     settings.SEND_DISPATCH_COALESCE_MS = 25
+    settings.AUTOMATION_ACCOUNT_CACHE_SECONDS = 60  # production's: looked up once a minute
+    monkeypatch.setattr(automation_receivers, "_has_automations", {})  # this test's own
     _token, key = api_token_create(user=chatter, name="script")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     body = {"fan_id": fan.pk, "text": "hi"}
-    client.post("/api/onlyfans/messages/send", body, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/api/onlyfans/messages/send", body, format="json")
     # when / then: the token, the fan with its account (membership checked in the same
     # query), the composer's repeated-text count (crm.composer_checks), savepoint,
-    # conversation upsert, message insert, release, the backlog position
-    with django_assert_num_queries(8):
+    # conversation upsert, message insert, the sender's draft deleted, release, the backlog
+    # position; and after the commit nothing more on the database (an account without
+    # automations has nothing to withdraw; the dispatch runs in its own thread)
+    with (
+        django_assert_num_queries(9),
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
         response = client.post("/api/onlyfans/messages/send", body, format="json")
+    assert callbacks  # the after-commit work ran inside the count
     assert response.status_code == 202
     assert response.json()["account_connected"] is True

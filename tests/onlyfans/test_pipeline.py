@@ -10,7 +10,12 @@ from django.test import override_settings
 from crm.models import Conversation, CreatorAccount, Message
 from onlyfans import services
 from onlyfans.dispatch import account_dispatch, dispatch_budget, outbox_sweep
-from onlyfans.ratelimit import RateLimit, rate_limit_acquire, rate_limit_forecast
+from onlyfans.ratelimit import (
+    RateLimit,
+    rate_limit_acquire,
+    rate_limit_forecast,
+    rate_limit_forecast_last,
+)
 from tests.factories import CreatorAccountFactory, FanFactory
 
 pytestmark = pytest.mark.django_db
@@ -278,6 +283,19 @@ def test_forecast_of_a_deep_backlog_follows_the_rate(redis_client):
     assert 9.9 < per_minute_late <= 10
     # about 16.8 hours: each window of ten takes 60.4 s with the guard and the lag
     assert 60_000 < slots[-1] <= 60_500
+
+
+def test_the_estimate_is_the_forecast_s_last_slot(redis_client):
+    # given: an account with three sends in its window
+    limit = RateLimit(per_minute=10, min_interval_ms=3000)
+    for _ in range(3):
+        rate_limit_acquire(account_id=4, limit=limit)
+    # when/then: the send API's estimate (no list) is the full forecast's last slot, for a
+    # place inside the simulated windows and far past them
+    for count in (1, 2, 7, 22, 23, 500, 10_000):
+        full = rate_limit_forecast(account_id=4, limit=limit, count=count)[-1]
+        last = rate_limit_forecast_last(account_id=4, limit=limit, count=count)
+        assert last == pytest.approx(full, abs=0.01), count
 
 
 def test_platform_id_already_held_still_marks_sent(fan, django_capture_on_commit_callbacks):
