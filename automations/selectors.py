@@ -38,7 +38,7 @@ def automation_get(*, user: User, automation_id: int, account_id: int | None = N
     qs = Automation.objects.filter(
         pk=automation_id,
         account__memberships__user_id=cast(int, user.pk),
-        account__memberships__role__in=[Membership.Role.OWNER, Membership.Role.MANAGER],
+        account__memberships__role__in=Membership.MANAGING_ROLES,
     ).select_related("account")
     if account_id is not None:
         qs = qs.filter(account_id=account_id)
