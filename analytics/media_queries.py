@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from crm.media_stats import REVENUE_SCALE
 from crm.models import (
     MediaItemDay,
+    MediaItemTotal,
     MediaOfferDay,
     Message,
     MessageMedia,
@@ -46,6 +47,7 @@ PURCHASE = Purchase._meta.db_table
 ITEM = VaultItem._meta.db_table
 ITEM_LIST = VaultItemList._meta.db_table
 ITEM_DAY = MediaItemDay._meta.db_table
+ITEM_TOTAL = MediaItemTotal._meta.db_table
 OFFER_DAY = MediaOfferDay._meta.db_table
 
 # Sort keys (the page's and the API's ``sort``), each the SQL of its column in the figures.
@@ -95,6 +97,11 @@ class MediaFilter:
             "first_day": self.first_day,
             "last_day": self.last_day,
         }
+
+    @property
+    def all_time_totals(self) -> bool:
+        """Counted from the items' all-time totals (no range, everyone's messages)."""
+        return self.rollup and self.first_day is None and self.sent_by_id is None
 
     @property
     def has_item_filters(self) -> bool:
@@ -256,7 +263,16 @@ def _revenue_key(f: MediaFilter) -> str:
 
 
 def _rollup_figures(f: MediaFilter) -> str:
-    """``f``: every item's figures in the range, summed from the roll-up's days."""
+    """``f``: every item's figures in the range, summed from the roll-up's days (all time:
+    read from the items' totals)."""
+    if f.all_time_totals:
+        return f"""
+    f AS (
+        SELECT d.vault_item_id AS item_id, d.sent_free, d.previewed, d.offered, d.bought,
+               d.revenue_units / {REVENUE_SCALE} AS revenue
+        FROM {ITEM_TOTAL} d
+        WHERE d.account_id = %(account)s
+    )"""  # noqa: S608
     return f"""
     f AS (
         SELECT d.vault_item_id AS item_id, SUM(d.sent_free) AS sent_free,
@@ -355,7 +371,8 @@ def item_figures(*, f: MediaFilter, item_id: int) -> Figures:
             SELECT COALESCE(SUM(d.sent_free), 0), COALESCE(SUM(d.previewed), 0),
                    COALESCE(SUM(d.offered), 0), COALESCE(SUM(d.bought), 0),
                    COALESCE(SUM(d.revenue_units), 0) / {REVENUE_SCALE}
-            FROM {ITEM_DAY} d WHERE {f.day_sql()} AND d.vault_item_id = %(item)s
+            FROM {ITEM_TOTAL if f.all_time_totals else ITEM_DAY} d
+            WHERE {f.day_sql()} AND d.vault_item_id = %(item)s
             """,  # noqa: S608
             {**f.params(), "item": item_id},
         )

@@ -37,7 +37,7 @@ import inbox_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var" / "bench"
-DATABASE = "fancrm_bench_media"
+DATABASE = os.environ.get("BENCH_MEDIA_DATABASE", "fancrm_bench_media")
 PORT = int(os.environ.get("BENCH_MEDIA_PORT", "8798"))
 ACCOUNT_ID = "acct_bench_media"
 SPEC = {"fans": 20_000, "items": 20_000, "messages": 500_000, "lists": 20, "days": 365}
@@ -171,6 +171,7 @@ def seed() -> int:
 
     account = CreatorAccount.objects.filter(platform_account_id=ACCOUNT_ID).first()
     if account is not None and Message.objects.filter(account=account).count() >= SPEC["messages"]:
+        media_rollup_ensure(account)
         return account.pk
     print(f"seeding {SPEC}", flush=True)
     started = time.perf_counter()
@@ -208,8 +209,21 @@ def seed() -> int:
     step = time.perf_counter()
     account_rollup_rebuild(account=account)
     print(f"  analytics roll-ups: {time.perf_counter() - step:.1f} s", flush=True)
+    media_rollup_ensure(account)
     print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
     return account.pk
+
+
+def media_rollup_ensure(account: Any) -> None:
+    """The media page's roll-up (crm.media_stats), built as the beat task would build it for
+    an account whose rows were written outside the send path (here: the seed's SQL)."""
+    from crm.media_stats import media_stats_build, media_stats_zone
+
+    if media_stats_zone(account_id=account.pk) is not None:
+        return
+    step = time.perf_counter()
+    media_stats_build(account=account)
+    print(f"  media roll-up: {time.perf_counter() - step:.1f} s", flush=True)
 
 
 def database_drop() -> None:

@@ -1506,6 +1506,36 @@ class MediaItemDay(models.Model):
         return f"item {self.vault_item_id} on {self.day} at {self.price_cents}c"
 
 
+class MediaItemTotal(models.Model):
+    """One vault item's figures over all time: the sums of its ``MediaItemDay`` rows, written
+    by the same statements in the same transaction (``crm.media_stats``). The media page's
+    "all time" reads these instead of summing every day. No day, so no zone: a zone change
+    rebuilds them with the days all the same."""
+
+    account = models.ForeignKey(
+        CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    vault_item = models.ForeignKey(
+        VaultItem, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    sent_free = models.PositiveIntegerField(default=0)
+    previewed = models.PositiveIntegerField(default=0)
+    offered = models.PositiveIntegerField(default=0)
+    bought = models.PositiveIntegerField(default=0)
+    revenue_units = models.DecimalField(max_digits=40, decimal_places=0, default=0)
+
+    class Meta:
+        constraints = [
+            # Also the account's index (all time: every item of the account).
+            models.UniqueConstraint(
+                fields=["account", "vault_item"], name="media_item_total_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.vault_item_id} over all time"
+
+
 class MediaOfferDay(models.Model):
     """The pay-per-view messages carrying at least one paid vault item, on one local day, at
     one price, by one sender: offers (messages), bought (of them) and all their revenue. The
