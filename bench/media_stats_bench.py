@@ -2,8 +2,9 @@
 run`` starts it, a logged-in owner's session, GET requests as the page's links send them.
 
 Run with `.venv/bin/python bench/media_stats_bench.py [-n 100] [--reseed] [--explain]`. It
-uses its own database (fancrm_bench_media), Redis database 9 and port 8798 (BENCH_MEDIA_PORT),
-DEBUG off. The data is generated in SQL (generate_series), once, kept between runs:
+uses its own database (fancrm_bench_media, or BENCH_MEDIA_DATABASE), Redis database 9
+(BENCH_MEDIA_REDIS_URL) and port 8798 (BENCH_MEDIA_PORT), DEBUG off. The data is generated
+in SQL (generate_series), once, kept between runs:
 
 - one account (Europe/Berlin) with an owner, a manager and eight chatters; 20,000 fans, each
   with a conversation;
@@ -12,8 +13,9 @@ DEBUG off. The data is generated in SQL (generate_series), once, kept between ru
 - 500,000 sent messages over the last 365 days, 45 % free and 55 % pay-per-view at seven
   prices ($5 to $50), each carrying 1 to 7 items (about 2,000,000 MessageMedia rows), the
   first item of a PPV with several a free preview half of the time;
-- a PPV purchase for about one offer in six (cheaper offers sell more), and roll-ups for the
-  analytics page (the baseline).
+- a PPV purchase for about one offer in six (cheaper offers sell more), roll-ups for the
+  analytics page (the baseline), and the media page's roll-up (``crm.media_stats``), built as
+  the beat task builds it for rows written outside the send path.
 
 It then measures, every request asked of the same server in turn so that a burst of load on
 the shared machine falls on all alike: the media page for 30 days and for all time sorted by
@@ -308,12 +310,16 @@ def measure(base: str, cookie: str, urls: dict[str, str], rounds: int) -> dict[s
 
 
 def explain(account_id: int) -> str:
-    """EXPLAIN ANALYZE of the items statement, 30 days and all time, by revenue."""
-    from datetime import UTC, datetime, timedelta
+    """EXPLAIN ANALYZE of the items statement, 30 days and all time, by revenue and by
+    offers, with the filters the page builds (the roll-up when it is whole), then all time
+    over the raw rows for comparison."""
+    from dataclasses import replace
 
     from django.db import connection, transaction
 
     from analytics import media_queries as q
+    from analytics.media_selectors import MediaScope
+    from analytics.periods import period_for
 
     out: list[str] = []
     original = q._fetch
@@ -325,14 +331,18 @@ def explain(account_id: int) -> str:
             out.append("\n".join(line for (line,) in cursor.fetchall()))
         return original(sql, params)
 
-    now = datetime.now(UTC)
+    month = MediaScope(period=period_for(zone_name="Europe/Berlin", days=30))
+    all_time = MediaScope(period=None).media_filter(account_id=account_id)
     q._fetch = fetch  # type: ignore[assignment]
     try:
-        for f in (
-            q.MediaFilter(account_id=account_id, start=now - timedelta(days=30), end=now),
-            q.MediaFilter(account_id=account_id),
+        for label, f, sort in (
+            ("30 days, by revenue", month.media_filter(account_id=account_id), "revenue"),
+            ("all time, by revenue", all_time, "revenue"),
+            ("all time, by offers", all_time, "offered"),
+            ("all time, by revenue, raw rows", replace(all_time, rollup=False), "revenue"),
         ):
-            q.item_rows(f=f, sort="revenue", descending=True, limit=50)
+            out.append(f"-- {label} (roll-up: {f.rollup})")
+            q.item_rows(f=f, sort=sort, descending=True, limit=50)
     finally:
         q._fetch = original  # type: ignore[assignment]
     return "\n\n".join(out)
