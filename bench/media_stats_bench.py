@@ -223,8 +223,15 @@ def media_rollup_ensure(account: Any) -> None:
 
     if media_stats_zone(account_id=account.pk) is not None:
         return
+    from django.db import connection
+
     step = time.perf_counter()
     media_stats_build(account=account)
+    # As autovacuum would after so many rows: statistics, and the visibility map that lets
+    # the range's scan stay in the index.
+    with connection.cursor() as cursor:
+        for table in ("crm_mediaitemday", "crm_mediaitemtotal", "crm_mediaofferday"):
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
     print(f"  media roll-up: {time.perf_counter() - step:.1f} s", flush=True)
 
 

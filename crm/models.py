@@ -1496,8 +1496,20 @@ class MediaItemDay(models.Model):
             ),
         ]
         indexes = [
-            # A range of days (the page's 30 days), every item.
-            models.Index(fields=["account", "day"], name="media_item_day_account_day"),
+            # A range of days (the page's 30 days), every item: index-only, the figures are
+            # in the index (a range's rows are scattered over the heap, one page each).
+            models.Index(
+                fields=["account", "day"],
+                include=[
+                    "vault_item",
+                    "sent_free",
+                    "previewed",
+                    "offered",
+                    "bought",
+                    "revenue_units",
+                ],
+                name="media_item_day_range",
+            ),
             # One item's page.
             models.Index(fields=["vault_item", "day"], name="media_item_day_item_day"),
         ]
