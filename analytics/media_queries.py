@@ -290,6 +290,43 @@ def _rollup_figures(f: MediaFilter) -> str:
     )"""  # noqa: S608
 
 
+def _rollup_ranked(f: MediaFilter, sort: str, order: str, page: str) -> str:
+    """A range from the roll-up's days, sorted by a cheap key: rank every item by the days
+    that sold (revenue, buys) or by nothing (newest), then sum the page's items' days."""
+    key_cte = (
+        f"""
+    f AS (
+        SELECT d.vault_item_id AS item_id, SUM(d.bought) AS bought,
+               SUM(d.revenue_units) / {REVENUE_SCALE} AS revenue
+        FROM {ITEM_DAY} d
+        WHERE {f.day_sql()} AND (d.bought > 0 OR d.revenue_units > 0)
+        GROUP BY d.vault_item_id
+    )"""  # noqa: S608
+        if sort != "created"
+        else "f AS (SELECT NULL::bigint AS item_id)"
+    )
+    return f"""
+    WITH {key_cte},
+    chosen AS (
+        SELECT vi.id, row_number() OVER (ORDER BY {order}) AS n, COUNT(*) OVER () AS total
+        FROM {ITEM} vi LEFT JOIN f ON f.item_id = vi.id
+        WHERE {f.item_sql()}
+        ORDER BY {order} {page}
+    ),
+    fig AS (
+        SELECT d.vault_item_id AS item_id, SUM(d.sent_free) AS sent_free,
+               SUM(d.previewed) AS previewed, SUM(d.offered) AS offered,
+               SUM(d.bought) AS bought, SUM(d.revenue_units) / {REVENUE_SCALE} AS revenue
+        FROM {ITEM_DAY} d
+        WHERE {f.day_sql()} AND d.vault_item_id IN (SELECT id FROM chosen)
+        GROUP BY d.vault_item_id
+    )
+    SELECT {ITEM_COLUMNS}, {OUT_COLUMNS.replace("f.", "fig.")}, c.total
+    FROM chosen c JOIN {ITEM} vi ON vi.id = c.id LEFT JOIN fig ON fig.item_id = c.id
+    ORDER BY c.n
+    """  # noqa: S608
+
+
 def item_rows(
     *, f: MediaFilter, sort: str, descending: bool, limit: int | None, offset: int = 0
 ) -> tuple[list[ItemRow], int]:
@@ -301,7 +338,9 @@ def item_rows(
     order = f"{column} {direction} NULLS LAST, vi.platform_created_at DESC, vi.id DESC"
     page = "" if limit is None else "LIMIT %(limit)s OFFSET %(offset)s"
     params = {**f.params(), "limit": limit, "offset": offset}
-    if f.rollup:
+    if f.rollup and not f.all_time_totals and sort in CHEAP_SORTS:
+        sql = _rollup_ranked(f, sort, order, page)
+    elif f.rollup:
         sql = f"""
         WITH {_rollup_figures(f)}
         SELECT {ITEM_COLUMNS}, {OUT_COLUMNS}, COUNT(*) OVER ()

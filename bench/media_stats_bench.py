@@ -333,7 +333,7 @@ def explain(account_id: int) -> str:
 
     def fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(f"SET LOCAL jit = off; SET LOCAL work_mem = '{q.STATEMENT_WORK_MEM}'")
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
             out.append("\n".join(line for (line,) in cursor.fetchall()))
         return original(sql, params)
