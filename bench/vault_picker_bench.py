@@ -3,9 +3,10 @@
 beside the thread page of the same conversation (the baseline) in the same run.
 
 Run with `.venv/bin/python bench/vault_picker_bench.py [-n 200] [--reseed]`. It uses its own
-database (fancrm_bench_vault, seeded once and kept between runs), Redis database 9 and port
-8797, with DEBUG off (uvicorn, 2 workers, as ``make run``); it prints p50/p95/p99 per kind of
-request beside the target (picker p95 < 150 ms), the query count of one picker request at this
+database (fancrm_bench_vault or BENCH_VAULT_DATABASE, seeded once and kept between runs),
+Redis database 9 (BENCH_FANS_REDIS_URL) and port 8797 (BENCH_VAULT_PORT), with DEBUG off
+(uvicorn, 2 workers, as ``make run``); it prints p50/p95/p99 per kind of request beside the
+target (picker p95 < 150 ms), the query count of one picker request at this
 volume and at a tiny vault (flat: the same), and the load average.
 """
 
@@ -26,7 +27,7 @@ import inbox_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var" / "bench"
-DATABASE = "fancrm_bench_vault"
+DATABASE = os.environ.get("BENCH_VAULT_DATABASE", "fancrm_bench_vault")
 PORT = int(os.environ.get("BENCH_VAULT_PORT", "8797"))
 ACCOUNT_ID, ITEMS, EVENTS, THREAD_MESSAGES = "acct_vault_big", 20_000, 2_000, 200
 TARGET_P95_MS = 150.0
@@ -197,6 +198,9 @@ def main() -> None:
         "picker, first open (filters + first page + marks)": [(picker, htmx)] * args.n,
         "picker grid, a filter (type=video)": [(f"{picker}?part=grid&type=video", htmx)] * args.n,
         "picker grid, a label (feet)": [(f"{picker}?part=grid&label=feet", htmx)] * args.n,
+        # Search by part of a label or list name: one that matches nothing reads every item.
+        "picker grid, a search (q=fee)": [(f"{picker}?part=grid&q=fee", htmx)] * args.n,
+        "picker grid, a search matching nothing": [(f"{picker}?part=grid&q=zzq", htmx)] * args.n,
     }
     log = open(VAR / "vault-picker-web.log", "wb")  # noqa: SIM115
     web = subprocess.Popen(

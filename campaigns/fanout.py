@@ -28,7 +28,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.rules import VARIABLE
 from campaigns.services import campaign_progress_on_commit
-from crm.models import PREVIEW_LENGTH, Conversation, Fan, Message
+from crm.models import PREVIEW_LENGTH, Conversation, Fan, Message, MessageMedia, VaultItem
 
 log = structlog.get_logger(__name__)
 
@@ -127,6 +127,16 @@ WITH messages AS (
   JOIN {conversations} c ON c.fan_id = t.fan_id
   ORDER BY t.n
   RETURNING id, conversation_id
+), media AS (
+  -- What each message carries, as a message sent from the inbox records it (the vault item
+  -- when the account has it): the fan's marks, the resend guard and the media page count it.
+  INSERT INTO {message_media} (account_id, message_id, vault_item_id, platform_media_id,
+    is_preview, position)
+  SELECT %(account_id)s, m.id, v.id, u.pid, false, u.n - 1
+  FROM messages m
+  CROSS JOIN (SELECT pid, min(n) AS n FROM unnest(%(media)s::varchar(100)[])
+              WITH ORDINALITY AS x(pid, n) WHERE pid <> '' GROUP BY pid) u
+  LEFT JOIN {vault} v ON v.account_id = %(account_id)s AND v.platform_media_id = u.pid
 )
 UPDATE {recipients} r SET state = 'queued', message_id = m.id
 FROM messages m JOIN {conversations} c ON c.id = m.conversation_id
@@ -171,8 +181,9 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
     next batch sees them; the batch's recipients are taken with SKIP LOCKED. In one
     transaction, three statements take the batch (withdrawing fans unlinked since the
     snapshot), open or touch the conversations, and insert the personalised messages (each
-    with its own idempotency key) while moving the recipients to ``queued``: run again after
-    a crash anywhere, it continues with exactly the recipients that have no message yet.
+    with its own idempotency key and its media rows) while moving the recipients to
+    ``queued``: run again after a crash anywhere, it continues with exactly the recipients
+    that have no message yet.
     """
     size = batch_size or settings.CAMPAIGN_FAN_OUT_BATCH_SIZE
     campaign = (
@@ -200,6 +211,8 @@ def campaign_fan_out_batch(*, campaign_id: int, batch_size: int | None = None) -
         "fans": Fan._meta.db_table,
         "conversations": Conversation._meta.db_table,
         "messages": Message._meta.db_table,
+        "message_media": MessageMedia._meta.db_table,
+        "vault": VaultItem._meta.db_table,
         "text": text_sql,
         "size": int(size),
     }

@@ -24,7 +24,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -33,11 +33,13 @@ from crm.errors import ApplicationError
 from crm.media_stats import media_stats_purchase_add, sent_media_ctes
 from crm.models import (
     Conversation,
+    CreatorAccount,
     FanMediaEvent,
     Message,
     MessageMedia,
     VaultItem,
 )
+from crm.zones import zone_named
 
 T = TypeVar("T")
 
@@ -152,20 +154,23 @@ class AlreadySent:
 class MediaAlreadySentError(ApplicationError):
     """409 ``media_already_sent``: the fan already received or bought some of the items."""
 
-    def __init__(self, items: list[AlreadySent]) -> None:
+    def __init__(self, items: list[AlreadySent], *, zone: tzinfo = UTC) -> None:
         self.items = items
+        phrases = "; ".join(_already_phrase(a, zone) for a in items)
         super().__init__(
-            "This fan already " + "; ".join(_already_phrase(a) for a in items) + " — send anyway?",
+            f"This fan already {phrases} — send anyway?",
             code="media_already_sent",
             status_code=409,
             extra={"items": [a.as_json() for a in items]},
         )
 
 
-def _already_phrase(item: AlreadySent) -> str:
+def _already_phrase(item: AlreadySent, zone: tzinfo) -> str:
+    """ "bought photo 123 ($25) on 3 Nov": the day in the account's zone (``zone``)."""
     name = f"{item.media_type or 'media'} {item.platform_media_id}"
     mark = item.mark
-    when = f" on {mark.at.day} {mark.at:%b}" if mark.at else ""
+    local = mark.at.astimezone(zone) if mark.at else None
+    when = f" on {local.day} {local:%b}" if local else ""
     if mark.state == Kind.BOUGHT:
         return f"bought {name} (${mark.price_cents / 100:g}){when}"
     if mark.state == Kind.OFFERED:
@@ -326,7 +331,13 @@ def media_attachment_resolve(
             if mark is not None:
                 already.append(AlreadySent(pk, platform_id, media_type, mark))
         if already:
-            raise MediaAlreadySentError(already)
+            # The account's zone for the days in the answer: a query on this path only.
+            zone_name = (
+                CreatorAccount.objects.filter(pk=account_id)
+                .values_list("time_zone", flat=True)
+                .first()
+            )
+            raise MediaAlreadySentError(already, zone=zone_named(zone_name or ""))
     return MediaAttachment(
         media=tuple(
             MediaChoice(

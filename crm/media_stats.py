@@ -3,9 +3,10 @@
 ``MediaItemDay`` holds, per (account, vault item, local day, price, sender), what
 ``analytics.media_queries`` counts over the raw rows: sent free, previewed, offered, bought and
 revenue; ``MediaOfferDay`` the same per message (a pay-per-view message with at least one
-paid vault item is one offer) for the price and chatter views. Days are the local days of the
-messages' ``sent_at`` in the zone of ``MediaStatsState.zone_name`` (from ``crm.zones``); a
-purchase counts on the day its message was sent, whenever it was bought.
+paid vault item is one offer) for the price and chatter views; ``MediaItemTotal`` each
+item's sums over every day (all time, without summing a year of days). Days are the local
+days of the messages' ``sent_at`` in the zone of ``MediaStatsState.zone_name`` (from
+``crm.zones``); a purchase counts on the day its message was sent, whenever it was bought.
 
 Written in the transaction of the rows they count, never later:
 
@@ -35,6 +36,7 @@ from django.utils import timezone
 from crm.models import (
     CreatorAccount,
     MediaItemDay,
+    MediaItemTotal,
     MediaOfferDay,
     MediaStatsState,
     Message,
@@ -51,6 +53,7 @@ LOCK_KEY = 0x6D_7374  # "mst": the account's roll-up (hooks shared, a build excl
 BUILD_WORK_MEM = "64MB"
 
 _ITEM = MediaItemDay._meta.db_table
+_TOTAL = MediaItemTotal._meta.db_table
 _OFFER = MediaOfferDay._meta.db_table
 _STATE = MediaStatsState._meta.db_table
 _MM = MessageMedia._meta.db_table
@@ -67,6 +70,34 @@ ON CONFLICT ON CONSTRAINT media_item_day_unique DO UPDATE SET
   offered = t.offered + EXCLUDED.offered, bought = t.bought + EXCLUDED.bought,
   revenue_units = t.revenue_units + EXCLUDED.revenue_units
 """
+_TOTAL_COLUMNS = "account_id, vault_item_id, sent_free, previewed, offered, bought, revenue_units"
+_TOTAL_UPSERT = """
+ON CONFLICT ON CONSTRAINT media_item_total_unique DO UPDATE SET
+  sent_free = t.sent_free + EXCLUDED.sent_free, previewed = t.previewed + EXCLUDED.previewed,
+  offered = t.offered + EXCLUDED.offered, bought = t.bought + EXCLUDED.bought,
+  revenue_units = t.revenue_units + EXCLUDED.revenue_units
+"""
+
+
+def _days_and_totals(delta: str) -> str:
+    """Two CTEs adding ``delta`` (rows of ``_ITEM_COLUMNS``, one per day key) to the days and
+    to the items' totals. Rows go in item order, so two statements lock shared rows in the
+    same order."""
+    return f"""
+{delta}_days AS (
+  INSERT INTO {_ITEM} AS t ({_ITEM_COLUMNS})
+  SELECT {_ITEM_COLUMNS} FROM {delta} ORDER BY vault_item_id, day, price_cents, sent_by_id
+  {_ITEM_UPSERT}
+),
+{delta}_totals AS (
+  INSERT INTO {_TOTAL} AS t ({_TOTAL_COLUMNS})
+  SELECT account_id, vault_item_id, SUM(sent_free), SUM(previewed), SUM(offered), SUM(bought),
+         SUM(revenue_units)
+  FROM {delta} GROUP BY 1, 2 ORDER BY 2
+  {_TOTAL_UPSERT}
+)"""  # noqa: S608 (table names only)
+
+
 _OFFER_COLUMNS = "account_id, day, price_cents, sent_by_id, offered, bought, revenue_cents"
 _OFFER_UPSERT = """
 ON CONFLICT ON CONSTRAINT media_offer_day_unique DO UPDATE SET
@@ -76,12 +107,12 @@ ON CONFLICT ON CONSTRAINT media_offer_day_unique DO UPDATE SET
 # One media row's figures (``mm`` of message ``m``, ``pd``: the message's PPV purchases in
 # cents, null when none, ``sh``: its paid media), as the columns after the key.
 _FIGURES = f"""
-  COUNT(*) FILTER (WHERE m.price_cents = 0),
-  COUNT(*) FILTER (WHERE m.price_cents > 0 AND mm.is_preview),
-  COUNT(*) FILTER (WHERE m.price_cents > 0 AND NOT mm.is_preview),
-  COUNT(pd.cents) FILTER (WHERE m.price_cents > 0 AND NOT mm.is_preview),
+  COUNT(*) FILTER (WHERE m.price_cents = 0) AS sent_free,
+  COUNT(*) FILTER (WHERE m.price_cents > 0 AND mm.is_preview) AS previewed,
+  COUNT(*) FILTER (WHERE m.price_cents > 0 AND NOT mm.is_preview) AS offered,
+  COUNT(pd.cents) FILTER (WHERE m.price_cents > 0 AND NOT mm.is_preview) AS bought,
   COALESCE(SUM(pd.cents * div({REVENUE_SCALE}, sh.n))
-           FILTER (WHERE m.price_cents > 0 AND NOT mm.is_preview), 0)
+           FILTER (WHERE m.price_cents > 0 AND NOT mm.is_preview), 0) AS revenue_units
 """
 
 # With the message's UPDATE … RETURNING as ``src`` (its new status is not visible to the other
@@ -100,7 +131,6 @@ media_stats_paid AS (
     AND m.price_cents > 0
 ),
 media_stats_items AS (
-  INSERT INTO {_ITEM} AS t ({_ITEM_COLUMNS})
   SELECT m.account_id, mm.vault_item_id, m.day, m.price_cents, m.sent_by_id, {_FIGURES}
   FROM media_stats_src m
   JOIN {_MM} mm ON mm.message_id = m.id AND mm.vault_item_id IS NOT NULL
@@ -108,8 +138,7 @@ media_stats_items AS (
   CROSS JOIN (SELECT COUNT(*) AS n FROM {_MM} x, media_stats_src m2
               WHERE x.message_id = m2.id AND NOT x.is_preview) sh
   GROUP BY 1, 2, 3, 4, 5
-  {_ITEM_UPSERT}
-),
+),{_days_and_totals("media_stats_items")},
 media_stats_offers AS (
   INSERT INTO {_OFFER} AS t ({_OFFER_COLUMNS})
   SELECT m.account_id, m.day, m.price_cents, m.sent_by_id, 1, COUNT(pd.cents),
@@ -142,16 +171,14 @@ WITH m AS (
 ),
 sh AS (SELECT COUNT(*) AS n FROM {_MM} x WHERE x.message_id = %(message)s AND NOT x.is_preview),
 items AS (
-  INSERT INTO {_ITEM} AS t ({_ITEM_COLUMNS})
-  SELECT m.account_id, mm.vault_item_id, m.day, m.price_cents, m.sent_by_id, 0, 0, 0,
-         COUNT(*) FILTER (WHERE m.first_buy),
-         SUM(%(amount)s::bigint * div({REVENUE_SCALE}, sh.n))
+  SELECT m.account_id, mm.vault_item_id, m.day, m.price_cents, m.sent_by_id, 0 AS sent_free,
+         0 AS previewed, 0 AS offered, COUNT(*) FILTER (WHERE m.first_buy) AS bought,
+         SUM(%(amount)s::bigint * div({REVENUE_SCALE}, sh.n)) AS revenue_units
   FROM m JOIN {_MM} mm ON mm.message_id = m.id AND mm.vault_item_id IS NOT NULL
          AND NOT mm.is_preview
   CROSS JOIN sh
   GROUP BY 1, 2, 3, 4, 5
-  {_ITEM_UPSERT}
-)
+),{_days_and_totals("items")}
 INSERT INTO {_OFFER} AS t ({_OFFER_COLUMNS})
 SELECT m.account_id, m.day, m.price_cents, m.sent_by_id, 0, m.first_buy::int, %(amount)s
 FROM m
@@ -202,13 +229,11 @@ sh AS (
   WHERE x.message_id IN (SELECT id FROM m) AND NOT x.is_preview GROUP BY 1
 ),
 items AS (
-  INSERT INTO {_ITEM} AS t ({_ITEM_COLUMNS})
   SELECT m.account_id, mm.vault_item_id, m.day, m.price_cents, m.sent_by_id, {_FIGURES}
   FROM linked mm JOIN m ON m.id = mm.message_id
   LEFT JOIN pd ON pd.message_id = m.id LEFT JOIN sh ON sh.message_id = m.id
   GROUP BY 1, 2, 3, 4, 5
-  {_ITEM_UPSERT}
-),
+),{_days_and_totals("items")},
 offers AS (
   -- A message whose first paid vault item this is becomes an offer.
   INSERT INTO {_OFFER} AS t ({_OFFER_COLUMNS})
@@ -257,6 +282,13 @@ WHERE mm.account_id = %(account)s AND mm.vault_item_id IS NOT NULL
 GROUP BY 1, 2, 3, 4, 5
 """  # noqa: S608 (table names only)
 
+_BUILD_TOTALS_SQL = f"""
+INSERT INTO {_TOTAL} ({_TOTAL_COLUMNS})
+SELECT account_id, vault_item_id, SUM(sent_free), SUM(previewed), SUM(offered), SUM(bought),
+       SUM(revenue_units)
+FROM {_ITEM} WHERE account_id = %(account)s GROUP BY 1, 2
+"""  # noqa: S608 (table names only)
+
 _BUILD_OFFERS_SQL = f"""
 WITH m AS (
   SELECT id, account_id, price_cents, sent_by_id, (sent_at AT TIME ZONE %(zone)s)::date AS day
@@ -288,8 +320,10 @@ def media_stats_rebuild_rows(*, account_id: int, zone_name: str) -> None:
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"DELETE FROM {_ITEM} WHERE account_id = %s", [account_id])  # noqa: S608
         cursor.execute(f"DELETE FROM {_OFFER} WHERE account_id = %s", [account_id])  # noqa: S608
+        cursor.execute(f"DELETE FROM {_TOTAL} WHERE account_id = %s", [account_id])  # noqa: S608
         params: dict[str, int | str] = {"account": account_id, "zone": zone_name}
         cursor.execute(_BUILD_ITEMS_SQL, params)
+        cursor.execute(_BUILD_TOTALS_SQL, params)
         cursor.execute(_BUILD_OFFERS_SQL, params)
 
 

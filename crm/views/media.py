@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from crm import media_send, selectors
@@ -16,11 +17,21 @@ from crm.errors import ApplicationError, NotFoundError
 from crm.models import VaultMediaType
 from crm.vault import VaultFilters, vault_labels_for_account, vault_lists_for_account
 from crm.views.pages import AuthenticatedRequest
+from crm.zones import account_zone
 
 PICKER_TEMPLATE = "crm/inbox/media_picker.html"
 HISTORY_TEMPLATE = "crm/fan_media.html"
 PICKER_PAGE_SIZE = 24
 PICKER_FILTER_KEYS = ("q", "type", "list", "label")
+
+
+def _render_in_zone(
+    request: AuthenticatedRequest, template: str, context: dict[str, Any], account: Any
+) -> HttpResponse:
+    """Render with dates in the account's time zone ("bought $25 · 3 Nov" is the account's
+    3 November, as on every other page), not the server's."""
+    with timezone.override(account_zone(account)):
+        return render(request, template, context)
 
 
 def _picker_query(request: AuthenticatedRequest) -> str:
@@ -97,15 +108,19 @@ def media_picker(
         "query_string": _picker_query(request),
     }
     if cursor:
-        return render(request, f"{PICKER_TEMPLATE}#picker-items", context)
-    if request.GET.get("part") == "grid":
-        return render(request, f"{PICKER_TEMPLATE}#picker-grid", context)
-    context.update(
-        media_types=VaultMediaType.choices,
-        lists=vault_lists_for_account(user=request.user, account_id=account_id),
-        labels=None,  # loaded after the first page (part=labels)
-    )
-    return render(request, PICKER_TEMPLATE, context)
+        template = f"{PICKER_TEMPLATE}#picker-items"
+    elif request.GET.get("part") == "grid":
+        template = f"{PICKER_TEMPLATE}#picker-grid"
+    else:
+        template = PICKER_TEMPLATE
+        context.update(
+            media_types=VaultMediaType.choices,
+            lists=vault_lists_for_account(user=request.user, account_id=account_id),
+            labels=None,  # loaded after the first page (part=labels)
+        )
+    if conversation is None:  # the campaign builder: no marks, no dates
+        return render(request, template, context)
+    return _render_in_zone(request, template, context, conversation.account)
 
 
 @login_required
@@ -126,4 +141,4 @@ def fan_media_history(request: AuthenticatedRequest, account_id: int, fan_id: in
         return HttpResponse(exc.message, status=400)
     context = {"fan": fan, "account_id": account_id, "history": page}
     partial = "history-rows" if request.GET.get("cursor") else "history"
-    return render(request, f"{HISTORY_TEMPLATE}#{partial}", context)
+    return _render_in_zone(request, f"{HISTORY_TEMPLATE}#{partial}", context, fan.account)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,10 +20,14 @@ from django.urls import reverse
 from analytics import media_selectors
 from analytics.media_selectors import MediaScope
 from analytics.periods import Period
-from crm.media_stats import media_stats_build
+from crm.media_stats import media_stats_build, media_stats_link_add
 from crm.models import (
     Conversation,
     CreatorAccount,
+    MediaItemDay,
+    MediaItemTotal,
+    MediaOfferDay,
+    MediaStatsState,
     Message,
     MessageMedia,
     Purchase,
@@ -30,6 +35,7 @@ from crm.models import (
     VaultItemList,
 )
 from onlyfans.inbound import purchase_record
+from onlyfans.services import message_mark_sent
 from tests.factories import (
     CreatorAccountFactory,
     FanFactory,
@@ -44,6 +50,11 @@ ZONE = "America/New_York"
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 7)
 RANGE = {"range": "custom", "from": "2025-03-01", "to": "2025-03-07"}
 API_RANGE = {"from": "2025-03-01", "to": "2025-03-07"}
+
+
+# Set by the ``shop`` fixture: the shop's messages are marked sent and its purchases recorded
+# by the product's writers (which keep the roll-up), not written as finished rows.
+THROUGH_WRITERS = False
 
 
 def at(text: str) -> datetime:
@@ -80,18 +91,20 @@ def _send(
 ) -> Message:
     """An outgoing message carrying ``media`` (an item or a raw platform id, is_preview)."""
     ids = [m.platform_media_id if isinstance(m, VaultItem) else m for m, _ in media]
+    writers = THROUGH_WRITERS and not failed
+    status = "failed" if failed else ("queued" if writers else "sent")
     message = Message.objects.create(
         account=account,
         conversation=conversation,
         direction="out",
-        status="failed" if failed else "sent",
+        status=status,
         sender_kind="user",
         sent_by=by,
-        sent_at=None if failed else at(when),
+        sent_at=None if status != "sent" else at(when),
         price_cents=price,
         media_ids=ids,
         text="",
-        platform_message_id=None if failed else f"pm-{uuid.uuid4().hex}",
+        platform_message_id=None if status != "sent" else f"pm-{uuid.uuid4().hex}",
     )
     for position, (item, preview) in enumerate(media):
         MessageMedia.objects.create(
@@ -102,10 +115,26 @@ def _send(
             is_preview=preview,
             position=position,
         )
+    if writers:
+        message_mark_sent(
+            message=message, platform_message_id=f"pm-{uuid.uuid4().hex}", sent_at=at(when)
+        )
+        message.refresh_from_db()
     return message
 
 
-def _buy(message: Message, cents: int, when: str, **fields: Any) -> Purchase:
+def _buy(message: Message, cents: int, when: str, **fields: Any) -> Purchase | None:
+    if THROUGH_WRITERS:
+        fan = message.conversation.fan
+        return purchase_record(
+            account=message.account,
+            platform_fan_id=str(fan.platform_fan_id),
+            kind=fields.pop("kind", "ppv"),
+            amount_cents=cents,
+            purchased_at=at(when),
+            platform_event_id=fields.pop("event", None) or f"ev-{uuid.uuid4().hex}",
+            message_platform_id=message.platform_message_id,
+        )
     return PurchaseFactory(
         fan=message.conversation.fan,
         kind=fields.pop("kind", "ppv"),
@@ -116,8 +145,15 @@ def _buy(message: Message, cents: int, when: str, **fields: Any) -> Purchase:
     )
 
 
+def _account(**fields: Any) -> CreatorAccount:
+    account = CreatorAccountFactory(**fields)
+    if THROUGH_WRITERS:
+        media_stats_build(account=account)  # whole and empty: the writers keep it
+    return account
+
+
 def shop_make() -> Shop:
-    account = CreatorAccountFactory(time_zone=ZONE)
+    account = _account(time_zone=ZONE)
     owner = MembershipFactory(account=account, role="owner").user
     manager = MembershipFactory(account=account, role="manager", user__username="mia").user
     c1 = MembershipFactory(account=account, role="chatter", user__username="cleo").user
@@ -196,7 +232,7 @@ def shop_make() -> Shop:
     _buy(m["m8"], 2500, "2025-03-09T10:00:00")
     _buy(m["m9"], 1000, "2025-03-01T04:00:00")
 
-    other = CreatorAccountFactory(time_zone=ZONE)
+    other = _account(time_zone=ZONE)
     other_owner = MembershipFactory(account=other, role="owner").user
     other_item = VaultItemFactory(account=other, media_type="photo")
     other_conv = Conversation.objects.create(account=other, fan=FanFactory(account=other))
@@ -219,15 +255,36 @@ def shop_make() -> Shop:
     )
 
 
-@pytest.fixture(params=["rollup", "raw"])
-def shop(request) -> Shop:
-    """The shop, its figures counted from the roll-up (built from the rows written here) or,
-    with no roll-up built, from the raw rows: every test holds for both."""
+@pytest.fixture(params=["rollup", "writers", "raw"])
+def shop(request, monkeypatch) -> Shop:
+    """The shop, its figures counted from the roll-up (built from the rows written here, or
+    built empty first and kept by the writers that mark the messages sent and record the
+    purchases) or, with no roll-up built, from the raw rows: every test holds for all three."""
+    if request.param == "writers":
+        monkeypatch.setattr(sys.modules[__name__], "THROUGH_WRITERS", True)
     made = shop_make()
     if request.param == "rollup":
         for account in (made.account, made.other):
             media_stats_build(account=account)
     return made
+
+
+def _rollup_rows(account: CreatorAccount) -> dict[str, list[tuple[Any, ...]]]:
+    fields = {
+        "days": (MediaItemDay, ["vault_item_id", "day", "price_cents", "sent_by_id", "sent_free",
+                                "previewed", "offered", "bought", "revenue_units"]),
+        "totals": (MediaItemTotal, ["vault_item_id", "sent_free", "previewed", "offered",
+                                    "bought", "revenue_units"]),
+        "offers": (MediaOfferDay, ["day", "price_cents", "sent_by_id", "offered", "bought",
+                                   "revenue_cents"]),
+    }  # fmt: skip
+    return {
+        name: sorted(
+            model.objects.filter(account=account).values_list(*columns),  # type: ignore[attr-defined]
+            key=repr,
+        )
+        for name, (model, columns) in fields.items()
+    }
 
 
 # --- the oracle: the same figures counted in Python from the raw rows --------------------------
@@ -621,3 +678,38 @@ def test_item_page_csv_and_api_query_counts_are_pinned(client, shop, django_asse
         with django_assert_num_queries(8):
             assert client.get(api, API_RANGE).status_code == 200
         _more_rows(shop)
+
+
+def test_the_writers_keep_the_roll_up_as_a_build_from_the_raw_rows_counts_it(monkeypatch):
+    # given the roll-up whole before any row, then every row written by the product's writers
+    monkeypatch.setattr(sys.modules[__name__], "THROUGH_WRITERS", True)
+    shop = shop_make()
+    # and a message whose media was not in the vault when sent, synced later
+    conv = Conversation.objects.filter(account=shop.account).first()
+    late = _send(
+        shop.account, conv, "2025-03-04T18:00:00", by=shop.c1, price=3000,
+        media=[("late-1", False), (shop.items["i4"], False)],
+    )  # fmt: skip
+    _buy(late, 3000, "2025-03-04T19:00:00")
+    VaultItemFactory(account=shop.account, platform_media_id="late-1", media_type="video")
+    assert media_stats_link_add(account_id=shop.account.pk) == 1
+    kept = _rollup_rows(shop.account)
+    assert kept["totals"] and kept["days"] and kept["offers"]
+    # then a build from the raw rows gives the very same rows, days, totals and offers
+    media_stats_build(account=shop.account)
+    assert _rollup_rows(shop.account) == kept
+    # and the page (all time from the totals, a range from the days) equals the raw rows
+    membership = _membership(shop, shop.owner)
+    for period in (None, shop.period):
+        page = media_selectors.media_items(membership=membership, scope=MediaScope(period=period))
+        assert {r.item_id: _as_dict(r) for r in page.rows} == raw_figures(shop.account, period)
+
+
+def test_all_time_figures_are_true_while_the_roll_up_is_rebuilt(shop):
+    # given a roll-up not whole (being rebuilt, as after a migration): the raw rows count
+    MediaStatsState.objects.filter(account=shop.account).update(built_at=None)
+    MediaItemTotal.objects.filter(account=shop.account).delete()
+    page = media_selectors.media_items(
+        membership=_membership(shop, shop.owner), scope=MediaScope(period=None)
+    )
+    assert {r.item_id: _as_dict(r) for r in page.rows} == raw_figures(shop.account, None)

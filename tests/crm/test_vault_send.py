@@ -112,6 +112,33 @@ def test_picker_marks_items_for_the_fan_and_disables_unsendable(client, chatter,
     assert "No items match." in videos
 
 
+def test_marks_history_and_resend_guard_give_days_in_the_accounts_zone(
+    client, chatter, fan, thread, sqs_queues
+):
+    # given an account in Los Angeles and a purchase at 03:00 UTC on 3 November: there, still
+    # 19:00 on 2 November
+    fan.account.time_zone = "America/Los_Angeles"
+    fan.account.save(update_fields=["time_zone"])
+    item = VaultItemFactory(account=fan.account)
+    late = datetime(2026, 11, 3, 3, tzinfo=UTC)
+    event(fan, item, "bought", price=2500, at=late)
+    client.force_login(chatter)
+    # then the picker's mark, the fan's history and the resend guard say 2 November
+    picker = client.get(picker_url(thread), headers=HX).content.decode()
+    assert "bought $25 · 2 Nov" in picker and "3 Nov" not in picker
+    grid = client.get(picker_url(thread, part="grid"), headers=HX).content.decode()
+    assert "bought $25 · 2 Nov" in grid
+    history = client.get(
+        reverse("fan_media_history", args=[fan.account_id, fan.pk]), headers=HX
+    ).content.decode()
+    assert "2 Nov 2026, 19:00" in history
+    asked = client.post(
+        send_url(thread), {"text": "again?", "price": "15", "vault_item_ids": [item.pk]}, headers=HX
+    )
+    assert asked.status_code == 409
+    assert f"bought photo {item.platform_media_id} ($25) on 2 Nov" in asked.content.decode()
+
+
 def test_picker_of_another_account_is_404(client, chatter, other_fan):
     foreign = ConversationFactory(account=other_fan.account, fan=other_fan)
     client.force_login(chatter)
