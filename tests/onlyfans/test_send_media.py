@@ -239,14 +239,14 @@ def test_resend_guard_names_items_and_how_unless_allowed(send, member_api, fast_
 def test_send_with_media_costs_two_queries_more(
     member_api, fast_fan, sqs_queues, django_assert_num_queries, settings
 ):
-    # The pinned send without media is tests/onlyfans/test_api_messages.py (8 queries with a
-    # token; 7 with a session-less forced login, as here).
+    # The pinned send without media is tests/onlyfans/test_api_messages.py (9 queries with a
+    # token; 8 with a session-less forced login, as here).
     settings.SEND_DISPATCH_COALESCE_MS = 25
     item = VaultItemFactory(account=fast_fan.account)
     _send(member_api, fast_fan)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         assert _send(member_api, fast_fan).status_code == 202
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         assert (
             _send(member_api, fast_fan, price_cents=900, vault_item_ids=[item.pk]).status_code
             == 202
