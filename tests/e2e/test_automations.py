@@ -53,6 +53,11 @@ def test_owner_creates_a_welcome_with_the_preview_and_turns_it_on(login, member)
     # a fan without a display name gets the fallback
     page.select_option("#preview-fan", value=str(newcomers[0].pk))
     expect(preview).to_have_text("Hi babe, welcome in")
+    # editing the text afterwards keeps the chosen fan
+    text.fill("Hi {name|babe}, welcome in!")
+    expect(preview).to_have_text("Hi babe, welcome in!")
+    text.fill("Hi {name|babe}, welcome in")
+    expect(preview).to_have_text("Hi babe, welcome in")
     # and the dry run says who the last 7 days would have reached
     expect(page.locator("#reach-count")).to_contain_text("3 fans would have been reached")
     page.fill("input[name=delay_minutes]", "3")

@@ -63,11 +63,13 @@ def test_a_manager_builds_a_week_and_a_chatter_clocks_in(login, member):
     add(chatter, start.date(), f"{start:%H:%M}", f"{start + timedelta(hours=4):%H:%M}")
     expect(page.locator(".flash")).to_contain_text("Shift added.")
     # an overlapping one for the same member: a clear error in the editor, nothing saved
+    # (its day is its own start's: an hour after a late-evening start is the next day)
+    inside = start + timedelta(hours=1)
     add(
         chatter,
-        start.date(),
-        f"{start + timedelta(hours=1):%H:%M}",
-        f"{start + timedelta(hours=2):%H:%M}",
+        inside.date(),
+        f"{inside:%H:%M}",
+        f"{inside + timedelta(hours=1):%H:%M}",
         saved=False,
     )
     expect(page.locator("#shift-editor .error").first).to_contain_text("overlaps")
