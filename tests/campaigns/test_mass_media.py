@@ -289,3 +289,43 @@ def test_a_chunk_replayed_adds_nothing_twice(shop, vault_mass):
     # then: nothing is added, to the events or the roll-up
     assert added == 0
     assert rollup_rows(shop.account) == kept
+
+
+@override_settings(CAMPAIGN_MASS_CHUNK_SIZE=3)
+def test_each_chunk_writes_its_fans_media_in_one_statement(shop, vault_mass):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # when: seven fans go out in three chunks
+    with CaptureQueriesContext(connection) as queries:
+        vault_mass.send(price_cents=1500)
+    # then: one statement per chunk writes the events (and the roll-up), none per fan
+    writes = [q["sql"] for q in queries if "INSERT INTO crm_fanmediaevent" in q["sql"]]
+    assert len(writes) == 3
+    assert FanMediaEvent.objects.filter(source="campaign_mass").count() == 14
+
+
+@override_settings(CAMPAIGN_MASS_CHUNK_SIZE=3)
+def test_an_unlock_of_a_mass_copy_is_recorded_but_not_tied_to_its_media(shop, vault_mass):
+    from onlyfans.inbound import purchase_record
+
+    # given: a mass PPV sent; a fan unlocks their copy (the platform names the copy's own
+    # message id, which the mass call never told us)
+    a, b = vault_mass.a, vault_mass.b
+    vault_mass.send(price_cents=1500)
+    fan = vault_mass.fans[0]
+    purchase = purchase_record(
+        account=shop.account,
+        platform_fan_id=fan.platform_fan_id,
+        kind="ppv",
+        amount_cents=1500,
+        purchased_at=timezone.now(),
+        platform_event_id=f"ppv:copy-1:{fan.platform_fan_id}",
+        message_platform_id="copy-1",
+    )
+    # then: the purchase and the fan's spend are recorded, with no message
+    assert purchase is not None and purchase.message_id is None
+    # and the media stay offered, not bought: nothing ties the unlock to the campaign
+    marks = fan_media_marks(fan_id=fan.pk, item_ids=[a.pk, b.pk])
+    assert {m.state for m in marks.values()} == {"offered"}
+    assert {t.bought for t in MediaItemTotal.objects.filter(account=shop.account)} == {0}
