@@ -163,8 +163,8 @@ def test_a_mass_ppv_marks_guards_excludes_and_counts_what_each_fan_got(
         (c.pk, c.platform_mass_id) for c in chunks
     }
     assert set(events.values_list("fan_id", flat=True)) == {f.pk for f in fans}
-    # the picker's marks say offered at the campaign's price
-    fan = fans[0]
+    # the picker's marks say offered at the campaign's price (a fan the single message missed)
+    fan = next(f for f in fans if f.pk != first.conversation.fan_id)
     marks = fan_media_marks(fan_id=fan.pk, item_ids=[a.pk, b.pk])
     assert {k: (m.state, m.price_cents) for k, m in marks.items()} == {
         a.pk: ("offered", 1500),
@@ -329,3 +329,19 @@ def test_an_unlock_of_a_mass_copy_is_recorded_but_not_tied_to_its_media(shop, va
     marks = fan_media_marks(fan_id=fan.pk, item_ids=[a.pk, b.pk])
     assert {m.state for m in marks.values()} == {"offered"}
     assert {t.bought for t in MediaItemTotal.objects.filter(account=shop.account)} == {0}
+
+
+@override_settings(CAMPAIGN_MASS_CHUNK_SIZE=3)
+def test_the_fans_media_history_names_the_mass_campaign(client, shop, vault_mass):
+    from django.urls import reverse
+
+    campaign = vault_mass.send(price_cents=1500)
+    fan = vault_mass.fans[0]
+    client.force_login(shop.owner)
+    page = client.get(reverse("fan_media_history", args=[shop.account.pk, fan.pk]))
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert body.count("Offered") == 2
+    link = reverse("campaign_detail", args=[shop.account.pk, campaign.pk])
+    assert f'mass campaign <a href="{link}">#{campaign.pk}</a>' in body
+    assert f"by {shop.owner.username}" in body
