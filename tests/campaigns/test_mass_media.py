@@ -345,3 +345,32 @@ def test_the_fans_media_history_names_the_mass_campaign(client, shop, vault_mass
     link = reverse("campaign_detail", args=[shop.account.pk, campaign.pk])
     assert f'mass campaign <a href="{link}">#{campaign.pk}</a>' in body
     assert f"by {shop.owner.username}" in body
+
+
+@override_settings(CAMPAIGN_MASS_CHUNK_SIZE=3)
+def test_the_migration_backfills_mass_campaigns_sent_before_it(shop, vault_mass):
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    from crm.media_stats import media_stats_zone
+
+    # given: a mass campaign whose events are missing (sent before they were recorded)
+    campaign = vault_mass.send(price_cents=1500)
+    columns = ("fan_id", "vault_item_id", "platform_media_id", "kind", "price_cents",
+               "platform_message_id", "sent_by_id", "campaign_id", "mass_chunk_id")  # fmt: skip
+    events = FanMediaEvent.objects.filter(source="campaign_mass")
+    before = sorted(events.values_list(*columns))
+    kept = rollup_rows(shop.account)
+    events.delete()
+    # when: the migration's backfill runs
+    migration = importlib.import_module("campaigns.migrations.0005_mass_media_backfill")
+    with connection.schema_editor() as editor:
+        migration.backfill(apps, editor)
+    # then: the same events, the roll-up marked not whole, and a build counts them again
+    assert sorted(events.values_list(*columns)) == before
+    assert set(events.values_list("campaign_id", flat=True)) == {campaign.pk}
+    assert media_stats_zone(account_id=shop.account.pk) is None
+    media_stats_build(account=shop.account)
+    assert rollup_rows(shop.account) == kept
