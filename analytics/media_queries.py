@@ -31,6 +31,7 @@ from django.db import connection, transaction
 
 from crm.media_stats import REVENUE_SCALE
 from crm.models import (
+    FanMediaEvent,
     MediaItemDay,
     MediaItemTotal,
     MediaOfferDay,
@@ -49,6 +50,7 @@ ITEM_LIST = VaultItemList._meta.db_table
 ITEM_DAY = MediaItemDay._meta.db_table
 ITEM_TOTAL = MediaItemTotal._meta.db_table
 OFFER_DAY = MediaOfferDay._meta.db_table
+EVENT = FanMediaEvent._meta.db_table
 
 # Sort keys (the page's and the API's ``sort``), each the SQL of its column in the figures.
 SORT_COLUMNS: dict[str, str] = {
@@ -123,6 +125,18 @@ class MediaFilter:
             sql += f" AND {alias}.sent_at >= %(start)s AND {alias}.sent_at < %(end)s"
         if self.sent_by_id is not None:
             sql += f" AND {alias}.sent_by_id = %(sent_by)s"
+        return sql
+
+    def mass_sql(self, alias: str = "e") -> str:
+        """The conditions on a fan's copy of a campaign's mass message (``campaign_mass``
+        events: no message of ours, no sender): this account's, in the range; none in a
+        chatter's own view."""
+        sql = f"{alias}.account_id = %(account)s AND {alias}.source = 'campaign_mass'"
+        sql += f" AND {alias}.kind IN ('sent_free', 'offered')"
+        if self.start is not None:
+            sql += f" AND {alias}.at >= %(start)s AND {alias}.at < %(end)s"
+        if self.sent_by_id is not None:
+            sql += " AND false"
         return sql
 
     def item_sql(self, alias: str = "vi") -> str:
@@ -215,6 +229,11 @@ def _rows_cte(f: MediaFilter, items: str) -> str:
         FROM {MEDIA} mm JOIN {MESSAGE} m ON m.id = mm.message_id
         WHERE mm.account_id = %(account)s AND mm.vault_item_id IN ({items})
           AND {f.message_sql()}
+        UNION ALL
+        -- Each fan's copy of a campaign's mass message (never bought: no message to tie to).
+        SELECT e.vault_item_id, NULL::bigint, false, e.price_cents, NULL::bigint
+        FROM {EVENT} e
+        WHERE e.vault_item_id IN ({items}) AND {f.mass_sql()}
     ),
     paid AS (
         SELECT o.message_id, SUM(p.amount_cents) AS cents,
@@ -488,11 +507,16 @@ def offer_groups(*, f: MediaFilter, by: str) -> list[GroupRow]:
     group = GROUPS[by].replace("r.", "o.")
     sql = f"""
     WITH o AS (
-        SELECT m.id, m.price_cents, m.sent_by_id
+        SELECT m.id, m.price_cents, m.sent_by_id, NULL::bigint AS chunk, NULL::bigint AS fan
         FROM {MESSAGE} m
         WHERE {f.message_sql()} AND m.price_cents > 0
           AND EXISTS (SELECT 1 FROM {MEDIA} mm JOIN {ITEM} vi ON vi.id = mm.vault_item_id
                       WHERE mm.message_id = m.id AND NOT mm.is_preview AND {f.item_sql()})
+        UNION ALL
+        -- Each fan's paid copy of a mass message with a matching item is one offer.
+        SELECT DISTINCT NULL::bigint, e.price_cents, NULL::bigint, e.mass_chunk_id, e.fan_id
+        FROM {EVENT} e JOIN {ITEM} vi ON vi.id = e.vault_item_id
+        WHERE {f.mass_sql()} AND e.kind = 'offered' AND {f.item_sql()}
     ),
     pd AS (
         SELECT p.message_id, SUM(p.amount_cents) AS cents

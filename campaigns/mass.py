@@ -33,6 +33,7 @@ from campaigns.rules import VARIABLE
 from campaigns.services import campaign_finish_if_done
 from config.redis import redis_client
 from crm.broadcasts import account_event_broadcast
+from crm.media_send import fan_media_events_record_mass, fan_media_events_withdraw_mass
 from crm.models import CreatorAccount
 from onlyfans import gateway
 from onlyfans.contracts import (
@@ -136,7 +137,19 @@ def _chunks_create(campaign: Campaign) -> int:
         return int(cursor.rowcount)
 
 
-def _chunk_sent(chunk: MassChunk, status: MassMessageStatus) -> None:
+# The chunk's recipients become ``mass_sent``; their fans, for what each one got.
+_RECIPIENTS_SENT_SQL = f"""
+UPDATE {CampaignRecipient._meta.db_table} SET state = 'mass_sent', sent_at = %(now)s
+WHERE chunk_id = %(chunk)s AND state = 'pending'
+RETURNING fan_id
+"""  # noqa: S608 (table names only)
+
+
+def _chunk_sent(campaign: Campaign, chunk: MassChunk, status: MassMessageStatus) -> None:
+    """The platform accepted the chunk (inside the caller's transaction): the chunk and its
+    recipients say so, and each recipient fan's media events (what the fan got, for the
+    picker's marks, the resend guard and the pre-flight) and the media page's roll-up are
+    written with them, a few set-based statements whatever the chunk's size."""
     now = timezone.now()
     chunk.state = MassChunk.State.SENT
     chunk.platform_mass_id = status.platform_mass_id
@@ -148,9 +161,20 @@ def _chunk_sent(chunk: MassChunk, status: MassMessageStatus) -> None:
     chunk.sent_at = now
     chunk.last_error = ""
     chunk.save()
-    CampaignRecipient.objects.filter(
-        chunk_id=chunk.pk, state=CampaignRecipient.State.PENDING
-    ).update(state=CampaignRecipient.State.MASS_SENT, sent_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(_RECIPIENTS_SENT_SQL, {"chunk": chunk.pk, "now": now})
+        fan_ids = [row[0] for row in cursor.fetchall()]
+    fan_media_events_record_mass(
+        account_id=campaign.account_id,
+        campaign_id=campaign.pk,
+        chunk_id=chunk.pk,
+        platform_mass_id=chunk.platform_mass_id,
+        fan_ids=fan_ids,
+        media_ids=list(campaign.media_ids),
+        price_cents=campaign.price_cents,
+        at=now,
+        sent_by_id=campaign.created_by_id,
+    )
     Campaign.objects.filter(pk=chunk.campaign_id).update(
         fanned_out=F("fanned_out") + len(chunk.platform_fan_ids), updated_at=now
     )
@@ -202,7 +226,7 @@ def _reconcile(campaign: Campaign, chunk: MassChunk) -> MassStep:
             and not status.is_canceled
         ):
             with transaction.atomic():
-                _chunk_sent(chunk, status)
+                _chunk_sent(campaign, chunk, status)
             log.info(
                 "campaign.mass_reconciled_found",
                 campaign_id=campaign.pk,
@@ -299,7 +323,7 @@ def _send_chunk_on_slot(
         log.warning("campaign.mass_refused", campaign_id=campaign.pk, code=exc.code)
         return MassStep(MassResult.REFUSED, retry_in=0)
     with transaction.atomic():
-        _chunk_sent(chunk, status)
+        _chunk_sent(campaign, chunk, status)
     return MassStep(MassResult.SENT, retry_in=0)
 
 
@@ -409,7 +433,7 @@ def campaign_mass_refresh(*, campaign_id: int) -> bool:
 # --- unsend ------------------------------------------------------------------------------------
 
 
-def _chunk_unsent(chunk: MassChunk, now: datetime) -> None:
+def _chunk_unsent(chunk: MassChunk, now: datetime, *, account_id: int) -> None:
     with transaction.atomic():
         MassChunk.objects.filter(pk=chunk.pk).update(
             state=MassChunk.State.UNSENT,
@@ -422,6 +446,9 @@ def _chunk_unsent(chunk: MassChunk, now: datetime) -> None:
         CampaignRecipient.objects.filter(
             chunk_id=chunk.pk, state=CampaignRecipient.State.MASS_SENT
         ).update(state=CampaignRecipient.State.UNSENT)
+        # Withdrawn from the fans' chats: they no longer have its media (marks, resend guard,
+        # pre-flight and the media page forget it).
+        fan_media_events_withdraw_mass(account_id=account_id, chunk_id=chunk.pk)
 
 
 def _chunk_unsend_refused(chunk: MassChunk, error: str) -> None:
@@ -469,12 +496,12 @@ def _unsend_chunk(campaign: Campaign, chunk: MassChunk) -> MassStep:
                 MassResult.RETRYING, retry_in=settings.CAMPAIGN_MASS_RECONCILE_DELAY_SECONDS
             )
         if status.is_canceled:  # an earlier call did it, its answer was lost
-            _chunk_unsent(chunk, now)
+            _chunk_unsent(chunk, now, account_id=campaign.account_id)
             return MassStep(MassResult.UNSENT, retry_in=0)
         _chunk_unsend_refused(chunk, f"{exc.code}: {exc.message}")
         log.info("campaign.mass_unsend_refused", campaign_id=campaign.pk, chunk=chunk.index)
         return MassStep(MassResult.REFUSED, retry_in=0)
-    _chunk_unsent(chunk, now)
+    _chunk_unsent(chunk, now, account_id=campaign.account_id)
     log.info(
         "campaign.mass_unsent",
         campaign_id=campaign.pk,

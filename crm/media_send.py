@@ -11,6 +11,10 @@
   when a PPV unlock is recorded; both also add to the media page's roll-up
   (``crm.media_stats``). The partial unique constraints make the events idempotent
   (``ON CONFLICT DO NOTHING``).
+- ``fan_media_events_record_mass`` / ``fan_media_events_withdraw_mass``: a campaign sent as
+  the platform's mass message has no message of ours per fan: when the platform accepts a
+  chunk, its fans' events (``source=campaign_mass``, with the campaign and chunk) and the
+  roll-up are written in one statement; an unsend deletes them again.
 - ``fan_media_marks``: the per-fan state of a page of items (the picker's marks), one query on
   ``fan_media_event_fan_item``.
 - ``fan_media_history``: the fan panel's list, keyset-paginated on ``fan_media_event_fan_recent``.
@@ -30,7 +34,13 @@ from typing import Any, TypeVar
 from django.db import connection
 
 from crm.errors import ApplicationError
-from crm.media_stats import media_stats_purchase_add, sent_media_ctes
+from crm.media_stats import (
+    mass_media_ctes,
+    media_stats_drop_empty,
+    media_stats_lock_shared,
+    media_stats_purchase_add,
+    sent_media_ctes,
+)
 from crm.models import (
     Conversation,
     CreatorAccount,
@@ -433,6 +443,92 @@ def fan_media_events_record_bought(*, message: Message, price_cents: int, at: da
     return added
 
 
+# --- mass sends -------------------------------------------------------------------------------
+_MASS_RETURNING = "RETURNING account_id, fan_id, vault_item_id, kind, price_cents, at"
+
+# Each fan of the chunk gets each distinct media of the campaign: offered at its price, or
+# sent free (a campaign carries no previews). Rows in (fan, media) order.
+_MASS_EVENTS_SQL = f"""
+INSERT INTO {_E} ({_EVENT_COLUMNS}, campaign_id, mass_chunk_id)
+SELECT %(account)s, f.fan_id, v.id, u.pid,
+       CASE WHEN %(price)s > 0 THEN 'offered' ELSE 'sent_free' END, %(price)s, %(at)s, NULL,
+       %(platform_mass_id)s, 'campaign_mass', %(sent_by)s, now(), %(campaign)s, %(chunk)s
+FROM unnest(%(fan_ids)s::bigint[]) AS f(fan_id)
+CROSS JOIN (SELECT pid, min(n) AS n FROM unnest(%(media)s::text[]) WITH ORDINALITY AS x(pid, n)
+            WHERE pid <> '' GROUP BY pid) u
+LEFT JOIN {_V} v ON v.account_id = %(account)s AND v.platform_media_id = u.pid
+ORDER BY f.fan_id, u.n
+ON CONFLICT DO NOTHING
+{_MASS_RETURNING}
+"""  # noqa: S608 (table names only)
+_MASS_RECORD_SQL = f"WITH {mass_media_ctes(_MASS_EVENTS_SQL)} SELECT COUNT(*) FROM events"  # noqa: S608
+
+_MASS_DELETE_SQL = f"""
+DELETE FROM {_E}
+WHERE source = 'campaign_mass' AND mass_chunk_id = %(chunk)s AND account_id = %(account)s
+{_MASS_RETURNING}
+"""  # noqa: S608 (table names only)
+_MASS_WITHDRAW_SQL = f"""
+WITH {mass_media_ctes(_MASS_DELETE_SQL, withdraw=True)}
+SELECT COUNT(*),
+       COALESCE(array_agg(DISTINCT vault_item_id) FILTER (WHERE vault_item_id IS NOT NULL), '{{}}')
+FROM events
+"""  # noqa: S608 (table names only)
+
+
+def fan_media_events_record_mass(
+    *,
+    account_id: int,
+    campaign_id: int,
+    chunk_id: int,
+    platform_mass_id: str,
+    fan_ids: Sequence[int],
+    media_ids: Sequence[str],
+    price_cents: int,
+    at: datetime,
+    sent_by_id: int | None,
+) -> int:
+    """The platform accepted one chunk of a campaign's mass message (in the caller's
+    transaction): each of ``fan_ids`` got each of ``media_ids``, offered at ``price_cents``
+    (sent free at 0), from that campaign and chunk, by ``sent_by_id`` (who made the
+    campaign). The media page's roll-up counts each fan's copy as a campaign message to that
+    fan (``crm.media_stats``). Two statements (the roll-up's lock, then events and roll-up
+    together), none without fans or media; a replay adds nothing. Returns the events added."""
+    if not fan_ids or not media_ids:
+        return 0
+    media_stats_lock_shared(account_id=account_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MASS_RECORD_SQL,
+            {
+                "account": account_id,
+                "campaign": campaign_id,
+                "chunk": chunk_id,
+                "platform_mass_id": platform_mass_id[:64],
+                "fan_ids": list(fan_ids),
+                "media": [str(m) for m in media_ids],
+                "price": price_cents,
+                "at": at,
+                "sent_by": sent_by_id,
+            },
+        )
+        return int(cursor.fetchone()[0])
+
+
+def fan_media_events_withdraw_mass(*, account_id: int, chunk_id: int) -> int:
+    """A chunk of a mass message was unsent from the platform: its fans no longer have its
+    media, so its events are deleted and taken out of the roll-up (rows left at zero go, as a
+    build would not have them). Three statements; a second call removes nothing. Returns the
+    events removed."""
+    media_stats_lock_shared(account_id=account_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_MASS_WITHDRAW_SQL, {"account": account_id, "chunk": chunk_id})
+        removed, item_ids = cursor.fetchone()
+    if removed:
+        media_stats_drop_empty(account_id=account_id, item_ids=list(item_ids))
+    return int(removed)
+
+
 # --- the fan panel's history ----------------------------------------------------------------
 @dataclass(frozen=True)
 class MediaHistoryPage:
@@ -480,6 +576,7 @@ def fan_media_history(
             "message_id",
             "message__campaign_id",
             "message__sender_kind",
+            "campaign_id",
             "vault_item__id",
             "vault_item__account_id",
             "vault_item__media_type",

@@ -15,7 +15,11 @@ Written in the transaction of the rows they count, never later:
   recorded for it);
 - ``media_stats_purchase_add``: a PPV purchase of a sent message (called where the purchase and
   its ``bought`` fan events are recorded, ``crm.media_send.fan_media_events_record_bought``);
-- ``media_stats_link_add``: message media linked to a vault item that arrived later.
+- ``media_stats_link_add``: message media linked to a vault item that arrived later;
+- ``mass_media_ctes`` / ``MASS_WITHDRAW_CTES``: a campaign's mass message accepted (or unsent)
+  by the platform: its fans' ``campaign_mass`` events, each one fan's copy counted as a
+  campaign message to that fan would be (no sender, no previews, no purchases: the platform
+  does not tie an unlock to the mass message).
 
 ``media_stats_build`` (the migration, ``manage.py media_stats_rebuild``, a zone change) counts
 an account from the raw rows. The hooks take the account's advisory lock shared, the build
@@ -35,6 +39,7 @@ from django.utils import timezone
 
 from crm.models import (
     CreatorAccount,
+    FanMediaEvent,
     MediaItemDay,
     MediaItemTotal,
     MediaOfferDay,
@@ -59,6 +64,7 @@ _STATE = MediaStatsState._meta.db_table
 _MM = MessageMedia._meta.db_table
 _M = Message._meta.db_table
 _P = Purchase._meta.db_table
+_E = FanMediaEvent._meta.db_table
 
 _ITEM_COLUMNS = (
     "account_id, vault_item_id, day, price_cents, sent_by_id, sent_free, previewed, offered, "
@@ -259,6 +265,101 @@ def media_stats_link_add(*, account_id: int) -> int:
         return int(cursor.fetchone()[0])
 
 
+# --- mass sends (a campaign in mass mode: no message of ours per fan) ----------------------
+# With ``events``: the fan events just written for one mass chunk (an INSERT's or a DELETE's
+# RETURNING ``account_id, fan_id, vault_item_id, kind, price_cents, at``). Each fan's copy
+# counts as a campaign message would (sender none): a free one sends each item free, a paid
+# one offers each item and is one offer of the message. Nothing for an account without a
+# roll-up row: its build counts everything.
+_MASS_DELTA = f"""
+mass_state AS (
+  SELECT s.zone_name FROM {_STATE} s WHERE s.account_id = %(account)s
+),
+mass_items AS (
+  SELECT e.account_id, e.vault_item_id, (e.at AT TIME ZONE s.zone_name)::date AS day,
+         e.price_cents, NULL::bigint AS sent_by_id,
+         COUNT(*) FILTER (WHERE e.kind = 'sent_free') AS sent_free, 0 AS previewed,
+         COUNT(*) FILTER (WHERE e.kind = 'offered') AS offered, 0 AS bought,
+         0::numeric AS revenue_units
+  FROM events e CROSS JOIN mass_state s
+  WHERE e.vault_item_id IS NOT NULL AND e.kind IN ('sent_free', 'offered')
+  GROUP BY 1, 2, 3, 4, 5
+),
+mass_offer_rows AS (
+  SELECT e.account_id, (e.at AT TIME ZONE s.zone_name)::date AS day, e.price_cents,
+         NULL::bigint AS sent_by_id, COUNT(DISTINCT e.fan_id) AS offered
+  FROM events e CROSS JOIN mass_state s
+  WHERE e.vault_item_id IS NOT NULL AND e.kind = 'offered'
+  GROUP BY 1, 2, 3, 4
+)"""  # noqa: S608 (table names only)
+
+_MASS_ADD_CTES = f"""{_MASS_DELTA},{_days_and_totals("mass_items")},
+mass_offers AS (
+  INSERT INTO {_OFFER} AS t ({_OFFER_COLUMNS})
+  SELECT account_id, day, price_cents, sent_by_id, offered, 0, 0 FROM mass_offer_rows
+  ORDER BY day, price_cents
+  {_OFFER_UPSERT}
+)"""  # noqa: S608 (table names only)
+
+# The same rows taken away again (an unsend): they exist, the send or a build counted them.
+_MASS_WITHDRAW_CTES = f"""{_MASS_DELTA},
+mass_days AS (
+  UPDATE {_ITEM} AS t SET sent_free = t.sent_free - d.sent_free, offered = t.offered - d.offered
+  FROM mass_items d
+  WHERE t.account_id = d.account_id AND t.vault_item_id = d.vault_item_id AND t.day = d.day
+    AND t.price_cents = d.price_cents AND t.sent_by_id IS NULL
+),
+mass_totals AS (
+  UPDATE {_TOTAL} AS t SET sent_free = t.sent_free - d.sent_free, offered = t.offered - d.offered
+  FROM (SELECT account_id, vault_item_id, SUM(sent_free) AS sent_free, SUM(offered) AS offered
+        FROM mass_items GROUP BY 1, 2) d
+  WHERE t.account_id = d.account_id AND t.vault_item_id = d.vault_item_id
+),
+mass_offers AS (
+  UPDATE {_OFFER} AS t SET offered = t.offered - d.offered
+  FROM mass_offer_rows d
+  WHERE t.account_id = d.account_id AND t.day = d.day AND t.price_cents = d.price_cents
+    AND t.sent_by_id IS NULL
+)"""  # noqa: S608 (table names only)
+
+# Rows an unsend left at zero (a build would not have them).
+_MASS_EMPTY_SQL = f"""
+WITH d AS (
+  DELETE FROM {_ITEM} WHERE account_id = %(account)s AND vault_item_id = ANY(%(items)s)
+    AND sent_free = 0 AND previewed = 0 AND offered = 0 AND bought = 0 AND revenue_units = 0
+), t AS (
+  DELETE FROM {_TOTAL} WHERE account_id = %(account)s AND vault_item_id = ANY(%(items)s)
+    AND sent_free = 0 AND previewed = 0 AND offered = 0 AND bought = 0 AND revenue_units = 0
+)
+DELETE FROM {_OFFER} WHERE account_id = %(account)s AND offered = 0 AND bought = 0
+  AND revenue_cents = 0
+"""  # noqa: S608 (table names only)
+
+
+def mass_media_ctes(fan_events_sql: str, *, withdraw: bool = False) -> str:
+    """The CTEs of the statement that writes (or, ``withdraw``, deletes) one mass chunk's fan
+    events (``fan_events_sql``, RETURNING the columns ``_MASS_DELTA`` reads) and adds them to
+    (takes them from) this roll-up. Call ``media_stats_lock_shared`` first."""
+    tail = _MASS_WITHDRAW_CTES if withdraw else _MASS_ADD_CTES
+    return f"events AS ({fan_events_sql}), {tail}"
+
+
+def media_stats_lock_shared(*, account_id: int) -> None:
+    """The account's roll-up lock, shared, for the rest of the transaction (a writer's)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s::int, %s::int)", [LOCK_KEY, account_id]
+        )
+
+
+def media_stats_drop_empty(*, account_id: int, item_ids: list[int]) -> None:
+    """Delete the account's roll-up rows an unsend brought to zero (one statement)."""
+    if not item_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_MASS_EMPTY_SQL, {"account": account_id, "items": item_ids})
+
+
 # --- the build from the raw rows ------------------------------------------------------------
 _BUILD_ITEMS_SQL = f"""
 WITH m AS (
@@ -272,13 +373,30 @@ pd AS (
 sh AS (
   SELECT message_id, COUNT(*) AS n FROM {_MM}
   WHERE account_id = %(account)s AND NOT is_preview GROUP BY 1
+),
+sent AS (
+  SELECT m.account_id, mm.vault_item_id, m.day, m.price_cents, m.sent_by_id, {_FIGURES}
+  FROM {_MM} mm JOIN m ON m.id = mm.message_id
+  LEFT JOIN pd ON pd.message_id = mm.message_id AND m.price_cents > 0
+  LEFT JOIN sh ON sh.message_id = mm.message_id
+  WHERE mm.account_id = %(account)s AND mm.vault_item_id IS NOT NULL
+  GROUP BY 1, 2, 3, 4, 5
+),
+-- Mass sends: each fan's copy of a campaign's mass message, as a campaign message counts.
+mass AS (
+  SELECT account_id, vault_item_id, (at AT TIME ZONE %(zone)s)::date AS day, price_cents,
+         NULL::bigint AS sent_by_id, COUNT(*) FILTER (WHERE kind = 'sent_free') AS sent_free,
+         0 AS previewed, COUNT(*) FILTER (WHERE kind = 'offered') AS offered, 0 AS bought,
+         0::numeric AS revenue_units
+  FROM {_E}
+  WHERE account_id = %(account)s AND source = 'campaign_mass' AND vault_item_id IS NOT NULL
+    AND kind IN ('sent_free', 'offered')
+  GROUP BY 1, 2, 3, 4, 5
 )
 INSERT INTO {_ITEM} ({_ITEM_COLUMNS})
-SELECT m.account_id, mm.vault_item_id, m.day, m.price_cents, m.sent_by_id, {_FIGURES}
-FROM {_MM} mm JOIN m ON m.id = mm.message_id
-LEFT JOIN pd ON pd.message_id = mm.message_id AND m.price_cents > 0
-LEFT JOIN sh ON sh.message_id = mm.message_id
-WHERE mm.account_id = %(account)s AND mm.vault_item_id IS NOT NULL
+SELECT account_id, vault_item_id, day, price_cents, sent_by_id, SUM(sent_free),
+       SUM(previewed), SUM(offered), SUM(bought), SUM(revenue_units)
+FROM (SELECT * FROM sent UNION ALL SELECT * FROM mass) x
 GROUP BY 1, 2, 3, 4, 5
 """  # noqa: S608 (table names only)
 
@@ -301,11 +419,26 @@ offer AS (
 pd AS (
   SELECT message_id, SUM(amount_cents) AS cents FROM {_P}
   WHERE account_id = %(account)s AND kind = 'ppv' AND message_id IS NOT NULL GROUP BY 1
+),
+sent AS (
+  SELECT m.account_id, m.day, m.price_cents, m.sent_by_id, COUNT(*) AS offered,
+         COUNT(pd.cents) AS bought, COALESCE(SUM(pd.cents), 0) AS revenue_cents
+  FROM m JOIN offer o ON o.message_id = m.id LEFT JOIN pd ON pd.message_id = m.id
+  GROUP BY 1, 2, 3, 4
+),
+-- Mass sends: each fan's paid copy with a vault item is one offer.
+mass AS (
+  SELECT account_id, (at AT TIME ZONE %(zone)s)::date AS day, price_cents,
+         NULL::bigint AS sent_by_id, COUNT(DISTINCT (mass_chunk_id, fan_id)) AS offered,
+         0 AS bought, 0 AS revenue_cents
+  FROM {_E}
+  WHERE account_id = %(account)s AND source = 'campaign_mass' AND kind = 'offered'
+    AND vault_item_id IS NOT NULL
+  GROUP BY 1, 2, 3, 4
 )
 INSERT INTO {_OFFER} ({_OFFER_COLUMNS})
-SELECT m.account_id, m.day, m.price_cents, m.sent_by_id, COUNT(*), COUNT(pd.cents),
-       COALESCE(SUM(pd.cents), 0)
-FROM m JOIN offer o ON o.message_id = m.id LEFT JOIN pd ON pd.message_id = m.id
+SELECT account_id, day, price_cents, sent_by_id, SUM(offered), SUM(bought), SUM(revenue_cents)
+FROM (SELECT * FROM sent UNION ALL SELECT * FROM mass) x
 GROUP BY 1, 2, 3, 4
 """  # noqa: S608 (table names only)
 

@@ -1270,6 +1270,8 @@ class FanMediaEvent(models.Model):
     class Source(models.TextChoices):
         OURS = "ours", "Sent through the product"
         PLATFORM_HISTORY = "platform_history", "Platform history"
+        # A campaign sent as the platform's mass message: no message of ours per fan.
+        CAMPAIGN_MASS = "campaign_mass", "Campaign mass message"
 
     account = models.ForeignKey(
         CreatorAccount, on_delete=models.CASCADE, related_name="+", db_index=False
@@ -1295,11 +1297,25 @@ class FanMediaEvent(models.Model):
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Mass mode (``source=campaign_mass``): the campaign and the chunk (one platform mass
+    # message) that carried it. Ids, not foreign keys: crm does not depend on campaigns.
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+    mass_chunk_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-at", "-id"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["mass_chunk_id", "fan", "platform_media_id", "kind"],
+                condition=Q(source="campaign_mass"),
+                name="fan_media_event_unique_mass",
+            ),
+            models.CheckConstraint(
+                condition=~Q(source="campaign_mass")
+                | Q(campaign_id__isnull=False, mass_chunk_id__isnull=False),
+                name="fan_media_event_mass_has_chunk",
+            ),
             models.UniqueConstraint(
                 fields=["message", "platform_media_id", "kind"],
                 condition=Q(source="ours"),
@@ -1338,6 +1354,12 @@ class FanMediaEvent(models.Model):
                 fields=["account", "platform_media_id"],
                 condition=Q(vault_item__isnull=True),
                 name="fan_media_event_unlinked",
+            ),
+            # Mass sends counted from the raw rows (the media page's fallback, the build).
+            models.Index(
+                fields=["account", "at"],
+                condition=Q(source="campaign_mass"),
+                name="fan_media_event_mass_at",
             ),
         ]
 
