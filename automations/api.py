@@ -55,10 +55,24 @@ class AutomationWriteSerializer(serializers.Serializer):
         default=0,
         min_value=0,
         max_value=20000,
-        help_text="0 (free) or 300 to 20000; a paid message needs media_ids.",
+        help_text="0 (free) or 300 to 20000; a paid message needs vault_item_ids or media_ids.",
+    )
+    vault_item_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Media from the account's vault (our ids, in order). Each must be the "
+        "account's and ready (not removed on the platform, not processing): refused with "
+        "invalid_automation otherwise. Checked again when each message is queued; a run whose "
+        "media was removed since is skipped (media_unavailable).",
     )
     media_ids = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list, max_length=50
+        child=serializers.CharField(max_length=100),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Raw platform media ids, sent after the vault items (for scripts).",
     )
     delay_seconds = serializers.IntegerField(
         required=False, default=0, min_value=0, max_value=DELAY_MAX_SECONDS
@@ -157,6 +171,7 @@ class AutomationSerializer(serializers.ModelSerializer):
             "trigger_value",
             "text",
             "price_cents",
+            "vault_item_ids",
             "media_ids",
             "delay_seconds",
             "delay_spread_seconds",
@@ -233,6 +248,7 @@ def _input(data: dict[str, Any]) -> AutomationInput:
         text=data["text"],
         price_cents=data["price_cents"],
         media_ids=tuple(data["media_ids"]),
+        vault_item_ids=tuple(data["vault_item_ids"]),
         delay_seconds=data["delay_seconds"],
         delay_spread_seconds=data["delay_spread_seconds"],
         rules=dict(data["rules"]),
@@ -255,6 +271,7 @@ def _current(automation: Automation) -> dict[str, Any]:
         "text": automation.text,
         "price_cents": automation.price_cents,
         "media_ids": list(automation.media_ids),
+        "vault_item_ids": list(automation.vault_item_ids),
         "delay_seconds": automation.delay_seconds,
         "delay_spread_seconds": automation.delay_spread_seconds,
         "rules": dict(automation.rules or {}),

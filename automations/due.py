@@ -218,16 +218,29 @@ def _run_process_locked(
             fan=fan,
             text=text,
             price_cents=automation.price_cents,
+            vault_item_ids=list(automation.vault_item_ids),
             media_ids=list(automation.media_ids),
             sender_kind=Message.SenderKind.AUTOMATION,
         )
     except ApplicationError as exc:
-        reason = Reason.FAN_NOT_LINKED if exc.code == "fan_not_linked" else Reason.INVALID_MESSAGE
+        reason = _SKIP_REASON_OF.get(exc.code, Reason.INVALID_MESSAGE)
         _finish(run, state=State.SKIPPED, reason=reason, now=now)
         return "skipped"
     run.message = message
     _finish(run, state=State.ENQUEUED, reason="", now=now)
     return "enqueued"
+
+
+# Why a due run's message was refused by the pipeline (its error code), for the run's record:
+# the picked media are checked again here, so one removed or still processing since the
+# automation was saved, or one the fan already has (the resend guard), is named as such.
+_SKIP_REASON_OF = {
+    "fan_not_linked": Reason.FAN_NOT_LINKED,
+    "media_not_found": Reason.MEDIA_UNAVAILABLE,
+    "media_gone": Reason.MEDIA_UNAVAILABLE,
+    "media_not_ready": Reason.MEDIA_UNAVAILABLE,
+    "media_already_sent": Reason.MEDIA_ALREADY_SENT,
+}
 
 
 def _reference_time(run: AutomationRun) -> datetime:

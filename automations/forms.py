@@ -16,6 +16,8 @@ from django.conf import settings
 
 from automations.models import Automation
 from automations.services import DELAY_MAX_SECONDS, TRIGGER_VALUE_MAX, AutomationInput
+from crm import media_send
+from crm.forms import VaultItemIdsField
 from crm.models import Fan
 
 DELAY_MAX_MINUTES = DELAY_MAX_SECONDS // 60
@@ -35,6 +37,8 @@ def _tags(raw: str) -> list[str]:
 
 
 class AutomationForm(forms.Form):
+    """Pass ``account_id`` so the picked media are checked against the account's vault."""
+
     name = forms.CharField(max_length=200)
     trigger = forms.ChoiceField(choices=Automation.Trigger.choices)
     trigger_value = forms.IntegerField(
@@ -58,7 +62,12 @@ class AutomationForm(forms.Form):
         decimal_places=2,
         label="Price ($)",
     )
-    media_ids = forms.CharField(required=False, max_length=MEDIA_IDS_MAX_LENGTH, label="Media ids")
+    # Media are picked from the vault (the picker's chips post vault_item_ids); ``media_ids``
+    # (hidden) keeps raw platform ids that are no vault item (scripts, older automations).
+    vault_item_ids = VaultItemIdsField(required=False)
+    media_ids = forms.CharField(
+        required=False, max_length=MEDIA_IDS_MAX_LENGTH, label="Media ids", widget=forms.HiddenInput
+    )
     delay_minutes = forms.IntegerField(
         min_value=0, max_value=DELAY_MAX_MINUTES, initial=0, label="Delay (minutes)"
     )
@@ -114,13 +123,33 @@ class AutomationForm(forms.Form):
     )
     enabled = forms.BooleanField(required=False, label="On")
 
+    def __init__(self, *args: Any, account_id: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account_id = account_id
+
+    def clean_vault_item_ids(self) -> list[int]:
+        """The picked items, each one of the account's and sendable now (one query)."""
+        ids: list[int] = self.cleaned_data.get("vault_item_ids") or []
+        if not ids or self.account_id is None:
+            return ids
+        items, problems = media_send.vault_items_sendable(account_id=self.account_id, item_ids=ids)
+        if problems:
+            names = {item.pk: f"{item.media_type} #{item.platform_media_id}" for item in items}
+            raise forms.ValidationError(
+                "; ".join(f"{names.get(i, f'Item {i}')}: {why}" for i, why in problems.items())
+            )
+        return ids
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         price = data.get("price")
         if price and price < 3:
             self.add_error("price", "A paid message costs between $3 and $200 (0 = free).")
-        if price and not self.media_id_list():
-            self.add_error("media_ids", "A paid message needs at least one media file.")
+        has_media = bool(self.media_id_list() or data.get("vault_item_ids"))
+        if price and not has_media and "vault_item_ids" not in self.errors:
+            self.add_error(
+                "vault_item_ids", "A paid message needs at least one media file: add media."
+            )
         start, end = data.get("quiet_hours_start"), data.get("quiet_hours_end")
         if (start is None) != (end is None):
             self.add_error(
@@ -163,6 +192,7 @@ class AutomationForm(forms.Form):
             text=data["text"],
             price_cents=_cents(data.get("price")) or 0,
             media_ids=self.media_id_list(),
+            vault_item_ids=tuple(data.get("vault_item_ids") or ()),
             delay_seconds=(data.get("delay_minutes") or 0) * 60,
             delay_spread_seconds=(data.get("delay_spread_minutes") or 0) * 60,
             rules=self.rules(),
@@ -179,13 +209,19 @@ class AutomationForm(forms.Form):
         def dollars(cents: int | None) -> Decimal | None:
             return None if cents is None else Decimal(cents) / 100
 
+        # Raw ids of older automations that are vault items come back as the picker's chips.
+        found, raw_ids = media_send.vault_items_for_platform_ids(
+            account_id=automation.account_id, platform_ids=automation.media_ids
+        )
+        item_ids = list(dict.fromkeys([*automation.vault_item_ids, *found]))
         return {
             "name": automation.name,
             "trigger": automation.trigger,
             "trigger_value": automation.trigger_value or None,
             "text": automation.text,
             "price": dollars(automation.price_cents) if automation.price_cents else None,
-            "media_ids": ", ".join(automation.media_ids),
+            "vault_item_ids": item_ids,
+            "media_ids": ", ".join(raw_ids),
             "delay_minutes": automation.delay_seconds // 60,
             "delay_spread_minutes": automation.delay_spread_seconds // 60,
             "include_tags": ", ".join(rules.get("include_tags") or []),

@@ -63,6 +63,10 @@ class Automation(models.Model):
     # The campaign composer's personalisation: {name}, {username}, fallbacks {name|babe}.
     text = models.TextField()
     price_cents = models.PositiveIntegerField(default=0)
+    # Media picked from the vault (our ids, in order), resolved to their platform ids when a
+    # run's message is queued, so an item removed or not ready by then is refused there.
+    vault_item_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    # Raw platform ids beside them (scripts, and automations saved before the picker).
     media_ids = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     # Due at trigger + delay + a random part of the spread (per run), so it looks typed.
     delay_seconds = models.PositiveIntegerField(default=0)
@@ -179,6 +183,8 @@ class AutomationRun(models.Model):
         FAN_NOT_LINKED = "fan_not_linked", "Fan not linked to the platform"
         INVALID_MESSAGE = "invalid_message", "The message is not valid"
         EXPIRED = "expired", "Too late: due long ago (an outage)"
+        MEDIA_UNAVAILABLE = "media_unavailable", "A media was removed or is not ready"
+        MEDIA_ALREADY_SENT = "media_already_sent", "The fan already has this media"
 
     PENDING_STATES = (State.SCHEDULED,)
     FINAL_STATES = (State.HELD_CONTROL, State.ENQUEUED, State.CANCELLED, State.SKIPPED)

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from automations.models import Automation, AutomationRun
-from automations.triggers import TriggerHit, trigger_hits
+from automations.triggers import TriggerHit, automation_media_platform_ids, trigger_hits
 from campaigns.rules import segment_rules_parse
 from campaigns.selectors import fans_for_segment
 from crm.errors import NotFoundError
@@ -82,11 +82,12 @@ def fans_in_audience(*, automation: Automation, fan_ids: set[int], now: datetime
     """Which of the fans the automation's filters let through now (one query)."""
     if not fan_ids:
         return set()
+    rules = segment_rules_parse(automation.rules)
     return set(
         fans_for_segment(
             account_id=automation.account_id,
-            rules=segment_rules_parse(automation.rules),
-            media_ids=automation.media_ids,
+            rules=rules,
+            media_ids=automation_media_platform_ids(automation, rules),
             now=now,
         )
         .filter(pk__in=fan_ids)

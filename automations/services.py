@@ -23,6 +23,7 @@ from campaigns.rules import (
     text_max_length,
     text_variables_check,
 )
+from crm import media_send
 from crm.errors import ApplicationError
 from crm.models import Membership
 from onlyfans.services import message_validate
@@ -52,6 +53,8 @@ class AutomationInput:
     trigger_value: int = 0
     price_cents: int = 0
     media_ids: tuple[str, ...] = ()
+    # Media picked from the vault (our ids), sent before the raw ``media_ids``.
+    vault_item_ids: tuple[int, ...] = ()
     delay_seconds: int = 0
     delay_spread_seconds: int = 0
     rules: dict[str, Any] = field(default_factory=dict)
@@ -61,7 +64,30 @@ class AutomationInput:
     block_banned_words: str = ""
 
 
-def _validate(data: AutomationInput) -> SegmentRules:
+def _vault_media_check(
+    *, account_id: int, item_ids: tuple[int, ...], errors: dict[str, list[str]]
+) -> list[str]:
+    """The platform ids of the picked items; why any cannot be sent now goes into ``errors``
+    (one query, none without items)."""
+    if not item_ids:
+        return []
+    if len(item_ids) > media_send.MAX_MEDIA:
+        errors["vault_item_ids"] = [f"At most {media_send.MAX_MEDIA} media files."]
+        return []
+    items, problems = media_send.vault_items_sendable(
+        account_id=account_id, item_ids=list(dict.fromkeys(item_ids))
+    )
+    if problems:
+        names = {item.pk: f"{item.media_type} #{item.platform_media_id}" for item in items}
+        errors["vault_item_ids"] = [
+            "; ".join(f"{names.get(i, f'Item {i}')}: {why}" for i, why in problems.items())
+        ]
+    return [item.platform_media_id for item in items]
+
+
+def _validate(data: AutomationInput, *, account_id: int) -> SegmentRules:
+    """Check what the user set; media picked from the vault must be the account's and
+    sendable now (they are checked again when each message is queued)."""
     errors: dict[str, list[str]] = {}
     name = data.name.strip()
     if not name or len(name) > NAME_MAX_LENGTH:
@@ -75,12 +101,20 @@ def _validate(data: AutomationInput) -> SegmentRules:
                 errors["trigger_value"] = ["This trigger takes no number."]
         elif not 1 <= data.trigger_value <= TRIGGER_VALUE_MAX[unit]:
             errors["trigger_value"] = [f"Between 1 and {TRIGGER_VALUE_MAX[unit]} {unit}."]
+    picked = _vault_media_check(
+        account_id=account_id, item_ids=tuple(data.vault_item_ids), errors=errors
+    )
     try:
         message_validate(
-            text=data.text, price_cents=data.price_cents, media_ids=list(data.media_ids)
+            text=data.text,
+            price_cents=data.price_cents,
+            media_ids=[*picked, *data.media_ids],
         )
     except ApplicationError as exc:
-        errors.update(exc.fields)
+        fields = dict(exc.fields)
+        if "vault_item_ids" in errors:
+            fields.pop("media_ids", None)  # the picked items' own error says it already
+        errors.update(fields)
     unknown = text_variables_check(data.text) if isinstance(data.text, str) else []
     if unknown:
         errors.setdefault("text", []).append(
@@ -130,6 +164,7 @@ def _apply(automation: Automation, data: AutomationInput, rules: SegmentRules) -
     automation.trigger_value = data.trigger_value
     automation.text = data.text
     automation.price_cents = data.price_cents
+    automation.vault_item_ids = list(dict.fromkeys(data.vault_item_ids))
     automation.media_ids = list(data.media_ids)
     automation.delay_seconds = data.delay_seconds
     automation.delay_spread_seconds = data.delay_spread_seconds
@@ -159,7 +194,7 @@ def automation_create(
 ) -> Automation:
     """A new automation of the account (owners and managers), off unless ``enabled``."""
     membership = automation_membership_get(user=actor, account_id=account_id)
-    rules = _validate(data)
+    rules = _validate(data, account_id=account_id)
     automation = Automation(account=membership.account, created_by_id=actor.pk)
     _apply(automation, data, rules)
     _name_taken(automation)
@@ -192,7 +227,7 @@ def automation_update(
     has runs cannot change (its figures would mix two triggers): make a new one. Locks the
     automation row."""
     _, locked = _locked(actor, automation)
-    rules = _validate(data)
+    rules = _validate(data, account_id=locked.account_id)
     if data.trigger != locked.trigger and AutomationRun.objects.filter(automation=locked).exists():
         raise ApplicationError(
             "The trigger of an automation that has run cannot change; create a new one.",

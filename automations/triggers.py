@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from automations.models import Automation, AutomationRun
 from automations.scheduling import local_shift, utc_key
-from campaigns.rules import segment_rules_parse
+from campaigns.rules import SegmentRules, segment_rules_parse
 from campaigns.selectors import fans_for_segment
-from crm.models import Conversation, Fan, Message, Purchase
+from crm.models import Conversation, Fan, Message, Purchase, VaultItem
 from crm.zones import account_zone
 
 Trigger = Automation.Trigger
@@ -64,12 +64,29 @@ def event_key(prefix: str, moment: datetime) -> str:
     return f"{prefix}:{utc_key(moment)}"
 
 
+def automation_media_platform_ids(automation: Automation, rules: SegmentRules) -> list[str]:
+    """The platform ids of the automation's media (its vault items', then its raw ids), for
+    the "already bought / received this media" filters; a query only when they are on and
+    items were picked."""
+    raw = list(automation.media_ids)
+    wants = rules.exclude_bought_media or rules.exclude_received_media
+    if not wants or not automation.vault_item_ids:
+        return raw
+    picked = list(
+        VaultItem.objects.filter(
+            account_id=automation.account_id, pk__in=list(automation.vault_item_ids)
+        ).values_list("platform_media_id", flat=True)
+    )
+    return [*picked, *(m for m in raw if m not in picked)]
+
+
 def _audience(automation: Automation, now: datetime) -> QuerySet[Fan]:
     """The fans the automation's filters let through now (linked fans only)."""
+    rules = segment_rules_parse(automation.rules)
     return fans_for_segment(
         account_id=automation.account_id,
-        rules=segment_rules_parse(automation.rules),
-        media_ids=automation.media_ids,
+        rules=rules,
+        media_ids=automation_media_platform_ids(automation, rules),
         now=now,
     )
 

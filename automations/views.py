@@ -24,8 +24,10 @@ from automations.forms import FORM_FIELD_OF, AutomationForm
 from automations.models import Automation
 from automations.runs import automation_run_cancel
 from campaigns.rules import segment_rules_parse, text_personalise, text_variables_check
+from crm import media_send
 from crm.errors import ApplicationError, NotFoundError
-from crm.models import Fan, Membership
+from crm.forms import VaultItemIdsField
+from crm.models import Fan, Membership, VaultItem
 from crm.views.pages import AuthenticatedRequest
 from crm.zones import account_zone
 
@@ -142,6 +144,7 @@ def _draft_automation(membership: Membership, form: AutomationForm) -> Automatio
         trigger_value=0 if trigger in Automation.EVENT_TRIGGERS else value,
         rules=rules.as_json(),
         media_ids=list(form.media_id_list()),
+        vault_item_ids=list(data.get("vault_item_ids") or []),
     )
 
 
@@ -204,7 +207,19 @@ def _form_page(
     }
     context.update(_preview_context(membership.account_id, source))
     context.update(_reach_context(request, membership, reach_form))
+    context["chosen_media"] = _chosen_media(membership, form)
     return render(request, "automations/form.html", context, status=status)
+
+
+def _chosen_media(membership: Membership, form: AutomationForm) -> list[VaultItem]:
+    """The picker's chips: the items the form was given, with their thumbnails (one query,
+    none without)."""
+    raw = form["vault_item_ids"].value() or []
+    values = raw if isinstance(raw, list | tuple) else [raw]
+    ids = [int(str(i)) for i in values if str(i).isdigit() and len(str(i)) < 19]
+    return media_send.vault_items_chosen(
+        account_id=membership.account_id, item_ids=list(dict.fromkeys(ids))[: VaultItemIdsField.MAX]
+    )
 
 
 def _errors_to_form(form: AutomationForm, exc: ApplicationError) -> None:
@@ -219,7 +234,7 @@ def _errors_to_form(form: AutomationForm, exc: ApplicationError) -> None:
 def _submit(
     request: AuthenticatedRequest, membership: Membership, automation: Automation | None
 ) -> HttpResponse:
-    form = AutomationForm(request.POST)
+    form = AutomationForm(request.POST, account_id=membership.account_id)
     if not form.is_valid():
         return _form_page(request, membership, form, automation=automation, status=422)
     data = form.input()
