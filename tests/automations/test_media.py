@@ -59,6 +59,10 @@ def _form(**overrides):
     return data
 
 
+def _pid(item):
+    return item.platform_media_id
+
+
 def _body(response) -> str:
     return response.content.decode().replace("&#x27;", "'").replace("&quot;", '"')
 
@@ -167,7 +171,7 @@ def test_another_accounts_item_is_refused_and_never_shown(owner_client, shop):
     body = _body(response)
     assert response.status_code == 422
     assert f"Item {foreign.pk}: Not in this account's vault" in body
-    assert foreign.platform_media_id not in body
+    assert _pid(foreign) not in body
     assert not Automation.objects.exists()
 
 
@@ -268,7 +272,7 @@ def test_a_ppv_welcome_reaches_the_sandbox_with_the_items_platform_ids(
     )
     # then: the platform got the items' ids in mediaFiles, at the price
     [stored] = sandbox.messages(account=studio.account.platform_account_id)
-    assert stored["media_files"] == [int(first.platform_media_id), int(second.platform_media_id)]
+    assert stored["media_files"] == [int(_pid(first)), int(_pid(second))]
     assert stored["price"] == 12
 
 
