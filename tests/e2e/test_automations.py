@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from automations.models import Automation
 from tests.e2e.conftest import SHOTS
-from tests.factories import CreatorAccountFactory, FanFactory
+from tests.factories import CreatorAccountFactory, FanFactory, VaultItemFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,3 +83,44 @@ def test_owner_creates_a_welcome_with_the_preview_and_turns_it_on(login, member)
     expect(page.locator(f"#automation-state-{automation.pk}")).to_have_text("Off")
     automation.refresh_from_db()
     assert not automation.enabled
+
+
+def test_owner_picks_the_welcomes_media_from_the_vault_with_the_keyboard(login, member):
+    # given: an owner and a vault of two items
+    account = CreatorAccountFactory()
+    owner = member(account, "owner")
+    older = VaultItemFactory(account=account)
+    newer = VaultItemFactory(account=account, media_type="video")
+    page = login(owner)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"/accounts/{account.pk}/automations/new/")
+    page.fill("input[name=name]", "PPV welcome")
+
+    # when: a price without media is refused in the page, before anything is posted
+    page.fill("input[name=price]", "15")
+    page.locator("#save-automation").click()
+    expect(page.locator("[data-media-error]")).to_contain_text("needs media")
+
+    # when: both items are picked with the keyboard (newest first)
+    page.locator("#add-media").click()
+    dialog = page.locator("#media-picker-account")
+    expect(dialog).to_have_attribute("open", "")
+    grid = dialog.get_by_role("listbox", name="Vault items")
+    expect(grid.get_by_role("option")).to_have_count(2)
+    dialog.locator(f"#picker-item-{newer.pk}").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("ArrowRight")
+    expect(dialog.locator(f"#picker-item-{older.pk}")).to_be_focused()
+    page.keyboard.press(" ")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#automation-form .media-chip")).to_have_count(2)
+    page.screenshot(path=str(SHOTS / "automation-media.png"), full_page=True)
+    page.locator("#save-automation").click()
+
+    # then: saved with the vault items, in the order picked, at the price
+    expect(page.locator("h1")).to_contain_text("Automations")
+    automation = Automation.objects.get(account=account, name="PPV welcome")
+    assert (automation.vault_item_ids, automation.price_cents) == ([newer.pk, older.pk], 1500)
+    assert not errors, errors
