@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from automations import due, runs
 from automations.models import Automation, AutomationRun
-from crm.models import Fan, Message, MessageMedia
+from crm.models import Fan, FanMediaEvent, Message, MessageMedia
 from tests.factories import (
     AutomationFactory,
     CreatorAccountFactory,
@@ -293,6 +293,30 @@ def test_an_item_removed_since_the_automation_was_saved_skips_the_run_with_its_r
         Reason.MEDIA_UNAVAILABLE,
         None,
     )
+    assert not Message.objects.filter(conversation__fan=fan).exists()
+
+
+def test_an_item_the_fan_already_has_skips_the_run_by_the_resend_guard(shop):
+    item = VaultItemFactory(account=shop.account)
+    AutomationFactory(account=shop.account, vault_item_ids=[item.pk])
+    fan = FanFactory(account=shop.account)
+    FanMediaEvent.objects.create(
+        account=shop.account,
+        fan=fan,
+        vault_item=item,
+        platform_media_id=item.platform_media_id,
+        kind="bought",
+        price_cents=2500,
+        at=timezone.now() - timedelta(days=3),
+        source="platform_history",
+    )
+    now = timezone.now()
+    run = _subscribed(fan, now=now)
+
+    assert due.automation_run_process(run_id=run.pk, now=now + timedelta(seconds=1)) == "skipped"
+
+    run.refresh_from_db()
+    assert (run.state, run.reason) == (State.SKIPPED, Reason.MEDIA_ALREADY_SENT)
     assert not Message.objects.filter(conversation__fan=fan).exists()
 
 
