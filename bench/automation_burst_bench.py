@@ -46,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline_bench import VAR, Processes, percentile, wait_port, web_server_argv
 
+PROFILE: dict[str, Any] = {}  # --py-spy: the web server's pid, set in main
+
 ROOT = Path(__file__).resolve().parents[1]
 SQS_PORT = int(os.environ.get("BENCH_AUTOM_SQS_PORT", "4594"))
 SANDBOX_PORT = int(os.environ.get("BENCH_AUTOM_SANDBOX_PORT", "8794"))
@@ -313,7 +315,10 @@ def run_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[str
     )
     chatter.start()
     time.sleep(SLOT_S * 2)  # the chatter's warm-up reply leaves before the burst starts
+    spies = web_profile(tag, seconds) if PROFILE.get("web") else []
     burst = post_burst(account, count=count, seconds=seconds, tag=tag)
+    for spy in spies:
+        spy.wait(timeout=60)
     time.sleep(30)  # the welcomes keep draining; the chatter keeps replying
     stop.set()
     chatter.join(timeout=90)
@@ -349,6 +354,27 @@ def run_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[str
     }
     print(f"  {tag}: {json.dumps(result)}", flush=True)
     return result
+
+
+def web_profile(tag: str, seconds: float) -> list[Any]:
+    """Sample the web server's two processes with py-spy (installed by hand, not a dependency)
+    for most of the burst: raw stacks in var/bench/py-spy-autom-web<i>-<tag>.txt."""
+    import subprocess
+
+    web = PROFILE["web"]
+    children = Path(f"/proc/{web}/task/{web}/children").read_text().split()
+    spies = []
+    for i, pid in enumerate(children):
+        out = VAR / f"py-spy-autom-web{i}-{tag}.txt"
+        spies.append(
+            subprocess.Popen(
+                [str(ROOT / ".venv/bin/py-spy"), "record", "-p", pid, "-r", "50", "-d",
+                 str(max(5, int(seconds) - 10)), "-f", "raw", "-o", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    return spies
 
 
 def verdicts(base: dict[str, Any], on: dict[str, Any]) -> list[str]:
@@ -409,6 +435,11 @@ def main() -> None:
         "25: 0.2 1.0, more than the account's rate by itself)",
     )
     parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample the web processes with py-spy during each burst (var/bench/py-spy-*)",
+    )
+    parser.add_argument(
         "--workers",
         choices=("shared", "split"),
         default="shared",
@@ -438,7 +469,9 @@ def main() -> None:
         reset()
         from onlyfans.broker import worker_argv
 
-        procs.start("autom-web", web_server_argv(port=WEB_PORT), ENV)
+        web_pid = procs.start("autom-web", web_server_argv(port=WEB_PORT), ENV)
+        if args.py_spy:
+            PROFILE["web"] = web_pid
         if args.workers == "split":
             # As scripts/run.sh: sends and housekeeping at nice 10, the bulk queue (the deferred
             # webhooks' apply among it) in a process of its own at nice 15.
