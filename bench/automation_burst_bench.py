@@ -317,11 +317,11 @@ def run_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[str
     time.sleep(SLOT_S * 2)  # the chatter's warm-up reply leaves before the burst starts
     spies = web_profile(tag, seconds) if PROFILE.get("web") else []
     burst = post_burst(account, count=count, seconds=seconds, tag=tag)
-    for spy in spies:
-        spy.wait(timeout=60)
     time.sleep(30)  # the welcomes keep draining; the chatter keeps replying
     stop.set()
     chatter.join(timeout=90)
+    for spy in spies:
+        spy.wait(timeout=60)
     lat = [x * 1000 for x in burst["latencies"]]
     runs = scheduled_lags(account, burst["sent_at"])
     welcomes_sent = Message.objects.filter(
@@ -357,19 +357,22 @@ def run_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[str
 
 
 def web_profile(tag: str, seconds: float) -> list[Any]:
-    """Sample the web server's two processes with py-spy (installed by hand, not a dependency)
-    for most of the burst: raw stacks in var/bench/py-spy-autom-web<i>-<tag>.txt."""
+    """Sample the web server's two processes and the send worker with py-spy (installed by
+    hand, not a dependency) for most of the burst and after it: raw stacks in
+    var/bench/py-spy-autom-<process>-<tag>.txt."""
     import subprocess
 
     web = PROFILE["web"]
     children = Path(f"/proc/{web}/task/{web}/children").read_text().split()
+    targets = {f"web{i}": pid for i, pid in enumerate(children)}
+    targets["send-worker"] = str(PROFILE["send_worker"])  # ``nice`` execs it: the same pid
     spies = []
-    for i, pid in enumerate(children):
-        out = VAR / f"py-spy-autom-web{i}-{tag}.txt"
+    for name, pid in targets.items():
+        out = VAR / f"py-spy-autom-{name}-{tag}.txt"
         spies.append(
             subprocess.Popen(
                 [str(ROOT / ".venv/bin/py-spy"), "record", "-p", pid, "-r", "50", "-d",
-                 str(max(5, int(seconds) - 10)), "-f", "raw", "-o", str(out)],
+                 str(int(seconds) + 20), "-f", "raw", "-o", str(out)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -475,7 +478,7 @@ def main() -> None:
         if args.workers == "split":
             # As scripts/run.sh: sends and housekeeping at nice 10, the bulk queue (the deferred
             # webhooks' apply among it) in a process of its own at nice 15.
-            procs.start(
+            PROFILE["send_worker"] = procs.start(
                 "autom-worker0",
                 ["nice", "-n", "10", *worker_argv(hostname="autom0@%h", concurrency=8,
                                                   loglevel=ENV["LOG_LEVEL"],
@@ -489,12 +492,13 @@ def main() -> None:
                 ENV,
             )  # fmt: skip
         for i in range(2 if args.workers == "shared" else 0):
-            procs.start(
+            pid = procs.start(
                 f"autom-worker{i}",
                 ["nice", "-n", "10", *worker_argv(hostname=f"autom{i}@%h", concurrency=4,
                                                   loglevel=ENV["LOG_LEVEL"])],
                 ENV,
             )  # fmt: skip
+            PROFILE.setdefault("send_worker", pid)
         procs.start(
             "autom-beat",
             [python, "-m", "celery", "-A", "config", "beat", "--schedule",
