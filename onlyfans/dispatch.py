@@ -81,8 +81,8 @@ def campaign_lane_budget_for(limit: RateLimit) -> int:
     """How many campaign messages of the account may be on the broker at once: the sends of
     ``CAMPAIGN_LANE_HORIZON_SECONDS``, at least one (one at the usual rates of a few sends a
     minute). A reply queued meanwhile is scheduled ahead of them (they are not counted in its
-    forecast); each one that wakes with it may still win the slot, so the reply waits at most
-    that many slots: one, or at high rates about the horizon's time."""
+    forecast), and one that wakes with it gives way at the limiter (``Precedence``), so the
+    reply waits at most for the send already under way."""
     horizon = settings.CAMPAIGN_LANE_HORIZON_SECONDS
     by_rate = math.floor(limit.per_minute * horizon / 60)
     if limit.min_interval_ms:
