@@ -136,6 +136,26 @@ def test_a_reply_woken_after_a_lane_task_at_its_slot_still_goes_first(sandbox, s
     assert min(b[0] - a[0] for a, b in itertools.pairwise(arrived)) >= 1.0
 
 
+def test_a_reply_with_nothing_left_to_send_stops_holding_the_lane(sandbox):
+    # given: a reply the dispatcher published for the account's next slot
+    account = CreatorAccountFactory(send_rate_per_minute=60, send_min_interval_ms=1000)
+    reply = services.message_enqueue(fan=FanFactory(account=account), text="hi")
+    dispatch.account_dispatch(account_id=account.pk)
+    limit = dispatch.account_rate_limit(account)
+    assert rate_limit_acquire(
+        account_id=account.pk, limit=limit, precedence=Precedence.YIELD
+    ).yielded
+
+    # when: it failed meanwhile (gone from the backlog), and its task runs
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.FAILED)
+    assert pipeline.message_deliver(message_id=reply.pk).result == "skipped"
+
+    # then: the lane takes the slot at once, not after the reply's hold
+    assert rate_limit_acquire(
+        account_id=account.pk, limit=limit, precedence=Precedence.YIELD
+    ).granted
+
+
 @pytest.mark.django_db(transaction=True)
 def test_replies_queued_while_automated_messages_drain_each_wait_at_most_one_slot(
     worker_processes,  # noqa: F811
