@@ -46,8 +46,11 @@ was forecast; again at each refusal, at the slot it was told). A campaign or aut
 (``Precedence.YIELD``) that would take a slot is refused while a reply is expected before the
 slot after it, and told to come back then: the reply takes the next slot whichever task wakes
 first, so a reply queued while the campaign lane drains waits at most the send already under
-way. A reply's expectation ends when it is granted, when its delivery finds nothing to send, or
-``REPLY_PRECEDENCE_MS`` after its slot (a lost task holds the lane back no longer than that).
+way. And for two windows after a reply's slot the lane leaves the window's last place free
+(it takes at most ``limit - 1`` of any window): at saturation the window's next exit can be
+several seconds away (a gap in the sends of a minute ago repeats), and the next reply would
+wait for it; it finds the place after the interval instead. A reply's expectation ends when it
+is granted, when its delivery finds nothing to send, or ``REPLY_PRECEDENCE_MS`` after its slot (a lost task holds the lane back no longer than that).
 Only the choice between sends changes; the window, the interval and the fence hold for all.
 """
 
@@ -90,7 +93,7 @@ class Precedence(StrEnum):
 
 
 # Returns {granted, wait_ms, now}; granted -1 means "the log is missing: rebuild it first".
-# KEYS: the log, the held slots, the expected replies. ARGV[9], ARGV[10]: a stale slot being
+# KEYS: the log, the held slots, the expected replies, the "replied lately" flag. ARGV[9], ARGV[10]: a stale slot being
 # given back and the member a rebuild gives its message ('' for none); the fence ignores the
 # latter's hold. ARGV[15]-[17]: the precedence ('', 'reply', 'yield'), the reply's member,
 # how long past its slot a reply stays expected. A refusal's 4th and 5th: fenced, yielded.
@@ -160,6 +163,12 @@ if precedence == 'yield' and wait == 0 then
       'LIMIT', 0, 1) > 0 then
     wait = after - now
     yielded = 1
+  elseif limit > 1 and count + 1 >= limit and redis.call('EXISTS', KEYS[4]) == 1 then
+    -- Replies were sent lately: the lane leaves the window's last place to them, so the
+    -- next reply finds one after the interval, not after the window's next exit.
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = math.max(1, tonumber(oldest[2]) + window - now)
+    yielded = 1
   end
 end
 if wait > 0 then
@@ -182,6 +191,7 @@ if hold then
 end
 if precedence == 'reply' then
   redis.call('ZREM', replies, ARGV[16])
+  redis.call('SET', KEYS[4], 1, 'PX', 2 * window)
 end
 return {1, 0, now}
 """
@@ -356,6 +366,11 @@ def _replies_key(account_id: int) -> str:
     return f"ratelimit:replies:{account_id}"
 
 
+def _replied_key(account_id: int) -> str:
+    """Set for two windows after each reply's slot: the lane keeps a place for the next."""
+    return f"ratelimit:replied:{account_id}"
+
+
 def _reply_member(message_id: int | None) -> str:
     return str(message_id) if message_id is not None else ""
 
@@ -431,7 +446,12 @@ def _acquire(
     while True:
         asked_at = time.monotonic()
         granted, wait_ms, _now, *refusal = script(
-            keys=[_key(account_id), _held_key(account_id), _replies_key(account_id)],
+            keys=[
+                _key(account_id),
+                _held_key(account_id),
+                _replies_key(account_id),
+                _replied_key(account_id),
+            ],
             args=[
                 limit.window_ms,
                 limit.per_minute,

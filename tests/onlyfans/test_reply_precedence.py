@@ -136,6 +136,23 @@ def test_a_reply_woken_after_a_lane_task_at_its_slot_still_goes_first(sandbox, s
     assert min(b[0] - a[0] for a, b in itertools.pairwise(arrived)) >= 1.0
 
 
+def test_after_a_reply_the_lane_leaves_the_windows_last_place_to_the_next(redis_client):
+    limit = RateLimit(per_minute=3, min_interval_ms=0)
+    # given: a campaign alone takes the whole window, as before
+    for _ in range(3):
+        assert rate_limit_acquire(account_id=6, limit=limit, precedence=Precedence.YIELD).granted
+    # and: on another account a reply went lately
+    assert rate_limit_acquire(account_id=7, limit=limit, precedence=Precedence.REPLY).granted
+    assert rate_limit_acquire(account_id=7, limit=limit, precedence=Precedence.YIELD).granted
+
+    # when: the lane asks for the window's last place
+    lane = rate_limit_acquire(account_id=7, limit=limit, precedence=Precedence.YIELD)
+
+    # then: it is kept for the next reply, which takes it at once
+    assert lane.yielded and lane.wait_seconds > 50  # until the window's oldest send leaves
+    assert rate_limit_acquire(account_id=7, limit=limit, precedence=Precedence.REPLY).granted
+
+
 def test_a_reply_with_nothing_left_to_send_stops_holding_the_lane(sandbox):
     # given: a reply the dispatcher published for the account's next slot
     account = CreatorAccountFactory(send_rate_per_minute=60, send_min_interval_ms=1000)
