@@ -50,8 +50,9 @@ way. And for two windows after a reply's slot the lane leaves the window's last 
 (it takes at most ``limit - 1`` of any window): at saturation the window's next exit can be
 several seconds away (a gap in the sends of a minute ago repeats), and the next reply would
 wait for it; it finds the place after the interval instead. A reply's expectation ends when it
-is granted, when its delivery finds nothing to send, or ``REPLY_PRECEDENCE_MS`` after its slot (a lost task holds the lane back no longer than that).
-Only the choice between sends changes; the window, the interval and the fence hold for all.
+is granted, when its delivery finds nothing to send, or ``REPLY_PRECEDENCE_MS`` after its slot
+(a lost task holds the lane back no longer than that). Only the choice between sends changes;
+the window, the interval and the fence hold for all.
 """
 
 from __future__ import annotations
@@ -93,10 +94,11 @@ class Precedence(StrEnum):
 
 
 # Returns {granted, wait_ms, now}; granted -1 means "the log is missing: rebuild it first".
-# KEYS: the log, the held slots, the expected replies, the "replied lately" flag. ARGV[9], ARGV[10]: a stale slot being
-# given back and the member a rebuild gives its message ('' for none); the fence ignores the
-# latter's hold. ARGV[15]-[17]: the precedence ('', 'reply', 'yield'), the reply's member,
-# how long past its slot a reply stays expected. A refusal's 4th and 5th: fenced, yielded.
+# KEYS: the log, the held slots, the expected replies, the "replied lately" flag. ARGV[9],
+# ARGV[10]: a stale slot being given back and the member a rebuild gives its message ('' for
+# none); the fence ignores the latter's hold. ARGV[15]-[17]: the precedence ('', 'reply',
+# 'yield'), the reply's member, how long past its slot a reply stays expected. A refusal's
+# 4th and 5th: fenced, yielded.
 _ACQUIRE = """
 local key = KEYS[1]
 local held = KEYS[2]
