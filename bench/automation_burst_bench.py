@@ -37,6 +37,7 @@ import random
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -341,6 +342,7 @@ def run_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[str
         "post_seconds": round(burst["elapsed"], 1),
         "webhooks_per_s": round(count / burst["elapsed"], 1),
         "webhook_errors": len(burst["errors"]),
+        "webhook_error_kinds": dict(Counter(burst["errors"]).most_common(3)),
         "webhook_p50_ms": round(percentile(lat, 50), 1),
         "webhook_p95_ms": round(percentile(lat, 95), 1),
         "webhook_max_ms": round(max(lat), 1),
