@@ -37,6 +37,7 @@ import random
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +46,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline_bench import VAR, Processes, percentile, wait_port, web_server_argv
+
+PROFILE: dict[str, Any] = {}  # --py-spy: the web server's pid, set in main
 
 ROOT = Path(__file__).resolve().parents[1]
 SQS_PORT = int(os.environ.get("BENCH_AUTOM_SQS_PORT", "4594"))
@@ -78,6 +81,8 @@ PER_MINUTE, INTERVAL_MS = 30, 1000
 # A send slot at that pace, as the limiter's forecast paces it (bench/campaign_bench.py).
 SLOT_S = max((60_200 + 200) / PER_MINUTE, INTERVAL_MS + 400) / 1000
 CHATTER_FANS = 20
+CHATTER_PAUSE_SLOTS = (1.0, 3.0)  # --chatter-pause-slots
+PAUSE = list(CHATTER_PAUSE_SLOTS)  # as asked on the command line
 CLIENT_THREADS = 32
 
 
@@ -221,8 +226,11 @@ def post_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[st
     return {"sent_at": sent_at, "latencies": latencies, "errors": errors, "elapsed": elapsed}
 
 
-def chatter_replies(account: Any, stop: threading.Event) -> list[float]:
-    """A chatter's replies, one at a time, each once the previous one was sent."""
+def chatter_replies(
+    account: Any, stop: threading.Event, ids: list[int] | None = None
+) -> list[float]:
+    """A chatter's replies, one at a time, each once the previous one was sent (their ids
+    into ``ids``, the warm-up's left out)."""
     from django.db import close_old_connections
 
     from crm.models import Message
@@ -237,6 +245,8 @@ def chatter_replies(account: Any, stop: threading.Event) -> list[float]:
         fan = fans[i % len(fans)]
         i += 1
         message = message_enqueue(fan=fan, text=f"reply {i} to {fan.username}")
+        if ids is not None and i > 1:
+            ids.append(message.pk)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             message.refresh_from_db(fields=["status", "sent_at", "queued_at"])
@@ -251,7 +261,11 @@ def chatter_replies(account: Any, stop: threading.Event) -> list[float]:
         reply()  # warm-up: the account's first send, outside the figures
         while not stop.is_set():
             waits.append(reply())
-            time.sleep(SLOT_S * random.uniform(0.2, 1.0))  # replies land anywhere in a slot
+            # Replies land anywhere in a slot, and the chatter alone stays below the account's
+            # rate (pauses of 1-3 slots by default): at 0.2-1.0 slot the chatter by itself
+            # sent about 37 a minute against the account's 30, so its replies waited for the
+            # 60 s window, welcomes or not, which no lane can change.
+            time.sleep(SLOT_S * random.uniform(*PAUSE))
     finally:
         close_old_connections()
     return waits
@@ -273,29 +287,62 @@ def scheduled_lags(account: Any, sent_at: dict[str, float]) -> dict[str, Any]:
     return {"runs": len(lags), "control": control, "lags": lags}
 
 
+def sends_ahead_and_waits(account: Any, reply_ids: list[int]) -> list[tuple[int, float]]:
+    """For each sent reply: how many automated messages of the account were sent after it was
+    queued and before it was sent (the slots it waited behind the welcomes), and its
+    queued→sent seconds."""
+    from django.db import connection
+
+    if not reply_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM crm_message w WHERE w.account_id = r.account_id"
+            " AND w.sender_kind = 'automation' AND w.status = 'sent'"
+            " AND w.sent_at > r.queued_at AND w.sent_at < r.sent_at),"
+            " extract(epoch FROM r.sent_at - r.queued_at)"
+            " FROM crm_message r WHERE r.id = ANY(%s) AND r.status = 'sent' ORDER BY r.id",
+            [reply_ids],
+        )
+        return [(int(n), float(w)) for n, w in cursor.fetchall()]
+
+
+def pairs_none(pairs: list[tuple[int, float]]) -> list[tuple[float, int]]:
+    return [(w, n) for n, w in pairs if n == 0]
+
+
 def run_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[str, Any]:
     from crm.models import Message
 
     stop = threading.Event()
     waits: list[float] = []
-    chatter = threading.Thread(target=lambda: waits.extend(chatter_replies(account, stop)))
+    reply_ids: list[int] = []
+    chatter = threading.Thread(
+        target=lambda: waits.extend(chatter_replies(account, stop, reply_ids))
+    )
     chatter.start()
     time.sleep(SLOT_S * 2)  # the chatter's warm-up reply leaves before the burst starts
+    spies = web_profile(tag, seconds) if PROFILE.get("web") else []
     burst = post_burst(account, count=count, seconds=seconds, tag=tag)
     time.sleep(30)  # the welcomes keep draining; the chatter keeps replying
     stop.set()
     chatter.join(timeout=90)
+    for spy in spies:
+        spy.wait(timeout=60)
     lat = [x * 1000 for x in burst["latencies"]]
     runs = scheduled_lags(account, burst["sent_at"])
     welcomes_sent = Message.objects.filter(
         account_id=account.pk, sender_kind=Message.SenderKind.AUTOMATION, status="sent"
     ).count()
     finite = [w for w in waits if w != float("inf")]
+    pairs = sends_ahead_and_waits(account, reply_ids)
+    ahead = [n for n, _ in pairs]
     result = {
         "webhooks": count,
         "post_seconds": round(burst["elapsed"], 1),
         "webhooks_per_s": round(count / burst["elapsed"], 1),
         "webhook_errors": len(burst["errors"]),
+        "webhook_error_kinds": dict(Counter(burst["errors"]).most_common(3)),
         "webhook_p50_ms": round(percentile(lat, 50), 1),
         "webhook_p95_ms": round(percentile(lat, 95), 1),
         "webhook_max_ms": round(max(lat), 1),
@@ -309,9 +356,40 @@ def run_burst(account: Any, *, count: int, seconds: float, tag: str) -> dict[str
         "chatter_p50_s": round(percentile(finite, 50), 2) if finite else None,
         "chatter_max_s": round(max(finite), 2) if finite else None,
         "slot_s": round(SLOT_S, 2),
+        # Welcomes sent while a reply waited: at most one is "within one send slot".
+        "chatter_welcomes_ahead_max": max(ahead) if ahead else None,
+        "chatter_replies_behind_2plus": sum(n >= 2 for n in ahead),
+        "chatter_replies_behind_1plus": sum(n >= 1 for n in ahead),
+        # The worst wait of a reply no welcome went ahead of: the pipeline's own latency.
+        "chatter_max_s_none_ahead": max((round(w, 2) for w, n in pairs_none(pairs)), default=None),
+        "load": [round(x, 2) for x in os.getloadavg()],
     }
     print(f"  {tag}: {json.dumps(result)}", flush=True)
     return result
+
+
+def web_profile(tag: str, seconds: float) -> list[Any]:
+    """Sample the web server's two processes and the send worker with py-spy (installed by
+    hand, not a dependency) for most of the burst and after it: raw stacks in
+    var/bench/py-spy-autom-<process>-<tag>.txt."""
+    import subprocess
+
+    web = PROFILE["web"]
+    children = Path(f"/proc/{web}/task/{web}/children").read_text().split()
+    targets = {f"web{i}": pid for i, pid in enumerate(children)}
+    targets["send-worker"] = str(PROFILE["send_worker"])  # ``nice`` execs it: the same pid
+    spies = []
+    for name, pid in targets.items():
+        out = VAR / f"py-spy-autom-{name}-{tag}.txt"
+        spies.append(
+            subprocess.Popen(
+                [str(ROOT / ".venv/bin/py-spy"), "record", "-p", pid, "-r", "50", "-d",
+                 str(int(seconds) + 20), "-f", "raw", "-o", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    return spies
 
 
 def verdicts(base: dict[str, Any], on: dict[str, Any]) -> list[str]:
@@ -340,6 +418,21 @@ def verdicts(base: dict[str, Any], on: dict[str, Any]) -> list[str]:
             and on["chatter_max_s"] <= base["chatter_p50_s"] + on["slot_s"]
             else "MISSED"
         ),
+        f"chatter's worst queued→sent: {on['chatter_max_s']} s while welcomes drain, "
+        f"{base['chatter_max_s']} s without (target: at most one slot, {on['slot_s']} s, more) -> "
+        + (
+            "OK"
+            if on["chatter_max_s"] is not None
+            and base["chatter_max_s"] is not None
+            and on["chatter_unsent"] == 0
+            and on["chatter_max_s"] <= base["chatter_max_s"] + on["slot_s"]
+            else "MISSED"
+        ),
+        f"welcomes sent while a reply waited: at most {on.get('chatter_welcomes_ahead_max')} "
+        f"({on.get('chatter_replies_behind_1plus')} of {on['chatter_replies']} replies behind one,"
+        f" {on.get('chatter_replies_behind_2plus')} behind 2 or more; worst wait with none ahead"
+        f" {on.get('chatter_max_s_none_ahead')} s; target: at most one, the slot already under"
+        " way) -> " + ("OK" if (on.get("chatter_welcomes_ahead_max") or 0) <= 1 else "MISSED"),
     ]
     return lines
 
@@ -349,6 +442,20 @@ def main() -> None:
     parser.add_argument("--webhooks", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument(
+        "--chatter-pause-slots",
+        type=float,
+        nargs=2,
+        default=CHATTER_PAUSE_SLOTS,
+        metavar=("LOW", "HIGH"),
+        help="the chatter's pause after each sent reply, in slots, drawn evenly (before stop "
+        "25: 0.2 1.0, more than the account's rate by itself)",
+    )
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample the web processes with py-spy during each burst (var/bench/py-spy-*)",
+    )
+    parser.add_argument(
         "--workers",
         choices=("shared", "split"),
         default="shared",
@@ -356,13 +463,14 @@ def main() -> None:
         "scripts/run.sh, send+default at nice 10 and bulk alone at nice 15",
     )
     args = parser.parse_args()
+    PAUSE[:] = args.chatter_pause_slots
     VAR.mkdir(parents=True, exist_ok=True)
     for port in (SQS_PORT, SANDBOX_PORT, WEB_PORT):
         if wait_port_free(port):
             raise SystemExit(f"port {port} is taken: stop whatever runs there first")
     procs = Processes()
     python = str(ROOT / ".venv/bin/python")
-    results: dict[str, Any] = {"workers": args.workers}
+    results: dict[str, Any] = {"workers": args.workers, "chatter_pause_slots": PAUSE}
     try:
         procs.start("autom-sqs", [python, "scripts/sqs_local.py", "127.0.0.1", str(SQS_PORT)], ENV)
         procs.start(
@@ -377,11 +485,13 @@ def main() -> None:
         reset()
         from onlyfans.broker import worker_argv
 
-        procs.start("autom-web", web_server_argv(port=WEB_PORT), ENV)
+        web_pid = procs.start("autom-web", web_server_argv(port=WEB_PORT), ENV)
+        if args.py_spy:
+            PROFILE["web"] = web_pid
         if args.workers == "split":
             # As scripts/run.sh: sends and housekeeping at nice 10, the bulk queue (the deferred
             # webhooks' apply among it) in a process of its own at nice 15.
-            procs.start(
+            PROFILE["send_worker"] = procs.start(
                 "autom-worker0",
                 ["nice", "-n", "10", *worker_argv(hostname="autom0@%h", concurrency=8,
                                                   loglevel=ENV["LOG_LEVEL"],
@@ -395,12 +505,13 @@ def main() -> None:
                 ENV,
             )  # fmt: skip
         for i in range(2 if args.workers == "shared" else 0):
-            procs.start(
+            pid = procs.start(
                 f"autom-worker{i}",
                 ["nice", "-n", "10", *worker_argv(hostname=f"autom{i}@%h", concurrency=4,
                                                   loglevel=ENV["LOG_LEVEL"])],
                 ENV,
             )  # fmt: skip
+            PROFILE.setdefault("send_worker", pid)
         procs.start(
             "autom-beat",
             [python, "-m", "celery", "-A", "config", "beat", "--schedule",

@@ -13,6 +13,9 @@ campaign messages and take the first free slots; campaign messages hold at most 
 of the account's sends on the broker (``CAMPAIGN_LANE_HORIZON_SECONDS``), so a reply queued
 while a campaign drains leaves within about one slot. The limiter decides every send as before.
 A paused campaign's messages stay ``queued`` and are not claimed until it runs again.
+One-to-one messages are also expected at the limiter at their forecast slots, and campaign
+lane sends give way to them there (``onlyfans.ratelimit.Precedence``): a lane task that wakes
+at the same slot as a reply, or just before it, is refused and comes back one slot later.
 Automations' messages (``sender_kind='automation'``) share the campaign lane and its budget,
 claimed before campaign messages (they are few and each is due at its own time).
 """
@@ -42,7 +45,12 @@ from config.celery import app as celery_app
 from config.celery import task_publish
 from config.redis import redis_client
 from crm.models import CreatorAccount, Message
-from onlyfans.ratelimit import RateLimit, rate_limit_forecast
+from onlyfans.ratelimit import (
+    RateLimit,
+    rate_limit_forecast,
+    rate_limit_replies_expect,
+    rate_limit_replies_forget,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -73,8 +81,8 @@ def campaign_lane_budget_for(limit: RateLimit) -> int:
     """How many campaign messages of the account may be on the broker at once: the sends of
     ``CAMPAIGN_LANE_HORIZON_SECONDS``, at least one (one at the usual rates of a few sends a
     minute). A reply queued meanwhile is scheduled ahead of them (they are not counted in its
-    forecast); each one that wakes with it may still win the slot, so the reply waits at most
-    that many slots: one, or at high rates about the horizon's time."""
+    forecast), and one that wakes with it gives way at the limiter (``Precedence``), so the
+    reply waits at most for the send already under way."""
     horizon = settings.CAMPAIGN_LANE_HORIZON_SECONDS
     by_rate = math.floor(limit.per_minute * horizon / 60)
     if limit.min_interval_ms:
@@ -320,6 +328,9 @@ def _dispatch_once(account_id: int) -> int:
         redis_client().zadd(WAITING_KEY, {str(account_id): time.time() + slots[-1]})
     else:
         redis_client().zrem(WAITING_KEY, account_id)
+    # Before their tasks can wake: the campaign lane gives way to these replies at the
+    # limiter, so a lane task woken at the same slot (published earlier) does not take it.
+    rate_limit_replies_expect(account_id=account_id, due=zip(direct, delays, strict=False))
     published = 0
     for message_id, delay in zip(ids, delays, strict=True):
         try:
@@ -327,6 +338,7 @@ def _dispatch_once(account_id: int) -> int:
         except Exception:
             # SQS is unreachable: the rest stay in the backlog for the sweep to publish.
             _back_to_backlog(ids[published:])
+            rate_limit_replies_forget(account_id=account_id, message_ids=direct[published:])
             log.warning("dispatch.publish_failed", account_id=account_id, exc_info=True)
             break
         published += 1

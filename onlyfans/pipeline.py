@@ -37,7 +37,9 @@ from onlyfans.dispatch import (
 )
 from onlyfans.ratelimit import (
     HeldSlot,
+    Precedence,
     rate_limit_acquire,
+    rate_limit_replies_forget,
     rate_limit_retake,
     rate_limit_slot_usable,
 )
@@ -136,7 +138,7 @@ _M = Message._meta.db_table
 # (joins and the EXISTS) than PostgreSQL spent answering it.
 _DELIVERY_SQL = f"""
 SELECT m.id, m.status, m.attempts, m.text, m.price_cents, m.media_ids, m.idempotency_key,
-       m.account_id, m.conversation_id,
+       m.account_id, m.conversation_id, m.sender_kind,
        a.platform_account_id, a.connection_state, a.send_rate_per_minute, a.send_min_interval_ms,
        f.platform_fan_id,
        EXISTS (SELECT 1 FROM {_M} e WHERE e.conversation_id = m.conversation_id
@@ -179,6 +181,7 @@ def _delivery_load(message_id: int) -> tuple[Message, SendRequest, bool] | None:
         key,
         account_id,
         conversation_id,
+        sender_kind,
         platform_account_id,
         state,
         per_minute,
@@ -199,6 +202,7 @@ def _delivery_load(message_id: int) -> tuple[Message, SendRequest, bool] | None:
         account_id=account_id,
         conversation_id=conversation_id,
         direction=Message.Direction.OUT,
+        sender_kind=sender_kind,
     )
     message.account = CreatorAccount(
         id=account_id,
@@ -211,16 +215,30 @@ def _delivery_load(message_id: int) -> tuple[Message, SendRequest, bool] | None:
     return message, request, waits
 
 
+# Campaign lane messages give way to one-to-one messages at the limiter (onlyfans.ratelimit).
+LANE_SENDER_KINDS = frozenset({Message.SenderKind.CAMPAIGN, Message.SenderKind.AUTOMATION})
+
+
+def send_precedence(sender_kind: str) -> Precedence:
+    """A campaign lane message gives way to replies; every other one is a reply."""
+    return Precedence.YIELD if sender_kind in LANE_SENDER_KINDS else Precedence.REPLY
+
+
 def _deliver_locked(message_id: int) -> Outcome:
     loaded = _delivery_load(message_id)
     if loaded is None:
         return Outcome(Delivery.SKIPPED)
     message, request, waits_for_earlier = loaded
+    precedence = send_precedence(message.sender_kind)
     if message.status not in Message.PENDING_STATUSES:
+        if precedence is Precedence.REPLY:
+            rate_limit_replies_forget(account_id=message.account_id, message_ids=[message.pk])
         return Outcome(Delivery.SKIPPED)
     account = message.account
     if not account.is_connected:
         message_requeue(message=message, error="account_disconnected", dispatched=False)
+        if precedence is Precedence.REPLY:
+            rate_limit_replies_forget(account_id=account.pk, message_ids=[message.pk])
         return Outcome(Delivery.PAUSED, account_id=account.pk)
     if waits_for_earlier:
         # Messages of one conversation leave in the order they were queued.
@@ -231,7 +249,13 @@ def _deliver_locked(message_id: int) -> Outcome:
         )
 
     limit = account_rate_limit(account)
-    slot = rate_limit_acquire(account_id=account.pk, limit=limit, hold=True, message_id=message.pk)
+    slot = rate_limit_acquire(
+        account_id=account.pk,
+        limit=limit,
+        hold=True,
+        message_id=message.pk,
+        precedence=precedence,
+    )
     if not slot.granted and not slot.fenced and slot.wait_seconds <= SHORT_WAIT_SECONDS:
         # Woken a little before its slot (an earlier send of the account left later than
         # forecast): wait the limiter's exact wait here rather than go round the broker again
@@ -240,7 +264,11 @@ def _deliver_locked(message_id: int) -> Outcome:
         metrics.LIMITER_WAITS.inc()
         time.sleep(slot.wait_seconds)
         slot = rate_limit_acquire(
-            account_id=account.pk, limit=limit, hold=True, message_id=message.pk
+            account_id=account.pk,
+            limit=limit,
+            hold=True,
+            message_id=message.pk,
+            precedence=precedence,
         )
     if not slot.granted:
         metrics.LIMITER_WAITS.inc()
@@ -249,6 +277,7 @@ def _deliver_locked(message_id: int) -> Outcome:
             message_id=message.pk,
             account_id=account.pk,
             wait_ms=round(slot.wait_seconds * 1000),
+            yielded=slot.yielded,
         )
         return Outcome(Delivery.THROTTLED, account_id=account.pk, retry_in=slot.wait_seconds)
     held = HeldSlot(account_id=account.pk, message_id=message.pk, limit=limit, slot=slot)
@@ -274,7 +303,11 @@ def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Out
         # Taken too long ago (a slow or restarting database, a starved worker) or lost with
         # Redis: give it back and take one now, or wait for the next.
         held.slot = rate_limit_retake(
-            account_id=account.pk, limit=limit, stale=held.slot, message_id=message.pk
+            account_id=account.pk,
+            limit=limit,
+            stale=held.slot,
+            message_id=message.pk,
+            precedence=send_precedence(message.sender_kind),
         )
         log.info(
             "send.slot_retaken",

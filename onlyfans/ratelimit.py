@@ -39,6 +39,20 @@ also holds one send at the present moment. So a Redis restart can never let an a
 its limit or its interval.
 Each refusal is also counted per account and minute for the CloudWatch publisher
 (``onlyfans.cloudwatch``).
+
+Replies first: a one-to-one message (``Precedence.REPLY``) on its way to a slot is expected in
+a sorted set of the account (``rate_limit_replies_expect``, by the dispatcher, at the slot it
+was forecast; again at each refusal, at the slot it was told). A campaign or automation send
+(``Precedence.YIELD``) that would take a slot is refused while a reply is expected before the
+slot after it, and told to come back then: the reply takes the next slot whichever task wakes
+first, so a reply queued while the campaign lane drains waits at most the send already under
+way. And for two windows after a reply's slot the lane leaves the window's last place free
+(it takes at most ``limit - 1`` of any window): at saturation the window's next exit can be
+several seconds away (a gap in the sends of a minute ago repeats), and the next reply would
+wait for it; it finds the place after the interval instead. A reply's expectation ends when it
+is granted, when its delivery finds nothing to send, or ``REPLY_PRECEDENCE_MS`` after its slot
+(a lost task holds the lane back no longer than that). Only the choice between sends changes;
+the window, the interval and the fence hold for all.
 """
 
 from __future__ import annotations
@@ -47,7 +61,9 @@ import functools
 import math
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import structlog
 from django.conf import settings
@@ -65,10 +81,24 @@ WINDOW_MS = 60_000
 # Refusals per account and minute, read by the CloudWatch publisher (a hash per minute).
 DEFERRALS_KEY_PREFIX = "cloudwatch:deferrals:"
 DEFERRALS_TTL_SECONDS = 3600
+# How long after its slot a reply that has not asked for it still keeps campaign sends back.
+REPLY_PRECEDENCE_MS = 10_000
+
+
+class Precedence(StrEnum):
+    """Which sends give way to which when both want an account's next slot."""
+
+    NONE = ""  # neither (the limiter's callers outside the send pipeline)
+    REPLY = "reply"  # a one-to-one message: expected, and the campaign lane gives way to it
+    YIELD = "yield"  # a campaign or automation send: gives way to an expected reply
+
 
 # Returns {granted, wait_ms, now}; granted -1 means "the log is missing: rebuild it first".
-# KEYS: the log, the held slots. ARGV[9], ARGV[10]: a stale slot being given back and the
-# member a rebuild gives its message ('' for none); the fence ignores the latter's hold.
+# KEYS: the log, the held slots, the expected replies, the "replied lately" flag. ARGV[9],
+# ARGV[10]: a stale slot being given back and the member a rebuild gives its message ('' for
+# none); the fence ignores the latter's hold. ARGV[15]-[17]: the precedence ('', 'reply',
+# 'yield'), the reply's member, how long past its slot a reply stays expected. A refusal's
+# 4th and 5th: fenced, yielded.
 _ACQUIRE = """
 local key = KEYS[1]
 local held = KEYS[2]
@@ -114,11 +144,46 @@ for _, m in ipairs(overdue) do
     fenced = 1
   end
 end
+-- Replies first: a campaign lane send that the window and the interval would let go now is
+-- refused while a reply is expected before the slot after it, and comes back at that slot.
+local replies = KEYS[3]
+local precedence = ARGV[15]
+local reply_hold = tonumber(ARGV[17])
+local yielded = 0
+if precedence == 'yield' and wait == 0 then
+  redis.call('ZREMRANGEBYSCORE', replies, '-inf', now - reply_hold)
+  local after = now + interval
+  if count + 1 >= limit then
+    local first = now
+    if count + 1 - limit < count then
+      first = tonumber(redis.call('ZRANGE', key, count + 1 - limit, count + 1 - limit,
+        'WITHSCORES')[2])
+    end
+    after = math.max(after, first + window)
+  end
+  if after > now and #redis.call('ZRANGEBYSCORE', replies, '-inf', '(' .. after,
+      'LIMIT', 0, 1) > 0 then
+    wait = after - now
+    yielded = 1
+  elseif limit > 1 and count + 1 >= limit and redis.call('EXISTS', KEYS[4]) == 1 then
+    -- Replies were sent lately: the lane leaves the window's last place to them, so the
+    -- next reply finds one after the interval, not after the window's next exit.
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = math.max(1, tonumber(oldest[2]) + window - now)
+    yielded = 1
+  end
+end
 if wait > 0 then
+  if precedence == 'reply' then
+    redis.call('ZADD', replies, now + wait, ARGV[16])
+    if redis.call('PTTL', replies) < wait + reply_hold then
+      redis.call('PEXPIRE', replies, wait + reply_hold)
+    end
+  end
   local deferrals = ARGV[7] .. math.floor(now / 60000)
   redis.call('HINCRBY', deferrals, account, 1)
   redis.call('EXPIRE', deferrals, tonumber(ARGV[8]))
-  return {0, wait, now, fenced}
+  return {0, wait, now, fenced, yielded}
 end
 redis.call('ZADD', key, now, member)
 redis.call('PEXPIRE', key, window + interval + 1000)
@@ -126,7 +191,30 @@ if hold then
   redis.call('ZADD', held, now, member)
   redis.call('PEXPIRE', held, lease)
 end
+if precedence == 'reply' then
+  redis.call('ZREM', replies, ARGV[16])
+  redis.call('SET', KEYS[4], 1, 'PX', 2 * window)
+end
 return {1, 0, now}
+"""
+
+# The dispatcher published these replies to take their slots in ARGV[2i+1] ms from now
+# (members ARGV[2i]); ARGV[1]: how long past its slot a reply stays expected.
+_EXPECT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local hold = tonumber(ARGV[1])
+local latest = 0
+for i = 2, #ARGV, 2 do
+  local due = now + tonumber(ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], due, ARGV[i])
+  latest = math.max(latest, due)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - hold)
+if latest > 0 and redis.call('PTTL', KEYS[1]) < latest + hold - now then
+  redis.call('PEXPIRE', KEYS[1], latest + hold - now)
+end
+return 1
 """
 
 # 1 when the slot is still held (not lost with Redis, not past its lease) and in the log.
@@ -208,6 +296,8 @@ class Acquired:
     # Refused because an earlier call is unanswered (the fence): ``wait_seconds`` is then a
     # guess, not when the window and the interval free the next slot.
     fenced: bool = False
+    # Refused to give way to a reply expected before the slot after this one (Precedence).
+    yielded: bool = False
 
 
 @dataclass(frozen=True)
@@ -254,7 +344,7 @@ return (#ARGV - 3) / 2
 
 
 @functools.cache
-def _scripts() -> tuple[Script, Script, Script, Script, Script]:
+def _scripts() -> tuple[Script, Script, Script, Script, Script, Script]:
     client = redis_client()
     return (
         client.register_script(_ACQUIRE),
@@ -262,6 +352,7 @@ def _scripts() -> tuple[Script, Script, Script, Script, Script]:
         client.register_script(_REBUILD),
         client.register_script(_CONFIRM),
         client.register_script(_RELEASE),
+        client.register_script(_EXPECT),
     )
 
 
@@ -273,13 +364,49 @@ def _held_key(account_id: int) -> str:
     return f"ratelimit:held:{account_id}"
 
 
+def _replies_key(account_id: int) -> str:
+    return f"ratelimit:replies:{account_id}"
+
+
+def _replied_key(account_id: int) -> str:
+    """Set for two windows after each reply's slot: the lane keeps a place for the next."""
+    return f"ratelimit:replied:{account_id}"
+
+
+def _reply_member(message_id: int | None) -> str:
+    return str(message_id) if message_id is not None else ""
+
+
+def rate_limit_replies_expect(*, account_id: int, due: Iterable[tuple[int, float]]) -> None:
+    """These one-to-one messages (id, seconds from now) were published to take the account's
+    slots at those times: until they are granted, campaign lane sends give way to them."""
+    args: list[int | str] = [REPLY_PRECEDENCE_MS]
+    for message_id, seconds in due:
+        args.extend([_reply_member(message_id), max(0, round(seconds * 1000))])
+    if len(args) > 1:
+        _scripts()[5](keys=[_replies_key(account_id)], args=args)
+
+
+def rate_limit_replies_forget(*, account_id: int, message_ids: Iterable[int]) -> None:
+    """These replies will not ask for a slot (withdrawn, sent already, their account paused,
+    their task never published)."""
+    members = [_reply_member(m) for m in message_ids]
+    if members:
+        redis_client().zrem(_replies_key(account_id), *members)
+
+
 def _rebuilt_member(message_id: int | None) -> str:
     """The member a rebuild gives a message's send (see _RECENT_SENDS_SQL)."""
     return f"db:m{message_id}" if message_id is not None else ""
 
 
 def rate_limit_acquire(
-    *, account_id: int, limit: RateLimit, hold: bool = False, message_id: int | None = None
+    *,
+    account_id: int,
+    limit: RateLimit,
+    hold: bool = False,
+    message_id: int | None = None,
+    precedence: Precedence = Precedence.NONE,
 ) -> Acquired:
     """Take one send slot for the account now, or say how long until one is free.
 
@@ -287,9 +414,18 @@ def rate_limit_acquire(
     ``hold=True``: the slot holds back the account's next one while its call is unanswered
     more than the guard after it, until ``rate_limit_release`` (or its lease ends); the caller
     confirms it with ``rate_limit_slot_usable`` right before the call. ``message_id``: the
-    message the slot is for (its own rebuilt entry does not hold it back).
+    message the slot is for (its own rebuilt entry does not hold it back). ``precedence``:
+    a reply's (``REPLY``, with ``message_id``) stays expected while refused and ends when
+    granted; a campaign lane send (``YIELD``) gives way to a reply expected before the slot
+    after the one it would take (``Acquired.yielded``).
     """
-    return _acquire(account_id=account_id, limit=limit, hold=hold, message_id=message_id)
+    return _acquire(
+        account_id=account_id,
+        limit=limit,
+        hold=hold,
+        message_id=message_id,
+        precedence=precedence,
+    )
 
 
 def _acquire(
@@ -299,6 +435,7 @@ def _acquire(
     hold: bool,
     message_id: int | None,
     stale: str = "",
+    precedence: Precedence = Precedence.NONE,
 ) -> Acquired:
     script = _scripts()[0]
     member = uuid.uuid4().hex
@@ -310,8 +447,13 @@ def _acquire(
     rebuilt = False
     while True:
         asked_at = time.monotonic()
-        granted, wait_ms, _now, *fenced = script(
-            keys=[_key(account_id), _held_key(account_id)],
+        granted, wait_ms, _now, *refusal = script(
+            keys=[
+                _key(account_id),
+                _held_key(account_id),
+                _replies_key(account_id),
+                _replied_key(account_id),
+            ],
             args=[
                 limit.window_ms,
                 limit.per_minute,
@@ -327,6 +469,9 @@ def _acquire(
                 limit.lease_ms,
                 fence_wait,
                 int(hold),
+                precedence.value,
+                _reply_member(message_id),
+                REPLY_PRECEDENCE_MS,
             ],
         )
         if int(granted) != -1:
@@ -335,7 +480,8 @@ def _acquire(
                 wait_seconds=max(0.0, int(wait_ms) / 1000),
                 member=member if granted else "",
                 asked_at=asked_at,
-                fenced=bool(fenced and int(fenced[0])),
+                fenced=bool(refusal and int(refusal[0])),
+                yielded=len(refusal) > 1 and bool(int(refusal[1])),
             )
         # A stale slot's own message is sending (its caller marked it) but its call was not
         # made: the rebuild must not count it.
@@ -346,7 +492,12 @@ def _acquire(
 
 
 def rate_limit_retake(
-    *, account_id: int, limit: RateLimit, stale: Acquired, message_id: int | None = None
+    *,
+    account_id: int,
+    limit: RateLimit,
+    stale: Acquired,
+    message_id: int | None = None,
+    precedence: Precedence = Precedence.NONE,
 ) -> Acquired:
     """Give back a slot that can no longer be used (``rate_limit_slot_usable`` said no), and
     take one now if it is free (held, like the pipeline's slots).
@@ -354,7 +505,7 @@ def rate_limit_retake(
     The stale slot is removed from the log and from the held slots in the same script, so it
     costs nothing; the new one is checked against everything taken since. If Redis lost the
     account's log meanwhile, the log is rebuilt first, without the message being retaken
-    (``message_id``: its call was not made).
+    (``message_id``: its call was not made). ``precedence`` as for ``rate_limit_acquire``.
     """
     return _acquire(
         account_id=account_id,
@@ -362,6 +513,7 @@ def rate_limit_retake(
         hold=True,
         message_id=message_id,
         stale=stale.member or "-",
+        precedence=precedence,
     )
 
 
