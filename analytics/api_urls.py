@@ -7,7 +7,7 @@ from analytics import api
 urlpatterns: list[URLPattern | URLResolver] = [
     path("kpis", api.KpisApi.as_view(), name="api_analytics_kpis"),
     path("timeseries", api.TimeseriesApi.as_view(), name="api_analytics_timeseries"),
-    # --- which content sells (issue 18) ---
+    # --- which content sells ---
     path(
         "accounts/<int:account_id>/media/",
         api.MediaStatsApi.as_view(),

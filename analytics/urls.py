@@ -16,7 +16,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.purchase_reassign,
         name="analytics_reassign",
     ),
-    # --- which content sells (issue 18) ---
+    # --- which content sells ---
     path(
         "accounts/<int:account_id>/analytics/media/",
         media_views.media_page,

@@ -190,7 +190,7 @@ class InvitationAdmin(admin.ModelAdmin):
         return False
 
 
-# --- the vault (issue 18) -----------------------------------------------------------------
+# --- the vault ----------------------------------------------------------------------------
 from crm.models import FanMediaEvent, MessageMedia, VaultItem, VaultList, VaultSync  # noqa: E402
 
 

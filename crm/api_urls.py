@@ -49,7 +49,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         api.ConversationUnsnoozeApi.as_view(),
         name="api_conversation_unsnooze",
     ),
-    # --- the vault (issue 18) ---
+    # --- the vault ---
     path(
         "accounts/<int:account_id>/vault/",
         api_vault.VaultItemListApi.as_view(),

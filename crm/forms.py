@@ -279,7 +279,7 @@ class ShiftSettingsForm(forms.Form):
     )
 
 
-# --- vault (issue 18) -----------------------------------------------------------------------
+# --- vault ----------------------------------------------------------------------------------
 from crm.errors import ApplicationError  # noqa: E402
 from crm.vault import (  # noqa: E402
     LABELS_INPUT_MAX_LENGTH,

@@ -1,4 +1,4 @@
-"""Media in outgoing messages (issue 18, "Sending media" and "What each fan got").
+"""Media in outgoing messages ("Sending media" and "What each fan got").
 
 - ``media_attachment_resolve``: the vault item ids (and raw platform ids) a sender picked,
   checked against the account's vault and the fan's history in one query, before anything

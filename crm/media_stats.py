@@ -1,4 +1,4 @@
-"""The media page's roll-up (issue 18, "Which content sells", fast at volume).
+"""The media page's roll-up ("Which content sells", fast at volume).
 
 ``MediaItemDay`` holds, per (account, vault item, local day, price, sender), what
 ``analytics.media_queries`` counts over the raw rows: sent free, previewed, offered, bought and

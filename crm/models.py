@@ -1048,7 +1048,7 @@ class ConversationAssignment(models.Model):
         return self.reason != self.Reason.MANUAL
 
 
-# --- The vault (issue 18): the creator's media library, what messages carried, what each fan
+# --- The vault: the creator's media library, what messages carried, what each fan
 # got. Mirrored from the platform by ``onlyfans.vault_sync``; labels and suggested prices are
 # ours. Platform file URLs are signed and short-lived: none is ever stored here.
 

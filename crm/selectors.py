@@ -560,7 +560,7 @@ CASE WHEN {Message._meta.db_table}.campaign_id IS NOT NULL
 """  # noqa: S608 (table names only)
 
 
-# The media a message carried, for its bubble's thumbnails (issue 18): per media, in order,
+# The media a message carried, for its bubble's thumbnails: per media, in order,
 # ``[vault item id, free preview, type, thumbnail version or null, platform id]``. A message
 # without media looks nothing up.
 _MEDIA_SQL = f"""

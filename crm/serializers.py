@@ -493,7 +493,7 @@ class SnoozeSerializer(serializers.Serializer):
     until_reply = serializers.BooleanField(required=False, default=False)
 
 
-# --- The vault (issue 18) ----------------------------------------------------------------------
+# --- The vault --------------------------------------------------------------------------------
 from crm.models import (  # noqa: E402
     VAULT_LABEL_MAX_LENGTH,
     VAULT_LABELS_MAX,

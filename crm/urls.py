@@ -141,7 +141,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         pages.member_delete,
         name="member_delete",
     ),
-    # --- the vault (issue 18) ---
+    # --- the vault ---
     path("accounts/<int:account_id>/vault/", vault_views.vault_library, name="vault_library"),
     path(
         "accounts/<int:account_id>/vault/<int:item_id>/",

@@ -396,7 +396,7 @@ FAN_SYNC_RATE_LIMIT_WAIT_SECONDS = env.int("FAN_SYNC_RATE_LIMIT_WAIT_SECONDS", d
 # Gateway requests per minute the sync leaves to the send pipeline.
 FAN_SYNC_RATE_LIMIT_RESERVE = env.int("FAN_SYNC_RATE_LIMIT_RESERVE", default=5)
 
-# --- The vault (issue 18: crm.vault, onlyfans.vault_sync) ----------------------------------
+# --- The vault (crm.vault, onlyfans.vault_sync) ---------------------------------------------
 # The sync also uses the fan sync's pacing: FAN_SYNC_STEP_SECONDS, _LEASE_SECONDS,
 # _STALE_SECONDS, _MAX_ATTEMPTS, _RETRY_BASE_SECONDS, _RATE_LIMIT_WAIT_SECONDS, _RATE_LIMIT_RESERVE
 # and _SCHEDULE_BATCH (one gateway quota, one way to share it).

@@ -1,4 +1,4 @@
-"""Media in the inbox (issue 18): the composer's vault picker with the open fan's marks, and a
+"""Media in the inbox: the composer's vault picker with the open fan's marks, and a
 fan's media history (the inbox's fan panel and the fan's page)."""
 
 from __future__ import annotations
