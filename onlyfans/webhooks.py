@@ -54,6 +54,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -335,9 +336,18 @@ def _handler_for(event: str, payload: dict[str, Any]) -> Handler | None:
 # --- The service and the view -------------------------------------------------------------------
 
 
+class WebhookResult(StrEnum):
+    """What became of one delivery (the metric's ``result`` label and the log's)."""
+
+    PROCESSED = "processed"  # handled in the request's transaction
+    DEFERRED = "deferred"  # stored; a task applies it (``DEFERRED_EVENTS``)
+    IGNORED = "ignored"  # an unknown account or an event nobody handles
+    DUPLICATE = "duplicate"  # its key was seen before
+
+
 def webhook_process(
     *, event_key: str, event: str, platform_account_id: str | None, payload: dict[str, Any]
-) -> tuple[str, int | None]:
+) -> tuple[WebhookResult, int | None]:
     """Record the delivery once and handle it (or have it handled); return
     ``(result, account_id)``.
 
@@ -363,7 +373,7 @@ def webhook_process(
 @transaction.atomic
 def _webhook_handle(
     *, event_key: str, event: str, platform_account_id: str | None, action: Action | None
-) -> tuple[str, int | None]:
+) -> tuple[WebhookResult, int | None]:
     """Record and handle in one transaction. The ``WebhookEvent`` insert comes first: a
     concurrent delivery of the same key waits on its unique index, then finds it taken. An
     ``ApplicationError`` from a handler rolls the record back, so a corrected redelivery is
@@ -379,11 +389,11 @@ def _webhook_handle(
                 event_key=event_key, event=event, account=account, handled=handled
             )
     except IntegrityError:
-        return "duplicate", account_id
+        return WebhookResult.DUPLICATE, account_id
     if account is None or action is None:
-        return "ignored", account_id
+        return WebhookResult.IGNORED, account_id
     action(account)
-    return "processed", account_id
+    return WebhookResult.PROCESSED, account_id
 
 
 # --- Deferred deliveries: stored in one statement, applied in batches by a bulk task -------------
@@ -414,7 +424,7 @@ RETURNING account_id
 
 def _webhook_store(
     *, event_key: str, event: str, platform_account_id: str | None, payload: dict[str, Any]
-) -> tuple[str, int | None]:
+) -> tuple[WebhookResult, int | None]:
     with connection.cursor() as cursor:
         cursor.execute(
             _STORE_SQL,
@@ -427,12 +437,12 @@ def _webhook_store(
         )
         row = cursor.fetchone()
     if row is None:
-        return "duplicate", None
+        return WebhookResult.DUPLICATE, None
     account_id = row[0]
     if account_id is None:
-        return "ignored", None
+        return WebhookResult.IGNORED, None
     _apply_soon()
-    return "deferred", int(account_id)
+    return WebhookResult.DEFERRED, int(account_id)
 
 
 def _apply_soon() -> None:
@@ -655,5 +665,5 @@ def webhook_receive(request: HttpRequest) -> JsonResponse:
         )
     # "processed" and "ignored" (an unknown account among them) answer alike: the answer does
     # not tell whether an account exists. Logs and metrics keep the difference.
-    answer = "duplicate" if result == "duplicate" else "accepted"
+    answer = "duplicate" if result is WebhookResult.DUPLICATE else "accepted"
     return _answer(200, {"status": answer}, result=result, account_id=account_id, **context)
