@@ -134,10 +134,7 @@ class AutomationForm(forms.Form):
             return ids
         items, problems = media_send.vault_items_sendable(account_id=self.account_id, item_ids=ids)
         if problems:
-            names = {item.pk: f"{item.media_type} #{item.platform_media_id}" for item in items}
-            raise forms.ValidationError(
-                "; ".join(f"{names.get(i, f'Item {i}')}: {why}" for i, why in problems.items())
-            )
+            raise forms.ValidationError(media_send.vault_items_problems_message(items, problems))
         return ids
 
     def clean(self) -> dict[str, Any]:

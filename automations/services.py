@@ -78,10 +78,7 @@ def _vault_media_check(
         account_id=account_id, item_ids=list(dict.fromkeys(item_ids))
     )
     if problems:
-        names = {item.pk: f"{item.media_type} #{item.platform_media_id}" for item in items}
-        errors["vault_item_ids"] = [
-            "; ".join(f"{names.get(i, f'Item {i}')}: {why}" for i, why in problems.items())
-        ]
+        errors["vault_item_ids"] = [media_send.vault_items_problems_message(items, problems)]
     return [item.platform_media_id for item in items]
 
 

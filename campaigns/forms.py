@@ -143,10 +143,7 @@ class CampaignForm(forms.Form):
         items, problems = media_send.vault_items_sendable(account_id=self.account_id, item_ids=ids)
         self.chosen_items = items
         if problems:
-            names = {item.pk: f"{item.media_type} {item.platform_media_id}" for item in items}
-            raise forms.ValidationError(
-                "; ".join(f"{names.get(i, f'item {i}')}: {why}" for i, why in problems.items())
-            )
+            raise forms.ValidationError(media_send.vault_items_problems_message(items, problems))
         return ids
 
     def rules(self) -> dict[str, Any]:

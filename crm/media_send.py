@@ -705,3 +705,11 @@ def vault_items_sendable(
         if reason:
             problems[item.pk] = reason
     return items, problems
+
+
+def vault_items_problems_message(items: Sequence[VaultItem], problems: dict[int, str]) -> str:
+    """``vault_items_sendable``'s refusals as one line for a form or an API error: each item
+    by its type and platform id ("photo #123: Removed on the platform"), one not in the
+    account's vault by our id ("Item 7: Not in this account's vault")."""
+    names = {item.pk: f"{item.media_type} #{item.platform_media_id}" for item in items}
+    return "; ".join(f"{names.get(i, f'Item {i}')}: {why}" for i, why in problems.items())
