@@ -8,6 +8,7 @@ key for an attempt that reached the platform but was never recorded here.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -249,13 +250,15 @@ def _deliver_locked(message_id: int) -> Outcome:
         )
 
     limit = account_rate_limit(account)
-    slot = rate_limit_acquire(
+    acquire = functools.partial(
+        rate_limit_acquire,
         account_id=account.pk,
         limit=limit,
         hold=True,
         message_id=message.pk,
         precedence=precedence,
     )
+    slot = acquire()
     if not slot.granted and not slot.fenced and slot.wait_seconds <= SHORT_WAIT_SECONDS:
         # Woken a little before its slot (an earlier send of the account left later than
         # forecast): wait the limiter's exact wait here rather than go round the broker again
@@ -263,13 +266,7 @@ def _deliver_locked(message_id: int) -> Outcome:
         # decides again after the wait, so its guarantees are the script's as before.
         metrics.LIMITER_WAITS.inc()
         time.sleep(slot.wait_seconds)
-        slot = rate_limit_acquire(
-            account_id=account.pk,
-            limit=limit,
-            hold=True,
-            message_id=message.pk,
-            precedence=precedence,
-        )
+        slot = acquire()
     if not slot.granted:
         metrics.LIMITER_WAITS.inc()
         log.debug(
