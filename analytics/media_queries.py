@@ -326,12 +326,7 @@ def _rollup_ranked(f: MediaFilter, sort: str, order: str, page: str) -> str:
     )
     return f"""
     WITH {key_cte},
-    chosen AS (
-        SELECT vi.id, row_number() OVER (ORDER BY {order}) AS n, COUNT(*) OVER () AS total
-        FROM {ITEM} vi LEFT JOIN f ON f.item_id = vi.id
-        WHERE {f.item_sql()}
-        ORDER BY {order} {page}
-    ),
+    {_chosen_cte(f, order, page)},
     fig AS (
         SELECT d.vault_item_id AS item_id, SUM(d.sent_free) AS sent_free,
                SUM(d.previewed) AS previewed, SUM(d.offered) AS offered,
@@ -344,6 +339,18 @@ def _rollup_ranked(f: MediaFilter, sort: str, order: str, page: str) -> str:
     FROM chosen c JOIN {ITEM} vi ON vi.id = c.id LEFT JOIN fig ON fig.item_id = c.id
     ORDER BY c.n
     """  # noqa: S608
+
+
+def _chosen_cte(f: MediaFilter, order: str, page: str) -> str:
+    """The page's items ranked by ``order`` against the key figures in ``f`` (a CTE named
+    ``f`` before it), with their rank and how many items match: the cheap sorts' first step,
+    on the roll-up and on the raw rows alike."""
+    return f"""chosen AS (
+        SELECT vi.id, row_number() OVER (ORDER BY {order}) AS n, COUNT(*) OVER () AS total
+        FROM {ITEM} vi LEFT JOIN f ON f.item_id = vi.id
+        WHERE {f.item_sql()}
+        ORDER BY {order} {page}
+    )"""  # noqa: S608
 
 
 def item_rows(
@@ -372,12 +379,7 @@ def item_rows(
         key_cte = _revenue_key(f) if sort != "created" else "f AS (SELECT NULL::bigint AS item_id)"
         sql = f"""
         WITH {key_cte},
-        chosen AS (
-            SELECT vi.id, row_number() OVER (ORDER BY {order}) AS n, COUNT(*) OVER () AS total
-            FROM {ITEM} vi LEFT JOIN f ON f.item_id = vi.id
-            WHERE {f.item_sql()}
-            ORDER BY {order} {page}
-        ),
+        {_chosen_cte(f, order, page)},
         {_rows_cte(f, "SELECT id FROM chosen")},
         fig AS (
             SELECT r.item_id, {FIGURE_COLUMNS}
