@@ -132,16 +132,22 @@ def draft_delete(*, actor: AbstractBaseUser, conversation: Conversation) -> bool
     return bool(deleted)
 
 
+def draft_discard_sql(*, conversation: str = "%s") -> str:
+    """The DELETE of ``draft_discard``: the conversation a parameter, or given as SQL (the send
+    service folds the DELETE into its one statement); the user's id is the last parameter."""
+    return (
+        f"DELETE FROM {Draft._meta.db_table}"  # noqa: S608 (a table name and our own SQL)
+        f" WHERE conversation_id = {conversation} AND user_id = %s"
+    )
+
+
 def draft_discard(*, conversation_id: int, user_id: int) -> None:
     """The member sent from this conversation: their draft goes with the send, in its
     transaction (a send that rolls back keeps it). The send service calls this; the member
     was checked. One DELETE: a draft has no dependants and no delete signals, so Django's
     collector (and its own transaction, a BEGIN and COMMIT more on every send) is not needed."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM crm_draft WHERE conversation_id = %s AND user_id = %s",
-            [conversation_id, user_id],
-        )
+        cursor.execute(draft_discard_sql(), [conversation_id, user_id])
 
 
 def drafts_expire(

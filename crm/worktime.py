@@ -31,7 +31,6 @@ from django.db.models import (
     ExpressionWrapper,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
 )
@@ -68,15 +67,14 @@ SWEEP_BATCH_SIZE = 500
 PERIOD_MAX = timedelta(days=62)
 
 
-def work_session_open_subquery(*, account_id: int, user_id: int) -> Subquery:
-    """The id of the user's open session on the account (NULL when clocked out), as an SQL
-    subquery: the send path folds it into the message's INSERT instead of a query of its own.
-    The partial unique index ``work_session_one_open`` answers it."""
-    return Subquery(
-        WorkSession.objects.filter(
-            account_id=account_id, user_id=user_id, ended_at__isnull=True
-        ).values("id")[:1]
-    )
+# The id of the user's open session on the account (NULL when clocked out), as an SQL
+# subquery with the account's and the user's id as its two parameters: the send path folds it
+# into the message's INSERT instead of a query of its own. The partial unique index
+# ``work_session_one_open`` answers it.
+WORK_SESSION_OPEN_SQL = (
+    f"(SELECT id FROM {WorkSession._meta.db_table}"  # noqa: S608 (a table name)
+    " WHERE account_id = %s AND user_id = %s AND ended_at IS NULL LIMIT 1)"
+)
 
 
 # --- Redis: who is clocked in (a hint), and the touch throttle --------------------------------

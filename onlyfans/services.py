@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -9,19 +10,21 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from crm.broadcasts import account_event_broadcast
 from crm.composer_checks import text_fingerprint
-from crm.drafts import draft_discard
+from crm.drafts import draft_discard_sql
 from crm.errors import ApplicationError
 from crm.media_send import (
     SENT_MEDIA_CTES,
+    MediaAttachment,
     media_attachment_resolve,
     message_media_insert,
 )
 from crm.models import Conversation, CreatorAccount, Fan, Message, message_preview
-from crm.worktime import work_session_open_subquery, work_session_touch
+from crm.worktime import WORK_SESSION_OPEN_SQL, work_session_touch
 from onlyfans import metrics, signals
 
 log = structlog.get_logger(__name__)
@@ -69,7 +72,6 @@ def message_validate(*, text: str, price_cents: int, media_ids: Sequence[str]) -
         raise ApplicationError("The message is not valid.", code="invalid_message", fields=errors)
 
 
-@transaction.atomic
 def message_enqueue(
     *,
     fan: Fan,
@@ -93,11 +95,23 @@ def message_enqueue(
     a paid message) and/or raw platform ids (``media_ids``), checked by
     ``crm.media_send.media_attachment_resolve`` before anything is written (its refusals:
     ``media_not_found``, ``media_gone``, ``media_not_ready``, the resend guard's 409
-    ``media_already_sent`` unless ``allow_resend``). A message without media costs no query
-    for them; one with media two (the check, its ``MessageMedia`` rows).
+    ``media_already_sent`` unless ``allow_resend``). A message without media is one statement
+    (``_message_insert``), atomic on its own; one with media is a transaction of three (the
+    check, the message, its ``MessageMedia`` rows).
     """
-    attachment = None
-    if vault_item_ids or media_ids or preview_item_ids:
+    if not (vault_item_ids or media_ids or preview_item_ids):
+        message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
+        return _message_queue(
+            fan=fan,
+            text=text,
+            price_cents=price_cents,
+            media_ids=media_ids,
+            sent_by_id=sent_by_id,
+            sender_kind=sender_kind,
+            campaign_id=campaign_id,
+            attachment=None,
+        )
+    with transaction.atomic():
         attachment = media_attachment_resolve(
             account_id=fan.account_id,
             fan_id=fan.pk,
@@ -109,7 +123,30 @@ def message_enqueue(
         )
         if attachment is not None:
             media_ids = attachment.media_ids
-    message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
+        message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
+        return _message_queue(
+            fan=fan,
+            text=text,
+            price_cents=price_cents,
+            media_ids=media_ids,
+            sent_by_id=sent_by_id,
+            sender_kind=sender_kind,
+            campaign_id=campaign_id,
+            attachment=attachment,
+        )
+
+
+def _message_queue(
+    *,
+    fan: Fan,
+    text: str,
+    price_cents: int,
+    media_ids: Sequence[str],
+    sent_by_id: int | None,
+    sender_kind: str,
+    campaign_id: int | None,
+    attachment: MediaAttachment | None,
+) -> Message:
     if not fan.platform_fan_id:
         raise ApplicationError(
             "This fan is not linked to the platform yet (imported without a platform id); "
@@ -118,34 +155,17 @@ def message_enqueue(
             status_code=409,
         )
     now = timezone.now()
-    # One statement for "the fan's conversation, created if new, touched now" (this runs on
-    # every API send): an upsert on the one-conversation-per-fan constraint.
-    # An outgoing message answers the fan: nobody is waiting in this conversation any more.
-    # An automation's message does not answer anyone (as a campaign's): the wait stays.
-    answers = sender_kind != Message.SenderKind.AUTOMATION
-    [conversation] = Conversation.objects.bulk_create(
-        [
-            Conversation(
-                account_id=fan.account_id,
-                fan=fan,
-                last_message_at=now,
-                last_message_preview=message_preview(text),
-                last_message_direction=Message.Direction.OUT,
-                waiting_since=None,
-            )
-        ],
-        update_conflicts=True,
-        unique_fields=["fan"],
-        update_fields=[
-            "last_message_at",
-            "last_message_preview",
-            "last_message_direction",
-            *(["waiting_since"] if answers else []),
-        ],
-    )
-    message = Message.objects.create(
+    conversation = Conversation(
         account_id=fan.account_id,
-        conversation=conversation,
+        fan=fan,
+        last_message_at=now,
+        last_message_preview=message_preview(text),
+        last_message_direction=Message.Direction.OUT,
+        waiting_since=None,
+    )
+    member = sender_kind == Message.SenderKind.USER and sent_by_id is not None
+    message = Message(
+        account_id=fan.account_id,
         direction=Message.Direction.OUT,
         status=Message.Status.QUEUED,
         text=text,
@@ -156,18 +176,18 @@ def message_enqueue(
         campaign_id=campaign_id,
         queued_at=now,
         # A member's text, for the composer's repeated-text check; campaigns are exempt.
-        text_fingerprint=(
-            text_fingerprint(text)
-            if sender_kind == Message.SenderKind.USER and sent_by_id is not None
-            else None
-        ),
-        # The member's worked time it belongs to: a subquery in the INSERT (no query of its
-        # own), returned by it (``Message.work_session`` has a db_default).
-        work_session_id=(
-            work_session_open_subquery(account_id=fan.account_id, user_id=sent_by_id)
-            if sender_kind == Message.SenderKind.USER and sent_by_id is not None
-            else None
-        ),
+        text_fingerprint=text_fingerprint(text) if member else None,
+    )
+    _message_insert(
+        conversation,
+        message,
+        # An outgoing message answers the fan: nobody is waiting in this conversation any
+        # more. An automation's message does not answer anyone (as a campaign's): the wait
+        # stays.
+        answers=sender_kind != Message.SenderKind.AUTOMATION,
+        # What the member had typed is sent: their composer draft goes with it (in the same
+        # statement), and the message belongs to their worked time, if they are clocked in.
+        member_id=sent_by_id if member else None,
     )
     if attachment is not None:
         message_media_insert(message=message, attachment=attachment)
@@ -177,9 +197,6 @@ def message_enqueue(
         # A send is activity (crm.worktime); only a clocked-in sender costs the Redis call.
         account_id, user_id = message.account_id, sent_by_id
         transaction.on_commit(lambda: work_session_touch(user_id=user_id, account_id=account_id))
-    if sent_by_id is not None and sender_kind == Message.SenderKind.USER:
-        # What the member had typed is sent: their composer draft goes with it.
-        draft_discard(conversation_id=conversation.pk, user_id=sent_by_id)
     _status_broadcast_on_commit(message, new=True)
     signals.message_queued.send(sender=Message, message=message, fan=fan)
 
@@ -187,6 +204,75 @@ def message_enqueue(
 
     dispatch_on_commit(account_id=fan.account_id)
     return message
+
+
+def _insert_fields(model: type[Model], *, skip: frozenset[str] = frozenset()) -> list[Field]:
+    """The fields Django's own INSERT writes for ``model``, but the primary key and ``skip``."""
+    return [
+        f for f in model._meta.local_concrete_fields if not f.primary_key and f.column not in skip
+    ]
+
+
+def _insert_values(obj: Model, fields: list[Field]) -> list[Any]:
+    """What Django's INSERT would write for ``obj``: defaults, auto timestamps, conversions."""
+    return [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+
+
+_MESSAGE_LINKS = frozenset({"conversation_id", "work_session_id"})
+
+
+@functools.cache
+def _message_insert_sql(*, answers: bool, member: bool) -> str:
+    """The statement of ``_message_insert``; its parameters: the conversation's values, the
+    message's, and for a member's message the account and the member twice (the open worked
+    time, the draft)."""
+    conversation_columns = [str(f.column) for f in _insert_fields(Conversation)]
+    updated = ["last_message_at", "last_message_preview", "last_message_direction"]
+    if answers:
+        updated.append("waiting_since")
+    message_columns = [str(f.column) for f in _insert_fields(Message, skip=_MESSAGE_LINKS)]
+    work_session = WORK_SESSION_OPEN_SQL if member else "NULL"
+    draft = draft_discard_sql(conversation="(SELECT id FROM conversation)")
+    return "".join(
+        [
+            f"WITH conversation AS (INSERT INTO {Conversation._meta.db_table}"  # noqa: S608
+            f" ({', '.join(conversation_columns)})"
+            f" VALUES ({', '.join(['%s'] * len(conversation_columns))})"
+            " ON CONFLICT (fan_id) DO UPDATE SET "
+            + ", ".join(f"{name} = EXCLUDED.{name}" for name in updated)
+            + " RETURNING id),",
+            f" message AS (INSERT INTO {Message._meta.db_table}"  # noqa: S608 (names only)
+            f" ({', '.join(message_columns)}, conversation_id, work_session_id)"
+            f" SELECT {', '.join(['%s'] * len(message_columns))}, conversation.id,"
+            f" {work_session} FROM conversation"
+            " RETURNING id, conversation_id, work_session_id)",
+            f", draft AS ({draft})" if member else "",
+            " SELECT id, conversation_id, work_session_id FROM message",
+        ]
+    )
+
+
+def _message_insert(
+    conversation: Conversation, message: Message, *, answers: bool, member_id: int | None
+) -> None:
+    """One statement: the fan's conversation, created if new, else touched now (an upsert on
+    the one-conversation-per-fan constraint), the message in it, and for a member's message
+    their draft deleted and their open worked time linked. It runs on every send: one round
+    trip, atomic without a transaction of its own (a BEGIN and a COMMIT less). Sets the
+    primary keys and links on both objects, as ``Model.save`` would."""
+    params = [
+        *_insert_values(conversation, _insert_fields(Conversation)),
+        *_insert_values(message, _insert_fields(Message, skip=_MESSAGE_LINKS)),
+    ]
+    if member_id is not None:
+        params += [message.account_id, member_id, member_id]
+    sql = _message_insert_sql(answers=answers, member=member_id is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        message.pk, conversation.pk, message.work_session_id = cursor.fetchone()
+    conversation._state.adding = message._state.adding = False
+    conversation._state.db = message._state.db = connection.alias
+    message.conversation = conversation
 
 
 _PENDING_UPDATE_COLUMNS = frozenset(

@@ -240,12 +240,13 @@ def test_send_api_reads_and_writes_with_few_queries(
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/api/onlyfans/messages/send", body, format="json")
     # when / then: the token, the fan with its account (membership checked in the same
-    # query), the composer's repeated-text count (crm.composer_checks), savepoint,
-    # conversation upsert, message insert, the sender's draft deleted, release, the backlog
-    # position; and after the commit nothing more on the database (an account without
-    # automations has nothing to withdraw; the dispatch runs in its own thread)
+    # query), the composer's repeated-text count (crm.composer_checks), one statement for the
+    # conversation upsert, the message and the sender's draft (no transaction around it: no
+    # BEGIN, COMMIT or savepoint), the backlog position; and after the commit nothing more on
+    # the database (an account without automations has nothing to withdraw; the dispatch runs
+    # in its own thread)
     with (
-        django_assert_num_queries(9),
+        django_assert_num_queries(5),
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
         response = client.post("/api/onlyfans/messages/send", body, format="json")

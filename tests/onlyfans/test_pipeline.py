@@ -315,11 +315,16 @@ def test_platform_id_already_held_still_marks_sent(fan, django_capture_on_commit
 
 
 def test_enqueue_creates_then_touches_the_fans_one_conversation(fan, django_assert_num_queries):
-    # the first message opens the conversation: savepoint, upsert, insert, release
-    with django_assert_num_queries(4):
+    # the first message opens the conversation: one statement (upsert and insert together)
+    with django_assert_num_queries(1):
         first = services.message_enqueue(fan=fan, text="one")
     second = services.message_enqueue(fan=fan, text="two")
     assert first.conversation_id == second.conversation_id
     conversation = Conversation.objects.get(fan=fan)
     assert conversation.last_message_at == second.queued_at
     assert Conversation.objects.filter(fan=fan).count() == 1
+    assert conversation.last_message_preview == "two"
+    assert list(conversation.messages.order_by("id").values_list("text", flat=True)) == [
+        "one",
+        "two",
+    ]
