@@ -1055,14 +1055,23 @@ def main() -> None:
             ["redis-server", "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no"],
         )
         # As make run starts it (scripts/sqs_local.py): moto without its request log, which
-        # moto_server writes for every call (about 0.1 of a core at this bench's rate).
+        # moto_server writes for every call (about 0.1 of a core at this bench's rate). Both
+        # stand-ins run at make run's nice (BENCH_STANDINS_NICE=0 for the figure without).
+        stand_in = ["nice", "-n", os.environ.get("BENCH_STANDINS_NICE", "10")]
         procs.start(
             "sqs",
-            [sys.executable, str(ROOT / "scripts/sqs_local.py"), "127.0.0.1", str(SQS_PORT)],
+            [
+                *stand_in,
+                sys.executable,
+                str(ROOT / "scripts/sqs_local.py"),
+                "127.0.0.1",
+                str(SQS_PORT),
+            ],
         )
         procs.start(
             "sandbox",
             [
+                *stand_in,
                 sys.executable,
                 "-m",
                 "onlyfans.sandbox",

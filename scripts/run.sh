@@ -83,7 +83,9 @@ if [ "$BROKER_HOST" = 127.0.0.1 ] || [ "$BROKER_HOST" = localhost ]; then
     SQS_NOTE="$BROKER_HOST:$BROKER_PORT (already running, reused)"
   else
     SQS_NOTE="$BROKER_HOST:$BROKER_PORT (moto, started here)"
-    echo "sqs: $PY scripts/sqs_local.py $BROKER_HOST $BROKER_PORT" >> $PROCFILE
+    # Stand-ins for AWS and the platform (never on this machine in production) run below the
+    # web server, beside the send worker: the cores they share go to requests first.
+    echo "sqs: nice -n 10 $PY scripts/sqs_local.py $BROKER_HOST $BROKER_PORT" >> $PROCFILE
   fi
 fi
 # The sandbox platform, unless ONLYFANS_API_BASE_URL names another one.
@@ -92,7 +94,7 @@ if [ -z "$API_BASE_URL" ] || [ "$API_BASE_URL" = "http://127.0.0.1:$SANDBOX_PORT
   export ONLYFANS_API_BASE_URL=http://127.0.0.1:$SANDBOX_PORT
   export ONLYFANS_API_KEY=${ONLYFANS_API_KEY:-sandbox-key}
   export ONLYFANS_WEBHOOK_SECRET=${ONLYFANS_WEBHOOK_SECRET:-sandbox-webhook-secret}
-  echo "sandbox: $PY -m onlyfans.sandbox --host 127.0.0.1 --port $SANDBOX_PORT --api-key $ONLYFANS_API_KEY --webhook-url http://127.0.0.1:$WEB_PORT/api/onlyfans/webhooks --webhook-secret $ONLYFANS_WEBHOOK_SECRET --fans-per-minute ${SANDBOX_FANS_PER_MINUTE:-2} --accounts acct_demo_1,acct_demo_2" >> $PROCFILE
+  echo "sandbox: nice -n 10 $PY -m onlyfans.sandbox --host 127.0.0.1 --port $SANDBOX_PORT --api-key $ONLYFANS_API_KEY --webhook-url http://127.0.0.1:$WEB_PORT/api/onlyfans/webhooks --webhook-secret $ONLYFANS_WEBHOOK_SECRET --fans-per-minute ${SANDBOX_FANS_PER_MINUTE:-2} --accounts acct_demo_1,acct_demo_2" >> $PROCFILE
 fi
 cat >> $PROCFILE <<PROCS
 web: .venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $WEB_PORT --workers ${WEB_WORKERS:-2} --no-access-log
