@@ -185,8 +185,17 @@ def browser(_chromium_present: None) -> Iterator[Any]:
 
 @pytest.fixture
 def login(browser: Any, live_server_url: str) -> Iterator[Callable[..., Any]]:
-    """``login(user, width=1280, height=800)``: a page of a new browser context, logged in."""
+    """``login(user, width=1280, height=800)``: a page of a new browser context, logged in.
+
+    A static file (a script, a style sheet) the server does not answer with 2xx/304 fails the
+    test once it is done: a page that lost a script runs without it (the composer's checks in
+    static/js/media_picker.js, say), and the test would only time out on what it stopped."""
     contexts: list[Any] = []
+    lost: list[str] = []
+
+    def watch_static(response: Any) -> None:
+        if "/static/" in response.url and response.status >= 400:
+            lost.append(f"{response.status} {response.request.method} {response.url}")
 
     def open_page(user: Any, *, width: int = 1280, height: int = 800) -> Any:
         context = browser.new_context(
@@ -195,6 +204,7 @@ def login(browser: Any, live_server_url: str) -> Iterator[Callable[..., Any]]:
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
+        page.on("response", watch_static)
         page.goto("/login/")
         page.fill("input[name=username]", user.username)
         page.fill("input[name=password]", PASSWORD)
@@ -206,6 +216,7 @@ def login(browser: Any, live_server_url: str) -> Iterator[Callable[..., Any]]:
     yield open_page
     for context in contexts:
         context.close()
+    assert not lost, f"static files the pages did not get: {lost}"
 
 
 def _is_catch_up(target: str) -> Callable[[Any], bool]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 import threading
 
@@ -130,3 +132,98 @@ def test_static_files_are_served_before_django(tmp_path, settings):
     assert _get(app, "/static/app.css") == (200, b"body{}")
     assert _get(app, "/static/missing.css")[0] == 404
     assert _get(app, "/api/x") == (299, b"django")
+
+
+def _static_scope(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict:
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "query_string": b"",
+        "headers": headers or [],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("t", 80),
+    }
+
+
+def test_a_keep_alive_request_started_inside_the_last_send_is_served(tmp_path, settings):
+    # given: two static files, and a server that starts the connection's next request from
+    # inside the last send of the answer before it, as uvicorn does for a request that came
+    # in while that answer was still going out (a browser's next file on the same connection)
+    from config.static_asgi import StaticFilesApp
+
+    (tmp_path / "a.js").write_text("var a;")
+    (tmp_path / "b.js").write_text("var b;")
+    settings.STATIC_ROOT = tmp_path
+    app = StaticFilesApp(None)
+
+    async def run() -> list[tuple[int, bytes]]:
+        answers: list[tuple[int, bytes]] = []
+        pending: list[asyncio.Task] = []
+
+        def serve(path: str, then: str | None) -> None:
+            status, body = 0, b""
+
+            async def receive() -> dict:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict) -> None:
+                nonlocal status, body
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    return
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    answers.append((status, body))
+                    if then is not None:
+                        serve(then, None)
+
+            async def request() -> None:
+                if then is None:
+                    await asyncio.sleep(0.2)  # the answer before is done with by then
+                await app(_static_scope(path), receive, send)
+
+            pending.append(asyncio.get_running_loop().create_task(request()))
+
+        serve("/static/a.js", "/static/b.js")
+        while pending:
+            await pending.pop(0)
+        return answers
+
+    # when: the first file is answered and the second asked on the same connection (the loop
+    # run as uvicorn runs it: not under an async_to_sync whose thread could stand in)
+    answers = asyncio.run(run())
+
+    # then: both are served
+    assert answers == [(200, b"var a;"), (200, b"var b;")]
+
+
+def test_static_files_keep_whitenoise_answers(tmp_path, settings):
+    # given: a file with a compressed variant
+    from config.static_asgi import StaticFilesApp
+
+    css = b"body{margin:0}" * 100
+    (tmp_path / "app.css").write_bytes(css)
+    (tmp_path / "app.css.gz").write_bytes(gzip.compress(css))
+    settings.STATIC_ROOT = tmp_path
+    app = StaticFilesApp(None)
+
+    async def get(headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[bytes, bytes], bytes]:
+        messages: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict) -> None:
+            messages.append(message)
+
+        await app(_static_scope("/static/app.css", headers), receive, send)
+        body = b"".join(m.get("body", b"") for m in messages[1:])
+        return messages[0]["status"], dict(messages[0]["headers"]), body
+
+    # when/then: gzip is sent to who accepts it, and an unchanged ETag gets a 304
+    status, headers, body = async_to_sync(get)([(b"accept-encoding", b"gzip, br")])
+    assert (status, headers[b"content-encoding"], gzip.decompress(body)) == (200, b"gzip", css)
+    status, headers, body = async_to_sync(get)([(b"if-none-match", headers[b"etag"])])
+    assert (status, body) == (304, b"")
