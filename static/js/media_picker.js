@@ -86,7 +86,17 @@
   }
 
   // Forms that react to changes (the campaign builder's pre-flight) see the chips change.
+  // Errors about the last picks are checked again when the picks change: the page's own
+  // (a price without media) at once, the server's (an item gone, not ready) on the next Save.
   function changed(form) {
+    form.querySelectorAll("[data-media-server-error]").forEach(function (error) {
+      error.hidden = true;
+    });
+    var box = form.querySelector("[data-media-error]");
+    if (box && !box.hidden) {
+      box.textContent = mediaError(form);
+      box.hidden = !box.textContent;
+    }
     form.dispatchEvent(new Event("change", { bubbles: true }));
   }
 

@@ -116,6 +116,8 @@ def test_owner_picks_the_welcomes_media_from_the_vault_with_the_keyboard(login, 
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(page.locator("#automation-form .media-chip")).to_have_count(2)
+    # the page's refusal went with the reason for it
+    expect(page.locator("[data-media-error]")).to_be_hidden()
     page.screenshot(path=str(SHOTS / "automation-media.png"), full_page=True)
     page.locator("#save-automation").click()
 
@@ -124,3 +126,38 @@ def test_owner_picks_the_welcomes_media_from_the_vault_with_the_keyboard(login, 
     automation = Automation.objects.get(account=account, name="PPV welcome")
     assert (automation.vault_item_ids, automation.price_cents) == ([newer.pk, older.pk], 1500)
     assert not errors, errors
+
+
+def test_the_servers_refusal_of_a_pick_goes_when_the_picks_change(login, member):
+    # given: an owner picks an item that leaves the vault before they save
+    from crm.models import VaultItem
+
+    account = CreatorAccountFactory()
+    owner = member(account, "owner")
+    kept = VaultItemFactory(account=account)
+    leaving = VaultItemFactory(account=account, media_type="video")
+    page = login(owner)
+    page.goto(f"/accounts/{account.pk}/automations/new/")
+    page.fill("input[name=name]", "Welcome")
+    page.fill("textarea[name=text]", "Hi")
+    page.locator("#add-media").click()
+    dialog = page.locator("#media-picker-account")
+    dialog.locator(f"#picker-item-{leaving.pk}").click()
+    dialog.locator(f"#picker-item-{kept.pk}").click()
+    page.keyboard.press("Escape")
+    expect(page.locator("#automation-form .media-chip")).to_have_count(2)
+    VaultItem.objects.filter(pk=leaving.pk).delete()
+
+    # when: saved, the page says which pick is refused
+    page.locator("#save-automation").click()
+    refusal = page.locator("[data-media-server-error]")
+    expect(refusal).to_be_visible()
+
+    # when: the page, back with the item it still has, is changed: that item taken out
+    chips = page.locator("#automation-form .media-chip")
+    expect(chips).to_have_count(1)
+    chips.first.locator("[data-media-chip-remove]").click()
+
+    # then: the refusal is gone; the next Save checks the picks again
+    expect(refusal).to_be_hidden()
+    assert not Automation.objects.filter(account=account).exists()
