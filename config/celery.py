@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import beat_init, setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
@@ -68,6 +68,33 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
     return {
         name: {"task": task, "schedule": float(seconds)} for name, (task, seconds) in every.items()
     }
+
+
+# The periodic tasks that pick up work a lost task left (a message, a sync, a campaign, a
+# webhook): a starting beat runs them at once rather than an interval later. On a fresh
+# ``make run`` the demo's first syncs are queued before the broker is up; they start with the
+# workers, not a minute after.
+RESUME_AT_BEAT_START = (
+    "send-outbox-sweep",
+    "fan-sync-schedule",
+    "vault-sync-schedule",
+    "campaigns-sweep",
+    "webhook-events-apply",
+)
+
+
+@beat_init.connect
+def _resume_at_beat_start(**kwargs: object) -> None:
+    import structlog
+
+    schedule = beat_schedule()
+    for name in RESUME_AT_BEAT_START:
+        try:
+            task_publish(schedule[name]["task"])
+        except Exception:  # the broker is not up yet: the interval's run comes as before
+            structlog.get_logger(__name__).warning(
+                "beat.resume_publish_failed", entry=name, exc_info=True
+            )
 
 
 @app.on_after_configure.connect

@@ -69,3 +69,35 @@ def test_beat_runs_every_periodic_task_of_every_app_by_a_registered_name():
         "onlyfans.webhooks.webhook_events_apply_task",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
+
+
+def test_a_starting_beat_runs_the_sweeps_that_resume_lost_work_at_once(sent):
+    from celery.signals import beat_init
+
+    beat_init.send(sender=None)
+
+    assert [name for name, _ in sent] == [
+        "onlyfans.tasks.outbox_sweep_task",
+        "onlyfans.tasks.fan_sync_schedule_task",
+        "onlyfans.tasks.vault_sync_schedule_task",
+        "campaigns.tasks.campaigns_sweep_task",
+        "onlyfans.webhooks.webhook_events_apply_task",
+    ]
+    assert all(options["delay_seconds"] == 0 for _, options in sent)
+
+
+def test_a_beat_starting_before_the_broker_still_starts(monkeypatch):
+    from celery.signals import beat_init
+
+    tried: list[str] = []
+
+    def unreachable(name, **options):
+        tried.append(name)
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(app, "send_task", unreachable)
+
+    # when: no exception reaches beat, and each sweep was tried despite the one before
+    beat_init.send(sender=None)
+
+    assert len(tried) == 5
