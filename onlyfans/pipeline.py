@@ -1,9 +1,10 @@
 """One delivery of one outgoing message: lock, order, rate limit, gateway, status.
 
 Called by the send task for every SQS delivery. Any number of deliveries of the same message,
-in any number of worker processes, send it to the platform once at most: a Redis lock keeps
-two deliveries apart, the status is re-read under it, and the gateway replays the idempotency
-key for an attempt that reached the platform but was never recorded here.
+in any number of worker processes, send it to the platform once at most: a Redis lock (taken
+by the limiter's script with the slot) keeps two deliveries apart, the status is re-checked
+under it by the claim, and the gateway replays the idempotency key for an attempt that reached
+the platform but was never recorded here.
 """
 
 from __future__ import annotations
