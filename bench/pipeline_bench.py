@@ -262,11 +262,30 @@ def workers(procs: Processes, count: int, concurrency: int) -> Iterator[list[int
             )
         )
     time.sleep(4)  # start-up and SDK warm-up, outside the measured time
+    settled(pids)
     try:
         yield pids
     finally:
         for i in range(count):
             procs.stop(f"worker{i}")
+
+
+def settled(pids: list[int], *, timeout: float = 90) -> float:
+    """Wait until the processes' start-up is over (less than 5 % of a core each over the
+    last second: idle workers only poll), so it stays outside the measured CPU; returns the
+    CPU seconds they spent meanwhile. Without bytecode caches (PYTHONDONTWRITEBYTECODE) on
+    a busy machine a worker's imports can take longer than the 4 s slept before."""
+    started, before = time.perf_counter(), [cpu_seconds(p) for p in pids]
+    last = before
+    while time.perf_counter() - started < timeout:
+        time.sleep(1.0)
+        now = [cpu_seconds(p) for p in pids]
+        if all(b - a < 0.05 for a, b in zip(last, now, strict=True)):
+            break
+        last = now
+    spent = sum(now) - sum(before)
+    print(f"workers settled after {time.perf_counter() - started:.1f} s more ({spent:.2f} s CPU)")
+    return spent
 
 
 def web_server_argv(*, port: int, app: str = "config.asgi:application") -> list[str]:
@@ -339,6 +358,21 @@ def check_sends(expected_keys: set[str]) -> tuple[int, int, list[dict[str, Any]]
     return duplicates, lost, stored
 
 
+def capacity_spies(pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    """With ``--py-spy``: sample the capacity run's workers until the run ends (SIGINT), only
+    the thread holding the GIL (about where the CPU goes); raw stacks go to
+    var/bench/py-spy-capacity-worker<i>.txt."""
+    return [
+        subprocess.Popen(
+            [str(ROOT / ".venv/bin/py-spy"), "record", "-p", str(pid), "-r", "100", "-f", "raw",
+             "--gil", "--nonblocking", "-o", str(VAR / f"py-spy-capacity-worker{i}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i, pid in enumerate(pids)
+    ]  # fmt: skip
+
+
 def capacity(procs: Processes, args: argparse.Namespace, ceiling: float) -> dict[str, Any]:
     from crm.models import Message
     from onlyfans.dispatch import outbox_sweep
@@ -349,6 +383,7 @@ def capacity(procs: Processes, args: argparse.Namespace, ceiling: float) -> dict
     keys = {str(k) for k in Message.objects.values_list("idempotency_key", flat=True)}
     moto_pid = procs.procs["sqs"].pid
     with workers(procs, 2, args.concurrency) as pids:
+        spies = capacity_spies(pids) if args.py_spy else []
         executions_before = task_executions()
         cpu_before = [cpu_seconds(p) for p in pids]
         moto_before = cpu_seconds(moto_pid)
@@ -367,6 +402,9 @@ def capacity(procs: Processes, args: argparse.Namespace, ceiling: float) -> dict
         cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu_before)
         moto_cpu = cpu_seconds(moto_pid) - moto_before
         executions = task_executions() - executions_before
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
     # Once more after the run, the best round counting: the machine may have been slower before.
     after = broker_ceiling(args.ceiling_seconds)
     print(f"broker ceiling after the capacity run: {after:.1f} msg/s", flush=True)
@@ -1026,7 +1064,9 @@ def main() -> None:
         help="outside: also run with one inbox socket listening to an account",
     )
     parser.add_argument(
-        "--py-spy", action="store_true", help="outside: sample web and worker with py-spy"
+        "--py-spy",
+        action="store_true",
+        help="sample with py-spy: outside the web server and worker, capacity the workers",
     )
     parser.add_argument(
         "--probe",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +17,14 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpcore
 import httpx
 import onlyfansapi
 import structlog
 from django.conf import settings
+from onlyfansapi._utils import path_template
 
-from onlyfans.client import api_client, files_client
+from onlyfans.client import api_client, files_client, send_channel
 from onlyfans.contracts import (
     GatewayAccountUnavailable,
     GatewayConflict,
@@ -69,23 +72,32 @@ def message_send(request: SendRequest) -> SendResult:
     retry). A timeout is transient: it proves nothing about delivery, which is why the key exists.
     """
     started = time.perf_counter()
-    # Screening for banned words: the gateway answers 422 listing them (GatewayRejected).
-    screening: dict[str, Any] = {}
+    if not request.account_platform_id or not request.chat_id:
+        raise ValueError("A send needs an account and a chat id.")  # as the SDK refuses it
+    # The SDK's request (``chats.messages.send``: the same path, headers and JSON body),
+    # sent on the process's httpcore pool (``onlyfans.client.send_channel``). Screening for
+    # banned words: the gateway answers 422 listing them (GatewayRejected).
+    body: dict[str, Any] = {}
     if request.block_banned_words:
-        screening["block_banned_words"] = request.block_banned_words
-    with _gateway_errors("send", account=request.account_platform_id):
-        raw = api_client().chats.messages.with_raw_response.send(
-            request.chat_id,
+        body["blockBannedWords"] = request.block_banned_words
+    body |= {
+        "mediaFiles": [_media_id(m) for m in request.media_ids],
+        "previews": [_media_id(m) for m in request.preview_ids],
+        "price": _dollars(request.price_cents),
+        "text": request.text,
+    }
+    status, headers, content = _send_call(
+        path_template(
+            "/api/{account}/chats/{chat_id}/messages",
             account=request.account_platform_id,
-            text=request.text,
-            price=_dollars(request.price_cents),
-            media_files=[_media_id(m) for m in request.media_ids],
-            previews=[_media_id(m) for m in request.preview_ids],
-            idempotency_key=request.idempotency_key,
-            **screening,
-        )
-        payload = raw.json()
-    replayed = raw.headers.get("Idempotent-Replayed", "").lower() == "true"
+            chat_id=request.chat_id,
+        ),
+        body=body,
+        idempotency_key=request.idempotency_key,
+        account=request.account_platform_id,
+    )
+    payload = json.loads(content)
+    replayed = headers.get("idempotent-replayed", "").lower() == "true"
     data = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(data, dict) or data.get("id") is None:
         log.warning("gateway.send_invalid_reply", account=request.account_platform_id)
@@ -99,13 +111,62 @@ def message_send(request: SendRequest) -> SendResult:
     log.info(
         "gateway.send",
         account=request.account_platform_id,
-        status=raw.status_code,
+        status=status,
         replayed=replayed,
         platform_message_id=result.platform_message_id,
         rate_limit_remaining=result.rate_limit_remaining,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return result
+
+
+def _send_call(
+    path: str, *, body: dict[str, Any], idempotency_key: str, account: str
+) -> tuple[int, dict[str, str], bytes]:
+    """POST the send request; (status, headers lower-cased, body) of a 2xx/3xx answer. Errors
+    as the SDK raises them, translated by ``_gateway_error``: a timeout, any other transport
+    failure (a connection error), a 4xx/5xx with its body."""
+    channel = send_channel()
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    data = content.encode()
+    request_headers = [
+        *channel.headers,
+        (b"Idempotency-Key", idempotency_key.encode()),
+        (b"Content-Length", str(len(data)).encode()),
+    ]
+    try:
+        response = channel.pool.request(
+            "POST",
+            channel.origin + path,
+            headers=request_headers,
+            content=data,
+            extensions={"timeout": channel.timeouts},
+        )
+    except httpcore.TimeoutException as exc:
+        error: GatewayError = GatewayTransientError(
+            "The gateway did not answer in time.", code="timeout"
+        )
+        _log_failure("send", account, error)
+        raise error from exc
+    except Exception as exc:
+        error = GatewayTransientError("Could not reach the gateway.", code="connection_error")
+        _log_failure("send", account, error)
+        raise error from exc
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+    if response.status < 400:
+        return response.status, headers, response.content
+    text = response.content.decode("utf-8", errors="replace").strip()
+    parsed: object = text
+    try:
+        parsed = json.loads(text)
+        message = f"Error code: {response.status} - {parsed}"
+    except ValueError:
+        message = text or f"Error code: {response.status}"
+    error = _status_error(
+        response.status, parsed, fallback=message, retry_after=headers.get("retry-after")
+    )
+    _log_failure("send", account, error)
+    raise error
 
 
 # --- reading (sync) ---------------------------------------------------------------------------
@@ -637,14 +698,18 @@ def _gateway_errors(operation: str, *, account: str | None = None) -> Iterator[N
         yield
     except onlyfansapi.APIError as exc:
         error = _gateway_error(exc)
-        log.warning(
-            f"gateway.{operation}_failed",
-            account=account,
-            status=error.status,
-            code=error.code,
-            error_type=type(error).__name__,
-        )
+        _log_failure(operation, account, error)
         raise error from exc
+
+
+def _log_failure(operation: str, account: str | None, error: GatewayError) -> None:
+    log.warning(
+        f"gateway.{operation}_failed",
+        account=account,
+        status=error.status,
+        code=error.code,
+        error_type=type(error).__name__,
+    )
 
 
 def _gateway_error(exc: onlyfansapi.APIError) -> GatewayError:
@@ -654,13 +719,21 @@ def _gateway_error(exc: onlyfansapi.APIError) -> GatewayError:
         return GatewayTransientError("Could not reach the gateway.", code="connection_error")
     if not isinstance(exc, onlyfansapi.APIStatusError):
         return GatewayTransientError(exc.message, code="invalid_reply")
-    status = exc.status_code
-    code, message = _error_fields(exc.body, fallback=exc.message)
+    return _status_error(
+        exc.status_code,
+        exc.body,
+        fallback=exc.message,
+        retry_after=exc.response.headers.get("Retry-After"),
+    )
+
+
+def _status_error(
+    status: int, body: object, *, fallback: str, retry_after: str | None
+) -> GatewayError:
+    """A 4xx/5xx answer (``body``: its JSON, or its text) as the contract's error."""
+    code, message = _error_fields(body, fallback=fallback)
     if status == 429:
-        return GatewayRateLimited(
-            message,
-            retry_after_seconds=_retry_after_seconds(exc.response.headers.get("Retry-After")),
-        )
+        return GatewayRateLimited(message, retry_after_seconds=_retry_after_seconds(retry_after))
     if status == 408 or status >= 500:
         return GatewayTransientError(message, code=code or f"http_{status}", status=status)
     if status == 409 and code == IDEMPOTENCY_CONFLICT:

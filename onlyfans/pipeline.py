@@ -1,9 +1,10 @@
 """One delivery of one outgoing message: lock, order, rate limit, gateway, status.
 
 Called by the send task for every SQS delivery. Any number of deliveries of the same message,
-in any number of worker processes, send it to the platform once at most: a Redis lock keeps
-two deliveries apart, the status is re-read under it, and the gateway replays the idempotency
-key for an attempt that reached the platform but was never recorded here.
+in any number of worker processes, send it to the platform once at most: a Redis lock (taken
+by the limiter's script with the slot) keeps two deliveries apart, the status is re-checked
+under it by the claim, and the gateway replays the idempotency key for an attempt that reached
+the platform but was never recorded here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -38,6 +40,7 @@ from onlyfans.dispatch import (
 )
 from onlyfans.ratelimit import (
     HeldSlot,
+    MessageLock,
     Precedence,
     rate_limit_acquire,
     rate_limit_replies_forget,
@@ -117,21 +120,41 @@ def _send_request(
     )
 
 
-def message_deliver(*, message_id: int) -> Outcome:
-    """Try to send the message now. Takes the message's Redis lock for the whole attempt."""
-    lock = redis_client().lock(
-        f"send:lock:{message_id}", timeout=settings.SEND_LOCK_TTL_SECONDS, blocking=False
+def _message_lock(message_id: int) -> MessageLock:
+    return MessageLock(
+        key=f"send:lock:{message_id}",
+        token=uuid.uuid4().hex,
+        ttl_ms=settings.SEND_LOCK_TTL_SECONDS * 1000,
     )
-    if not lock.acquire():
-        # Another delivery is sending it right now; it owns the outcome.
-        return Outcome(Delivery.BUSY)
+
+
+def message_deliver(*, message_id: int) -> Outcome:
+    """Try to send the message now, under the message's Redis lock.
+
+    The lock is taken by the limiter's script with the slot it grants and released with the
+    slot after the status is written (no round trip of its own); a delivery that finds it
+    taken does nothing (``Delivery.BUSY``): another one is sending it and owns the outcome.
+    Every write to the message happens under it: the claim (``message_mark_sending``, which
+    also re-checks the status: a delivery that read the row before another sent it stops
+    there), the call and the result; the pause of a disconnected account takes it alone.
+    """
+    return _deliver(message_id, _message_lock(message_id))
+
+
+def _requeue_paused(message: Message, lock: MessageLock) -> bool:
+    """Back to the backlog (its account is disconnected), under the message's lock; False
+    when another delivery holds it."""
+    held = redis_client().lock(lock.key, timeout=lock.ttl_ms / 1000, blocking=False)
+    if not held.acquire(token=lock.token):
+        return False
     try:
-        return _deliver_locked(message_id)
+        message_requeue(message=message, error="account_disconnected", dispatched=False)
     finally:
         try:
-            lock.release()
+            held.release()
         except LockError:
-            log.warning("send.lock_expired", message_id=message_id)
+            log.warning("send.lock_expired", message_id=message.pk)
+    return True
 
 
 _M = Message._meta.db_table
@@ -225,7 +248,7 @@ def send_precedence(sender_kind: str) -> Precedence:
     return Precedence.YIELD if sender_kind in LANE_SENDER_KINDS else Precedence.REPLY
 
 
-def _deliver_locked(message_id: int) -> Outcome:
+def _deliver(message_id: int, lock: MessageLock) -> Outcome:
     loaded = _delivery_load(message_id)
     if loaded is None:
         return Outcome(Delivery.SKIPPED)
@@ -237,7 +260,8 @@ def _deliver_locked(message_id: int) -> Outcome:
         return Outcome(Delivery.SKIPPED)
     account = message.account
     if not account.is_connected:
-        message_requeue(message=message, error="account_disconnected", dispatched=False)
+        if not _requeue_paused(message, lock):
+            return Outcome(Delivery.BUSY)
         if precedence is Precedence.REPLY:
             rate_limit_replies_forget(account_id=account.pk, message_ids=[message.pk])
         return Outcome(Delivery.PAUSED, account_id=account.pk)
@@ -257,8 +281,11 @@ def _deliver_locked(message_id: int) -> Outcome:
         hold=True,
         message_id=message.pk,
         precedence=precedence,
+        lock=lock,
     )
     slot = acquire()
+    if slot.busy:
+        return Outcome(Delivery.BUSY)  # another delivery is sending it right now
     if not slot.granted and not slot.fenced and slot.wait_seconds <= SHORT_WAIT_SECONDS:
         # Woken a little before its slot (an earlier send of the account left later than
         # forecast): wait the limiter's exact wait here rather than go round the broker again
@@ -267,6 +294,8 @@ def _deliver_locked(message_id: int) -> Outcome:
         metrics.LIMITER_WAITS.inc()
         time.sleep(slot.wait_seconds)
         slot = acquire()
+        if slot.busy:
+            return Outcome(Delivery.BUSY)
     if not slot.granted:
         metrics.LIMITER_WAITS.inc()
         log.debug(
@@ -277,11 +306,14 @@ def _deliver_locked(message_id: int) -> Outcome:
             yielded=slot.yielded,
         )
         return Outcome(Delivery.THROTTLED, account_id=account.pk, retry_in=slot.wait_seconds)
-    held = HeldSlot(account_id=account.pk, message_id=message.pk, limit=limit, slot=slot)
+    # The slot and the lock (granted together) are released together, once the outcome is
+    # written: the lock must cover the status write, and the slot's release that late only
+    # makes the fence and the guard's move of a late call a little more conservative.
+    held = HeldSlot(account_id=account.pk, message_id=message.pk, limit=limit, slot=slot, lock=lock)
     try:
         return _send_on_slot(message, request, held)
     finally:
-        held.release()  # if the call was never made (or raised before it)
+        held.release()
 
 
 # Retakes of a slot that went stale before its call, at most, in one delivery.
@@ -290,7 +322,7 @@ SLOT_RETAKES = 3
 
 def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Outcome:
     """Claim the message, check the slot is still usable right before the call (retaking it
-    if not), call the gateway, release the slot as soon as the call is answered."""
+    if not), call the gateway, record the answer (the caller then releases slot and lock)."""
     account, limit = message.account, held.limit
     if not message_mark_sending(message=message):
         return Outcome(Delivery.SKIPPED)
@@ -305,6 +337,7 @@ def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Out
             stale=held.slot,
             message_id=message.pk,
             precedence=send_precedence(message.sender_kind),
+            lock=held.lock,
         )
         log.info(
             "send.slot_retaken",
@@ -371,7 +404,6 @@ def _send_on_slot(message: Message, request: SendRequest, held: HeldSlot) -> Out
         return Outcome(Delivery.FAILED, account_id=account.pk)
     finally:
         metrics.SEND_SLOT_TO_ANSWER.observe(time.monotonic() - held.slot.asked_at)
-        held.release()
         metrics.SEND_DURATION.observe(time.perf_counter() - started)
     message_mark_sent(message=message, platform_message_id=result.platform_message_id)
     return Outcome(Delivery.SENT, account_id=account.pk)

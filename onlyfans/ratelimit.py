@@ -23,8 +23,10 @@ starvation, a slow database, a slow network), as long as a request arrives befor
 and a call that is never answered (its worker died) arrives, if ever, within the lease
 (``lease_ms``: ``SEND_SLOT_MAX_AGE_MS`` to start the call plus twice the gateway's timeout).
 The cost: ``G`` on the window and the interval (0.3 % of a minute at 200 ms), two more Redis
-round trips per send, and an account waits for an answer that comes later than ``G`` after its
-slot before its next one.
+round trips per send (the release also frees the send's message lock, ``MessageLock``, which
+the acquire took: the lock costs none of its own), and an account waits for an answer that
+comes later than ``G`` after its slot before its next one. Releasing later than the answer
+(the pipeline releases after it recorded the status) only holds the next slot back longer.
 
 Redis is a cache here; PostgreSQL is the source of truth. When an account's log is missing
 (Redis restarted and lost its data, or the account was idle for a whole window) the acquire
@@ -93,7 +95,9 @@ class Precedence(StrEnum):
     YIELD = "yield"  # a campaign or automation send: gives way to an expected reply
 
 
-# Returns {granted, wait_ms, now}; granted -1 means "the log is missing: rebuild it first".
+# Returns {granted, wait_ms, now}; granted -1 means "the log is missing: rebuild it first",
+# -2 "the message's lock is another delivery's" (KEYS[5], when given: a granted slot takes
+# the lock, token ARGV[18], for ARGV[19] ms; a refusal leaves it as it was).
 # KEYS: the log, the held slots, the expected replies, the "replied lately" flag. ARGV[9],
 # ARGV[10]: a stale slot being given back and the member a rebuild gives its message ('' for
 # none); the fence ignores the latter's hold. ARGV[15]-[17]: the precedence ('', 'reply',
@@ -115,6 +119,14 @@ local fence_wait = tonumber(ARGV[13])
 local hold = ARGV[14] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The message's lock (KEYS[5], token ARGV[18]): held by another delivery, nothing is asked.
+local lock = KEYS[5]
+if lock then
+  local holder = redis.call('GET', lock)
+  if holder and holder ~= ARGV[18] then
+    return {-2, 0, now}
+  end
+end
 if ARGV[9] ~= '' then
   redis.call('ZREM', key, ARGV[9])
   redis.call('ZREM', held, ARGV[9])
@@ -195,6 +207,9 @@ if precedence == 'reply' then
   redis.call('ZREM', replies, ARGV[16])
   redis.call('SET', KEYS[4], 1, 'PX', 2 * window)
 end
+if lock then
+  redis.call('SET', lock, ARGV[18], 'PX', tonumber(ARGV[19]))
+end
 return {1, 0, now}
 """
 
@@ -228,8 +243,9 @@ end
 return 0
 """
 
-# The call of these members was answered now: no longer held, and an entry older than the
-# guard moves to now - guard (its request arrived before the answer). Returns how many moved.
+# The call of these members (ARGV[4]...) was answered now: no longer held, and an entry older
+# than the guard moves to now - guard (its request arrived before the answer). Returns how
+# many moved (-1 - moved when the lock given in KEYS[3] was not the caller's any more).
 _RELEASE = """
 local key = KEYS[1]
 local held = KEYS[2]
@@ -237,7 +253,7 @@ local guard = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local moved = 0
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   redis.call('ZREM', held, ARGV[i])
   local score = redis.call('ZSCORE', key, ARGV[i])
   if score and tonumber(score) < now - guard then
@@ -247,6 +263,14 @@ for i = 3, #ARGV do
 end
 if moved > 0 then
   redis.call('PEXPIRE', key, tonumber(ARGV[2]))
+end
+-- The message's lock (KEYS[3], token ARGV[3]) goes with its slot; -1: it was not ours any more.
+if KEYS[3] then
+  if redis.call('GET', KEYS[3]) == ARGV[3] then
+    redis.call('DEL', KEYS[3])
+  else
+    return -1 - moved
+  end
 end
 return moved
 """
@@ -298,6 +322,19 @@ class Acquired:
     fenced: bool = False
     # Refused to give way to a reply expected before the slot after this one (Precedence).
     yielded: bool = False
+    # Nothing asked: the message's lock (``MessageLock``) is another delivery's.
+    busy: bool = False
+
+
+@dataclass(frozen=True)
+class MessageLock:
+    """A send's lock on its message (``send:lock:<id>``): taken by the acquire script with the
+    slot it grants (``Acquired.busy`` when another delivery holds it), released by the
+    release script with the slot, so the lock costs no round trip of its own."""
+
+    key: str
+    token: str
+    ttl_ms: int
 
 
 @dataclass(frozen=True)
@@ -407,6 +444,7 @@ def rate_limit_acquire(
     hold: bool = False,
     message_id: int | None = None,
     precedence: Precedence = Precedence.NONE,
+    lock: MessageLock | None = None,
 ) -> Acquired:
     """Take one send slot for the account now, or say how long until one is free.
 
@@ -417,7 +455,9 @@ def rate_limit_acquire(
     message the slot is for (its own rebuilt entry does not hold it back). ``precedence``:
     a reply's (``REPLY``, with ``message_id``) stays expected while refused and ends when
     granted; a campaign lane send (``YIELD``) gives way to a reply expected before the slot
-    after the one it would take (``Acquired.yielded``).
+    after the one it would take (``Acquired.yielded``). ``lock``: the message's lock, taken
+    with a granted slot in the same script (``Acquired.busy``, nothing else done, when another
+    delivery holds it); released with the slot (``rate_limit_release``).
     """
     return _acquire(
         account_id=account_id,
@@ -425,6 +465,7 @@ def rate_limit_acquire(
         hold=hold,
         message_id=message_id,
         precedence=precedence,
+        lock=lock,
     )
 
 
@@ -436,8 +477,19 @@ def _acquire(
     message_id: int | None,
     stale: str = "",
     precedence: Precedence = Precedence.NONE,
+    lock: MessageLock | None = None,
 ) -> Acquired:
     script = _scripts()[0]
+    keys = [
+        _key(account_id),
+        _held_key(account_id),
+        _replies_key(account_id),
+        _replied_key(account_id),
+    ]
+    lock_args: list[str | int] = []
+    if lock is not None:
+        keys.append(lock.key)
+        lock_args = [lock.token, lock.ttl_ms]
     member = uuid.uuid4().hex
     own = _rebuilt_member(message_id)
     guard = settings.SEND_RATE_GUARD_MS
@@ -448,12 +500,7 @@ def _acquire(
     while True:
         asked_at = time.monotonic()
         granted, wait_ms, _now, *refusal = script(
-            keys=[
-                _key(account_id),
-                _held_key(account_id),
-                _replies_key(account_id),
-                _replied_key(account_id),
-            ],
+            keys=keys,
             args=[
                 limit.window_ms,
                 limit.per_minute,
@@ -472,8 +519,11 @@ def _acquire(
                 precedence.value,
                 _reply_member(message_id),
                 REPLY_PRECEDENCE_MS,
+                *lock_args,
             ],
         )
+        if int(granted) == -2:
+            return Acquired(granted=False, wait_seconds=0.0, asked_at=asked_at, busy=True)
         if int(granted) != -1:
             return Acquired(
                 granted=bool(granted),
@@ -498,6 +548,7 @@ def rate_limit_retake(
     stale: Acquired,
     message_id: int | None = None,
     precedence: Precedence = Precedence.NONE,
+    lock: MessageLock | None = None,
 ) -> Acquired:
     """Give back a slot that can no longer be used (``rate_limit_slot_usable`` said no), and
     take one now if it is free (held, like the pipeline's slots).
@@ -514,6 +565,7 @@ def rate_limit_retake(
         message_id=message_id,
         stale=stale.member or "-",
         precedence=precedence,
+        lock=lock,
     )
 
 
@@ -530,7 +582,12 @@ def rate_limit_slot_usable(*, account_id: int, limit: RateLimit, slot: Acquired)
 
 
 def rate_limit_release(
-    *, account_id: int, limit: RateLimit, slot: Acquired, message_id: int | None = None
+    *,
+    account_id: int,
+    limit: RateLimit,
+    slot: Acquired,
+    message_id: int | None = None,
+    lock: MessageLock | None = None,
 ) -> bool:
     """The slot's call was answered (or never made): it no longer holds the account back, and
     if the answer came later than the guard after the slot, the slot moves to ``now - guard``
@@ -538,23 +595,33 @@ def rate_limit_release(
     arrived. Returns whether it moved (the call overran the guard).
 
     Never raises: if Redis does not answer, the slot stays held until its lease ends, which
-    only delays the account's next send.
+    only delays the account's next send (and ``lock``, the message's lock released in the same
+    script, is held until its TTL ends).
     """
     members = [slot.member]
     if message_id is not None:
         members.append(_rebuilt_member(message_id))  # held by a rebuild while it was sending
+    keys = [_key(account_id), _held_key(account_id)]
+    if lock is not None:
+        keys.append(lock.key)
     try:
-        moved = _scripts()[4](
-            keys=[_key(account_id), _held_key(account_id)],
-            args=[
-                settings.SEND_RATE_GUARD_MS,
-                limit.window_ms + limit.spacing_ms + 1000,
-                *members,
-            ],
+        moved = int(
+            _scripts()[4](
+                keys=keys,
+                args=[
+                    settings.SEND_RATE_GUARD_MS,
+                    limit.window_ms + limit.spacing_ms + 1000,
+                    lock.token if lock is not None else "",
+                    *members,
+                ],
+            )
         )
     except RedisError:
         log.warning("ratelimit.release_failed", account_id=account_id, exc_info=True)
         return False
+    if moved < 0:
+        log.warning("send.lock_expired", message_id=message_id)
+        moved = -1 - moved
     return bool(moved)
 
 
@@ -568,6 +635,7 @@ class HeldSlot:
     limit: RateLimit
     slot: Acquired
     message_id: int | None = None
+    lock: MessageLock | None = None  # released with the slot
     released: bool = False
 
     def release(self) -> None:
@@ -575,7 +643,11 @@ class HeldSlot:
             return
         self.released = True
         late = rate_limit_release(
-            account_id=self.account_id, limit=self.limit, slot=self.slot, message_id=self.message_id
+            account_id=self.account_id,
+            limit=self.limit,
+            slot=self.slot,
+            message_id=self.message_id,
+            lock=self.lock,
         )
         if late:
             metrics.SEND_SLOT_LATE.inc()

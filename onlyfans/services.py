@@ -315,12 +315,24 @@ def _update_pending(
         return cursor.rowcount
 
 
+_MARK_SENDING_SQL = (
+    f"UPDATE {Message._meta.db_table} SET status = 'sending', updated_at = %s, "  # noqa: S608
+    "attempts = attempts + 1 WHERE id = %s AND status IN ('queued', 'sending') RETURNING attempts"
+)
+
+
 def message_mark_sending(*, message: Message) -> bool:
-    """Claim the message for one gateway call (counts an attempt). False if it left pending."""
-    claimed = _update_pending(message.pk, status=Message.Status.SENDING, attempts_delta=1)
+    """Claim the message for one gateway call (counts an attempt). False if it left pending.
+
+    ``message.attempts`` becomes the row's count (the pipeline read the row before it took the
+    message's lock, so another delivery may have counted attempts since)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_SENDING_SQL, [timezone.now(), message.pk])
+        row = cursor.fetchone()
+    claimed = row is not None
     if claimed:
         message.status = Message.Status.SENDING
-        message.attempts += 1
+        message.attempts = row[0]
         log.info(
             "message.sending",
             message_id=message.pk,

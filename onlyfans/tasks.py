@@ -123,9 +123,10 @@ def _gateway_warm_up(**kwargs: Any) -> None:
     Its first use costs over a second of imports, which would otherwise fall between taking
     a rate-limit slot and reaching the platform.
     """
-    from onlyfans.client import api_client
+    from onlyfans.client import api_client, send_channel
 
     _ = api_client().chats.messages
+    send_channel()
 
 
 @worker_shutdown.connect

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.server
 import socket
 import threading
 import time
@@ -278,3 +279,80 @@ def test_sandbox_webhooks_verify_with_the_gateway_helper(sandbox):
         server.server_close()
     assert [p["status"] for p in posted] == [204, 204]
     assert all(gateway.webhook_signature_valid(body, sig) for body, sig in received)
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        reply = b'{"data": {"id": 7}}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_send_goes_as_the_sdk_sends_it(settings):
+    """The send call skips the SDK's request building: what reaches the gateway is the same
+    path, body bytes and headers (but the SDK's per-call read-timeout and raw-response marks)."""
+    import httpx
+    import onlyfansapi
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.ONLYFANS_API_BASE_URL = f"http://127.0.0.1:{server.server_port}"
+    request = _request(
+        account_platform_id="acct é/1",
+        text='héllo "there"',
+        price_cents=550,
+        media_ids=("ofapi_media_9", "3866342509"),
+        preview_ids=("ofapi_media_9",),
+        block_banned_words="strict_ban",
+    )
+    sdk_requests: list[httpx.Request] = []
+
+    def record(sent: httpx.Request) -> httpx.Response:
+        sdk_requests.append(sent)
+        return httpx.Response(200, json={"data": {"id": 7}})
+
+    sdk = onlyfansapi.OnlyFansAPI(
+        api_key=settings.ONLYFANS_API_KEY,
+        base_url=settings.ONLYFANS_API_BASE_URL,
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(record)),
+    )
+    try:
+        # when
+        result = gateway.message_send(request)
+        sdk.chats.messages.with_raw_response.send(
+            request.chat_id,
+            account=request.account_platform_id,
+            text=request.text,
+            price=5.5,
+            media_files=["ofapi_media_9", 3866342509],
+            previews=["ofapi_media_9"],
+            idempotency_key=request.idempotency_key,
+            block_banned_words="strict_ban",
+        )
+    finally:
+        server.shutdown()
+    # then
+    assert result.platform_message_id == "7"
+    [(path, headers, body)] = _Recorder.seen
+    [expected] = sdk_requests
+    assert path == expected.url.raw_path.decode()
+    assert body == expected.content
+    ignored = {
+        "accept-encoding",
+        "connection",
+        "x-stainless-raw-response",
+        "x-stainless-read-timeout",
+    }
+    assert {k: v for k, v in headers.items() if k not in ignored} == {
+        k: v for k, v in expected.headers.items() if k not in ignored
+    }

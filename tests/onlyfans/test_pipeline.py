@@ -328,3 +328,117 @@ def test_enqueue_creates_then_touches_the_fans_one_conversation(fan, django_asse
         "one",
         "two",
     ]
+
+
+def _lock_key(message: Message) -> str:
+    return f"send:lock:{message.pk}"
+
+
+def test_a_delivery_finding_the_lock_taken_sends_nothing_and_takes_no_slot(
+    sandbox, redis_client, django_capture_on_commit_callbacks
+):
+    """The lock is taken by the limiter's script: a delivery that finds another's lock asks
+    for no slot, writes nothing and does not call the platform."""
+    from onlyfans.pipeline import Delivery, message_deliver
+
+    account = fast_account()
+    message = enqueue(FanFactory(account=account), capture=django_capture_on_commit_callbacks)
+    redis_client.set(_lock_key(message), "another-delivery", px=60_000)
+    # when
+    outcome = message_deliver(message_id=message.pk)
+    # then
+    assert outcome.result == Delivery.BUSY
+    assert sandbox.messages(account=account.platform_account_id) == []
+    assert redis_client.zcard(f"ratelimit:send:{account.pk}") == 0
+    assert refreshed(message).status == Message.Status.QUEUED
+    assert refreshed(message).attempts == 0
+    assert redis_client.get(_lock_key(message)) in ("another-delivery", b"another-delivery")
+    # and once the other delivery let go, it sends
+    redis_client.delete(_lock_key(message))
+    assert message_deliver(message_id=message.pk).result == Delivery.SENT
+    assert redis_client.exists(_lock_key(message)) == 0
+
+
+def test_the_lock_is_held_from_the_slot_to_the_recorded_answer(
+    sandbox, redis_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Two deliveries of one message at once: the second, arriving while the first is on the
+    platform or writing its answer, is BUSY; the platform gets the message once."""
+    from onlyfans import pipeline
+    from onlyfans.pipeline import Delivery, message_deliver
+
+    account = fast_account()
+    message = enqueue(FanFactory(account=account), capture=django_capture_on_commit_callbacks)
+    seen: list[tuple[str, str]] = []
+    real_send, real_sent = pipeline.gateway.message_send, pipeline.message_mark_sent
+
+    def send_with_a_duplicate(request):
+        seen.append(("call", message_deliver(message_id=message.pk).result))
+        return real_send(request)
+
+    def sent_with_a_duplicate(**kwargs):
+        seen.append(("record", message_deliver(message_id=message.pk).result))
+        real_sent(**kwargs)
+
+    monkeypatch.setattr(pipeline.gateway, "message_send", send_with_a_duplicate)
+    monkeypatch.setattr(pipeline, "message_mark_sent", sent_with_a_duplicate)
+    # when
+    outcome = message_deliver(message_id=message.pk)
+    # then
+    assert outcome.result == Delivery.SENT
+    assert seen == [("call", Delivery.BUSY), ("record", Delivery.BUSY)]
+    assert len(sandbox.messages(account=account.platform_account_id)) == 1
+    assert refreshed(message).attempts == 1
+    assert redis_client.exists(_lock_key(message)) == 0
+    # a later duplicate finds it sent
+    assert message_deliver(message_id=message.pk).result == Delivery.SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("configure", "expected"),
+    [
+        ({}, "sent"),
+        ({"rate_limit_per_minute": 1}, "rate_limited"),  # the platform's 429
+        ({"fail_next": 1}, "retrying"),  # a 5xx
+    ],
+)
+def test_the_lock_is_released_on_every_outcome(
+    sandbox, redis_client, django_capture_on_commit_callbacks, configure, expected
+):
+    from onlyfans.pipeline import message_deliver
+
+    account = fast_account()
+    fan = FanFactory(account=account)
+    if configure.get("rate_limit_per_minute"):
+        sandbox.configure(rate_limit_per_minute=1)
+        first = enqueue(fan, capture=django_capture_on_commit_callbacks)
+        assert message_deliver(message_id=first.pk).result == "sent"
+    else:
+        sandbox.configure(**configure)
+    message = enqueue(fan, text="second", capture=django_capture_on_commit_callbacks)
+    # when
+    outcome = message_deliver(message_id=message.pk)
+    # then
+    assert outcome.result == expected
+    assert redis_client.exists(_lock_key(message)) == 0
+    assert redis_client.zcard(f"ratelimit:held:{account.pk}") == 0
+
+
+def test_the_lock_is_released_when_the_limiter_refuses_or_nothing_is_left(
+    sandbox, redis_client, django_capture_on_commit_callbacks
+):
+    from onlyfans.pipeline import Delivery, message_deliver
+
+    account = fast_account(send_rate_per_minute=1)
+    fan = FanFactory(account=account)
+    first = enqueue(fan, capture=django_capture_on_commit_callbacks)
+    second = enqueue(fan, text="second", capture=django_capture_on_commit_callbacks)
+    assert message_deliver(message_id=first.pk).result == Delivery.SENT
+    # when: the window is full
+    throttled = message_deliver(message_id=second.pk)
+    # then
+    assert throttled.result == Delivery.THROTTLED
+    assert redis_client.exists(_lock_key(second)) == 0
+    # and a duplicate of a sent message
+    assert message_deliver(message_id=first.pk).result == Delivery.SKIPPED
+    assert redis_client.exists(_lock_key(first)) == 0
