@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
 from datetime import datetime
@@ -99,30 +100,21 @@ def message_enqueue(
     (``_message_insert``), atomic on its own; one with media is a transaction of three (the
     check, the message, its ``MessageMedia`` rows).
     """
-    if not (vault_item_ids or media_ids or preview_item_ids):
-        message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
-        return _message_queue(
-            fan=fan,
-            text=text,
-            price_cents=price_cents,
-            media_ids=media_ids,
-            sent_by_id=sent_by_id,
-            sender_kind=sender_kind,
-            campaign_id=campaign_id,
-            attachment=None,
-        )
-    with transaction.atomic():
-        attachment = media_attachment_resolve(
-            account_id=fan.account_id,
-            fan_id=fan.pk,
-            vault_item_ids=vault_item_ids,
-            preview_item_ids=preview_item_ids,
-            media_ids=[m for m in media_ids if isinstance(m, str)],
-            price_cents=price_cents,
-            allow_resend=allow_resend,
-        )
-        if attachment is not None:
-            media_ids = attachment.media_ids
+    with_media = bool(vault_item_ids or media_ids or preview_item_ids)
+    with transaction.atomic() if with_media else contextlib.nullcontext():
+        attachment = None
+        if with_media:
+            attachment = media_attachment_resolve(
+                account_id=fan.account_id,
+                fan_id=fan.pk,
+                vault_item_ids=vault_item_ids,
+                preview_item_ids=preview_item_ids,
+                media_ids=[m for m in media_ids if isinstance(m, str)],
+                price_cents=price_cents,
+                allow_resend=allow_resend,
+            )
+            if attachment is not None:
+                media_ids = attachment.media_ids
         message_validate(text=text, price_cents=price_cents, media_ids=media_ids)
         return _message_queue(
             fan=fan,
