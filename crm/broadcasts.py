@@ -112,18 +112,22 @@ def _event_html(account_id: int, event: str, payload: dict[str, Any]) -> str | N
 
 
 def _render_and_send(
-    account_id: int, event: str, payload: dict[str, Any], *, wait: bool = False
+    account_id: int,
+    event: str,
+    payload: dict[str, Any],
+    listeners: presence.Listeners,
+    *,
+    wait: bool = False,
 ) -> None:
-    listeners = presence.account_listeners(account_id=account_id)
-    if not listeners.any:
-        return
     html = _event_html(account_id, event, payload) if listeners.inbox else None
     _group_send(account_id=account_id, event=event, payload=payload, html=html, wait=wait)
 
 
-def _render_and_send_in_thread(account_id: int, event: str, payload: dict[str, Any]) -> None:
+def _render_and_send_in_thread(
+    account_id: int, event: str, payload: dict[str, Any], listeners: presence.Listeners
+) -> None:
     close_old_connections()
-    _render_and_send(account_id, event, payload)
+    _render_and_send(account_id, event, payload, listeners)
 
 
 def account_event_broadcast(
@@ -139,10 +143,15 @@ def account_event_broadcast(
     """
     if get_channel_layer() is None:
         return
+    # Asked here, in the caller's thread (one Redis round trip): while nobody listens, which
+    # is most of the time for most accounts, the event costs no hand-over to the render thread.
+    listeners = presence.account_listeners(account_id=account_id)
+    if not listeners.any:
+        return
     if wait or getattr(settings, "LIVE_RENDER_INLINE", False):
-        _render_and_send(account_id, event, payload, wait=wait)
+        _render_and_send(account_id, event, payload, listeners, wait=wait)
     else:
-        _renderer().submit(_render_and_send_in_thread, account_id, event, payload)
+        _renderer().submit(_render_and_send_in_thread, account_id, event, payload, listeners)
 
 
 def _group_send(
