@@ -142,14 +142,10 @@ def _send_call(
             content=data,
             extensions={"timeout": channel.timeouts},
         )
-    except httpcore.TimeoutException as exc:
-        error: GatewayError = GatewayTransientError(
-            "The gateway did not answer in time.", code="timeout"
+    except Exception as exc:  # as the SDK: a timeout, or any other failure is a connection's
+        error: GatewayError = (
+            _timed_out() if isinstance(exc, httpcore.TimeoutException) else _unreachable()
         )
-        _log_failure("send", account, error)
-        raise error from exc
-    except Exception as exc:
-        error = GatewayTransientError("Could not reach the gateway.", code="connection_error")
         _log_failure("send", account, error)
         raise error from exc
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
@@ -714,9 +710,9 @@ def _log_failure(operation: str, account: str | None, error: GatewayError) -> No
 
 def _gateway_error(exc: onlyfansapi.APIError) -> GatewayError:
     if isinstance(exc, onlyfansapi.APITimeoutError):
-        return GatewayTransientError("The gateway did not answer in time.", code="timeout")
+        return _timed_out()
     if isinstance(exc, onlyfansapi.APIConnectionError):
-        return GatewayTransientError("Could not reach the gateway.", code="connection_error")
+        return _unreachable()
     if not isinstance(exc, onlyfansapi.APIStatusError):
         return GatewayTransientError(exc.message, code="invalid_reply")
     return _status_error(
@@ -725,6 +721,14 @@ def _gateway_error(exc: onlyfansapi.APIError) -> GatewayError:
         fallback=exc.message,
         retry_after=exc.response.headers.get("Retry-After"),
     )
+
+
+def _timed_out() -> GatewayTransientError:
+    return GatewayTransientError("The gateway did not answer in time.", code="timeout")
+
+
+def _unreachable() -> GatewayTransientError:
+    return GatewayTransientError("Could not reach the gateway.", code="connection_error")
 
 
 def _status_error(
