@@ -198,14 +198,16 @@ def _message_queue(
     return message
 
 
-def _insert_fields(model: type[Model], *, skip: frozenset[str] = frozenset()) -> list[Field]:
-    """The fields Django's own INSERT writes for ``model``, but the primary key and ``skip``."""
-    return [
+@functools.cache
+def _insert_fields(model: type[Model], *, skip: frozenset[str] = frozenset()) -> tuple[Field, ...]:
+    """The fields Django's own INSERT writes for ``model``, but the primary key and ``skip``
+    (once per process: the statement's columns and every send's values follow them)."""
+    return tuple(
         f for f in model._meta.local_concrete_fields if not f.primary_key and f.column not in skip
-    ]
+    )
 
 
-def _insert_values(obj: Model, fields: list[Field]) -> list[Any]:
+def _insert_values(obj: Model, fields: tuple[Field, ...]) -> list[Any]:
     """What Django's INSERT would write for ``obj``: defaults, auto timestamps, conversions."""
     return [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
 
