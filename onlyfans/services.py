@@ -274,6 +274,12 @@ _PENDING_UPDATE_COLUMNS = frozenset(
 )
 
 
+# The one message (its id the last parameter) while it is pending: every status write's guard.
+_PENDING_WHERE = "WHERE id = %s AND status IN ({})".format(
+    ", ".join(f"'{status}'" for status in Message.PENDING_STATUSES)
+)
+
+
 def _update_pending(
     message_id: int, *, attempts_delta: int = 0, fan_events: bool = False, **changes: Any
 ) -> int:
@@ -291,10 +297,7 @@ def _update_pending(
     if attempts_delta:
         columns.append("attempts = attempts + %s")
         values.append(attempts_delta)
-    sql = (
-        f"UPDATE {Message._meta.db_table} SET {', '.join(columns)} "  # noqa: S608 (fixed names)
-        "WHERE id = %s AND status IN ('queued', 'sending')"
-    )
+    sql = f"UPDATE {Message._meta.db_table} SET {', '.join(columns)} {_PENDING_WHERE}"  # noqa: S608
     if fan_events:
         # Fixed table and column names only.
         sql = (
@@ -311,7 +314,7 @@ def _update_pending(
 
 _MARK_SENDING_SQL = (
     f"UPDATE {Message._meta.db_table} SET status = 'sending', updated_at = %s, "  # noqa: S608
-    "attempts = attempts + 1 WHERE id = %s AND status IN ('queued', 'sending') RETURNING attempts"
+    f"attempts = attempts + 1 {_PENDING_WHERE} RETURNING attempts"
 )
 
 
