@@ -4,8 +4,8 @@ A draft belongs to one member and one conversation and is never shown to anyone 
 read here filters on the acting user. The composer saves it as the member types (at most
 every 2 s, ``static/js/drafts.js``), renders it back on the next load (another tab, another
 device), and the conversation list marks the member's rows that have one. Sending from the
-composer deletes it in the send's own transaction (``draft_discard``, called by the send
-service: a send that rolls back keeps it); an empty composer deletes it too. Drafts nobody
+composer deletes it in the send's own statement (``draft_discard_sql``, folded in by the
+send service: a send that rolls back keeps it); an empty composer deletes it too. Drafts nobody
 touched for ``DRAFT_TTL_DAYS`` are deleted by a periodic task (``crm.tasks.drafts_expire_task``).
 """
 
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import structlog
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from crm.errors import ApplicationError
@@ -132,22 +132,16 @@ def draft_delete(*, actor: AbstractBaseUser, conversation: Conversation) -> bool
     return bool(deleted)
 
 
-def draft_discard_sql(*, conversation: str = "%s") -> str:
-    """The DELETE of ``draft_discard``: the conversation a parameter, or given as SQL (the send
-    service folds the DELETE into its one statement); the user's id is the last parameter."""
+def draft_discard_sql(*, conversation: str) -> str:
+    """The member sent from this conversation: the DELETE of their draft, which the send
+    service folds into the send's own statement (a send that rolls back keeps it; the member
+    was checked). ``conversation``: SQL naming the conversation's id; the user's id is the
+    one parameter. A plain DELETE: a draft has no dependants and no delete signals, so
+    Django's collector (and its own BEGIN and COMMIT) is not needed."""
     return (
         f"DELETE FROM {Draft._meta.db_table}"  # noqa: S608 (a table name and our own SQL)
         f" WHERE conversation_id = {conversation} AND user_id = %s"
     )
-
-
-def draft_discard(*, conversation_id: int, user_id: int) -> None:
-    """The member sent from this conversation: their draft goes with the send, in its
-    transaction (a send that rolls back keeps it). The send service calls this; the member
-    was checked. One DELETE: a draft has no dependants and no delete signals, so Django's
-    collector (and its own transaction, a BEGIN and COMMIT more on every send) is not needed."""
-    with connection.cursor() as cursor:
-        cursor.execute(draft_discard_sql(), [conversation_id, user_id])
 
 
 def drafts_expire(
